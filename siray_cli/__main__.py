@@ -1,0 +1,3 @@
+from siray_cli.app import main
+
+raise SystemExit(main())

@@ -1,0 +1,390 @@
+"""One httpx client per invocation, speaking the API.md contract.
+
+Retries are httpx-retries' transport: GETs ride through connection errors, timeouts, truncated
+bodies, 429 and 502/503/504 with jittered exponential backoff, honouring a capped Retry-After.
+The create POST is retried only when it certainly never reached the server (the connection was
+never made) or on 429; anything else could start a second paid task.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from httpx_retries import Retry, RetryTransport
+
+from siray_cli import __version__
+from siray_cli.api import errors
+from siray_cli.api.models import (
+    CREATE_PATHS,
+    STATUS_PATHS,
+    SubmittedTask,
+    TaskKind,
+    TaskStatus,
+    kind_from_task_id,
+    parse_status,
+    parse_submit,
+)
+
+Trace = Callable[[str], None]
+
+USER_AGENT = f"siray-cli/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+MAX_RETRY_AFTER = 30.0
+DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
+_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
+
+
+class _BadBody(Exception):
+    """A 2xx body cut short or not JSON; retried like a dropped connection."""
+
+
+def _read_json_body(response: httpx.Response) -> None:
+    response.read()
+    if response.is_success:
+        try:
+            json.loads(response.content)
+        except ValueError as exc:
+            raise _BadBody("the server sent a response that is not valid JSON") from exc
+
+
+_GET_FAULTS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    _BadBody,
+)
+
+
+def read_retry(
+    *,
+    backoff: float = DEFAULT_BACKOFF,
+    total: int = 5,
+    methods: Iterable[str] = ("GET",),
+    expect_json: bool = True,
+) -> Retry:
+    """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
+    short or is not JSON is retried too (downloads check their own bodies)."""
+    return Retry(
+        total=total,
+        allowed_methods=list(methods),
+        status_forcelist=[429, 502, 503, 504],
+        retry_on_exceptions=list(_GET_FAULTS),
+        backoff_factor=backoff,
+        max_backoff_wait=MAX_RETRY_AFTER,
+        total_timeout=90.0,
+        validate_response=_read_json_body if expect_json else None,
+    )
+
+
+def create_retry(*, backoff: float = DEFAULT_BACKOFF) -> Retry:
+    """The paid create POST: retried only if it never reached the server, or on 429."""
+    return Retry(
+        total=4,
+        allowed_methods=["POST"],
+        status_forcelist=[429],
+        retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],
+        backoff_factor=backoff,
+        max_backoff_wait=MAX_RETRY_AFTER,
+        total_timeout=90.0,
+    )
+
+
+class TraceTransport(httpx.BaseTransport):
+    """Reports every attempt (method, URL, status, time) to the `--debug` trace; never headers."""
+
+    def __init__(self, inner: httpx.BaseTransport, trace: Trace) -> None:
+        self._inner = inner
+        self._trace = trace
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        url = request.url.copy_with(query=None)
+        try:
+            response = self._inner.handle_request(request)
+        except Exception as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            self._trace(
+                f"{request.method} {url} failed after {elapsed:.0f} ms: {type(exc).__name__}"
+            )
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        self._trace(f"{request.method} {url} -> {response.status_code} ({elapsed:.0f} ms)")
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def build_http_client(
+    *,
+    base_url: str = "",
+    headers: dict[str, str] | None = None,
+    trace: Trace | None = None,
+    backoff: float = DEFAULT_BACKOFF,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    expect_json: bool = True,
+) -> httpx.Client:
+    inner: httpx.BaseTransport = httpx.HTTPTransport()
+    if trace is not None:
+        inner = TraceTransport(inner, trace)
+    retry = read_retry(backoff=backoff, expect_json=expect_json)
+    transport = RetryTransport(transport=inner, retry=retry)
+    all_headers = {"User-Agent": USER_AGENT}
+    all_headers.update(headers or {})
+    return httpx.Client(
+        base_url=base_url,
+        headers=all_headers,
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=not expect_json,
+    )
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """The server's words from an error body (JSON, plain text or HTML), and its code."""
+    try:
+        body = response.text
+    except Exception:
+        body = ""
+    code: str | None = None
+    message = ""
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        err = payload.get("error")
+        if isinstance(err, dict):
+            message = str(err.get("message") or "")
+            code = str(err["code"]) if err.get("code") else None
+        elif isinstance(err, str):
+            message = err
+        if not message:
+            for key in ("message", "detail", "msg"):
+                if isinstance(payload.get(key), str) and payload[key]:
+                    message = payload[key]
+                    break
+        if code is None and isinstance(payload.get("code"), str):
+            code = payload["code"]
+    elif body.strip():
+        stripped = body.strip()
+        if stripped.startswith("<") or "<html" in stripped[:500].lower():
+            match = _TITLE.search(stripped) or _H1.search(stripped)
+            text = match.group(1) if match else _TAG.sub(" ", stripped)
+            message = html.unescape(_TAG.sub(" ", text))
+        else:
+            message = stripped
+    message = _one_line(message) if message else (response.reason_phrase or "error")
+    return message, code
+
+
+def raise_for_status(response: httpx.Response, *, task_id: str | None = None) -> None:
+    if response.status_code < 400:
+        return
+    message, code = error_message(response)
+    cls = errors.error_for_status(response.status_code)
+    hint = None
+    if response.status_code == 429:
+        hint = "the API is rate limiting this key; wait a little and try again"
+    elif response.status_code == 402:
+        hint = "top up the account's balance, then try again"
+    raise cls(
+        f"{message} (HTTP {response.status_code})",
+        status_code=response.status_code,
+        task_id=task_id,
+        code=code,
+        hint=hint,
+    )
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise errors.ProtocolError(
+            f"the server sent a response that is not JSON (HTTP {response.status_code})"
+        ) from exc
+
+
+def check_task_id(task_id: str) -> str:
+    task_id = task_id.strip()
+    if not _TASK_ID.match(task_id):
+        raise errors.UsageError(
+            f"{task_id!r} is not a task id",
+            hint="task ids look like image_a8813a4b4c9 or video_...; "
+            "use the id that `siray generate` printed",
+        )
+    return task_id
+
+
+class SirayClient:
+    """The Siray API: create, query and cancel tasks."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        trace: Trace | None = None,
+        backoff: float = DEFAULT_BACKOFF,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._backoff = backoff
+        self._http = build_http_client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key}"},
+            trace=trace,
+            backoff=backoff,
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> SirayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
+        return errors.NetworkError(
+            f"{what}: could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'})",
+            hint="check your network and --base-url / SIRAY_BASE_URL",
+        )
+
+    def submit(self, kind: TaskKind, body: dict[str, Any]) -> SubmittedTask:
+        """Create a task. Never repeats a request that may have reached the server."""
+        model = str(body.get("model", ""))
+        try:
+            response = self._http.post(
+                CREATE_PATHS[kind],
+                json=body,
+                extensions={"retry": create_retry(backoff=self._backoff)},
+            )
+            response.read()
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise errors.NetworkError(
+                f"could not connect to {self.base_url}; nothing was submitted "
+                f"({type(exc).__name__})",
+                hint="check your network and --base-url / SIRAY_BASE_URL",
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise errors.AmbiguousSubmitError(
+                f"the connection failed after the request was sent ({type(exc).__name__}); "
+                "the task may have been created",
+                hint="siray did not resend it, so you are not charged twice; check your Siray "
+                "dashboard (or `siray status`) before submitting again",
+            ) from exc
+        if response.status_code >= 500:
+            message, _code = error_message(response)
+            raise errors.AmbiguousSubmitError(
+                f"the server failed while creating the task: {message} "
+                f"(HTTP {response.status_code}); the task may have been created",
+                status_code=response.status_code,
+                hint="siray did not resend it, so you are not charged twice; check your Siray "
+                "dashboard before submitting again",
+            )
+        raise_for_status(response)
+        try:
+            payload = json.loads(response.content)
+        except ValueError as exc:
+            raise errors.AmbiguousSubmitError(
+                f"the server accepted the request (HTTP {response.status_code}) but its answer "
+                "is not JSON; the task may have been created",
+                status_code=response.status_code,
+                hint="check your Siray dashboard before submitting again",
+            ) from exc
+        try:
+            return parse_submit(payload, kind, model)
+        except errors.ProtocolError as exc:
+            raise errors.AmbiguousSubmitError(
+                f"{exc.message}; the task may have been created",
+                status_code=response.status_code,
+                hint="check your Siray dashboard before submitting again",
+            ) from exc
+
+    def _get(self, path: str, task_id: str) -> httpx.Response:
+        try:
+            return self._http.get(path)
+        except _BadBody as exc:
+            raise errors.ProtocolError(str(exc), task_id=task_id) from exc
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, f"querying {task_id}") from exc
+
+    def get_status(self, task_id: str, kind: TaskKind | None = None) -> TaskStatus:
+        """The task's state. Without a kind the id prefix decides, else both endpoints are tried."""
+        task_id = check_task_id(task_id)
+        kind = kind or kind_from_task_id(task_id)
+        kinds = [kind] if kind else [TaskKind.IMAGE, TaskKind.VIDEO]
+        for index, candidate in enumerate(kinds):
+            response = self._get(STATUS_PATHS[candidate].format(task_id=quote(task_id)), task_id)
+            if response.status_code == 404 and index + 1 < len(kinds):
+                continue
+            if response.status_code == 404:
+                message, code = error_message(response)
+                raise errors.NotFoundError(
+                    f"no task {task_id} on {self.base_url} ({message})",
+                    status_code=404,
+                    task_id=task_id,
+                    code=code,
+                    hint="check the id; `siray status` only knows tasks of this API key",
+                )
+            raise_for_status(response, task_id=task_id)
+            try:
+                return parse_status(_json(response), candidate, task_id)
+            except errors.ProtocolError as exc:
+                exc.task_id = task_id
+                raise
+        raise AssertionError("unreachable")
+
+    def cancel(self, task_id: str, kind: TaskKind | None = None) -> TaskStatus:
+        """Ask the server to cancel a task that has not started (see API.md: assumed endpoint)."""
+        task_id = check_task_id(task_id)
+        kind = kind or kind_from_task_id(task_id)
+        if kind is None:
+            kind = self.get_status(task_id).kind
+        path = STATUS_PATHS[kind].format(task_id=quote(task_id)) + "/cancel"
+        try:
+            response = self._http.post(
+                path, extensions={"retry": read_retry(backoff=self._backoff, methods=("POST",))}
+            )
+        except _BadBody as exc:
+            raise errors.ProtocolError(str(exc), task_id=task_id) from exc
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, f"cancelling {task_id}") from exc
+        if response.status_code in (404, 405):
+            # Either the task is unknown or the server has no cancel endpoint: ask which.
+            current = self.get_status(task_id, kind)
+            if current.is_terminal:
+                return current
+            raise errors.CancelUnsupportedError(
+                f"this server does not support cancelling tasks (HTTP {response.status_code}); "
+                f"task {task_id} keeps running",
+                status_code=response.status_code,
+                task_id=task_id,
+                hint=f"follow it with `siray status {task_id} --wait`",
+            )
+        raise_for_status(response, task_id=task_id)
+        try:
+            return parse_status(_json(response), kind, task_id)
+        except errors.ProtocolError:
+            return self.get_status(task_id, kind)

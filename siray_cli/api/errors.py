@@ -1,0 +1,113 @@
+"""Typed errors of the API layer. The command layer maps them to exit codes (siray_cli.errors)."""
+
+from __future__ import annotations
+
+
+class SirayError(Exception):
+    """Base of every error siray reports to the user as a one-line message."""
+
+    error_type = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status_code: int | None = None,
+        task_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status_code = status_code
+        self.task_id = task_id
+        self.code = code
+
+
+class UsageError(SirayError):
+    """The user's input is wrong (exit code 2)."""
+
+    error_type = "usage_error"
+
+
+class APIError(SirayError):
+    """The server answered with an error status (or an unusable body)."""
+
+    error_type = "api_error"
+
+
+class BadRequestError(APIError):
+    error_type = "bad_request"
+
+
+class AuthenticationError(APIError):
+    error_type = "authentication_error"
+
+
+class PermissionDeniedError(APIError):
+    error_type = "permission_denied"
+
+
+class PaymentRequiredError(APIError):
+    error_type = "payment_required"
+
+
+class NotFoundError(APIError):
+    error_type = "not_found"
+
+
+class RateLimitError(APIError):
+    error_type = "rate_limited"
+
+
+class ServerError(APIError):
+    error_type = "server_error"
+
+
+class ProtocolError(APIError):
+    """A 2xx answer whose body siray cannot use (not JSON, no task id, ...)."""
+
+    error_type = "protocol_error"
+
+
+class CancelUnsupportedError(APIError):
+    error_type = "cancel_unsupported"
+
+
+class NetworkError(SirayError):
+    """The request never got an answer: DNS, refused connection, timeout, dropped connection."""
+
+    error_type = "network_error"
+
+
+class AmbiguousSubmitError(SirayError):
+    """The create request may have reached the server, but no answer came back.
+
+    siray never retries such a request: a retry could start a second paid task.
+    """
+
+    error_type = "submit_uncertain"
+
+
+class MissingAPIKeyError(SirayError):
+    error_type = "missing_api_key"
+
+
+def error_for_status(status_code: int) -> type[APIError]:
+    """The exception class for an HTTP error status."""
+    if status_code in {400, 422}:
+        return BadRequestError
+    if status_code == 401:
+        return AuthenticationError
+    if status_code == 402:
+        return PaymentRequiredError
+    if status_code == 403:
+        return PermissionDeniedError
+    if status_code == 404:
+        return NotFoundError
+    if status_code == 429:
+        return RateLimitError
+    if status_code >= 500:
+        return ServerError
+    return APIError

@@ -1,0 +1,159 @@
+"""The root of the command tree: global options, command registration, and main(), which turns
+every exception into one message and one documented exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from siray_cli import __version__
+from siray_cli.api.errors import SirayError
+from siray_cli.commands import cancel, emulator, generate, run, status
+from siray_cli.commands.common import AppState
+from siray_cli.config import resolve_settings
+from siray_cli.errors import EXIT_CODE_HELP, ExitCode, report_for
+from siray_cli.output import Output, get_output, set_output
+
+EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
+    f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
+)
+
+app = typer.Typer(
+    name="siray",
+    help="Siray AI image and video generation from a terminal, a script or a CI job.\n\n"
+    "Data (ids, URLs, paths, JSON) goes to stdout; messages and progress go to stderr.",
+    epilog=EXIT_CODES_EPILOG,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"siray {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", help="API key (default: $SIRAY_API_KEY).", show_default=False),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            help="API URL (default: $SIRAY_BASE_URL, else https://api.siray.ai).",
+            show_default=False,
+        ),
+    ] = None,
+    gateway_url: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway-url",
+            help="Gateway URL (default: $SIRAY_GATEWAY_URL, else https://api-gateway.siray.ai).",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only data and errors; no progress or hints.")
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Trace HTTP requests (method, URL, status, time) to stderr; "
+            "the key is never shown.",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    output = get_output()
+    output.quiet = quiet
+    output.debug_enabled = debug
+    settings = resolve_settings(
+        {"api_key": api_key, "base_url": base_url, "gateway_url": gateway_url}
+    )
+    output.add_secret(settings.api_key.value)
+    for line in settings.sources():
+        output.trace(line)
+    ctx.obj = AppState(settings=settings, output=output)
+
+
+app.command("generate")(generate.generate)
+app.command("run")(run.run)
+app.command("status")(status.status)
+app.command("cancel")(cancel.cancel)
+app.add_typer(emulator.app, name="emulator")
+
+
+def _wants_json(args: list[str]) -> bool:
+    before_separator = args[: args.index("--")] if "--" in args else args
+    return "--json" in before_separator
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console script. Returns the exit code (see EXIT_CODE_HELP)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    output = set_output(Output())
+    command = typer.main.get_command(app)
+    if not args:
+        # help that nobody asked for is not data: it goes to stderr, with the usage exit code
+        with contextlib.redirect_stdout(sys.stderr):
+            command.main(args=["--help"], prog_name="siray", standalone_mode=False)
+        return ExitCode.USAGE
+    try:
+        result = command.main(args=args, prog_name="siray", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        if _wants_json(args):
+            output.json_mode = True
+            output.emit_json(
+                {
+                    "error": {
+                        "type": "usage_error",
+                        "message": exc.format_message(),
+                        "status_code": None,
+                        "task_id": None,
+                    }
+                }
+            )
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        output.always("interrupted")
+        return ExitCode.INTERRUPTED
+    except SirayError as exc:
+        report = report_for(exc)
+        output.error(
+            report.message,
+            hint=report.hint,
+            error_type=report.error_type,
+            status_code=exc.status_code,
+            task_id=exc.task_id,
+        )
+        return report.exit_code
+    except BrokenPipeError:
+        # the reader of stdout went away (`| head`): nothing more to say to anyone
+        sys.stdout = None
+        return ExitCode.OK
+    except Exception as exc:  # a bug: say so in one line, with the traceback only under --debug
+        if output.debug_enabled:
+            import traceback
+
+            output.always(output.scrub(traceback.format_exc()))
+        output.error(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="run again with --debug for the traceback, and report it",
+            error_type="internal_error",
+        )
+        return ExitCode.API
+    return int(result) if isinstance(result, int) else ExitCode.OK

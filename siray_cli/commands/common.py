@@ -1,0 +1,205 @@
+"""What the commands share: the invocation's state, option aliases, and the wait-and-show loop."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from siray_cli.api.models import TaskStatus
+from siray_cli.config import Settings
+from siray_cli.errors import Interrupted, WaitTimeoutError
+from siray_cli.output import Output
+
+if TYPE_CHECKING:
+    from siray_cli.api.client import SirayClient
+
+
+class Kind(str, enum.Enum):
+    image = "image"
+    video = "video"
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (errors too).")
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.0,
+        help="Give up waiting after this many seconds (exit 4; the task keeps running). "
+        "0 waits forever.",
+    ),
+]
+PollIntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--poll-interval",
+        min=0.1,
+        help="Poll on a fixed beat of this many seconds instead of the adaptive schedule.",
+    ),
+]
+KindOpt = Annotated[
+    Kind | None,
+    typer.Option("--kind", help="Image or video task (default: inferred from the model)."),
+]
+PromptArg = Annotated[
+    str | None,
+    typer.Argument(help="The prompt. '-' reads it from standard input.", show_default=False),
+]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt", "-p", help="The prompt, as an option (may start with '-').", show_default=False
+    ),
+]
+PromptFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt-file",
+        help="Read the prompt from FILE ('-' for standard input).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="A model input as key=value (JSON when it parses, else text) or key:=json. "
+        "Repeatable.",
+        metavar="KEY=VALUE",
+        show_default=False,
+    ),
+]
+InputJsonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-json",
+        help="A whole JSON request body from FILE ('-' for stdin).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="Input image: a URL, or a local file (sent as a data URL).",
+        metavar="URL|PATH",
+        show_default=False,
+    ),
+]
+OutputDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-dir",
+        "-o",
+        help="Download every output into this directory.",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+TaskIdsArg = Annotated[
+    list[str], typer.Argument(help="One or more task ids.", metavar="TASK_ID...")
+]
+ModelArg = Annotated[str, typer.Argument(help="Model name, e.g. alibaba/z-image-turbo-t2i.")]
+DEFAULT_TIMEOUT = 1800.0
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    output: Output
+
+    def client(self) -> SirayClient:
+        from siray_cli.api.client import SirayClient
+
+        key = self.settings.require_api_key()
+        self.output.add_secret(key)
+        base_url = self.settings.base_url.value or ""
+        return SirayClient(
+            api_key=key,
+            base_url=base_url,
+            trace=self.output.trace if self.output.debug_enabled else None,
+            backoff=self.settings.backoff,
+        )
+
+
+def get_state(ctx: typer.Context, json_mode: bool = False) -> AppState:
+    state: AppState = ctx.find_root().obj
+    state.output.json_mode = json_mode
+    return state
+
+
+def resume_hint(task_ids: list[str]) -> str:
+    return f"resume with: siray status {' '.join(task_ids)} --wait"
+
+
+def wait_and_show(
+    state: AppState,
+    client: SirayClient,
+    task_ids: list[str],
+    *,
+    timeout: float,
+    poll_interval: float | None,
+    cancel_on_interrupt: bool = False,
+) -> dict[str, TaskStatus]:
+    """Poll until every task ends, with a live display; Ctrl-C and timeouts say how to resume."""
+    from siray_cli.polling import WaitTimedOut, default_schedule, wait_for_tasks
+    from siray_cli.progress import task_display
+
+    output = state.output
+    try:
+        with task_display(output, task_ids) as display:
+            return wait_for_tasks(
+                task_ids,
+                client.get_status,
+                timeout=timeout or None,
+                schedule=default_schedule(poll_interval),
+                on_update=display.update,
+            )
+    except WaitTimedOut as exc:
+        last = [p for p in exc.pending if isinstance(p, TaskStatus)]
+        states = ", ".join(f"{s.task_id} {s.status}" for s in last) or "no answer yet"
+        raise WaitTimeoutError(
+            f"gave up waiting after {timeout:g}s (last seen: {states}); the task may still finish",
+            hint=resume_hint(task_ids),
+            task_id=task_ids[0] if len(task_ids) == 1 else None,
+        ) from None
+    except KeyboardInterrupt:
+        note = "keeps running"
+        if cancel_on_interrupt:
+            note = _cancel_quietly(output, client, task_ids)
+        raise Interrupted(
+            f"interrupted while waiting; {', '.join(task_ids)} {note}",
+            hint=resume_hint(task_ids) if note == "keeps running" else None,
+            task_id=task_ids[0] if len(task_ids) == 1 else None,
+        ) from None
+
+
+def _cancel_quietly(output: Output, client: SirayClient, task_ids: list[str]) -> str:
+    from siray_cli.api.errors import SirayError
+
+    outcomes = []
+    for task_id in task_ids:
+        try:
+            status = client.cancel(task_id)
+            outcomes.append(f"{task_id}: {status.status}")
+        except SirayError as exc:
+            outcomes.append(f"{task_id}: not cancelled ({exc.message})")
+    output.always("cancel on interrupt: " + "; ".join(outcomes))
+    if all(o.endswith(("CANCELLED", "CANCELED")) for o in outcomes):
+        return "cancelled"
+    return "keeps running"
+
+
+def status_document(status: TaskStatus, **extra: Any) -> dict[str, Any]:
+    document = status.to_json()
+    document.update(extra)
+    return document

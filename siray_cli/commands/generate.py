@@ -1,0 +1,100 @@
+"""`siray generate`: submit one task and print its id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+
+from siray_cli import inputs
+from siray_cli.api.models import TaskKind
+from siray_cli.commands.common import (
+    AppState,
+    ImageOpt,
+    InputJsonOpt,
+    InputOpt,
+    JsonOpt,
+    KindOpt,
+    ModelArg,
+    PromptArg,
+    PromptFileOpt,
+    PromptOpt,
+    get_state,
+)
+
+
+@dataclass
+class Request:
+    kind: TaskKind
+    body: dict[str, Any]
+
+
+def build_request(
+    state: AppState,
+    *,
+    model: str,
+    prompt: str | None,
+    prompt_opt: str | None,
+    prompt_file: str | None,
+    input_items: list[str] | None,
+    input_json: str | None,
+    image: str | None,
+    kind: str | None,
+) -> Request:
+    """Everything `generate` and `run` send, checked before anything is paid for."""
+    stdin = inputs.StdinOnce()
+    text = inputs.resolve_prompt(prompt, prompt_opt, prompt_file, stdin)
+    body = inputs.build_body(model, text, input_items or [], input_json, stdin)
+    if image is not None:
+        body["image"] = _image_value(state, image)
+    return Request(inputs.pick_kind(model, kind), body)
+
+
+def _image_value(state: AppState, value: str) -> str:
+    from pathlib import Path
+
+    if inputs.is_remote(value):
+        return value
+    url, size = inputs.data_url(Path(value).expanduser())
+    if size > inputs.INLINE_WARN_BYTES:
+        state.output.warn(
+            f"{value} is {size / 1048576:.1f} MiB; it is sent inline as a data URL, "
+            "which some models reject above a few MiB"
+        )
+    return url
+
+
+def generate(
+    ctx: typer.Context,
+    model: ModelArg,
+    prompt: PromptArg = None,
+    prompt_opt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    input_items: InputOpt = None,
+    input_json: InputJsonOpt = None,
+    image: ImageOpt = None,
+    kind: KindOpt = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
+    state = get_state(ctx, json_mode)
+    request = build_request(
+        state,
+        model=model,
+        prompt=prompt,
+        prompt_opt=prompt_opt,
+        prompt_file=prompt_file,
+        input_items=input_items,
+        input_json=input_json,
+        image=image,
+        kind=kind.value if kind else None,
+    )
+    with state.client() as client:
+        task = client.submit(request.kind, request.body)
+    output = state.output
+    if json_mode:
+        output.emit_json({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})
+    else:
+        output.data(task.task_id)
+    output.info(f"submitted {task.task_id}; follow it with: siray status {task.task_id} --wait")

@@ -1,0 +1,145 @@
+"""`siray run`: submit, wait with live progress, download the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from siray_cli.api.models import TaskStatus
+from siray_cli.commands.common import (
+    DEFAULT_TIMEOUT,
+    AppState,
+    ImageOpt,
+    InputJsonOpt,
+    InputOpt,
+    JsonOpt,
+    KindOpt,
+    ModelArg,
+    OutputDirOpt,
+    PollIntervalOpt,
+    PromptArg,
+    PromptFileOpt,
+    PromptOpt,
+    TimeoutOpt,
+    get_state,
+    status_document,
+    wait_and_show,
+)
+from siray_cli.commands.generate import build_request
+from siray_cli.errors import DownloadError, TaskCancelledError, TaskFailedError
+
+
+def run(
+    ctx: typer.Context,
+    model: ModelArg,
+    prompt: PromptArg = None,
+    prompt_opt: PromptOpt = None,
+    prompt_file: PromptFileOpt = None,
+    input_items: InputOpt = None,
+    input_json: InputJsonOpt = None,
+    image: ImageOpt = None,
+    kind: KindOpt = None,
+    output_dir: OutputDirOpt = None,
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    poll_interval: PollIntervalOpt = None,
+    cancel_on_interrupt: bool = typer.Option(
+        False, "--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."
+    ),
+    json_mode: JsonOpt = False,
+) -> None:
+    """Submit a task, wait for it with live progress, and print (or download) its outputs."""
+    from siray_cli.storage.downloads import prepare_output_dir
+
+    state = get_state(ctx, json_mode)
+    output = state.output
+    request = build_request(
+        state,
+        model=model,
+        prompt=prompt,
+        prompt_opt=prompt_opt,
+        prompt_file=prompt_file,
+        input_items=input_items,
+        input_json=input_json,
+        image=image,
+        kind=kind.value if kind else None,
+    )
+    directory = prepare_output_dir(output_dir) if output_dir is not None else None
+    with state.client() as client:
+        task = client.submit(request.kind, request.body)
+        output.always(f"task {task.task_id} submitted ({task.model})")
+        final = wait_and_show(
+            state,
+            client,
+            [task.task_id],
+            timeout=timeout,
+            poll_interval=poll_interval,
+            cancel_on_interrupt=cancel_on_interrupt,
+        )[task.task_id]
+    _raise_unless_succeeded(final)
+    files = _download(state, final, directory, force) if directory is not None else []
+    if json_mode:
+        output.emit_json(
+            status_document(final, model=task.model, files=[str(path) for path in files])
+        )
+    elif files:
+        output.data_lines(str(path) for path in files)
+    else:
+        output.data_lines(final.outputs)
+
+
+def _raise_unless_succeeded(final: TaskStatus) -> None:
+    if final.succeeded:
+        return
+    if final.cancelled:
+        raise TaskCancelledError(f"task {final.task_id} was cancelled", task_id=final.task_id)
+    reason = final.fail_reason or "no reason given"
+    raise TaskFailedError(
+        f"task {final.task_id} ended {final.status}: {reason}", task_id=final.task_id
+    )
+
+
+def _download(state: AppState, final: TaskStatus, directory: Path, force: bool) -> list[Path]:
+    from siray_cli.api.client import build_http_client
+    from siray_cli.progress import TransferDisplay
+    from siray_cli.storage.downloads import download_one
+
+    output = state.output
+    if not final.outputs:
+        output.warn(f"task {final.task_id} succeeded but listed no outputs")
+        return []
+    paths: list[Path] = []
+    trace = output.trace if output.debug_enabled else None
+    try:
+        with (
+            build_http_client(
+                trace=trace, backoff=state.settings.backoff, expect_json=False
+            ) as http,
+            TransferDisplay(output) as display,
+        ):
+            for index, url in enumerate(final.outputs, start=1):
+                row = display.row()
+                path = download_one(
+                    http,
+                    url,
+                    directory,
+                    final.task_id,
+                    index,
+                    force=force,
+                    on_start=row.start,
+                    on_bytes=row.advance,
+                )
+                row.done(f"saved {path}")
+                paths.append(path)
+    except DownloadError as exc:
+        for url in final.outputs:
+            output.always(f"output of {final.task_id}: {url}")
+        for path in paths:
+            output.always(f"already saved: {path}")
+        exc.task_id = final.task_id
+        exc.hint = exc.hint or (
+            f"the task succeeded; `siray status {final.task_id}` lists its outputs again"
+        )
+        raise
+    return paths

@@ -1,0 +1,106 @@
+"""`siray status`: the state of one or more tasks, optionally waiting until they end."""
+
+from __future__ import annotations
+
+import typer
+
+from siray_cli.api.errors import SirayError
+from siray_cli.api.models import TaskStatus
+from siray_cli.commands.common import (
+    DEFAULT_TIMEOUT,
+    JsonOpt,
+    PollIntervalOpt,
+    TaskIdsArg,
+    TimeoutOpt,
+    get_state,
+    status_document,
+    wait_and_show,
+)
+from siray_cli.errors import ExitCode, exit_code_for
+from siray_cli.output import Output
+
+
+def duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def _one_field(text: str) -> str:
+    return " ".join(text.split()) or "-"
+
+
+def render_status(output: Output, status: TaskStatus) -> None:
+    """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
+    if output.json_mode:
+        output.emit_json(status_document(status))
+        return
+    progress = "-" if status.progress is None else f"{status.progress}%"
+    if not output.stdout_is_tty:
+        outputs = " ".join(status.outputs) or "-"
+        fields = [status.task_id, status.status, progress, outputs, _one_field(status.fail_reason)]
+        output.data("\t".join(fields))
+        return
+    lines = [f"{status.task_id}  {status.status}  {progress}"]
+    timing = []
+    if status.queued_for is not None:
+        timing.append(f"queued for {duration(status.queued_for)}")
+    if status.ran_for is not None:
+        timing.append(f"ran for {duration(status.ran_for)}")
+    if timing:
+        lines.append("  " + ", ".join(timing))
+    if status.fail_reason:
+        lines.append(f"  reason: {status.fail_reason}")
+    lines.extend(f"  output: {url}" for url in status.outputs)
+    output.data_lines(lines)
+
+
+def status(
+    ctx: typer.Context,
+    task_ids: TaskIdsArg,
+    wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    poll_interval: PollIntervalOpt = None,
+    json_mode: JsonOpt = False,
+) -> int:
+    """Show the state of tasks: status, progress, outputs, failure reason, timings.
+
+    With --wait, exits 1 when any task failed or was cancelled.
+    """
+    state = get_state(ctx, json_mode)
+    output = state.output
+    worst = ExitCode.OK
+    with state.client() as client:
+        if wait:
+            finals = wait_and_show(
+                state,
+                client,
+                list(dict.fromkeys(task_ids)),
+                timeout=timeout,
+                poll_interval=poll_interval,
+            )
+            for final in finals.values():
+                render_status(output, final)
+                if not final.succeeded:
+                    worst = ExitCode.TASK_FAILED
+            return worst
+        for task_id in task_ids:
+            try:
+                render_status(output, client.get_status(task_id))
+            except SirayError as exc:
+                output.error(
+                    exc.message,
+                    hint=exc.hint,
+                    error_type=exc.error_type,
+                    status_code=exc.status_code,
+                    task_id=exc.task_id or task_id,
+                )
+                if worst == ExitCode.OK:
+                    worst = exit_code_for(exc)
+    return worst

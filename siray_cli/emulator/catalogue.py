@@ -1,0 +1,149 @@
+"""The models the emulator knows, with JSON Schemas built from API.md's per-model facts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SEED = {
+    "type": "integer",
+    "minimum": -1,
+    "maximum": 9999999999,
+    "default": -1,
+    "description": "Random seed; -1 picks one.",
+}
+PROMPT = {"type": "string", "minLength": 1, "description": "What to generate."}
+IMAGE = {"type": "string", "description": "Input image: a public URL or a data URL."}
+
+
+def _schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"prompt": PROMPT, **properties},
+        "required": ["prompt", *required],
+    }
+
+
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "alibaba/z-image-turbo-t2i": (
+        "text-to-image",
+        _schema(
+            ["size"],
+            size={
+                "type": "string",
+                "enum": ["1024x768", "768x1024", "1024x1024"],
+                "description": "Output size in pixels.",
+            },
+            seed=SEED,
+        ),
+    ),
+    "bytedance/seedream-3.0-t2i": (
+        "text-to-image",
+        _schema(
+            [],
+            size={
+                "type": "string",
+                "default": "2048x2048",
+                "description": "Output size in pixels.",
+                "enum": [
+                    "2048x2048",
+                    "2304x1728",
+                    "1728x2304",
+                    "2560x1440",
+                    "1440x2560",
+                    "2496x1664",
+                    "1664x2496",
+                    "3024x1296",
+                ],
+            },
+        ),
+    ),
+    "black-forest-labs/flux-kontext-i2i-max": ("image-to-image", _schema(["image"], image=IMAGE)),
+    "black-forest-labs/flux-1.1-pro-ultra-i2i": ("image-to-image", _schema(["image"], image=IMAGE)),
+    "ideogram/ideogram-v3-turbo-i2i": (
+        "image-to-image",
+        _schema(
+            ["aspect_ratio", "image"],
+            aspect_ratio={"type": "string", "enum": ["1:1", "16:9", "9:16", "4:3", "3:4"]},
+            image=IMAGE,
+            mask={"type": "string", "description": "Mask image: a public URL or a data URL."},
+            seed=SEED,
+            style={"type": "string", "enum": ["Auto", "General", "Realistic", "Design"]},
+            style_reference_images={
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "maxItems": 4,
+            },
+        ),
+    ),
+    "google/gemini-2.5-flash-image-t2i": ("text-to-image", _schema([])),
+    "google/gemini-2.5-flash-image-i2i": ("image-to-image", _schema(["image"], image=IMAGE)),
+    "google/veo-3.1-t2v": (
+        "text-to-video",
+        _schema(
+            [],
+            duration={
+                "type": "integer",
+                "enum": [8],
+                "default": 8,
+                "description": "Length in seconds.",
+            },
+        ),
+    ),
+    "google/veo-3-fast-t2v": (
+        "text-to-video",
+        _schema(
+            [],
+            duration={
+                "type": "integer",
+                "enum": [8],
+                "default": 8,
+                "description": "Length in seconds.",
+            },
+        ),
+    ),
+    "alibaba/wan-2.6-i2v": (
+        "image-to-video",
+        _schema(
+            ["image"],
+            image=IMAGE,
+            duration={
+                "type": "integer",
+                "enum": [5, 10, 15],
+                "default": 5,
+                "description": "Length in seconds.",
+            },
+        ),
+    ),
+    "kuaishou/kling-2.6-pro-t2v": (
+        "text-to-video",
+        _schema(
+            [],
+            aspect_ratio={"type": "string", "enum": ["16:9", "9:16", "1:1"], "default": "16:9"},
+            duration={
+                "type": "integer",
+                "enum": [5, 10],
+                "default": 5,
+                "description": "Length in seconds.",
+            },
+        ),
+    ),
+}
+
+VIDEO_TAGS = frozenset({"text-to-video", "image-to-video", "video"})
+IMAGE_FIELDS = ("image", "mask")
+
+
+def is_video(model: str) -> bool:
+    return MODELS[model][0] in VIDEO_TAGS
+
+
+def catalogue_document() -> dict[str, Any]:
+    """The gateway's `GET /api/model-verse/models` answer (schemas serialized as strings)."""
+    return {
+        "data": [
+            {"model_name": name, "tag": tag, "model_extend_info": json.dumps(schema)}
+            for name, (tag, schema) in MODELS.items()
+        ]
+    }

@@ -1,0 +1,176 @@
+"""Building a request body from what the user typed: prompt sources, `key=value` inputs, JSON bodies
+and image values. Nothing here talks to the network."""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from siray_cli.api.errors import UsageError
+from siray_cli.api.models import TaskKind, kind_from_model_name
+
+STDIN = "-"
+INLINE_WARN_BYTES = 4 * 1024 * 1024
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def decode_value(text: str) -> Any:
+    """A JSON value when the text parses as JSON (`42`, `true`, `[1,2]`), else the text itself."""
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError:
+        return text
+
+
+def parse_input(item: str) -> tuple[str, Any]:
+    """`key=value` (JSON when it parses, else a string) or `key:=json` (JSON or an error).
+
+    Only the first `=` separates, so values may contain `=` and may start with `-`.
+    """
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise UsageError(
+            f"input {item!r} is not key=value", hint="write -i size=1024x768 or -i seed:=42"
+        )
+    force_json = key.endswith(":")
+    if force_json:
+        key = key[:-1]
+    key = key.strip()
+    if not key or any(ch.isspace() for ch in key):
+        raise UsageError(f"input {item!r} has no valid key before '='", hint="write -i key=value")
+    if force_json:
+        try:
+            return key, json.loads(raw, parse_constant=_reject_constant)
+        except ValueError as exc:
+            raise UsageError(
+                f"input {key}:= takes JSON, and {raw!r} is not valid JSON",
+                hint="quote strings as JSON: -i key:='\"text\"', or use key=value",
+            ) from exc
+    return key, decode_value(raw)
+
+
+class StdinOnce:
+    """Standard input, read only when asked for, and at most once."""
+
+    def __init__(self) -> None:
+        self._used_by: str | None = None
+
+    def read(self, purpose: str) -> str:
+        if self._used_by is not None:
+            raise UsageError(
+                f"standard input is already used for {self._used_by}; it cannot also give {purpose}"
+            )
+        self._used_by = purpose
+        return sys.stdin.read()
+
+
+def _read_text_file(path: str, what: str, stdin: StdinOnce) -> str:
+    if path == STDIN:
+        return stdin.read(what)
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} file {path} is a directory") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from None
+
+
+def resolve_prompt(
+    positional: str | None, option: str | None, prompt_file: str | None, stdin: StdinOnce
+) -> str | None:
+    given = [x for x in (positional, option, prompt_file) if x is not None]
+    if len(given) > 1:
+        raise UsageError(
+            "the prompt was given more than once",
+            hint="use one of PROMPT, -p/--prompt or --prompt-file",
+        )
+    if prompt_file is not None:
+        text = _read_text_file(prompt_file, "prompt", stdin).rstrip("\n")
+    elif positional == STDIN:
+        text = stdin.read("the prompt").rstrip("\n")
+    elif positional is not None:
+        text = positional
+    elif option is not None:
+        text = option
+    else:
+        return None
+    if not text.strip():
+        raise UsageError("the prompt is empty", hint='give a prompt: siray run MODEL "a red fox"')
+    return text
+
+
+def load_json_body(source: str, stdin: StdinOnce) -> dict[str, Any]:
+    text = _read_text_file(source, "--input-json", stdin)
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"--input-json {source}: not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise UsageError(
+            f"--input-json {source}: expected a JSON object, got {type(body).__name__}"
+        )
+    return body
+
+
+def is_remote(value: str) -> bool:
+    return value.startswith(("http://", "https://", "data:"))
+
+
+def data_url(path: Path) -> tuple[str, int]:
+    """A data URL of a local file, and its size in bytes."""
+    if not path.exists():
+        raise UsageError(f"image file {path} does not exist", hint="give a URL or an existing file")
+    if not path.is_file():
+        raise UsageError(f"image {path} is not a file")
+    try:
+        payload = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read image file {path}: {exc.strerror}") from None
+    if not payload:
+        raise UsageError(f"image file {path} is empty")
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}", len(payload)
+
+
+def build_body(
+    model: str,
+    prompt: str | None,
+    inputs: Sequence[str],
+    input_json: str | None,
+    stdin: StdinOnce,
+) -> dict[str, Any]:
+    model = model.strip()
+    if not model:
+        raise UsageError("the model name is empty", hint="for example: alibaba/z-image-turbo-t2i")
+    body: dict[str, Any] = load_json_body(input_json, stdin) if input_json else {}
+    for item in inputs:
+        key, value = parse_input(item)
+        body[key] = value
+    body["model"] = model
+    if prompt is not None:
+        body["prompt"] = prompt
+    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+        raise UsageError(
+            "no prompt given",
+            hint='give one: siray run MODEL "a lighthouse at dusk" (or -p, --prompt-file FILE|-)',
+        )
+    return body
+
+
+def pick_kind(model: str, kind: str | None) -> TaskKind:
+    if kind:
+        return TaskKind(kind)
+    return kind_from_model_name(model)

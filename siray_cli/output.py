@@ -1,0 +1,146 @@
+"""The one output sink: data to stdout, everything for humans to stderr, --json, TTY detection.
+
+Every line that leaves siray passes through `scrub`, so a secret that reached a message by accident
+(an API key echoed by a server, say) is still never shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+REDACTED = "***"
+
+
+class Output:
+    def __init__(self, *, quiet: bool = False, debug: bool = False) -> None:
+        self.quiet = quiet
+        self.debug_enabled = debug
+        self.json_mode = False
+        self._secrets: list[str] = []
+        self._console: Console | None = None
+
+    # streams are looked up at call time: test runners swap sys.stdout and sys.stderr
+    @property
+    def stdout(self) -> TextIO:
+        return sys.stdout
+
+    @property
+    def stderr(self) -> TextIO:
+        return sys.stderr
+
+    @staticmethod
+    def _isatty(stream: TextIO) -> bool:
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    @property
+    def stdout_is_tty(self) -> bool:
+        return self._isatty(self.stdout)
+
+    @property
+    def stderr_is_tty(self) -> bool:
+        return self._isatty(self.stderr)
+
+    @property
+    def interactive(self) -> bool:
+        """Live displays only on a terminal, and never with --quiet."""
+        return self.stderr_is_tty and not self.quiet and os.environ.get("TERM") != "dumb"
+
+    def add_secret(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        stream.write(self.scrub(text) + "\n")
+        stream.flush()
+
+    # data: stdout
+    def data(self, line: str) -> None:
+        self._write(self.stdout, line)
+
+    def data_lines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.data(line)
+
+    def emit_json(self, document: Any) -> None:
+        self._write(self.stdout, json.dumps(document, ensure_ascii=False))
+
+    # humans: stderr
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._write(self.stderr, message)
+
+    def always(self, message: str) -> None:
+        """A message that must be seen even with --quiet (a task id, how to resume)."""
+        self._write(self.stderr, message)
+
+    def warn(self, message: str) -> None:
+        self._write(self.stderr, f"warning: {message}")
+
+    def trace(self, message: str) -> None:
+        if self.debug_enabled:
+            self._write(self.stderr, f"debug: {message}")
+
+    def error(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        error_type: str = "error",
+        status_code: int | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        self._write(self.stderr, f"error: {message}")
+        if hint:
+            self._write(self.stderr, f"hint: {hint}")
+        if self.json_mode:
+            self.emit_json(
+                {
+                    "error": {
+                        "type": error_type,
+                        "message": self.scrub(message),
+                        "status_code": status_code,
+                        "task_id": task_id,
+                    }
+                }
+            )
+
+    def console(self) -> Console:
+        """A rich console on stderr, for live displays on a terminal (rich honours NO_COLOR)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stderr, highlight=False)
+        return self._console
+
+    def stdout_console(self) -> Console:
+        from rich.console import Console
+
+        return Console(file=self.stdout, highlight=False)
+
+
+_current = Output()
+
+
+def get_output() -> Output:
+    return _current
+
+
+def set_output(output: Output) -> Output:
+    global _current
+    _current = output
+    return output

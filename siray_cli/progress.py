@@ -1,0 +1,170 @@
+"""Live progress on a terminal (rich, on stderr); one plain line per change everywhere else.
+
+CI logs stay readable: off a terminal nothing animates, and each state change is one line.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from siray_cli.api.models import TaskStatus
+from siray_cli.output import Output
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+
+def describe(status: TaskStatus) -> str:
+    text = status.status
+    if status.progress is not None and not status.is_terminal:
+        text += f" {status.progress}%"
+    if status.fail_reason and status.is_terminal and not status.succeeded:
+        text += f": {status.fail_reason}"
+    return text
+
+
+class TaskDisplay:
+    """Shows the state of the tasks being waited for."""
+
+    def __enter__(self) -> TaskDisplay:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def update(self, status: TaskStatus) -> None:
+        raise NotImplementedError
+
+
+class LineTaskDisplay(TaskDisplay):
+    """One line on stderr when a task's status or progress changes."""
+
+    def __init__(self, output: Output) -> None:
+        self._output = output
+        self._seen: dict[str, tuple[str, int | None]] = {}
+
+    def update(self, status: TaskStatus) -> None:
+        key = (status.status, status.progress)
+        if self._seen.get(status.task_id) == key:
+            return
+        self._seen[status.task_id] = key
+        self._output.info(f"{status.task_id}: {describe(status)}")
+
+
+class RichTaskDisplay(TaskDisplay):
+    """Spinner, status word, bar with percent, elapsed time: one row per task."""
+
+    def __init__(self, output: Output, task_ids: list[str]) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress: Progress = Progress(
+            SpinnerColumn(finished_text="[green]✓[/]"),
+            TextColumn("{task.description}"),
+            TextColumn("[bold]{task.fields[state]}[/]"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=output.console(),
+            transient=False,
+        )
+        self._rows: dict[str, TaskID] = {
+            task_id: self._progress.add_task(task_id, total=100, state="SUBMITTED")
+            for task_id in task_ids
+        }
+
+    def __enter__(self) -> RichTaskDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.stop()
+
+    def update(self, status: TaskStatus) -> None:
+        row = self._rows.get(status.task_id)
+        if row is None:
+            row = self._rows[status.task_id] = self._progress.add_task(status.task_id, total=100)
+        state = status.status
+        if status.is_terminal and not status.succeeded:
+            state = f"[red]{state}[/]"
+        completed = 100 if status.succeeded else (status.progress or 0)
+        self._progress.update(row, completed=completed, state=state)
+        if status.is_terminal:
+            self._progress.stop_task(row)
+
+
+def task_display(output: Output, task_ids: list[str]) -> TaskDisplay:
+    if output.interactive:
+        return RichTaskDisplay(output, task_ids)
+    return LineTaskDisplay(output)
+
+
+class TransferDisplay:
+    """Byte progress of transfers: a bar per file on a terminal, a line per file off it."""
+
+    def __init__(self, output: Output) -> None:
+        self._output = output
+        self._progress: Progress | None = None
+        if output.interactive:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=output.console(),
+            )
+
+    def __enter__(self) -> TransferDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def row(self) -> TransferRow:
+        return TransferRow(self._output, self._progress)
+
+
+class TransferRow:
+    """One file's bar, added when its size is known."""
+
+    def __init__(self, output: Output, progress: Progress | None) -> None:
+        self._output = output
+        self._progress = progress
+        self._task: TaskID | None = None
+
+    def start(self, name: str, total: int | None) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task(name, total=total)
+
+    def advance(self, count: int) -> None:
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, count)
+
+    def done(self, message: str) -> None:
+        if self._progress is None:
+            self._output.info(message)

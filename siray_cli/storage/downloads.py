@@ -1,0 +1,161 @@
+"""Downloads of task outputs: streamed to a temporary file beside the target, checked, then linked
+into place, so a failure never leaves a partial file and an existing file is never replaced unless
+asked to."""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from siray_cli.api.errors import UsageError
+from siray_cli.errors import DownloadError
+
+_EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/jpg": ".jpg",
+    "image/webp": ".webp",
+    "image/gif": ".gif",
+    "video/mp4": ".mp4",
+    "video/webm": ".webm",
+    "video/quicktime": ".mov",
+}
+_KNOWN_SUFFIXES = set(_EXTENSIONS.values()) | {".jpeg"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+CHUNK = 256 * 1024
+ATTEMPTS = 3
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def prepare_output_dir(path: Path) -> Path:
+    """Create the directory (before anything is paid for) and check it can be written."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output directory {path} is a file", hint="pass a directory to -o")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output directory {path}: {exc.strerror}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {path} is not writable", hint="choose another -o")
+    return path
+
+
+def extension_for(content_type: str | None, url: str) -> str:
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime in _EXTENSIONS:
+        return _EXTENSIONS[mime]
+    suffix = Path(urlsplit(url).path).suffix.lower()
+    if suffix in _KNOWN_SUFFIXES:
+        return ".jpg" if suffix == ".jpeg" else suffix
+    guessed = mimetypes.guess_extension(mime) if mime else None
+    return guessed if guessed and _UNSAFE.search(guessed[1:]) is None else ".bin"
+
+
+def output_name(task_id: str, index: int, extension: str) -> str:
+    """`<task_id>_<n><ext>`, with anything that could leave the directory replaced."""
+    safe = _UNSAFE.sub("_", task_id).lstrip(".") or "task"
+    return f"{safe}_{index}{extension}"
+
+
+def _place(temporary: Path, target: Path, force: bool) -> None:
+    if force:
+        os.replace(temporary, target)
+        return
+    try:
+        os.link(temporary, target)  # fails if the target exists: no race can clobber a file
+    except FileExistsError:
+        raise DownloadError(
+            f"{target} already exists; siray does not overwrite files",
+            hint="pass --force to overwrite, or choose another -o directory",
+        ) from None
+    except OSError:
+        if target.exists():
+            raise DownloadError(
+                f"{target} already exists; siray does not overwrite files",
+                hint="pass --force to overwrite",
+            ) from None
+        os.rename(temporary, target)
+        return
+    temporary.unlink()
+
+
+def download_one(
+    client: httpx.Client,
+    url: str,
+    directory: Path,
+    task_id: str,
+    index: int,
+    *,
+    force: bool,
+    on_start: Callable[[str, int | None], object] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Path:
+    last_error = ""
+    for _attempt in range(ATTEMPTS):
+        temporary: Path | None = None
+        try:
+            with client.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    raise DownloadError(
+                        f"downloading {url} failed: HTTP {response.status_code}", task_id=task_id
+                    )
+                extension = extension_for(response.headers.get("content-type"), str(response.url))
+                target = directory / output_name(task_id, index, extension)
+                if target.resolve().parent != directory.resolve():
+                    raise DownloadError(f"refusing to write {target} outside {directory}")
+                if target.exists() and not force:
+                    raise DownloadError(
+                        f"{target} already exists; siray does not overwrite files",
+                        hint="pass --force to overwrite, or choose another -o directory",
+                        task_id=task_id,
+                    )
+                expected = response.headers.get("content-length")
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                total = int(expected) if expected and expected.isdigit() and not encoded else None
+                if on_start is not None:
+                    on_start(target.name, total)
+                handle, name = tempfile.mkstemp(
+                    dir=directory, prefix=f".{target.name}.", suffix=".part"
+                )
+                temporary = Path(name)
+                written = 0
+                with os.fdopen(handle, "wb") as sink:
+                    for chunk in response.iter_bytes(CHUNK):
+                        sink.write(chunk)
+                        written += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(len(chunk))
+                    sink.flush()
+                    os.fsync(sink.fileno())
+                    os.fchmod(sink.fileno(), 0o666 & ~_umask())
+                if total is not None and written != total:
+                    last_error = f"received {written} of {total} bytes"
+                    continue
+                if written == 0:
+                    last_error = "the server sent an empty file"
+                    continue
+                _place(temporary, target, force)
+                temporary = None
+                return target
+        except httpx.HTTPError as exc:
+            last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        finally:
+            if temporary is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    temporary.unlink()
+    raise DownloadError(
+        f"downloading {url} failed after {ATTEMPTS} attempts ({last_error})", task_id=task_id
+    )

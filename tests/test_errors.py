@@ -1,0 +1,157 @@
+"""Every exit code, error bodies in JSON, text and HTML, both create-response shapes, retries that
+are safe and the one that is not, and the key never shown."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from conftest import emulator_stats
+
+from siray_cli.emulator.faults import Fault
+
+MODEL = "alibaba/z-image-turbo-t2i"
+GEN = ("generate", MODEL, "x", "-i", "size=1024x768")
+
+
+def test_missing_key_exits_3_and_names_the_ways(siray):
+    result = siray(*GEN, env={"SIRAY_API_KEY": None})
+    assert result.exit_code == 3, result
+    assert "no API key" in result.stderr
+    assert "SIRAY_API_KEY" in result.stderr and "--api-key" in result.stderr
+
+
+def test_wrong_key_exits_3_and_is_never_shown(siray):
+    key = "sk-WRONG-0123456789-recognisable"
+    for args in (GEN, ("--api-key", key, "--debug", *GEN), ("status", "image_abc")):
+        result = siray(*args, env={"SIRAY_API_KEY": key})
+        assert result.exit_code == 3, result
+        assert "Invalid API key" in result.stderr
+        assert key not in result.stdout + result.stderr
+
+
+def test_flag_beats_environment(siray, emu):
+    result = siray("--api-key", "wrong-key-flag", *GEN)
+    assert result.exit_code == 3
+    result = siray("--api-key", emu.config.api_key, *GEN, env={"SIRAY_API_KEY": "wrong"})
+    assert result.exit_code == 0, result
+
+
+def test_debug_traces_requests_without_the_key(siray, emu):
+    result = siray("--debug", "run", MODEL, "x", "-i", "size=1024x768")
+    assert result.exit_code == 0, result
+    assert f"debug: POST {emu.url}/v1/images/generations/async -> 200" in result.stderr
+    assert "debug: GET" in result.stderr and " ms)" in result.stderr
+    assert "api_key = (set) from env SIRAY_API_KEY" in result.stderr
+    assert emu.config.api_key not in result.stderr + result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_server_exits_5_and_nothing_was_submitted(siray):
+    result = siray("--base-url", f"http://127.0.0.1:{free_port()}", *GEN)
+    assert result.exit_code == 5, result
+    assert "nothing was submitted" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_base_url_is_a_usage_error(siray):
+    result = siray("--base-url", "ftp://x", *GEN)
+    assert result.exit_code == 2
+    assert "not an http(s) URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [("json", "injected fault: Forbidden"), ("text", "403 Forbidden"), ("html", "403 Forbidden")],
+)
+def test_error_bodies_in_json_text_and_html(siray, emu, body, expected):
+    emu.state.faults.add(Fault(action="status", status=403, body=body, method="GET"))
+    result = siray("status", "image_abc", "--json")
+    assert result.exit_code == 3, result
+    error = result.json()["error"]
+    assert error["status_code"] == 403
+    assert error["message"] == f"{expected} (HTTP 403)"
+    assert "<" not in result.stderr
+
+
+@pytest.mark.parametrize("shape", ["flat", "id"])
+def test_both_create_response_shapes(siray, make_emulator, shape):
+    server = make_emulator(create_shape=shape)
+    result = siray("run", MODEL, "x", "-i", "size=1024x768", "--json", server=server)
+    assert result.exit_code == 0, result
+    assert result.json()["task_id"].startswith("image_")
+
+
+def test_get_rides_through_429_and_5xx_bursts(siray, emu):
+    task_id = siray(*GEN).stdout.strip()
+    emu.state.faults.add(Fault(action="status", status=429, retry_after=0.1, method="GET", count=2))
+    emu.state.faults.add(Fault(action="status", status=503, body="html", method="GET", count=1))
+    emu.state.faults.add(Fault(action="drop", method="GET", count=1))
+    emu.state.faults.add(Fault(action="malformed", method="GET", count=1))
+    before = emulator_stats(emu)["requests"].get("GET /v1/images/generations/async/{task_id}", 0)
+    result = siray("status", task_id, "--json")
+    assert result.exit_code == 0, result
+    assert result.json()["task_id"] == task_id
+    after = emulator_stats(emu)["requests"]["GET /v1/images/generations/async/{task_id}"]
+    assert after - before == 6  # five faulted answers, then the good one
+
+
+def test_get_beyond_the_retry_budget_exits_5(siray, emu):
+    emu.state.faults.add(Fault(action="status", status=502, method="GET", count=0))
+    result = siray("status", "image_abc")
+    assert result.exit_code == 5, result
+    assert "HTTP 502" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_create_is_retried_on_429(siray, emu):
+    before = emulator_stats(emu)["tasks_created"]
+    emu.state.faults.add(
+        Fault(action="status", status=429, retry_after=0.1, method="POST", count=2)
+    )
+    result = siray(*GEN)
+    assert result.exit_code == 0, result
+    assert emulator_stats(emu)["tasks_created"] == before + 1
+
+
+@pytest.mark.parametrize("action", ["drop-after", "drop", "truncate", "malformed"])
+def test_create_is_never_resent_after_it_may_have_arrived(siray, emu, action):
+    before = emulator_stats(emu)
+    emu.state.faults.add(Fault(action=action, method="POST", path="generations", count=1))
+    result = siray(*GEN, "--json")
+    after = emulator_stats(emu)
+    posts = "POST /v1/images/generations/async"
+    assert after["requests"][posts] - before["requests"].get(posts, 0) == 1  # sent once
+    assert result.exit_code == 5, result
+    assert result.json()["error"]["type"] == "submit_uncertain"
+    assert "may have been created" in result.stderr
+    created = after["tasks_created"] - before["tasks_created"]
+    assert created == (0 if action == "drop" else 1)
+
+
+def test_create_5xx_is_not_resent(siray, emu):
+    before = emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0)
+    emu.state.faults.add(Fault(action="status", status=503, method="POST", count=1))
+    result = siray(*GEN)
+    assert result.exit_code == 5
+    assert "may have been created" in result.stderr
+    assert emulator_stats(emu)["requests"]["POST /v1/images/generations/async"] == before + 1
+
+
+def test_usage_error_from_click_exits_2(siray):
+    result = siray("run")
+    assert result.exit_code == 2
+    assert "Missing argument" in result.stderr
+    result = siray("status", "--nope", "--json")
+    assert result.exit_code == 2
+    assert result.json()["error"]["type"] == "usage_error"
+
+
+def test_no_arguments_shows_help_on_stderr(siray):
+    result = siray()
+    assert result.exit_code == 2
+    assert "Usage" in result.stderr and result.stdout == ""

@@ -1,0 +1,172 @@
+"""`siray generate`: inputs in every form, the bare id on stdout, and nothing sent on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import emulator_stats
+
+MODEL = "alibaba/z-image-turbo-t2i"
+
+
+def last_body(emu) -> dict:
+    task = max(emu.state.tasks.values(), key=lambda t: t.created)
+    return task.body
+
+
+def test_generate_prints_the_bare_id(siray, emu):
+    result = siray("generate", MODEL, "a cat", "-i", "size=1024x768")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip().startswith("image_") and result.stdout.count("\n") == 1
+    task_id = result.stdout.strip()
+    assert task_id in emu.state.tasks
+    assert f"siray status {task_id} --wait" in result.stderr
+
+
+def test_generate_json(siray):
+    result = siray("generate", MODEL, "a cat", "-i", "size=1024x768", "--json")
+    assert result.exit_code == 0, result
+    assert result.json() == {"task_id": result.json()["task_id"], "kind": "image", "model": MODEL}
+
+
+def test_quiet_leaves_only_data(siray):
+    result = siray("-q", "generate", MODEL, "a cat", "-i", "size=1024x768")
+    assert result.exit_code == 0
+    assert result.stderr == ""
+
+
+def test_inputs_are_decoded_as_json_when_they_parse(siray, emu):
+    result = siray(
+        "generate",
+        "ideogram/ideogram-v3-turbo-i2i",
+        "a poster",
+        "-i",
+        "aspect_ratio=16:9",
+        "-i",
+        "seed=42",
+        "-i",
+        "image=https://example.com/a.png",
+        "-i",
+        'style_reference_images=["https://e.com/1.png"]',
+        "-i",
+        "style=Auto",
+        "-i",
+        "mask=https://e.com/m.png?x=1&y=2",
+    )
+    assert result.exit_code == 0, result
+    body = last_body(emu)
+    assert body["seed"] == 42
+    assert body["aspect_ratio"] == "16:9"
+    assert body["style_reference_images"] == ["https://e.com/1.png"]
+    assert body["mask"] == "https://e.com/m.png?x=1&y=2"  # values may contain '='
+
+
+def test_forced_json_and_values_starting_with_a_dash(siray, emu):
+    result = siray(
+        "generate", MODEL, "-i", "size=1024x768", "-i", "seed:=-1", "--prompt", "-dashes- are fine"
+    )
+    assert result.exit_code == 0, result
+    body = last_body(emu)
+    assert body["seed"] == -1 and body["prompt"] == "-dashes- are fine"
+
+
+def test_prompt_after_double_dash(siray, emu):
+    result = siray("generate", MODEL, "-i", "size=1024x768", "--", "-starts with a dash")
+    assert result.exit_code == 0, result
+    assert last_body(emu)["prompt"] == "-starts with a dash"
+
+
+def test_prompt_from_stdin_only_when_asked(siray, emu):
+    result = siray("generate", MODEL, "-", "-i", "size=1024x768", input="from stdin\n")
+    assert result.exit_code == 0, result
+    assert last_body(emu)["prompt"] == "from stdin"
+    result = siray(
+        "generate", MODEL, "--prompt-file", "-", "-i", "size=1024x768", input="file stdin\n"
+    )
+    assert last_body(emu)["prompt"] == "file stdin"
+
+
+def test_prompt_file_and_input_json(siray, emu, tmp_path):
+    (tmp_path / "p.txt").write_text("from a file\n")
+    (tmp_path / "body.json").write_text(json.dumps({"size": "768x1024", "seed": 3}))
+    result = siray(
+        "generate", MODEL, "--prompt-file", "p.txt", "--input-json", "body.json", "-i", "seed=4"
+    )
+    assert result.exit_code == 0, result
+    assert last_body(emu) == {
+        "size": "768x1024",
+        "seed": 4,
+        "model": MODEL,
+        "prompt": "from a file",
+    }
+
+
+def test_input_json_from_stdin_with_prompt_inside(siray, emu):
+    body = {"prompt": "in the body", "size": "1024x1024"}
+    result = siray("generate", MODEL, "--input-json", "-", input=json.dumps(body))
+    assert result.exit_code == 0, result
+    assert last_body(emu)["prompt"] == "in the body"
+
+
+def test_local_image_becomes_a_data_url(siray, emu, tmp_path):
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    result = siray("generate", "google/gemini-2.5-flash-image-i2i", "edit", "--image", "in.png")
+    assert result.exit_code == 0, result
+    assert last_body(emu)["image"].startswith("data:image/png;base64,")
+
+
+def test_video_kind_inferred_from_the_model_name(siray, emu):
+    result = siray("generate", "google/veo-3.1-t2v", "waves")
+    assert result.exit_code == 0, result
+    assert result.stdout.startswith("video_")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-i", "size"], "is not key=value"),
+        (["-i", "=x"], "no valid key"),
+        (["-i", "seed:=nope"], "not valid JSON"),
+        (["--input-json", "missing.json"], "does not exist"),
+        (["--image", "missing.png", "-p", "x"], "does not exist"),
+        (["--prompt", "a", "--prompt-file", "x"], "more than once"),
+        (["--prompt", "   "], "prompt is empty"),
+        (["--kind", "audio", "--prompt", "x"], "audio"),
+    ],
+)
+def test_bad_input_is_one_clear_line_exit_2_and_nothing_is_sent(siray, emu, args, message):
+    before = emulator_stats(emu)["requests"]
+    result = siray("generate", MODEL, *args)
+    assert result.exit_code == 2, result
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert emulator_stats(emu)["requests"] == before
+
+
+def test_no_prompt_is_a_usage_error(siray):
+    result = siray("generate", MODEL, "-i", "size=1024x768", "--json")
+    assert result.exit_code == 2
+    assert result.json()["error"]["type"] == "usage_error"
+    assert "no prompt" in result.stderr
+
+
+def test_stdin_cannot_serve_twice(siray):
+    result = siray("generate", MODEL, "-", "--input-json", "-", input="x")
+    assert result.exit_code == 2
+    assert "standard input is already used" in result.stderr
+
+
+def test_server_side_validation_error_exits_2(siray):
+    result = siray("generate", MODEL, "x", "-i", "size=1024x1000", "--json")
+    assert result.exit_code == 2, result
+    error = result.json()["error"]
+    assert error["status_code"] == 400 and error["type"] == "bad_request"
+    assert "1024x1000" in error["message"]
+
+
+def test_unknown_model_exits_2(siray):
+    result = siray("generate", "nobody/nothing", "x")
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr

@@ -1,0 +1,96 @@
+"""`siray status`: one or many ids, piped, JSON, on a terminal, and --wait."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_in_terminal, siray_command, subprocess_env
+
+MODEL = "alibaba/z-image-turbo-t2i"
+
+
+def submit(siray, prompt: str = "x", model: str = MODEL, *extra: str) -> str:
+    args = ["generate", model, prompt, *extra]
+    if model == MODEL:
+        args += ["-i", "size=1024x768"]
+    result = siray(*args)
+    assert result.exit_code == 0, result
+    return result.stdout.strip()
+
+
+def test_status_on_a_pipe_is_one_tab_separated_line(siray):
+    task_id = submit(siray)
+    result = siray("status", task_id)
+    assert result.exit_code == 0, result
+    fields = result.stdout.rstrip("\n").split("\t")
+    assert fields[0] == task_id and len(fields) == 5
+    assert fields[1] in {"NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS"}
+
+
+def test_status_wait_then_json_lines_for_several_ids(siray):
+    image = submit(siray)
+    video = submit(siray, "waves", "google/veo-3-fast-t2v")
+    waited = siray("status", image, video, "--wait", "--poll-interval", "0.2")
+    assert waited.exit_code == 0, waited
+    result = siray("status", image, video, "--json")
+    documents = [json.loads(line) for line in result.lines]
+    assert [d["task_id"] for d in documents] == [image, video]
+    assert [d["kind"] for d in documents] == ["image", "video"]
+    assert all(d["status"] == "SUCCESS" and d["progress"] == 100 for d in documents)
+    assert all(d["outputs"] and d["finish_time"] >= d["start_time"] for d in documents)
+
+
+def test_status_wait_reports_a_failure_with_exit_1(siray):
+    task_id = submit(siray, "[fail]")
+    result = siray("status", task_id, "--wait", "--json")
+    assert result.exit_code == 1, result
+    document = result.json()
+    assert document["status"] == "FAILURE" and "[fail]" in document["fail_reason"]
+
+
+def test_id_without_prefix_tries_both_endpoints(siray, emu):
+    task_id = submit(siray, "waves", "google/veo-3-fast-t2v")
+    task = emu.state.tasks.pop(task_id)
+    bare = task_id.removeprefix("video_")
+    task.task_id = bare
+    emu.state.tasks[bare] = task
+    result = siray("status", bare, "--json")
+    assert result.exit_code == 0, result
+    assert result.json()["kind"] == "video"
+
+
+def test_unknown_task_exits_2_but_reports_the_others(siray):
+    good = submit(siray)
+    result = siray("status", "image_doesnotexist", good)
+    assert result.exit_code == 2
+    assert "no task image_doesnotexist" in result.stderr
+    assert result.stdout.startswith(good)
+
+
+def test_malformed_task_id_is_a_usage_error(siray, emu):
+    result = siray("status", "../../etc/passwd")
+    assert result.exit_code == 2
+    assert "is not a task id" in result.stderr
+
+
+def test_status_on_a_terminal_shows_durations(emu):
+    code, screen = run_in_terminal(
+        siray_command("run", MODEL, "x", "-i", "size=1024x768"), subprocess_env(emu)
+    )
+    assert code == 0, screen
+    task_id = screen.split("task ", 1)[1].split()[0]
+    code, screen = run_in_terminal(siray_command("status", task_id), subprocess_env(emu))
+    assert code == 0, screen
+    assert f"{task_id}  SUCCESS  100%" in screen
+    assert "queued for" in screen and "ran for" in screen
+    assert "output: http://" in screen
+
+
+def test_status_wait_on_a_terminal_shows_a_bar(emu):
+    submitted = run_in_terminal(
+        siray_command("generate", MODEL, "x", "-i", "size=1024x768"), subprocess_env(emu)
+    )[1]
+    task_id = submitted.split()[0]
+    code, screen = run_in_terminal(siray_command("status", task_id, "--wait"), subprocess_env(emu))
+    assert code == 0, screen
+    assert "━" in screen and "SUCCESS" in screen
