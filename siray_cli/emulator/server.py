@@ -98,6 +98,7 @@ class Task:
     timeline: list[Event]
     fail_reason: str = ""
     cancelled_at: float | None = None
+    status_requests: int = 0
 
     def current(self, now: float) -> tuple[Event, float | None, float | None]:
         """The event in force now, and the start and finish offsets reached so far."""
@@ -187,6 +188,7 @@ class EmulatorState:
                     "kind": task.kind,
                     "status": task.current(now)[0].status,
                     "created_at": task.created_wall,
+                    "status_requests": task.status_requests,
                     "finishes_at": None
                     if task.finish_offset is None or task.cancelled_at
                     else task.created_wall + task.finish_offset,
@@ -460,6 +462,8 @@ class Handler(BaseHTTPRequestHandler):
         task = self._find(kind, task_id)
         if task is None:
             return error_response(404, f"task {task_id} not found", "task_not_found")
+        with self.state.lock:
+            task.status_requests += 1
         return json_response(200, {"code": "success", "message": "", "data": self._task_data(task)})
 
     def _task_data(self, task: Task) -> dict[str, Any]:
@@ -563,6 +567,7 @@ def _schema_problem(model: str, body: dict[str, Any]) -> str | None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # batch runs open many connections at once
     state: EmulatorState
 
     def handle_error(self, request: Any, client_address: Any) -> None:

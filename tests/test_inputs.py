@@ -1,0 +1,121 @@
+"""Parsing what users type: `key=value` inputs, and the API response parser, never crash."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from siray_cli.api.errors import ProtocolError, UsageError
+from siray_cli.api.models import TaskKind, parse_progress, parse_status, parse_submit
+from siray_cli.inputs import decode_value, parse_input
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("seed=42", ("seed", 42)),
+        ("size=1024x768", ("size", "1024x768")),
+        ("flag=true", ("flag", True)),
+        ("list=[1, 2]", ("list", [1, 2])),
+        ("url=https://x/?a=b&c=d", ("url", "https://x/?a=b&c=d")),
+        ("neg=-5", ("neg", -5)),
+        ("text=-starts-with-dash", ("text", "-starts-with-dash")),
+        ("empty=", ("empty", "")),
+        ("nan=NaN", ("nan", "NaN")),
+        ('quoted:="42"', ("quoted", "42")),
+        ("obj:={}", ("obj", {})),
+        ("eq==", ("eq", "=")),
+    ],
+)
+def test_parse_input_examples(text, expected):
+    assert parse_input(text) == expected
+
+
+@given(st.text())
+def test_parse_input_never_crashes(text):
+    try:
+        key, value = parse_input(text)
+    except UsageError as exc:
+        assert exc.message and "\n" not in exc.message.replace(repr(text), "")
+        return
+    assert key and not any(ch.isspace() for ch in key)
+    json.dumps(value)  # whatever came out can be sent
+
+
+@given(
+    st.text(min_size=1).filter(
+        lambda k: (
+            "=" not in k and ":" not in k and k.strip() == k and not any(c.isspace() for c in k)
+        )
+    ),
+    st.text(),
+)
+def test_value_round_trips(key, value):
+    parsed_key, parsed = parse_input(f"{key}={value}")
+    assert parsed_key == key
+    assert parsed == decode_value(value)
+    if not isinstance(parsed, str):
+        assert json.loads(value) == parsed
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_status_parser_gives_a_typed_result_or_a_typed_error(payload):
+    try:
+        status = parse_status(payload, TaskKind.IMAGE, "image_x")
+    except ProtocolError:
+        return
+    assert isinstance(status.status, str) and status.status
+    assert status.progress is None or 0 <= status.progress <= 100
+    assert all(isinstance(url, str) for url in status.outputs)
+
+
+@given(json_values)
+def test_submit_parser_gives_a_typed_result_or_a_typed_error(payload):
+    try:
+        task = parse_submit(payload, TaskKind.VIDEO, "m")
+    except ProtocolError:
+        return
+    assert task.task_id and task.task_id == task.task_id.strip()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("45%", 45),
+        (45, 45),
+        ("100", 100),
+        (" 7 % ", 7),
+        ("", None),
+        (None, None),
+        ("abc", None),
+        (150, 100),
+        (-3, 0),
+        (True, None),
+        (float("nan"), None),
+    ],
+)
+def test_progress_values(value, expected):
+    assert parse_progress(value) == expected
+
+
+def test_both_create_shapes_and_missing_fields():
+    nested = {"code": "success", "message": "", "data": {"task_id": "image_1"}}
+    assert parse_submit(nested, TaskKind.IMAGE, "m").task_id == "image_1"
+    assert parse_submit({"task_id": "image_2"}, TaskKind.IMAGE, "m").task_id == "image_2"
+    assert parse_submit({"id": 7}, TaskKind.IMAGE, "m").task_id == "7"
+    with pytest.raises(ProtocolError):
+        parse_submit({"data": {}}, TaskKind.IMAGE, "m")
+    status = parse_status({"data": {"status": "WEIRD_NEW_STATE"}}, TaskKind.IMAGE, "image_1")
+    assert status.status == "WEIRD_NEW_STATE" and not status.is_terminal
+    assert status.outputs == [] and status.progress is None and status.queued_for is None
+    assert parse_status({"data": {"status": "CANCELED"}}, TaskKind.IMAGE, "i").is_terminal
