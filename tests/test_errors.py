@@ -46,6 +46,13 @@ def test_debug_traces_requests_without_the_key(siray, emu):
     assert emu.config.api_key not in result.stderr + result.stdout
 
 
+def test_requests_carry_the_user_agent(siray, emu):
+    from siray_cli import __version__
+
+    assert siray(*GEN).exit_code == 0
+    assert f"siray-cli/{__version__}" in emulator_stats(emu)["user_agents"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

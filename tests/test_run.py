@@ -182,6 +182,16 @@ def test_run_on_a_terminal_shows_a_live_bar(emu, tmp_path):
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())
 
 
+def test_no_color_keeps_the_bar_but_drops_colour(emu, tmp_path):
+    env = subprocess_env(emu, NO_COLOR="1")
+    code, screen = run_in_terminal(
+        siray_command("run", MODEL, "terminal", "-i", "size=1024x768"), env
+    )
+    assert code == 0, screen
+    assert "SUCCESS" in screen and "━" in screen
+    assert "\x1b[3" not in screen and "\x1b[38;" not in screen  # no colour escapes
+
+
 def test_run_in_a_pipe_subprocess_prints_only_the_output(emu):
     completed = subprocess.run(
         siray_command("run", MODEL, "pipe", "-i", "size=1024x768"),

@@ -164,23 +164,27 @@ class EmulatorState:
         self.tasks: dict[str, Task] = {}
         self.lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+        self.user_agents: Counter[str] = Counter()
         self.faults = Faults(config.seed)
         self._random = random.Random(config.seed)
 
-    def count(self, method: str, path: str) -> None:
+    def count(self, method: str, path: str, user_agent: str) -> None:
         template = _STATUS.sub(lambda m: m["prefix"] + "/{task_id}" + (m["cancel"] or ""), path)
         template = re.sub(r"^/(redirect|files)/[^/]+/.*$", r"/\1/{task_id}/{n}", template)
         with self.lock:
             self.requests[f"{method} {template}"] += 1
+            self.user_agents[user_agent] += 1
 
     def stats(self) -> dict[str, Any]:
         with self.lock:
             tasks = list(self.tasks.values())
             requests = dict(self.requests)
+            user_agents = dict(self.user_agents)
         now = time.monotonic()
         return {
             "tasks_created": len(tasks),
             "requests": requests,
+            "user_agents": user_agents,
             "tasks": [
                 {
                     "task_id": task.task_id,
@@ -250,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         body = self._read_body()
         if not path.startswith("/_emulator"):
-            self.state.count(method, path)
+            self.state.count(method, path, self.headers.get("User-Agent", ""))
         fault = None if path.startswith("/_emulator") else self.state.faults.take(method, path)
         if fault is not None and fault.action == "drop":
             self._log(method, path, "dropped", started)
