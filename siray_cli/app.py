@@ -15,7 +15,7 @@ from siray_cli.api.errors import SirayError
 from siray_cli.commands import cancel, emulator, generate, run, status
 from siray_cli.commands.common import AppState
 from siray_cli.config import resolve_settings
-from siray_cli.errors import EXIT_CODE_HELP, ExitCode, report_for
+from siray_cli.errors import EXIT_CODE_HELP, ExitCode, exit_code_for
 from siray_cli.output import Output, get_output, set_output
 
 EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
@@ -132,15 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         output.always("interrupted")
         return ExitCode.INTERRUPTED
     except SirayError as exc:
-        report = report_for(exc)
-        output.error(
-            report.message,
-            hint=report.hint,
-            error_type=report.error_type,
-            status_code=exc.status_code,
-            task_id=exc.task_id,
-        )
-        return report.exit_code
+        output.report(exc)
+        return exit_code_for(exc)
     except BrokenPipeError:
         # the reader of stdout went away (`| head`): nothing more to say to anyone
         sys.stdout = None

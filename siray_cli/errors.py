@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from siray_cli.api import errors as api
 
@@ -65,20 +64,8 @@ _EXIT_CODES: list[tuple[type[api.SirayError], ExitCode]] = [
 ]
 
 
-@dataclass(frozen=True)
-class Report:
-    message: str
-    hint: str | None
-    exit_code: ExitCode
-    error_type: str
-
-
 def exit_code_for(exc: api.SirayError) -> ExitCode:
     for cls, code in _EXIT_CODES:
         if isinstance(exc, cls):
             return code
     return ExitCode.API
-
-
-def report_for(exc: api.SirayError) -> Report:
-    return Report(exc.message, exc.hint, exit_code_for(exc), exc.error_type)

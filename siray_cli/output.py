@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from siray_cli.api.errors import SirayError
+
 REDACTED = "***"
 
 
@@ -118,6 +120,16 @@ class Output:
                     }
                 }
             )
+
+    def report(self, exc: SirayError, task_id: str | None = None) -> None:
+        """A typed error as its one-line message (and, with --json, its JSON object)."""
+        self.error(
+            exc.message,
+            hint=exc.hint,
+            error_type=exc.error_type,
+            status_code=exc.status_code,
+            task_id=exc.task_id or task_id,
+        )
 
     def console(self) -> Console:
         """A rich console on stderr, for live displays on a terminal (rich honours NO_COLOR)."""

@@ -23,13 +23,7 @@ def cancel(
             try:
                 result = client.cancel(task_id)
             except SirayError as exc:
-                output.error(
-                    exc.message,
-                    hint=exc.hint,
-                    error_type=exc.error_type,
-                    status_code=exc.status_code,
-                    task_id=exc.task_id or task_id,
-                )
+                output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)
                 continue
             if json_mode:

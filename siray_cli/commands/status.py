@@ -94,13 +94,7 @@ def status(
             try:
                 render_status(output, client.get_status(task_id))
             except SirayError as exc:
-                output.error(
-                    exc.message,
-                    hint=exc.hint,
-                    error_type=exc.error_type,
-                    status_code=exc.status_code,
-                    task_id=exc.task_id or task_id,
-                )
+                output.report(exc, task_id)
                 if worst == ExitCode.OK:
                     worst = exit_code_for(exc)
     return worst

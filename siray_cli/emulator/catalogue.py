@@ -14,6 +14,12 @@ SEED = {
 }
 PROMPT = {"type": "string", "minLength": 1, "description": "What to generate."}
 IMAGE = {"type": "string", "description": "Input image: a public URL or a data URL."}
+FIXED_8_SECONDS = {
+    "type": "integer",
+    "enum": [8],
+    "default": 8,
+    "description": "Length in seconds.",
+}
 
 
 def _schema(required: list[str], **properties: dict[str, Any]) -> dict[str, Any]:
@@ -83,24 +89,14 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
         "text-to-video",
         _schema(
             [],
-            duration={
-                "type": "integer",
-                "enum": [8],
-                "default": 8,
-                "description": "Length in seconds.",
-            },
+            duration=FIXED_8_SECONDS,
         ),
     ),
     "google/veo-3-fast-t2v": (
         "text-to-video",
         _schema(
             [],
-            duration={
-                "type": "integer",
-                "enum": [8],
-                "default": 8,
-                "description": "Length in seconds.",
-            },
+            duration=FIXED_8_SECONDS,
         ),
     ),
     "alibaba/wan-2.6-i2v": (
