@@ -12,9 +12,10 @@ import typer
 
 from siray_cli import __version__
 from siray_cli.api.errors import SirayError
-from siray_cli.commands import cancel, emulator, generate, run, status
+from siray_cli.commands import auth, cancel, emulator, generate, run, status
+from siray_cli.commands import config as config_command
 from siray_cli.commands.common import AppState
-from siray_cli.config import resolve_settings
+from siray_cli.config import Settings
 from siray_cli.errors import EXIT_CODE_HELP, ExitCode, exit_code_for
 from siray_cli.output import Output, get_output, set_output
 
@@ -61,6 +62,14 @@ def root(
             show_default=False,
         ),
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Config profile to use (default: $SIRAY_PROFILE, else default).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only data and errors; no progress or hints.")
     ] = False,
@@ -80,12 +89,12 @@ def root(
     output = get_output()
     output.quiet = quiet
     output.debug_enabled = debug
-    settings = resolve_settings(
-        {"api_key": api_key, "base_url": base_url, "gateway_url": gateway_url}
+    settings = Settings(
+        {"api_key": api_key, "base_url": base_url, "gateway_url": gateway_url},
+        profile=profile,
+        warn=output.warn,
+        on_secret=output.add_secret,
     )
-    output.add_secret(settings.api_key.value)
-    for line in settings.sources():
-        output.trace(line)
     ctx.obj = AppState(settings=settings, output=output)
 
 
@@ -93,6 +102,8 @@ app.command("generate")(generate.generate)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("cancel")(cancel.cancel)
+app.add_typer(auth.app, name="auth")
+app.add_typer(config_command.app, name="config")
 app.add_typer(emulator.app, name="emulator")
 
 

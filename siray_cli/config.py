@@ -1,111 +1,370 @@
-"""Where each setting comes from: command-line flag, then environment variable, then built-in
-default.
+"""Settings and where each comes from: command-line flag, then environment variable, then the
+profile in the config file, then the built-in default. One resolver serves every setting, and
+remembers each value's source for `--debug` and `siray auth status`.
 
-One function resolves them all, and remembers the source of each value for `--debug`.
+The config file is TOML at `platformdirs.user_config_dir("siray")/config.toml` (moved with
+SIRAY_CONFIG_DIR), read only when a setting needs it, written atomically with mode 0600 in a
+0700 directory, and never rewritten or "repaired" when it cannot be parsed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from siray_cli.api.errors import MissingAPIKeyError, UsageError
+from siray_cli.errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.siray.ai"
 DEFAULT_GATEWAY_URL = "https://api-gateway.siray.ai"
-
-DEFAULT_RETRY_BACKOFF = "0.5"
-
-# name -> (flag, environment variable, default)
-SETTINGS: dict[str, tuple[str | None, str, str | None]] = {
-    "api_key": ("--api-key", "SIRAY_API_KEY", None),
-    "base_url": ("--base-url", "SIRAY_BASE_URL", DEFAULT_BASE_URL),
-    "gateway_url": ("--gateway-url", "SIRAY_GATEWAY_URL", DEFAULT_GATEWAY_URL),
-    "retry_backoff": (None, "SIRAY_RETRY_BACKOFF", DEFAULT_RETRY_BACKOFF),
-}
+DEFAULT_PROFILE = "default"
+CONFIG_NAME = "config.toml"
 
 
-@dataclass(frozen=True)
-class Setting:
-    value: str | None
-    source: str  # "flag --api-key", "env SIRAY_API_KEY", "default"
-
-
-@dataclass(frozen=True)
-class Settings:
-    api_key: Setting
-    base_url: Setting
-    gateway_url: Setting
-    retry_backoff: Setting
-
-    @property
-    def backoff(self) -> float:
-        return float(self.retry_backoff.value or DEFAULT_RETRY_BACKOFF)
-
-    def require_api_key(self) -> str:
-        if not self.api_key.value:
-            raise MissingAPIKeyError(
-                "no API key",
-                hint="set SIRAY_API_KEY or pass --api-key "
-                "(for offline use: `siray emulator exec -- CMD`)",
-            )
-        return self.api_key.value
-
-    def sources(self) -> list[str]:
-        """`name: source` lines for --debug; never a value of the key."""
-        lines = []
-        for name in SETTINGS:
-            setting: Setting = getattr(self, name)
-            shown = "(set)" if name == "api_key" and setting.value else setting.value
-            lines.append(f"{name} = {shown} from {setting.source}")
-        return lines
-
-
-def _check_url(name: str, value: str, source: str) -> str:
+def _url(value: str) -> str:
     value = value.strip().rstrip("/")
     if not value.startswith(("http://", "https://")):
-        raise UsageError(
-            f"{name} {value!r} (from {source}) is not an http(s) URL",
-            hint="give a URL such as https://api.siray.ai",
-        )
+        raise ValueError("is not an http(s) URL (for example https://api.siray.ai)")
     return value
 
 
-def _check_seconds(name: str, value: str, source: str) -> str:
+def _positive_seconds(value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("must be a positive number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return f"{number:g}"
+
+
+def _backoff(value: str) -> str:
     try:
         number = float(value)
     except ValueError:
         number = -1.0
     if not 0 <= number <= 60:
-        raise UsageError(
-            f"{name} {value!r} (from {source}) is not a number of seconds from 0 to 60"
-        )
-    return value.strip()
+        raise ValueError("must be a number of seconds from 0 to 60")
+    return f"{number:g}"
 
 
-def _checked(name: str, setting: Setting) -> Setting:
-    if setting.value is None:
-        return setting
-    if name.endswith("_url"):
-        return Setting(_check_url(name, setting.value, setting.source), setting.source)
-    if name == "retry_backoff":
-        return Setting(_check_seconds(name, setting.value, setting.source), setting.source)
-    return Setting(setting.value.strip(), setting.source)
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
 
 
-def resolve_settings(
-    flags: Mapping[str, str | None], env: Mapping[str, str] | None = None
-) -> Settings:
+@dataclass(frozen=True)
+class Key:
+    name: str
+    env: str
+    flag: str | None
+    default: str | None
+    check: Callable[[str], str]
+    help: str
+    secret: bool = False
+    number: bool = False
+
+
+KEYS: dict[str, Key] = {
+    key.name: key
+    for key in (
+        Key("api_key", "SIRAY_API_KEY", "--api-key", None, _text, "the API key", secret=True),
+        Key("base_url", "SIRAY_BASE_URL", "--base-url", DEFAULT_BASE_URL, _url, "the API host"),
+        Key(
+            "gateway_url",
+            "SIRAY_GATEWAY_URL",
+            "--gateway-url",
+            DEFAULT_GATEWAY_URL,
+            _url,
+            "the gateway host (uploads, model catalogue)",
+        ),
+        Key(
+            "model",
+            "SIRAY_MODEL",
+            "MODEL",
+            None,
+            _text,
+            "the model `generate` and `run` use when none is given",
+        ),
+        Key(
+            "output_dir",
+            "SIRAY_OUTPUT_DIR",
+            "--output-dir",
+            None,
+            _text,
+            "where `run` downloads outputs when -o is not given",
+        ),
+        Key(
+            "timeout",
+            "SIRAY_TIMEOUT",
+            "--timeout",
+            "1800",
+            _positive_seconds,
+            "seconds `run` and `status --wait` wait at most",
+            number=True,
+        ),
+        Key(
+            "poll_interval",
+            "SIRAY_POLL_INTERVAL",
+            "--poll-interval",
+            None,
+            _positive_seconds,
+            "a fixed polling beat in seconds, instead of the adaptive schedule",
+            number=True,
+        ),
+        Key(
+            "retry_backoff",
+            "SIRAY_RETRY_BACKOFF",
+            None,
+            "0.5",
+            _backoff,
+            "seconds before the first retry of a failed request, doubling each time",
+            number=True,
+        ),
+    )
+}
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    resolved: dict[str, Setting] = {}
-    for name, (flag, variable, default) in SETTINGS.items():
-        flag_value = flags.get(name)
-        if flag_value and flag:
-            setting = Setting(flag_value, f"flag {flag}")
-        elif env.get(variable):
-            setting = Setting(env[variable], f"env {variable}")
+    if env.get("SIRAY_CONFIG_DIR"):
+        return Path(env["SIRAY_CONFIG_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("siray"))
+
+
+def mask(secret: str | None) -> str:
+    """At most the first 3 and last 4 characters; less of a short key."""
+    if not secret:
+        return "(none)"
+    if len(secret) <= 8:
+        return "*" * len(secret)
+    if len(secret) < 16:
+        return f"{secret[:2]}…{secret[-2:]}"
+    return f"{secret[:3]}…{secret[-4:]}"
+
+
+def known_key(name: str) -> Key:
+    key = KEYS.get(name)
+    if key is None:
+        raise UsageError(f"unknown setting {name!r}", hint=f"valid settings: {', '.join(KEYS)}")
+    return key
+
+
+def check_value(name: str, raw: str) -> str:
+    key = known_key(name)
+    try:
+        return key.check(raw)
+    except ValueError as exc:
+        raise UsageError(f"{name} {raw!r} {exc}") from None
+
+
+def _load_toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    data: dict[str, Any] = tomllib.loads(text)
+    return data
+
+
+class ConfigFile:
+    """The TOML file: read once, on demand; written atomically, 0600."""
+
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._warn = warn
+        self._data: dict[str, Any] | None = None
+
+    def load(self) -> dict[str, Any]:
+        if self._data is not None:
+            return self._data
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._data = {}
+            return self._data
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
+        if info.st_mode & 0o077 and self._warn is not None:
+            self._warn(
+                f"config file {self.path} can be read by other users; run: chmod 600 {self.path}"
+            )
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"cannot read config file {self.path}: {reason}") from None
+        try:
+            data = _load_toml(text)
+        except ValueError as exc:  # tomllib.TOMLDecodeError: "... (at line 3, column 5)"
+            raise ConfigError(
+                f"config file {self.path} is not valid TOML: {exc}",
+                hint="fix the file by hand (siray leaves it as it is), or move it away",
+            ) from None
+        profiles = data.get("profiles", {})
+        if not isinstance(profiles, dict) or not all(
+            isinstance(p, dict) for p in profiles.values()
+        ):
+            raise ConfigError(
+                f"config file {self.path}: [profiles] must hold tables such as [profiles.default]"
+            )
+        self._data = data
+        return data
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        profiles: dict[str, dict[str, Any]] = self.load().get("profiles", {})
+        return profiles
+
+    def profile(self, name: str) -> dict[str, Any]:
+        return self.profiles().get(name, {})
+
+    def has_profile(self, name: str) -> bool:
+        return name in self.profiles()
+
+    def update(self, profile: str, name: str, value: Any | None) -> None:
+        """Set (or with None remove) one setting of one profile, and write the file."""
+        data = self.load()
+        profiles = data.setdefault("profiles", {})
+        table = profiles.setdefault(profile, {})
+        if value is None:
+            table.pop(name, None)
         else:
-            setting = Setting(default, "default")
-        resolved[name] = _checked(name, setting)
-    return Settings(**resolved)
+            table[name] = value
+        self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        import tomli_w
+
+        directory = self.path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")
+        try:
+            os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(tomli_w.dumps(data).encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        self._data = data
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str | None
+    source: str  # "flag --api-key", "env SIRAY_API_KEY", "profile default in FILE", "default"
+
+
+class Settings:
+    """Resolves every setting the same way; reads the config file only when a value needs it."""
+
+    def __init__(
+        self,
+        flags: Mapping[str, str | None],
+        *,
+        profile: str | None = None,
+        env: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
+        on_secret: Callable[[str], None] | None = None,
+    ) -> None:
+        self._on_secret = on_secret
+        self._env = dict(os.environ if env is None else env)
+        self._flags = dict(flags)
+        self.config = ConfigFile(config_dir(self._env) / CONFIG_NAME, warn)
+        if profile:
+            self.profile_name, self.profile_source = profile, "flag --profile"
+        elif self._env.get("SIRAY_PROFILE"):
+            self.profile_name, self.profile_source = self._env["SIRAY_PROFILE"], "env SIRAY_PROFILE"
+        else:
+            self.profile_name, self.profile_source = DEFAULT_PROFILE, "default"
+
+    def profile_values(self) -> dict[str, Any]:
+        name = self.profile_name
+        if name != DEFAULT_PROFILE and not self.config.has_profile(name):
+            known = ", ".join(self.config.profiles()) or "none yet"
+            raise UsageError(
+                f"profile {name!r} (from {self.profile_source}) does not exist in "
+                f"{self.config.path}",
+                hint=f"profiles: {known}; create one with "
+                f"`siray --profile {name} auth login` or `siray config set`",
+            )
+        return self.config.profile(name)
+
+    def get(self, name: str, flag_value: object = None) -> Setting:
+        key = KEYS[name]
+        if flag_value is None or flag_value == "":
+            flag_value = self._flags.get(name)
+        if flag_value is not None and flag_value != "":
+            setting = Setting(str(flag_value), f"flag {key.flag}")
+        elif self._env.get(key.env):
+            setting = Setting(self._env[key.env], f"env {key.env}")
+        else:
+            stored = self.profile_values().get(name)
+            if stored is not None and stored != "":
+                where = f"profile {self.profile_name} in {self.config.path}"
+                setting = Setting(str(stored), where)
+            else:
+                return Setting(key.default, "default")
+        if key.secret and setting.value and self._on_secret is not None:
+            self._on_secret(setting.value)
+        try:
+            return Setting(key.check(setting.value or ""), setting.source)
+        except ValueError as exc:
+            shown = mask(setting.value) if key.secret else repr(setting.value)
+            raise UsageError(f"{name} {shown} (from {setting.source}) {exc}") from None
+
+    def value(self, name: str, flag_value: object = None) -> str | None:
+        return self.get(name, flag_value).value
+
+    def number(self, name: str, flag_value: float | None = None) -> float | None:
+        value = self.value(name, flag_value)
+        return None if value is None else float(value)
+
+    @property
+    def api_key(self) -> Setting:
+        return self.get("api_key")
+
+    @property
+    def base_url(self) -> Setting:
+        return self.get("base_url")
+
+    @property
+    def gateway_url(self) -> Setting:
+        return self.get("gateway_url")
+
+    @property
+    def backoff(self) -> float:
+        return float(self.value("retry_backoff") or "0.5")
+
+    def require_api_key(self) -> str:
+        key = self.api_key.value
+        if not key:
+            raise MissingAPIKeyError(
+                "no API key",
+                hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key "
+                "(offline: `siray emulator exec -- CMD`)",
+            )
+        return key
+
+    def describe(self, names: list[str] | None = None) -> list[str]:
+        """`name = value from source` lines for --debug; the key is never shown."""
+        lines = [f"profile = {self.profile_name} from {self.profile_source}"]
+        for name in names or ["api_key", "base_url", "gateway_url"]:
+            setting = self.get(name)
+            shown = "(set)" if KEYS[name].secret and setting.value else setting.value
+            lines.append(f"{name} = {shown} from {setting.source}")
+        return lines

@@ -44,6 +44,12 @@ class DownloadError(api.SirayError):
     error_type = "download_error"
 
 
+class ConfigError(api.SirayError):
+    """The config file cannot be read or parsed; it is left untouched."""
+
+    error_type = "config_error"
+
+
 class Interrupted(api.SirayError):
     error_type = "interrupted"
 
@@ -51,6 +57,7 @@ class Interrupted(api.SirayError):
 # Most specific first: the first class the exception is an instance of decides.
 _EXIT_CODES: list[tuple[type[api.SirayError], ExitCode]] = [
     (api.UsageError, ExitCode.USAGE),
+    (ConfigError, ExitCode.USAGE),
     (api.BadRequestError, ExitCode.USAGE),
     (api.NotFoundError, ExitCode.USAGE),
     (api.MissingAPIKeyError, ExitCode.AUTH),

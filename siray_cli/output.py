@@ -74,6 +74,11 @@ class Output:
     def data(self, line: str) -> None:
         self._write(self.stdout, line)
 
+    def secret_data(self, secret: str) -> None:
+        """The one unscrubbed line: `siray auth token` printing the key for a pipe."""
+        self.stdout.write(secret + "\n")
+        self.stdout.flush()
+
     def data_lines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.data(line)

@@ -144,9 +144,15 @@ def siray_command(*args: str) -> list[str]:
 
 
 def run_in_terminal(
-    args: list[str], env: Mapping[str, str], timeout: float = 30
+    args: list[str],
+    env: Mapping[str, str],
+    timeout: float = 30,
+    answer: tuple[str, str] | None = None,
 ) -> tuple[int, str]:
-    """Run a command with stdin, stdout and stderr on a pseudo-terminal; return (exit, screen)."""
+    """Run a command with stdin, stdout and stderr on a pseudo-terminal; return (exit, screen).
+
+    `answer` = (prompt, text): type `text` once `prompt` has appeared on the screen.
+    """
     controller, terminal = pty.openpty()
     env = {**env, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     process = subprocess.Popen(
@@ -165,6 +171,9 @@ def run_in_terminal(
             if not data:
                 break
             chunks.append(data)
+            if answer is not None and answer[0].encode() in b"".join(chunks):
+                os.write(controller, answer[1].encode())
+                answer = None
         elif process.poll() is not None:
             break
     os.close(controller)

@@ -19,6 +19,7 @@ def test_missing_key_exits_3_and_names_the_ways(siray):
     assert result.exit_code == 3, result
     assert "no API key" in result.stderr
     assert "SIRAY_API_KEY" in result.stderr and "--api-key" in result.stderr
+    assert "siray auth login" in result.stderr
 
 
 def test_wrong_key_exits_3_and_is_never_shown(siray):
@@ -150,7 +151,7 @@ def test_create_5xx_is_not_resent(siray, emu):
 
 
 def test_usage_error_from_click_exits_2(siray):
-    result = siray("run")
+    result = siray("status")
     assert result.exit_code == 2
     assert "Missing argument" in result.stderr
     result = siray("status", "--nope", "--json")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from siray_cli.api.errors import UsageError
 from siray_cli.api.models import TaskStatus
 from siray_cli.config import Settings
 from siray_cli.errors import Interrupted, WaitTimeoutError
@@ -27,12 +28,13 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print one JSON document on stdout (errors too).")
 ]
 TimeoutOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--timeout",
         min=0.0,
-        help="Give up waiting after this many seconds (exit 4; the task keeps running). "
-        "0 waits forever.",
+        help="Give up waiting after this many seconds (exit 4; the task keeps running); "
+        "0 waits forever. Default: the `timeout` setting, else 1800.",
+        show_default=False,
     ),
 ]
 PollIntervalOpt = Annotated[
@@ -41,6 +43,7 @@ PollIntervalOpt = Annotated[
         "--poll-interval",
         min=0.1,
         help="Poll on a fixed beat of this many seconds instead of the adaptive schedule.",
+        show_default=False,
     ),
 ]
 KindOpt = Annotated[
@@ -100,7 +103,7 @@ OutputDirOpt = Annotated[
     typer.Option(
         "--output-dir",
         "-o",
-        help="Download every output into this directory.",
+        help="Download every output into this directory (default: the `output_dir` setting).",
         file_okay=False,
         show_default=False,
     ),
@@ -108,8 +111,13 @@ OutputDirOpt = Annotated[
 TaskIdsArg = Annotated[
     list[str], typer.Argument(help="One or more task ids.", metavar="TASK_ID...")
 ]
-ModelArg = Annotated[str, typer.Argument(help="Model name, e.g. alibaba/z-image-turbo-t2i.")]
-DEFAULT_TIMEOUT = 1800.0
+ModelArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Model name, e.g. alibaba/z-image-turbo-t2i (default: the `model` setting).",
+        show_default=False,
+    ),
+]
 
 
 @dataclass
@@ -117,18 +125,57 @@ class AppState:
     settings: Settings
     output: Output
 
-    def client(self) -> SirayClient:
+    def client(self, api_key: str | None = None) -> SirayClient:
         from siray_cli.api.client import SirayClient
 
-        key = self.settings.require_api_key()
+        if self.output.debug_enabled:
+            for line in self.settings.describe():
+                self.output.trace(line)
+        key = api_key or self.settings.require_api_key()
         self.output.add_secret(key)
-        base_url = self.settings.base_url.value or ""
         return SirayClient(
             api_key=key,
-            base_url=base_url,
+            base_url=self.settings.base_url.value or "",
             trace=self.output.trace if self.output.debug_enabled else None,
             backoff=self.settings.backoff,
         )
+
+    def option(self, name: str, flag_value: object = None) -> str | None:
+        """A command option's value by the usual precedence, traced under --debug."""
+        setting = self.settings.get(name, flag_value)
+        self.output.trace(f"{name} = {setting.value} from {setting.source}")
+        return setting.value
+
+    def wait_options(
+        self, timeout: float | None, poll_interval: float | None
+    ) -> tuple[float, float | None]:
+        """(timeout, 0 for none; poll interval or None for the adaptive schedule)."""
+        if timeout == 0:
+            self.output.trace("timeout = 0 (none) from flag --timeout")
+            resolved_timeout = 0.0
+        else:
+            resolved_timeout = float(self.option("timeout", timeout) or 0)
+        interval = self.option("poll_interval", poll_interval)
+        return resolved_timeout, None if interval is None else float(interval)
+
+    def model_and_prompt(self, first: str | None, second: str | None) -> tuple[str, str | None]:
+        """MODEL [PROMPT], where a lone argument that is not a model name is the prompt of the
+        default model (`siray run "a red fox"` with `model` set)."""
+        if first is not None and second is None and not looks_like_model(first):
+            default = self.option("model")
+            if default is not None:
+                return default, first
+        model = self.option("model", first)
+        if model is None:
+            raise UsageError(
+                "no model given",
+                hint="siray run MODEL PROMPT, or set a default: siray config set model MODEL",
+            )
+        return model, second
+
+
+def looks_like_model(text: str) -> bool:
+    return "/" in text and not any(ch.isspace() for ch in text)
 
 
 def get_state(ctx: typer.Context, json_mode: bool = False) -> AppState:

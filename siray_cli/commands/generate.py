@@ -67,7 +67,7 @@ def _image_value(state: AppState, value: str) -> str:
 
 def generate(
     ctx: typer.Context,
-    model: ModelArg,
+    model: ModelArg = None,
     prompt: PromptArg = None,
     prompt_opt: PromptOpt = None,
     prompt_file: PromptFileOpt = None,
@@ -79,6 +79,7 @@ def generate(
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
     state = get_state(ctx, json_mode)
+    model, prompt = state.model_and_prompt(model, prompt)
     request = build_request(
         state,
         model=model,

@@ -8,7 +8,6 @@ import typer
 
 from siray_cli.api.models import TaskStatus
 from siray_cli.commands.common import (
-    DEFAULT_TIMEOUT,
     AppState,
     ImageOpt,
     InputJsonOpt,
@@ -32,7 +31,7 @@ from siray_cli.errors import DownloadError, TaskCancelledError, TaskFailedError
 
 def run(
     ctx: typer.Context,
-    model: ModelArg,
+    model: ModelArg = None,
     prompt: PromptArg = None,
     prompt_opt: PromptOpt = None,
     prompt_file: PromptFileOpt = None,
@@ -42,7 +41,7 @@ def run(
     kind: KindOpt = None,
     output_dir: OutputDirOpt = None,
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     cancel_on_interrupt: bool = typer.Option(
         False, "--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."
@@ -54,6 +53,8 @@ def run(
 
     state = get_state(ctx, json_mode)
     output = state.output
+    model, prompt = state.model_and_prompt(model, prompt)
+    timeout, poll_interval = state.wait_options(timeout, poll_interval)
     request = build_request(
         state,
         model=model,
@@ -65,7 +66,8 @@ def run(
         image=image,
         kind=kind.value if kind else None,
     )
-    directory = prepare_output_dir(output_dir) if output_dir is not None else None
+    target = state.option("output_dir", output_dir)
+    directory = prepare_output_dir(Path(target)) if target is not None else None
     with state.client() as client:
         task = client.submit(request.kind, request.body)
         output.always(f"task {task.task_id} submitted ({task.model})")

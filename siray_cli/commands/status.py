@@ -7,7 +7,6 @@ import typer
 from siray_cli.api.errors import SirayError
 from siray_cli.api.models import TaskStatus
 from siray_cli.commands.common import (
-    DEFAULT_TIMEOUT,
     JsonOpt,
     PollIntervalOpt,
     TaskIdsArg,
@@ -65,7 +64,7 @@ def status(
     ctx: typer.Context,
     task_ids: TaskIdsArg,
     wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
-    timeout: TimeoutOpt = DEFAULT_TIMEOUT,
+    timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -78,6 +77,7 @@ def status(
     worst = ExitCode.OK
     with state.client() as client:
         if wait:
+            timeout, poll_interval = state.wait_options(timeout, poll_interval)
             finals = wait_and_show(
                 state,
                 client,

@@ -1,0 +1,159 @@
+"""`siray auth`: log in once, see which key is in effect and where it came from, log out."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from siray_cli.api.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
+from siray_cli.commands.common import AppState, JsonOpt, get_state
+from siray_cli.config import mask
+from siray_cli.errors import ExitCode
+
+app = typer.Typer(help="Log in, show the key in effect, log out.", no_args_is_help=True)
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="The profile to change (default: the one in effect).", show_default=False
+    ),
+]
+# A task id that cannot exist: the cheapest authenticated request, 404 for a good key.
+PROBE_TASK_ID = "image_siray-auth-check"
+
+
+def key_works(state: AppState, key: str) -> bool:
+    """True when the API accepts the key (404 for a task that cannot exist), False on 401/403."""
+    with state.client(api_key=key) as client:
+        try:
+            client.get_status(PROBE_TASK_ID)
+        except NotFoundError:
+            return True
+        except (AuthenticationError, PermissionDeniedError):
+            return False
+    return True
+
+
+def _read_key(with_token: bool) -> str:
+    if with_token:
+        key = sys.stdin.read()
+    elif sys.stdin.isatty():
+        key = click.prompt("Siray API key", hide_input=True, err=True)
+    else:
+        raise UsageError(
+            "standard input is not a terminal, so siray will not prompt for the key",
+            hint='pipe it in instead: printf %s "$SIRAY_KEY" | siray auth login --with-token',
+        )
+    key = key.strip()
+    if not key or any(ch.isspace() for ch in key):
+        raise UsageError("that is not an API key (empty, or with spaces inside)")
+    return key
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    with_token: Annotated[
+        bool, typer.Option("--with-token", help="Read the key from standard input.")
+    ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save the key without checking it.")
+    ] = False,
+) -> None:
+    """Save an API key to a profile, after checking it against the API.
+
+    Prompts with hidden input on a terminal; never prompts otherwise.
+    """
+    state = get_state(ctx)
+    output = state.output
+    name = profile or state.settings.profile_name
+    key = _read_key(with_token)
+    output.add_secret(key)
+    if not no_verify and not key_works(state, key):
+        raise AuthenticationError(
+            f"the API at {state.settings.base_url.value} rejected this key; nothing was saved",
+            hint="check the key, or save it anyway with --no-verify",
+        )
+    state.settings.config.update(name, "api_key", key)
+    output.info(f"saved key {mask(key)} to profile {name} in {state.settings.config.path}")
+    if os.environ.get("SIRAY_API_KEY"):
+        output.warn("SIRAY_API_KEY is set, and takes precedence over the saved key")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not check the key against the API.")
+    ] = False,
+    json_mode: JsonOpt = False,
+) -> int:
+    """Which key is in effect, where it came from (masked), the hosts, and whether it works.
+
+    Exits 0 when the key is usable, 3 when there is none or the API rejects it.
+    """
+    state = get_state(ctx, json_mode)
+    settings, output = state.settings, state.output
+    key = settings.api_key
+    base, gateway = settings.base_url, settings.gateway_url
+    works = None if offline or not key.value else key_works(state, key.value)
+    if json_mode:
+        output.emit_json(
+            {
+                "profile": settings.profile_name,
+                "key": mask(key.value) if key.value else None,
+                "key_source": key.source if key.value else None,
+                "base_url": base.value,
+                "gateway_url": gateway.value,
+                "key_works": works,
+            }
+        )
+    else:
+        verdict = {None: "not checked", True: "yes", False: "no (the API rejected it)"}[works]
+        output.data_lines(
+            [
+                f"profile:     {settings.profile_name} (from {settings.profile_source})",
+                f"key:         {mask(key.value)}" + (f" (from {key.source})" if key.value else ""),
+                f"base_url:    {base.value} (from {base.source})",
+                f"gateway_url: {gateway.value} (from {gateway.source})",
+                f"key works:   {verdict if key.value else 'no key'}",
+            ]
+        )
+    if not key.value:
+        output.error(
+            "no API key",
+            hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key",
+            error_type="missing_api_key",
+        )
+        return ExitCode.AUTH
+    return ExitCode.AUTH if works is False else ExitCode.OK
+
+
+@app.command()
+def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
+    """Remove the stored key from a profile (the rest of the profile stays)."""
+    state = get_state(ctx)
+    name = profile or state.settings.profile_name
+    config = state.settings.config
+    if "api_key" not in config.profile(name):
+        state.output.info(f"profile {name} holds no key; nothing to do")
+        return
+    config.update(name, "api_key", None)
+    state.output.info(f"removed the key from profile {name} in {config.path}")
+
+
+@app.command()
+def token(ctx: typer.Context) -> None:
+    """Print the key in effect, raw, for piping: $(siray auth token)."""
+    state = get_state(ctx)
+    state.output.secret_data(state.settings.require_api_key())

@@ -1,0 +1,82 @@
+"""`siray config`: read and change the settings of a profile in the config file."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from siray_cli.commands.common import JsonOpt, get_state
+from siray_cli.config import KEYS, check_value, known_key, mask
+
+app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)
+
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="The profile to change (default: the one in effect).", show_default=False
+    ),
+]
+KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEYS)}.", metavar="KEY")]
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
+    """Every setting in effect, with where it came from (the key masked)."""
+    state = get_state(ctx, json_mode)
+    rows = {}
+    for name, key in KEYS.items():
+        setting = state.settings.get(name)
+        shown = mask(setting.value) if key.secret and setting.value else setting.value
+        rows[name] = {"value": shown, "source": setting.source}
+    if json_mode:
+        state.output.emit_json(rows)
+        return
+    state.output.data_lines(
+        f"{name}\t{row['value'] if row['value'] is not None else ''}\t{row['source']}"
+        for name, row in rows.items()
+    )
+
+
+@app.command()
+def get(ctx: typer.Context, name: KeyArg) -> None:
+    """Print one setting's value in effect (the key masked; `siray auth token` prints it)."""
+    state = get_state(ctx)
+    known_key(name)
+    value = state.settings.value(name)
+    if value is not None:
+        state.output.data(mask(value) if KEYS[name].secret else value)
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    name: KeyArg,
+    value: Annotated[str, typer.Argument(help="The new value.")],
+    profile: ProfileOpt = None,
+) -> None:
+    """Store a setting in a profile (checked first: a timeout must be a positive number...)."""
+    state = get_state(ctx)
+    checked = check_value(name, value)
+    stored: str | float = float(checked) if KEYS[name].number else checked
+    target = profile or state.settings.profile_name
+    state.settings.config.update(target, name, stored)
+    shown = mask(checked) if KEYS[name].secret else checked
+    state.output.info(f"{name} = {shown} in profile {target} ({state.settings.config.path})")
+
+
+@app.command()
+def unset(ctx: typer.Context, name: KeyArg, profile: ProfileOpt = None) -> None:
+    """Remove a setting from a profile."""
+    state = get_state(ctx)
+    known_key(name)
+    target = profile or state.settings.profile_name
+    state.settings.config.update(target, name, None)
+    state.output.info(f"removed {name} from profile {target} ({state.settings.config.path})")
+
+
+@app.command()
+def path(ctx: typer.Context) -> None:
+    """Print the config file's path."""
+    state = get_state(ctx)
+    state.output.data(str(state.settings.config.path))
