@@ -12,7 +12,7 @@ import typer
 
 from siray_cli import __version__
 from siray_cli.api.errors import SirayError
-from siray_cli.commands import auth, cancel, emulator, generate, run, status
+from siray_cli.commands import auth, cancel, emulator, generate, models, run, status
 from siray_cli.commands import config as config_command
 from siray_cli.commands.common import AppState
 from siray_cli.config import Settings
@@ -102,6 +102,7 @@ app.command("generate")(generate.generate)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("cancel")(cancel.cancel)
+app.add_typer(models.app, name="models")
 app.add_typer(auth.app, name="auth")
 app.add_typer(config_command.app, name="config")
 app.add_typer(emulator.app, name="emulator")

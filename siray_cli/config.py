@@ -122,6 +122,15 @@ KEYS: dict[str, Key] = {
             number=True,
         ),
         Key(
+            "catalogue_ttl",
+            "SIRAY_CATALOGUE_TTL",
+            None,
+            "86400",
+            _positive_seconds,
+            "seconds the cached model catalogue is used before it is fetched again",
+            number=True,
+        ),
+        Key(
             "retry_backoff",
             "SIRAY_RETRY_BACKOFF",
             None,

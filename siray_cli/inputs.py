@@ -7,12 +7,13 @@ import base64
 import json
 import mimetypes
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from siray_cli.api.errors import UsageError
-from siray_cli.api.models import TaskKind, kind_from_model_name
+from siray_cli.api.models import ModelInfo, TaskKind, kind_from_model_name
 
 STDIN = "-"
 INLINE_WARN_BYTES = 4 * 1024 * 1024
@@ -30,8 +31,21 @@ def decode_value(text: str) -> Any:
         return text
 
 
-def parse_input(item: str) -> tuple[str, Any]:
-    """`key=value` (JSON when it parses, else a string) or `key:=json` (JSON or an error).
+@dataclass(frozen=True)
+class InputItem:
+    """One `-i` input as typed: the key, the raw text, and whether `:=` forced JSON."""
+
+    key: str
+    raw: str
+    forced_json: bool = False
+
+    def value(self) -> Any:
+        """Without a schema: JSON when it parses (always, for `:=`), else the text."""
+        return json.loads(self.raw) if self.forced_json else decode_value(self.raw)
+
+
+def parse_input(item: str) -> InputItem:
+    """`key=value` or `key:=json` (checked here: invalid JSON is a usage error).
 
     Only the first `=` separates, so values may contain `=` and may start with `-`.
     """
@@ -48,13 +62,13 @@ def parse_input(item: str) -> tuple[str, Any]:
         raise UsageError(f"input {item!r} has no valid key before '='", hint="write -i key=value")
     if force_json:
         try:
-            return key, json.loads(raw, parse_constant=_reject_constant)
+            json.loads(raw, parse_constant=_reject_constant)
         except ValueError as exc:
             raise UsageError(
                 f"input {key}:= takes JSON, and {raw!r} is not valid JSON",
                 hint="quote strings as JSON: -i key:='\"text\"', or use key=value",
             ) from exc
-    return key, decode_value(raw)
+    return InputItem(key, raw, force_json)
 
 
 class StdinOnce:
@@ -148,17 +162,22 @@ def data_url(path: Path) -> tuple[str, int]:
 def build_body(
     model: str,
     prompt: str | None,
-    inputs: Sequence[str],
-    input_json: str | None,
-    stdin: StdinOnce,
+    base: dict[str, Any],
+    items: Sequence[InputItem],
+    *,
+    info: ModelInfo | None = None,
+    local_file: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any]:
-    model = model.strip()
-    if not model:
-        raise UsageError("the model name is empty", hint="for example: alibaba/z-image-turbo-t2i")
-    body: dict[str, Any] = load_json_body(input_json, stdin) if input_json else {}
-    for item in inputs:
-        key, value = parse_input(item)
-        body[key] = value
+    """The request body: the --input-json base, then the -i inputs (coerced by the model's schema
+    when there is one), then model and prompt; validated against the schema when there is one."""
+    from siray_cli import validation
+
+    body = dict(base)
+    if info is None:
+        for item in items:
+            body[item.key] = item.value()
+    else:
+        body.update(validation.coerce_inputs(items, info, local_file))
     body["model"] = model
     if prompt is not None:
         body["prompt"] = prompt
@@ -167,10 +186,16 @@ def build_body(
             "no prompt given",
             hint='give one: siray run MODEL "a lighthouse at dusk" (or -p, --prompt-file FILE|-)',
         )
+    if info is not None:
+        validation.apply_defaults(body, info)
+        validation.validate_body(body, info)
     return body
 
 
-def pick_kind(model: str, kind: str | None) -> TaskKind:
+def pick_kind(model: str, kind: str | None, info: ModelInfo | None = None) -> TaskKind:
+    """--kind, else the catalogue's tag, else a guess from the model's name."""
     if kind:
         return TaskKind(kind)
+    if info is not None and info.tag:
+        return info.kind
     return kind_from_model_name(model)

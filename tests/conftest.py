@@ -154,7 +154,7 @@ def run_in_terminal(
     `answer` = (prompt, text): type `text` once `prompt` has appeared on the screen.
     """
     controller, terminal = pty.openpty()
-    env = {**env, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    env = {"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30", **env}
     process = subprocess.Popen(
         args, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
     )

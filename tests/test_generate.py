@@ -159,7 +159,7 @@ def test_stdin_cannot_serve_twice(siray):
 
 
 def test_server_side_validation_error_exits_2(siray):
-    result = siray("generate", MODEL, "x", "-i", "size=1024x1000", "--json")
+    result = siray("generate", MODEL, "x", "-i", "size=1024x1000", "--json", "--no-validate")
     assert result.exit_code == 2, result
     error = result.json()["error"]
     assert error["status_code"] == 400 and error["type"] == "bad_request"
@@ -169,4 +169,6 @@ def test_server_side_validation_error_exits_2(siray):
 def test_unknown_model_exits_2(siray):
     result = siray("generate", "nobody/nothing", "x")
     assert result.exit_code == 2
-    assert "does not exist" in result.stderr
+    assert "model 'nobody/nothing' is not in the catalogue" in result.stderr
+    sent = siray("generate", "nobody/nothing", "x", "--no-validate")
+    assert sent.exit_code == 2 and "does not exist" in sent.stderr  # the server's own check

@@ -31,18 +31,19 @@ from siray_cli.inputs import decode_value, parse_input
     ],
 )
 def test_parse_input_examples(text, expected):
-    assert parse_input(text) == expected
+    item = parse_input(text)
+    assert (item.key, item.value()) == expected
 
 
 @given(st.text())
 def test_parse_input_never_crashes(text):
     try:
-        key, value = parse_input(text)
+        item = parse_input(text)
     except UsageError as exc:
         assert exc.message and "\n" not in exc.message.replace(repr(text), "")
         return
-    assert key and not any(ch.isspace() for ch in key)
-    json.dumps(value)  # whatever came out can be sent
+    assert item.key and not any(ch.isspace() for ch in item.key)
+    json.dumps(item.value())  # whatever came out can be sent
 
 
 @given(
@@ -54,8 +55,9 @@ def test_parse_input_never_crashes(text):
     st.text(),
 )
 def test_value_round_trips(key, value):
-    parsed_key, parsed = parse_input(f"{key}={value}")
-    assert parsed_key == key
+    item = parse_input(f"{key}={value}")
+    parsed = item.value()
+    assert item.key == key
     assert parsed == decode_value(value)
     if not isinstance(parsed, str):
         assert json.loads(value) == parsed

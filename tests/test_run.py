@@ -148,7 +148,7 @@ def test_a_server_supplied_id_cannot_write_outside_the_directory(siray, tmp_path
     with build_http_client(expect_json=False) as http:
         path = download_one(http, url, out, "../../escape", 1, force=False)
     assert path.parent == out
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [path.name]
+    assert sorted(p.name for p in (tmp_path / "deep").rglob("*") if p.is_file()) == [path.name]
 
 
 def test_output_dir_that_is_a_file_fails_before_submitting(siray, emu, tmp_path):

@@ -24,10 +24,12 @@ from siray_cli.api import errors
 from siray_cli.api.models import (
     CREATE_PATHS,
     STATUS_PATHS,
+    ModelInfo,
     SubmittedTask,
     TaskKind,
     TaskStatus,
     kind_from_task_id,
+    parse_catalogue,
     parse_status,
     parse_submit,
 )
@@ -242,12 +244,17 @@ class SirayClient:
         *,
         api_key: str,
         base_url: str,
+        gateway_url: str | None = None,
         trace: Trace | None = None,
         backoff: float = DEFAULT_BACKOFF,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.gateway_url = (gateway_url or base_url).rstrip("/")
+        self._api_key = api_key
         self._backoff = backoff
+        self._trace = trace
+        self._timeout = timeout
         self._http = build_http_client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {api_key}"},
@@ -255,6 +262,7 @@ class SirayClient:
             backoff=backoff,
             timeout=timeout,
         )
+        self._gateway_http: httpx.Client | None = None
 
     def __enter__(self) -> SirayClient:
         return self
@@ -264,6 +272,36 @@ class SirayClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._gateway_http is not None:
+            self._gateway_http.close()
+
+    @property
+    def gateway(self) -> httpx.Client:
+        """The gateway host, which takes the key as `API-KEY <key>` (API.md)."""
+        if self._gateway_http is None:
+            self._gateway_http = build_http_client(
+                base_url=self.gateway_url,
+                headers={"Authorization": f"API-KEY {self._api_key}"},
+                trace=self._trace,
+                backoff=self._backoff,
+                timeout=self._timeout,
+            )
+        return self._gateway_http
+
+    def list_models(self) -> list[ModelInfo]:
+        """The model catalogue (`GET {gateway}/api/model-verse/models`)."""
+        try:
+            response = self.gateway.get("/api/model-verse/models")
+        except _BadBody as exc:
+            raise errors.ProtocolError(f"model catalogue: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise errors.NetworkError(
+                f"fetching the model catalogue: could not reach {self.gateway_url} "
+                f"({type(exc).__name__})",
+                hint="check your network and --gateway-url / SIRAY_GATEWAY_URL",
+            ) from exc
+        raise_for_status(response)
+        return parse_catalogue(_json(response))
 
     def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
         return errors.NetworkError(

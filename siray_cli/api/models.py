@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -215,3 +216,75 @@ def parse_status(payload: object, kind: TaskKind, task_id: str) -> TaskStatus:
         finish_time=_timestamp(data.get("finish_time")),
         action=_text(data.get("action")),
     )
+
+
+VIDEO_TAGS = frozenset({"text-to-video", "image-to-video", "video"})
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One catalogue entry: the model's name, its tag, and the JSON Schema of its request body."""
+
+    name: str
+    tag: str
+    schema: dict[str, Any]
+
+    @property
+    def kind(self) -> TaskKind:
+        return TaskKind.VIDEO if self.tag in VIDEO_TAGS else TaskKind.IMAGE
+
+    @property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        props = self.schema.get("properties")
+        if not isinstance(props, dict):
+            return {}
+        return {k: v for k, v in props.items() if isinstance(v, dict)}
+
+    @property
+    def required(self) -> list[str]:
+        required = self.schema.get("required")
+        return [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "tag": self.tag,
+            "required": self.required,
+            "schema": self.schema,
+        }
+
+
+def _schema_of(value: object) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def parse_catalogue(payload: object) -> list[ModelInfo]:
+    """`{"data": [{"model_name", "tag", "model_extend_info": "<JSON Schema as a string>"}]}`."""
+    entries = payload.get("data") if isinstance(payload, Mapping) else payload
+    if not isinstance(entries, list):
+        raise ProtocolError("the model catalogue is not a list of models")
+    models = []
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        name = entry.get("model_name") or entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            continue
+        tag = entry.get("tag")
+        models.append(
+            ModelInfo(
+                name.strip(),
+                tag if isinstance(tag, str) else "",
+                _schema_of(entry.get("model_extend_info")),
+            )
+        )
+    return models

@@ -17,6 +17,8 @@ from siray_cli.output import Output
 
 if TYPE_CHECKING:
     from siray_cli.api.client import SirayClient
+    from siray_cli.api.models import ModelInfo
+    from siray_cli.catalogue import Catalogue
 
 
 class Kind(str, enum.Enum):
@@ -108,6 +110,16 @@ OutputDirOpt = Annotated[
         show_default=False,
     ),
 ]
+NoValidateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-validate",
+        help="Send the inputs as given, without checking them against the model catalogue.",
+    ),
+]
+RefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
+]
 TaskIdsArg = Annotated[
     list[str], typer.Argument(help="One or more task ids.", metavar="TASK_ID...")
 ]
@@ -136,9 +148,38 @@ class AppState:
         return SirayClient(
             api_key=key,
             base_url=self.settings.base_url.value or "",
+            gateway_url=self.settings.gateway_url.value,
             trace=self.output.trace if self.output.debug_enabled else None,
             backoff=self.settings.backoff,
         )
+
+    def catalogue(self, client: SirayClient, *, refresh: bool = False) -> Catalogue:
+        from siray_cli.catalogue import CatalogueStore, cache_path
+
+        store = CatalogueStore(
+            cache_path(client.gateway_url),
+            client.list_models,
+            warn=self.output.warn,
+            ttl=float(self.option("catalogue_ttl") or 86400),
+        )
+        return store.load(refresh=refresh)
+
+    def model_info(self, client: SirayClient, name: str, *, refresh: bool = False) -> ModelInfo:
+        """The model's catalogue entry; a model missing from the cache refreshes it once."""
+        from siray_cli.catalogue import UNREACHABLE
+
+        try:
+            catalogue = self.catalogue(client, refresh=refresh)
+        except UNREACHABLE as exc:
+            exc.hint = "try again later, or pass --no-validate to send the inputs unchecked"
+            raise
+        info = catalogue.get(name)
+        if info is None and not catalogue.fresh:
+            catalogue = self.catalogue(client, refresh=True)
+            info = catalogue.get(name)
+        if info is None:
+            raise catalogue.unknown_model(name)
+        return info
 
     def option(self, name: str, flag_value: object = None) -> str | None:
         """A command option's value by the usual precedence, traced under --debug."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -33,18 +34,31 @@ FaultOpt = Annotated[
 
 
 def _config(
-    port: int, task_seconds: float, create_shape: str, no_cancel: bool, api_key: str | None
+    port: int,
+    task_seconds: float,
+    create_shape: str,
+    no_cancel: bool,
+    api_key: str | None,
+    models_file: Path | None,
 ) -> EmulatorConfig:
+    from siray_cli.emulator.catalogue import load_models
     from siray_cli.emulator.server import EMULATOR_API_KEY, EmulatorConfig
 
     if create_shape not in ("nested", "flat", "id"):
         raise UsageError(f"--create-shape {create_shape!r} is not one of nested, flat, id")
+    extra = {}
+    if models_file is not None:
+        try:
+            extra = load_models(models_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError, AttributeError) as exc:
+            raise UsageError(f"--models {models_file}: {exc}") from None
     return EmulatorConfig(
         port=port,
         task_seconds=task_seconds,
         create_shape=create_shape,
         cancel_supported=not no_cancel,
         api_key=api_key or EMULATOR_API_KEY,
+        extra_models=extra,
     )
 
 
@@ -89,11 +103,21 @@ def emulator(
     api_key: str | None = typer.Option(
         None, "--key", help="The key it accepts (default: siray-emulator-key).", show_default=False
     ),
+    models_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--models",
+            help="Also serve the models in FILE (the gateway's catalogue format), "
+            "e.g. to try a model newer than the emulator.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
     fault: FaultOpt = None,
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     ctx.obj = {
-        "config": _config(port, task_seconds, create_shape, no_cancel, api_key),
+        "config": _config(port, task_seconds, create_shape, no_cancel, api_key, models_file),
         "faults": fault,
     }
     if ctx.invoked_subcommand is not None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from siray_cli import inputs
+from siray_cli.api.errors import UsageError
 from siray_cli.api.models import TaskKind
 from siray_cli.commands.common import (
     AppState,
@@ -17,11 +18,15 @@ from siray_cli.commands.common import (
     JsonOpt,
     KindOpt,
     ModelArg,
+    NoValidateOpt,
     PromptArg,
     PromptFileOpt,
     PromptOpt,
     get_state,
 )
+
+if TYPE_CHECKING:
+    from siray_cli.api.client import SirayClient
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Request:
 
 def build_request(
     state: AppState,
+    client: SirayClient,
     *,
     model: str,
     prompt: str | None,
@@ -41,22 +47,38 @@ def build_request(
     input_json: str | None,
     image: str | None,
     kind: str | None,
+    validate: bool,
 ) -> Request:
-    """Everything `generate` and `run` send, checked before anything is paid for."""
+    """Everything `generate` and `run` send, checked before anything is paid for: the local
+    inputs first, then (unless --no-validate) the model's schema from the catalogue."""
     stdin = inputs.StdinOnce()
     text = inputs.resolve_prompt(prompt, prompt_opt, prompt_file, stdin)
-    body = inputs.build_body(model, text, input_items or [], input_json, stdin)
+    base = inputs.load_json_body(input_json, stdin) if input_json else {}
+    items = [inputs.parse_input(item) for item in input_items or []]
     if image is not None:
-        body["image"] = _image_value(state, image)
-    return Request(inputs.pick_kind(model, kind), body)
+        base["image"] = _image_value(state, "--image", image)
+    info = state.model_info(client, model) if validate else None
+    body = inputs.build_body(
+        model,
+        text,
+        base,
+        items,
+        info=info,
+        local_file=lambda key, path: _image_value(state, key, path),
+    )
+    return Request(inputs.pick_kind(model, kind, info), body)
 
 
-def _image_value(state: AppState, value: str) -> str:
+def _image_value(state: AppState, key: str, value: str) -> str:
+    """A URL as it is; a local file as a data URL (until uploads land)."""
     from pathlib import Path
 
     if inputs.is_remote(value):
         return value
-    url, size = inputs.data_url(Path(value).expanduser())
+    try:
+        url, size = inputs.data_url(Path(value).expanduser())
+    except UsageError as exc:
+        raise UsageError(f"{key}: {exc.message}", hint="give a URL or an existing file") from None
     if size > inputs.INLINE_WARN_BYTES:
         state.output.warn(
             f"{value} is {size / 1048576:.1f} MiB; it is sent inline as a data URL, "
@@ -75,23 +97,26 @@ def generate(
     input_json: InputJsonOpt = None,
     image: ImageOpt = None,
     kind: KindOpt = None,
+    no_validate: NoValidateOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
     state = get_state(ctx, json_mode)
     model, prompt = state.model_and_prompt(model, prompt)
-    request = build_request(
-        state,
-        model=model,
-        prompt=prompt,
-        prompt_opt=prompt_opt,
-        prompt_file=prompt_file,
-        input_items=input_items,
-        input_json=input_json,
-        image=image,
-        kind=kind.value if kind else None,
-    )
     with state.client() as client:
+        request = build_request(
+            state,
+            client,
+            model=model,
+            prompt=prompt,
+            prompt_opt=prompt_opt,
+            prompt_file=prompt_file,
+            input_items=input_items,
+            input_json=input_json,
+            image=image,
+            kind=kind.value if kind else None,
+            validate=not no_validate,
+        )
         task = client.submit(request.kind, request.body)
     output = state.output
     if json_mode:

@@ -15,6 +15,7 @@ from siray_cli.commands.common import (
     JsonOpt,
     KindOpt,
     ModelArg,
+    NoValidateOpt,
     OutputDirOpt,
     PollIntervalOpt,
     PromptArg,
@@ -39,6 +40,7 @@ def run(
     input_json: InputJsonOpt = None,
     image: ImageOpt = None,
     kind: KindOpt = None,
+    no_validate: NoValidateOpt = False,
     output_dir: OutputDirOpt = None,
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
     timeout: TimeoutOpt = None,
@@ -55,20 +57,22 @@ def run(
     output = state.output
     model, prompt = state.model_and_prompt(model, prompt)
     timeout, poll_interval = state.wait_options(timeout, poll_interval)
-    request = build_request(
-        state,
-        model=model,
-        prompt=prompt,
-        prompt_opt=prompt_opt,
-        prompt_file=prompt_file,
-        input_items=input_items,
-        input_json=input_json,
-        image=image,
-        kind=kind.value if kind else None,
-    )
     target = state.option("output_dir", output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
     with state.client() as client:
+        request = build_request(
+            state,
+            client,
+            model=model,
+            prompt=prompt,
+            prompt_opt=prompt_opt,
+            prompt_file=prompt_file,
+            input_items=input_items,
+            input_json=input_json,
+            image=image,
+            kind=kind.value if kind else None,
+            validate=not no_validate,
+        )
         task = client.submit(request.kind, request.body)
         output.always(f"task {task.task_id} submitted ({task.model})")
         final = wait_and_show(

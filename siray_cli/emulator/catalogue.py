@@ -131,15 +131,34 @@ VIDEO_TAGS = frozenset({"text-to-video", "image-to-video", "video"})
 IMAGE_FIELDS = ("image", "mask")
 
 
-def is_video(model: str) -> bool:
-    return MODELS[model][0] in VIDEO_TAGS
+Models = dict[str, tuple[str, dict[str, Any]]]
 
 
-def catalogue_document() -> dict[str, Any]:
+def catalogue_document(models: Models) -> dict[str, Any]:
     """The gateway's `GET /api/model-verse/models` answer (schemas serialized as strings)."""
     return {
         "data": [
             {"model_name": name, "tag": tag, "model_extend_info": json.dumps(schema)}
-            for name, (tag, schema) in MODELS.items()
+            for name, (tag, schema) in models.items()
         ]
     }
+
+
+def load_models(text: str) -> Models:
+    """Extra models in the gateway's own format, `{"data": [{"model_name", "tag",
+    "model_extend_info"}]}` (the schema as an object or a string), for `siray emulator --models`."""
+    document = json.loads(text)
+    entries = document.get("data") if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        raise ValueError('expected {"data": [...]} with one object per model')
+    models: Models = {}
+    for entry in entries:
+        name, tag = entry.get("model_name"), entry.get("tag", "")
+        schema = entry.get("model_extend_info", {})
+        if isinstance(schema, str):
+            schema = json.loads(schema)
+        if not isinstance(name, str) or not isinstance(schema, dict):
+            raise ValueError(f"bad model entry: {entry!r:.80}")
+        schema.setdefault("type", "object")
+        models[name] = (str(tag), schema)
+    return models

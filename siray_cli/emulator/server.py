@@ -60,6 +60,7 @@ class EmulatorConfig:
     cancel_supported: bool = True
     seed: int | None = None
     log: Callable[[str], None] | None = None
+    extra_models: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,6 +167,7 @@ class EmulatorState:
         self.requests: Counter[str] = Counter()
         self.user_agents: Counter[str] = Counter()
         self.faults = Faults(config.seed)
+        self.models = {**catalogue.MODELS, **config.extra_models}
         self._random = random.Random(config.seed)
 
     def count(self, method: str, path: str, user_agent: str) -> None:
@@ -369,7 +371,7 @@ class Handler(BaseHTTPRequestHandler):
             if denied is not None:
                 return denied
             if method == "GET" and path == "/api/model-verse/models":
-                return json_response(200, catalogue.catalogue_document())
+                return json_response(200, catalogue.catalogue_document(self.state.models))
             return error_response(404, f"no route for {method} {path}", "not_found")
         if method == "GET":
             redirect = _REDIRECT.match(path)
@@ -403,16 +405,21 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model")
         if not isinstance(model, str) or not model:
             return error_response(400, "model is required", "invalid_parameter")
-        if model not in catalogue.MODELS:
+        if model not in self.state.models:
             return error_response(400, f"model {model} does not exist", "model_not_found")
-        wanted = "video" if catalogue.is_video(model) else "image"
+        tag, schema = self.state.models[model]
+        wanted = "video" if tag in catalogue.VIDEO_TAGS else "image"
         if wanted != kind:
             return error_response(
                 400,
                 f"{model} is a {wanted} model; send it to the {wanted} endpoint",
                 "invalid_model_kind",
             )
-        problem = _schema_problem(model, body)
+        for name in schema.get("required", []):
+            default = schema["properties"].get(name, {}).get("default")
+            if name not in body and default is not None:
+                body[name] = default
+        problem = _schema_problem(schema, body)
         if problem is not None:
             return error_response(400, problem, "invalid_parameter")
         task = self.state.new_task(kind, model, body, self._input_problem(body))
@@ -552,16 +559,11 @@ class Handler(BaseHTTPRequestHandler):
         return error_response(404, f"no route for {method} {path}", "not_found")
 
 
-_VALIDATORS: dict[str, Any] = {}
-
-
-def _schema_problem(model: str, body: dict[str, Any]) -> str | None:
+def _schema_problem(schema: dict[str, Any], body: dict[str, Any]) -> str | None:
     """The first way the body breaks the model's schema, in the server's words, or None."""
     from jsonschema import Draft202012Validator
 
-    validator = _VALIDATORS.get(model)
-    if validator is None:
-        validator = _VALIDATORS[model] = Draft202012Validator(catalogue.MODELS[model][1])
+    validator = Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is None:
         return None

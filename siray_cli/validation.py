@@ -1,0 +1,217 @@
+"""Model inputs checked against the catalogue's JSON Schema before a paid request is sent.
+
+`-i key=value` text is coerced by the schema's type, then jsonschema validates the whole body, and
+its findings are rewritten as sentences a person would write. jsonschema is imported only here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from siray_cli.api.errors import UsageError
+from siray_cli.api.models import ModelInfo
+from siray_cli.inputs import InputItem, decode_value, is_remote
+
+TRUE = {"true", "1", "yes", "y", "on"}
+FALSE = {"false", "0", "no", "n", "off"}
+IGNORED_KEYS = {"model"}
+
+
+def _type(prop: dict[str, Any]) -> str | None:
+    kind = prop.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind is None and "enum" in prop and prop["enum"]:
+        sample = prop["enum"][0]
+        kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(sample))
+    return kind if isinstance(kind, str) else None
+
+
+def is_image_field(name: str, prop: dict[str, Any]) -> bool:
+    """Fields whose name says image or mask, holding a string or an array of strings."""
+    if "image" not in name.lower() and "mask" not in name.lower():
+        return False
+    kind = _type(prop)
+    if kind == "array":
+        items = prop.get("items")
+        return isinstance(items, dict) and _type(items) in (None, "string")
+    return kind in (None, "string")
+
+
+def _scalar(key: str, raw: str, prop: dict[str, Any]) -> Any:
+    kind = _type(prop)
+    if kind == "string" or (kind is None and not prop):
+        return raw
+    if kind == "integer":
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise ValueError(f"{key}: {json.dumps(raw)} is not an integer") from None
+    if kind == "number":
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"{key}: {json.dumps(raw)} is not a number") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{key}: {json.dumps(raw)} is not a finite number")
+        return (
+            int(number)
+            if number.is_integer() and "." not in raw and "e" not in raw.lower()
+            else number
+        )
+    if kind == "boolean":
+        word = raw.strip().lower()
+        if word in TRUE:
+            return True
+        if word in FALSE:
+            return False
+        raise ValueError(f"{key}: {json.dumps(raw)} is not a boolean (true/false, yes/no, 1/0)")
+    return decode_value(raw)
+
+
+def coerce_inputs(
+    items: Sequence[InputItem],
+    info: ModelInfo,
+    local_file: Callable[[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """`-i` inputs typed by the schema: strings stay as typed, numbers and booleans are parsed,
+    repeated keys (or a JSON list) make an array, and image fields may name a local file."""
+    properties = info.properties
+    grouped: dict[str, list[InputItem]] = {}
+    for item in items:
+        grouped.setdefault(item.key, []).append(item)
+    body: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, group in grouped.items():
+        prop = properties.get(key)
+        try:
+            if prop is None:
+                body[key] = group[-1].value()
+            elif _type(prop) == "array":
+                body[key] = _array(key, group, prop)
+            elif group[-1].forced_json:
+                body[key] = group[-1].value()
+            else:
+                body[key] = _scalar(key, group[-1].raw, prop)
+            if prop is not None and local_file is not None and is_image_field(key, prop):
+                body[key] = _local_files(key, body[key], local_file)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UsageError(f"invalid inputs for {info.name}: " + "; ".join(problems))
+    return body
+
+
+def _array(key: str, group: list[InputItem], prop: dict[str, Any]) -> list[Any]:
+    items_schema = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+    values: list[Any] = []
+    for item in group:
+        text = item.raw.strip()
+        if item.forced_json or text.startswith("["):
+            try:
+                decoded = json.loads(item.raw)
+            except ValueError:
+                raise ValueError(f"{key}: {json.dumps(item.raw)} is not a JSON list") from None
+            values.extend(decoded if isinstance(decoded, list) else [decoded])
+        else:
+            values.append(_scalar(key, item.raw, items_schema or {"type": "string"}))
+    return values
+
+
+def _local_files(key: str, value: Any, local_file: Callable[[str, str], str]) -> Any:
+    if isinstance(value, list):
+        return [_local_files(key, v, local_file) for v in value]
+    if isinstance(value, str) and value and not is_remote(value):
+        return local_file(key, value)
+    return value
+
+
+def apply_defaults(body: dict[str, Any], info: ModelInfo) -> None:
+    """A required input the schema gives a default for may be omitted: send the default."""
+    for name in info.required:
+        default = info.properties.get(name, {}).get("default")
+        if name not in body and default is not None:
+            body[name] = default
+
+
+def _suggest(value: object, choices: Sequence[object]) -> str:
+    text = str(value)
+    names = [str(choice) for choice in choices]
+    folded = [n for n in names if n.lower() == text.lower()]
+    close = folded or difflib.get_close_matches(text, names, n=1, cutoff=0.6)
+    return f"; did you mean {json.dumps(close[0])}?" if close else ""
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(p) for p in error.absolute_path) or "body"
+    value, rule, limit = error.instance, error.validator, error.validator_value
+    shown = json.dumps(value, ensure_ascii=False)
+    if rule == "enum":
+        allowed = ", ".join(str(v) for v in limit)
+        return f"{where}: {shown} is not one of {allowed}{_suggest(value, limit)}"
+    if rule == "const":
+        return f"{where}: {shown} must be {json.dumps(limit)}"
+    if rule == "type":
+        wanted = limit if isinstance(limit, str) else " or ".join(limit)
+        article = "an" if wanted[:1] in "aeiou" else "a"
+        return f"{where}: {shown} is not {article} {wanted}"
+    if rule in ("minimum", "exclusiveMinimum"):
+        return f"{where}: {shown} is below the minimum {limit}"
+    if rule in ("maximum", "exclusiveMaximum"):
+        return f"{where}: {shown} is above the maximum {limit}"
+    if rule == "minItems":
+        return f"{where}: {len(value)} item(s) given, at least {limit} needed"
+    if rule == "maxItems":
+        return f"{where}: {len(value)} items given, at most {limit} allowed"
+    if rule == "minLength":
+        return (
+            f"{where}: must not be empty" if limit == 1 else f"{where}: at least {limit} characters"
+        )
+    if rule == "maxLength":
+        return f"{where}: at most {limit} characters"
+    return f"{where}: {error.message}"
+
+
+def validate_body(body: dict[str, Any], info: ModelInfo) -> None:
+    """Raise one usage error naming every problem: missing inputs all at once, unknown inputs
+    with the valid ones, then each value that breaks the schema."""
+    from jsonschema import Draft202012Validator
+
+    problems: list[str] = []
+    missing = [name for name in info.required if name not in body]
+    if missing:
+        problems.append(
+            f"missing required input{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
+        )
+    known = set(info.properties)
+    unknown = [k for k in body if k not in known and k not in IGNORED_KEYS]
+    if unknown and known:
+        hints = "".join(_suggest(k, sorted(known)) for k in unknown[:1])
+        problems.append(
+            f"unknown input{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(valid: {', '.join(sorted(known))}){hints}"
+        )
+    try:
+        errors = sorted(
+            Draft202012Validator(info.schema).iter_errors(body),
+            key=lambda e: list(e.absolute_path),
+        )
+    except Exception:  # a schema the catalogue got wrong must not block the request
+        errors = []
+    problems.extend(
+        _describe(error)
+        for error in errors
+        if error.validator not in ("required", "additionalProperties")
+    )
+    if problems:
+        example = " ".join(f"-i {name}=..." for name in missing if name != "prompt")
+        raise UsageError(
+            f"invalid inputs for {info.name}: " + "; ".join(problems),
+            hint=f"see `siray models show {info.name}`"
+            + (f"; for example: {example}" if example else "")
+            + "; --no-validate sends the request as it is",
+        )
