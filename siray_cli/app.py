@@ -4,6 +4,7 @@ every exception into one message and one documented exit code."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Annotated
 
@@ -12,7 +13,7 @@ import typer
 
 from siray_cli import __version__
 from siray_cli.api.errors import SirayError
-from siray_cli.commands import auth, cancel, emulator, generate, models, run, status
+from siray_cli.commands import auth, cancel, emulator, generate, history, models, run, status
 from siray_cli.commands import config as config_command
 from siray_cli.commands.common import AppState
 from siray_cli.config import Settings
@@ -70,6 +71,10 @@ def root(
             show_default=False,
         ),
     ] = None,
+    no_history: Annotated[
+        bool,
+        typer.Option("--no-history", help="Do not record tasks in the local history."),
+    ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only data and errors; no progress or hints.")
     ] = False,
@@ -90,7 +95,12 @@ def root(
     output.quiet = quiet
     output.debug_enabled = debug
     settings = Settings(
-        {"api_key": api_key, "base_url": base_url, "gateway_url": gateway_url},
+        {
+            "api_key": api_key,
+            "base_url": base_url,
+            "gateway_url": gateway_url,
+            "history": "off" if no_history else None,
+        },
         profile=profile,
         warn=output.warn,
         on_secret=output.add_secret,
@@ -102,6 +112,8 @@ app.command("generate")(generate.generate)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("cancel")(cancel.cancel)
+app.add_typer(history.app, name="history")
+app.add_typer(history.app, name="ls", help="Alias of `siray history`.")
 app.add_typer(models.app, name="models")
 app.add_typer(auth.app, name="auth")
 app.add_typer(config_command.app, name="config")
@@ -148,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code_for(exc)
     except BrokenPipeError:
         # the reader of stdout went away (`| head`): nothing more to say to anyone
-        sys.stdout = None
+        _silence_stdout()
         return ExitCode.OK
     except Exception as exc:  # a bug: say so in one line, with the traceback only under --debug
         if output.debug_enabled:
@@ -161,4 +173,15 @@ def main(argv: list[str] | None = None) -> int:
             error_type="internal_error",
         )
         return ExitCode.API
+    if output.reader_gone:
+        _silence_stdout()
     return int(result) if isinstance(result, int) else ExitCode.OK
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on a closed pipe."""
+    try:
+        descriptor = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(descriptor, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -55,6 +55,15 @@ def _backoff(value: str) -> str:
     return f"{number:g}"
 
 
+def _switch(value: str) -> str:
+    word = value.strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return "on"
+    if word in ("off", "false", "no", "0"):
+        return "off"
+    raise ValueError("must be on or off")
+
+
 def _text(value: str) -> str:
     value = value.strip()
     if not value:
@@ -120,6 +129,14 @@ KEYS: dict[str, Key] = {
             _positive_seconds,
             "a fixed polling beat in seconds, instead of the adaptive schedule",
             number=True,
+        ),
+        Key(
+            "history",
+            "SIRAY_HISTORY",
+            "--no-history",
+            "on",
+            _switch,
+            "record submitted tasks in the local history (on or off)",
         ),
         Key(
             "catalogue_ttl",

@@ -27,6 +27,7 @@ class Output:
         self.json_mode = False
         self._secrets: list[str] = []
         self._console: Console | None = None
+        self._reader_gone = False
 
     # streams are looked up at call time: test runners swap sys.stdout and sys.stderr
     @property
@@ -72,7 +73,17 @@ class Output:
 
     # data: stdout
     def data(self, line: str) -> None:
-        self._write(self.stdout, line)
+        """One line of data; once the reader has gone (`| head`), data is dropped quietly."""
+        if self._reader_gone:
+            return
+        try:
+            self._write(self.stdout, line)
+        except BrokenPipeError:
+            self._reader_gone = True
+
+    @property
+    def reader_gone(self) -> bool:
+        return self._reader_gone
 
     def secret_data(self, secret: str) -> None:
         """The one unscrubbed line: `siray auth token` printing the key for a pipe."""
@@ -84,7 +95,7 @@ class Output:
             self.data(line)
 
     def emit_json(self, document: Any) -> None:
-        self._write(self.stdout, json.dumps(document, ensure_ascii=False))
+        self.data(json.dumps(document, ensure_ascii=False))
 
     # humans: stderr
     def info(self, message: str) -> None:

@@ -11,6 +11,7 @@ short beat until the task ends.
 from __future__ import annotations
 
 import heapq
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -83,6 +84,25 @@ class AdaptiveSchedule(Schedule):
         if remaining > 0:
             return _clamp(remaining * AIM, (FLOOR, CEILING))
         return _clamp(OVERDUE_SHARE * (now - self._run_seen), OVERDUE_BEAT)
+
+
+class RateLimiter:
+    """At most `rate` calls a second across threads (a batch's status polls, all together)."""
+
+    def __init__(self, rate: float, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            self._sleep(slot - now)
 
 
 def default_schedule(poll_interval: float | None) -> Callable[[], Schedule]:

@@ -168,3 +168,91 @@ class TransferRow:
     def done(self, message: str) -> None:
         if self._progress is None:
             self._output.info(message)
+
+
+class BatchDisplay:
+    """A batch: an overall bar (done, failed, running of total) and a live row per running task
+    on a terminal; one line per change on stderr elsewhere. Called from worker threads."""
+
+    def __init__(self, output: Output, total: int) -> None:
+        import threading
+
+        self._output = output
+        self._total = total
+        self._lock = threading.Lock()
+        self._done = self._failed = self._running = 0
+        self._seen: dict[str, tuple[str, int | None]] = {}
+        self._progress: Progress | None = None
+        self._rows: dict[str, TaskID] = {}
+        if output.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("[bold]{task.fields[state]}[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=output.console(),
+            )
+            self._overall = self._progress.add_task("batch", total=total, state=self._counts())
+
+    def _counts(self) -> str:
+        return f"done {self._done} · failed {self._failed} · running {self._running}"
+
+    def __enter__(self) -> BatchDisplay:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def started(self, label: str, task_id: str) -> None:
+        with self._lock:
+            self._running += 1
+            if self._progress is not None:
+                self._rows[task_id] = self._progress.add_task(
+                    f"{label} {task_id}", total=100, state="SUBMITTED"
+                )
+                self._progress.update(self._overall, state=self._counts())
+            else:
+                self._output.info(f"{label} {task_id}: submitted")
+
+    def update(self, label: str, status: TaskStatus) -> None:
+        with self._lock:
+            key = (status.status, status.progress)
+            if self._seen.get(status.task_id) == key:
+                return
+            self._seen[status.task_id] = key
+            row = self._rows.get(status.task_id)
+            if self._progress is not None and row is not None:
+                self._progress.update(row, completed=status.progress or 0, state=status.status)
+            elif self._progress is None and not status.is_terminal:
+                self._output.info(f"{label} {status.task_id}: {describe(status)}")
+
+    def finished(
+        self, label: str, task_id: str | None, ok: bool, summary: str, was_running: bool
+    ) -> None:
+        with self._lock:
+            self._running -= 1 if was_running else 0
+            if ok:
+                self._done += 1
+            else:
+                self._failed += 1
+            if self._progress is not None:
+                row = self._rows.pop(task_id or "", None)
+                if row is not None:
+                    self._progress.remove_task(row)
+                self._progress.update(self._overall, advance=1, state=self._counts())
+            else:  # on a terminal, the result line on stdout says it already
+                self._output.info(f"{label} {task_id or ''}: {summary}".replace("  ", " "))

@@ -133,7 +133,8 @@ def siray(emu: Emulator) -> Any:
 
 
 def subprocess_env(server: Emulator, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_")}
+    # the isolated config, data and cache directories stay; any other SIRAY_* does not
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_") or k.endswith("_DIR")}
     env.update(emulator_env(server))
     env.update(extra)
     return env

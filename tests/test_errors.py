@@ -151,7 +151,7 @@ def test_create_5xx_is_not_resent(siray, emu):
 
 
 def test_usage_error_from_click_exits_2(siray):
-    result = siray("status")
+    result = siray("cancel")
     assert result.exit_code == 2
     assert "Missing argument" in result.stderr
     result = siray("status", "--nope", "--json")

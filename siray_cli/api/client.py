@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -124,6 +125,46 @@ class TraceTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+class Pacer:
+    """Shared by every request of one client: after a 429 with Retry-After, nobody sends until
+    the server's moment has passed (a batch's threads slow down together)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, MAX_RETRY_AFTER))
+
+    def note(self, response: httpx.Response) -> None:
+        if response.status_code != 429:
+            return
+        try:
+            seconds = min(float(response.headers.get("Retry-After", "")), MAX_RETRY_AFTER)
+        except ValueError:
+            return
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+
+class PacingTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, pacer: Pacer) -> None:
+        self._inner = inner
+        self._pacer = pacer
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._pacer.wait()
+        response = self._inner.handle_request(request)
+        self._pacer.note(response)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def build_http_client(
     *,
     base_url: str = "",
@@ -136,6 +177,7 @@ def build_http_client(
     inner: httpx.BaseTransport = httpx.HTTPTransport()
     if trace is not None:
         inner = TraceTransport(inner, trace)
+    inner = PacingTransport(inner, Pacer())
     retry = read_retry(backoff=backoff, expect_json=expect_json)
     transport = RetryTransport(transport=inner, retry=retry)
     all_headers = {"User-Agent": USER_AGENT}

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from siray_cli.api.errors import UsageError
-from siray_cli.api.models import TaskStatus
+from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
 from siray_cli.config import Settings
 from siray_cli.errors import Interrupted, WaitTimeoutError
 from siray_cli.output import Output
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from siray_cli.api.client import SirayClient
     from siray_cli.api.models import ModelInfo
     from siray_cli.catalogue import Catalogue
+    from siray_cli.history import History
 
 
 class Kind(str, enum.Enum):
@@ -136,6 +137,42 @@ ModelArg = Annotated[
 class AppState:
     settings: Settings
     output: Output
+    _history: History | None = None
+
+    @property
+    def history(self) -> History:
+        """The task history, opened on first use (a broken one only warns)."""
+        if self._history is None:
+            from siray_cli.history import DB_NAME, History, data_dir
+
+            enabled = self.option("history") != "off"
+            self._history = History(data_dir() / DB_NAME, self.output.warn, enabled=enabled)
+        return self._history
+
+    def submit(
+        self, client: SirayClient, kind: TaskKind, body: dict[str, Any], **batch: Any
+    ) -> SubmittedTask:
+        """Create the task and record it in the history before anything else happens; a submit
+        whose answer never came is recorded too, as UNCERTAIN."""
+        from siray_cli.api.errors import AmbiguousSubmitError
+
+        record = {
+            "kind": kind.value,
+            "model": str(body.get("model", "")),
+            "request": body,
+            "base_url": client.base_url,
+            "profile": self.settings.profile_name,
+            **batch,
+        }
+        try:
+            task = client.submit(kind, body)
+        except AmbiguousSubmitError as exc:
+            self.history.record_submit(task_id=None, **record)
+            if self.history.enabled:
+                exc.hint = f"{exc.hint}; the attempt is in `siray history`"
+            raise
+        self.history.record_submit(task_id=task.task_id, **record)
+        return task
 
     def client(self, api_key: str | None = None) -> SirayClient:
         from siray_cli.api.client import SirayClient
@@ -243,6 +280,14 @@ def wait_and_show(
     from siray_cli.progress import task_display
 
     output = state.output
+    recorded: dict[str, tuple[str, int | None]] = {}
+
+    def on_update(status: TaskStatus) -> None:
+        display.update(status)
+        if recorded.get(status.task_id) != (status.status, status.progress):
+            recorded[status.task_id] = (status.status, status.progress)
+            state.history.update(status)
+
     try:
         with task_display(output, task_ids) as display:
             return wait_for_tasks(
@@ -250,7 +295,7 @@ def wait_and_show(
                 client.get_status,
                 timeout=timeout or None,
                 schedule=default_schedule(poll_interval),
-                on_update=display.update,
+                on_update=on_update,
             )
     except WaitTimedOut as exc:
         last = [p for p in exc.pending if isinstance(p, TaskStatus)]

@@ -56,7 +56,7 @@ def build_request(
     base = inputs.load_json_body(input_json, stdin) if input_json else {}
     items = [inputs.parse_input(item) for item in input_items or []]
     if image is not None:
-        base["image"] = _image_value(state, "--image", image)
+        base["image"] = local_image(state, "--image", image)
     info = state.model_info(client, model) if validate else None
     body = inputs.build_body(
         model,
@@ -64,12 +64,12 @@ def build_request(
         base,
         items,
         info=info,
-        local_file=lambda key, path: _image_value(state, key, path),
+        local_file=lambda key, path: local_image(state, key, path),
     )
     return Request(inputs.pick_kind(model, kind, info), body)
 
 
-def _image_value(state: AppState, key: str, value: str) -> str:
+def local_image(state: AppState, key: str, value: str) -> str:
     """A URL as it is; a local file as a data URL (until uploads land)."""
     from pathlib import Path
 
@@ -117,7 +117,7 @@ def generate(
             kind=kind.value if kind else None,
             validate=not no_validate,
         )
-        task = client.submit(request.kind, request.body)
+        task = state.submit(client, request.kind, request.body)
     output = state.output
     if json_mode:
         output.emit_json({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})

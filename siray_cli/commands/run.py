@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from siray_cli.api.errors import UsageError
 from siray_cli.api.models import TaskStatus
+from siray_cli.commands.batch import run_batch
 from siray_cli.commands.common import (
     AppState,
     ImageOpt,
@@ -27,7 +30,7 @@ from siray_cli.commands.common import (
     wait_and_show,
 )
 from siray_cli.commands.generate import build_request
-from siray_cli.errors import DownloadError, TaskCancelledError, TaskFailedError
+from siray_cli.errors import DownloadError, ExitCode, TaskCancelledError, TaskFailedError
 
 
 def run(
@@ -48,17 +51,72 @@ def run(
     cancel_on_interrupt: bool = typer.Option(
         False, "--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."
     ),
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            help="Run one job per line of FILE ('-' for stdin): JSON Lines "
+            "({model, prompt, inputs, name}) or CSV with a header.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ] = None,
+    model_opt: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="With --batch: the model of lines that name none.",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="With --batch: tasks in flight.")
+    ] = 4,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="With --batch: skip lines whose task already "
+            "succeeded, and rejoin those still running (from the history).",
+        ),
+    ] = False,
     json_mode: JsonOpt = False,
-) -> None:
-    """Submit a task, wait for it with live progress, and print (or download) its outputs."""
+) -> int:
+    """Submit a task, wait for it with live progress, and print (or download) its outputs.
+
+    With --batch, many tasks from a file; exits 1 when any of them failed.
+    """
     from siray_cli.storage.downloads import prepare_output_dir
 
     state = get_state(ctx, json_mode)
     output = state.output
-    model, prompt = state.model_and_prompt(model, prompt)
     timeout, poll_interval = state.wait_options(timeout, poll_interval)
     target = state.option("output_dir", output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
+    if batch is not None:
+        single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
+        if any(value for value in single) or kind or cancel_on_interrupt:
+            raise UsageError(
+                "--batch takes every job from its file",
+                hint="give the default model with --model, and inputs on each line",
+            )
+        with state.client() as client:
+            return run_batch(
+                state,
+                client,
+                source=batch,
+                default_model=state.option("model", model_opt),
+                concurrency=concurrency,
+                directory=directory,
+                force=force,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                resume=resume,
+                validate=not no_validate,
+                json_mode=json_mode,
+            )
+    model, prompt = state.model_and_prompt(model_opt or model, prompt)
     with state.client() as client:
         request = build_request(
             state,
@@ -73,7 +131,7 @@ def run(
             kind=kind.value if kind else None,
             validate=not no_validate,
         )
-        task = client.submit(request.kind, request.body)
+        task = state.submit(client, request.kind, request.body)
         output.always(f"task {task.task_id} submitted ({task.model})")
         final = wait_and_show(
             state,
@@ -85,6 +143,8 @@ def run(
         )[task.task_id]
     _raise_unless_succeeded(final)
     files = _download(state, final, directory, force) if directory is not None else []
+    if files:
+        state.history.set_files(final.task_id, [str(path) for path in files])
     if json_mode:
         output.emit_json(
             status_document(final, model=task.model, files=[str(path) for path in files])
@@ -93,6 +153,7 @@ def run(
         output.data_lines(str(path) for path in files)
     else:
         output.data_lines(final.outputs)
+    return ExitCode.OK
 
 
 def _raise_unless_succeeded(final: TaskStatus) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from siray_cli.api.errors import SirayError
+from siray_cli.api.errors import SirayError, UsageError
 from siray_cli.api.models import TaskStatus
 from siray_cli.commands.common import (
+    AppState,
     JsonOpt,
     PollIntervalOpt,
-    TaskIdsArg,
     TimeoutOpt,
     get_state,
     status_document,
@@ -62,8 +64,18 @@ def render_status(output: Output, status: TaskStatus) -> None:
 
 def status(
     ctx: typer.Context,
-    task_ids: TaskIdsArg,
+    task_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Task ids (default: the most recent task in the history).",
+            metavar="[TASK_ID]...",
+            show_default=False,
+        ),
+    ] = None,
     wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
+    all_pending: bool = typer.Option(
+        False, "--all-pending", help="Every task in the history that has not ended."
+    ),
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     json_mode: JsonOpt = False,
@@ -74,27 +86,46 @@ def status(
     """
     state = get_state(ctx, json_mode)
     output = state.output
+    ids = _task_ids(state, task_ids or [], all_pending)
+    if not ids:
+        output.info("no pending task in the history")
+        return ExitCode.OK
     worst = ExitCode.OK
     with state.client() as client:
         if wait:
             timeout, poll_interval = state.wait_options(timeout, poll_interval)
-            finals = wait_and_show(
-                state,
-                client,
-                list(dict.fromkeys(task_ids)),
-                timeout=timeout,
-                poll_interval=poll_interval,
-            )
+            finals = wait_and_show(state, client, ids, timeout=timeout, poll_interval=poll_interval)
             for final in finals.values():
                 render_status(output, final)
                 if not final.succeeded:
                     worst = ExitCode.TASK_FAILED
             return worst
-        for task_id in task_ids:
+        for task_id in ids:
             try:
-                render_status(output, client.get_status(task_id))
+                current = client.get_status(task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
                 if worst == ExitCode.OK:
                     worst = exit_code_for(exc)
+                continue
+            state.history.update(current)
+            render_status(output, current)
     return worst
+
+
+def _task_ids(state: AppState, given: list[str], all_pending: bool) -> list[str]:
+    """The ids asked for; with none, the most recent task (or every pending one) in the history."""
+    if given and all_pending:
+        raise UsageError("give task ids or --all-pending, not both")
+    if given:
+        return list(dict.fromkeys(given))
+    if all_pending:
+        return [r.task_id for r in reversed(state.history.query(pending=True)) if r.task_id]
+    latest = state.history.latest()
+    if latest is None or latest.task_id is None:
+        raise UsageError(
+            "no task id given, and the history holds none",
+            hint="siray status TASK_ID (the id that `siray generate` printed)",
+        )
+    state.output.info(f"the most recent task: {latest.task_id} ({latest.model})")
+    return [latest.task_id]

@@ -56,6 +56,7 @@ class EmulatorConfig:
     port: int = DEFAULT_PORT
     api_key: str = EMULATOR_API_KEY
     task_seconds: float = 3.0
+    task_jitter: float = 0.15  # each task's length varies by up to this share
     create_shape: str = "nested"  # nested: data.task_id (API.md); flat: top-level task_id; id
     cancel_supported: bool = True
     seed: int | None = None
@@ -129,9 +130,9 @@ class Task:
 
 
 def build_timeline(
-    rng: random.Random, seconds: float, *, hold: bool, fail_early: bool
+    rng: random.Random, seconds: float, *, hold: bool, fail_early: bool, jitter: float = 0.15
 ) -> list[Event]:
-    total = max(seconds, 0.05) * rng.uniform(0.85, 1.15)
+    total = max(seconds, 0.05) * rng.uniform(1 - jitter, 1 + jitter)
     queued = total * rng.uniform(0.06, 0.12)
     start = total * rng.uniform(0.15, 0.30)
     events = [
@@ -216,6 +217,7 @@ class EmulatorState:
             rng,
             self.config.task_seconds,
             hold=HOLD_MARKER in prompt,
+            jitter=self.config.task_jitter,
             fail_early=bool(fail_reason) and not failed,
         )
         if failed:

@@ -64,10 +64,14 @@ def extension_for(content_type: str | None, url: str) -> str:
     return guessed if guessed and _UNSAFE.search(guessed[1:]) is None else ".bin"
 
 
+def safe_name(text: str) -> str:
+    """A file name that cannot leave its directory: no separators, no leading dots."""
+    return _UNSAFE.sub("_", text).lstrip(".") or "task"
+
+
 def output_name(task_id: str, index: int, extension: str) -> str:
     """`<task_id>_<n><ext>`, with anything that could leave the directory replaced."""
-    safe = _UNSAFE.sub("_", task_id).lstrip(".") or "task"
-    return f"{safe}_{index}{extension}"
+    return f"{safe_name(task_id)}_{index}{extension}"
 
 
 def _place(temporary: Path, target: Path, force: bool) -> None:
@@ -100,9 +104,11 @@ def download_one(
     index: int,
     *,
     force: bool,
+    stem: str | None = None,
     on_start: Callable[[str, int | None], object] | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> Path:
+    """Download one output as `<task_id>_<n><ext>` (or `<stem><ext>` when the caller names it)."""
     last_error = ""
     for _attempt in range(ATTEMPTS):
         temporary: Path | None = None
@@ -113,7 +119,12 @@ def download_one(
                         f"downloading {url} failed: HTTP {response.status_code}", task_id=task_id
                     )
                 extension = extension_for(response.headers.get("content-type"), str(response.url))
-                target = directory / output_name(task_id, index, extension)
+                name = (
+                    f"{safe_name(stem)}{extension}"
+                    if stem
+                    else output_name(task_id, index, extension)
+                )
+                target = directory / name
                 if target.resolve().parent != directory.resolve():
                     raise DownloadError(f"refusing to write {target} outside {directory}")
                 if target.exists() and not force:

@@ -1,0 +1,345 @@
+"""Batch runs: many jobs from one file, every line checked before any is paid for, a bounded
+number of tasks in flight, each task recorded before it is waited for, and results reported as
+soon as each task ends. No printing here: the command layer gives the callbacks."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from siray_cli.api.errors import SirayError, UsageError
+from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
+from siray_cli.history import History
+from siray_cli.inputs import InputItem
+
+FIELDS = ("model", "prompt", "inputs", "name")
+MAX_REPORTED = 20
+
+
+@dataclass
+class Job:
+    line: int
+    model: str | None
+    prompt: str | None
+    inputs: dict[str, Any] = field(default_factory=dict)  # JSON Lines: typed values
+    items: list[InputItem] = field(default_factory=list)  # CSV: text, typed by the schema
+    name: str | None = None
+
+
+@dataclass
+class PreparedJob:
+    line: int
+    name: str | None
+    kind: TaskKind
+    body: dict[str, Any]
+    key: str  # identifies the job's content, for --resume
+
+
+@dataclass
+class JobResult:
+    line: int
+    name: str | None
+    task_id: str | None
+    status: str
+    outputs: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+    resumed: str | None = None  # "skipped" (already succeeded) or "rejoined" (was pending)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.status == "SUCCESS"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "name": self.name,
+            "task_id": self.task_id,
+            "status": self.status,
+            "outputs": self.outputs,
+            "files": self.files,
+            "error": self.error,
+            "resumed": self.resumed,
+        }
+
+
+def _bad(problems: list[str], what: str) -> UsageError:
+    shown = problems[:MAX_REPORTED]
+    more = f"; and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+    return UsageError(
+        f"{what}: {len(problems)} bad line{'s' if len(problems) > 1 else ''}, nothing was "
+        f"submitted: " + "; ".join(shown) + more,
+        hint='each line is {"model": ..., "prompt": ..., "inputs": {...}, "name": ...} '
+        "(or a CSV row with a header)",
+    )
+
+
+def read_jobs(text: str, source: str) -> list[Job]:
+    """JSON Lines, or CSV with a header row (detected from the first non-blank line)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first:
+        raise UsageError(f"{source} holds no job")
+    jobs, problems = (_read_jsonl if first.lstrip().startswith("{") else _read_csv)(text)
+    if problems:
+        raise _bad(problems, source)
+    return jobs
+
+
+def _text_or_none(value: Any, what: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string")
+    return value
+
+
+def _read_jsonl(text: str) -> tuple[list[Job], list[str]]:
+    jobs, problems = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            document = json.loads(line)
+            if not isinstance(document, dict):
+                raise ValueError("not a JSON object")
+            unknown = sorted(set(document) - set(FIELDS))
+            if unknown:
+                raise ValueError(f"unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
+            inputs = document.get("inputs") or {}
+            if not isinstance(inputs, dict):
+                raise ValueError("inputs must be an object")
+            jobs.append(
+                Job(
+                    number,
+                    _text_or_none(document.get("model"), "model"),
+                    _text_or_none(document.get("prompt"), "prompt"),
+                    inputs=inputs,
+                    name=_text_or_none(document.get("name"), "name"),
+                )
+            )
+        except ValueError as exc:
+            problems.append(f"line {number}: {exc}")
+    return jobs, problems
+
+
+def _read_csv(text: str) -> tuple[list[Job], list[str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "prompt" not in reader.fieldnames:
+        return [], ["line 1: a CSV batch needs a header row with at least a prompt column"]
+    jobs, problems = [], []
+    for row in reader:
+        number = reader.line_num
+        if None in row:
+            problems.append(f"line {number}: more cells than header columns")
+            continue
+        items = [
+            InputItem(key, value)
+            for key, value in row.items()
+            if key not in FIELDS and key and value not in (None, "")
+        ]
+        jobs.append(
+            Job(
+                number,
+                row.get("model") or None,
+                row.get("prompt") or None,
+                items=items,
+                name=row.get("name") or None,
+            )
+        )
+    return jobs, problems
+
+
+def job_key(kind: TaskKind, body: dict[str, Any]) -> str:
+    canonical = json.dumps({"kind": kind.value, "body": body}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def prepare_jobs(
+    jobs: list[Job],
+    build: Callable[[Job], tuple[TaskKind, dict[str, Any]]],
+    source: str,
+) -> list[PreparedJob]:
+    """Every line built and checked; any problem on any line fails the batch before a submit."""
+    prepared: list[PreparedJob] = []
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    for job in jobs:
+        try:
+            kind, body = build(job)
+        except SirayError as exc:
+            if not isinstance(exc, UsageError):
+                raise
+            problems.append(f"line {job.line}: {exc.message}")
+            continue
+        if job.name is not None:
+            if job.name in names:
+                problems.append(
+                    f"line {job.line}: name {job.name!r} is already used on line {names[job.name]}"
+                )
+                continue
+            names[job.name] = job.line
+        prepared.append(PreparedJob(job.line, job.name, kind, body, job_key(kind, body)))
+    if problems:
+        raise _bad(problems, source)
+    return prepared
+
+
+class Stopped(Exception):  # a signal between threads, never shown
+    pass
+
+
+@dataclass
+class BatchHooks:
+    """What the runner needs from the command layer."""
+
+    submit: Callable[[PreparedJob], SubmittedTask]
+    wait: Callable[[PreparedJob, str, threading.Event], TaskStatus]
+    download: Callable[[PreparedJob, TaskStatus], list[Path]] | None
+    started: Callable[[PreparedJob, str], None]
+    finished: Callable[[JobResult], None]
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        jobs: list[PreparedJob],
+        hooks: BatchHooks,
+        *,
+        concurrency: int,
+        history: History,
+        resume: bool,
+    ) -> None:
+        self.jobs = jobs
+        self.hooks = hooks
+        self.concurrency = max(1, min(concurrency, len(jobs) or 1))
+        self.history = history
+        self.resume = resume
+        self.stop = threading.Event()
+        self.results: list[JobResult] = []
+        self.in_flight: dict[str, PreparedJob] = {}  # task id -> job, submitted and not ended
+        self._submitting = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[PreparedJob] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for job in self.jobs:
+            self._queue.put(job)
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._work, name=f"siray-batch-{index}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def running(self) -> bool:
+        return any(thread.is_alive() for thread in self._threads)
+
+    def join(self, timeout: float) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def interrupt(self, grace: float = 15.0) -> list[str]:
+        """Stop submitting; let submits already sent finish (so their ids are recorded); return
+        the ids of the tasks left running."""
+        self.stop.set()
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            return list(self.in_flight)
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            result = self._run(job)
+            if result is None:
+                return
+            with self._lock:
+                self.results.append(result)
+            self.hooks.finished(result)
+
+    def _previous(self, job: PreparedJob) -> tuple[str | None, JobResult | None]:
+        """With --resume: a task of this job that already succeeded, or one still running."""
+        for record in self.history.by_job(job.key):
+            if record.status == "SUCCESS" and record.task_id:
+                return None, JobResult(
+                    job.line,
+                    job.name,
+                    record.task_id,
+                    "SUCCESS",
+                    record.outputs,
+                    record.files,
+                    resumed="skipped",
+                )
+            if record.status not in ("FAILURE", "CANCELLED", "CANCELED") and record.task_id:
+                return record.task_id, None
+        return None, None
+
+    def _run(self, job: PreparedJob) -> JobResult | None:
+        task_id, done = self._previous(job) if self.resume else (None, None)
+        if done is not None:
+            return done
+        resumed = "rejoined" if task_id else None
+        try:
+            if task_id is None:
+                with self._lock:
+                    if self.stop.is_set():
+                        return None
+                    self._submitting += 1
+                try:
+                    task_id = self.hooks.submit(job).task_id
+                finally:
+                    with self._lock:
+                        self._submitting -= 1
+            with self._lock:
+                self.in_flight[task_id] = job
+            self.hooks.started(job, task_id)
+            final = self.hooks.wait(job, task_id, self.stop)
+            files = (
+                self.hooks.download(job, final) if final.succeeded and self.hooks.download else []
+            )
+            with self._lock:
+                self.in_flight.pop(task_id, None)
+            error = (
+                None
+                if final.succeeded
+                else {"type": "task_failed", "message": final.fail_reason or final.status}
+            )
+            return JobResult(
+                job.line,
+                job.name,
+                task_id,
+                final.status,
+                final.outputs,
+                [str(p) for p in files],
+                error,
+                resumed,
+            )
+        except Stopped:
+            return None
+        except SirayError as exc:
+            with self._lock:
+                if task_id:
+                    self.in_flight.pop(task_id, None)
+            return JobResult(
+                job.line,
+                job.name,
+                task_id or exc.task_id,
+                "ERROR",
+                error={
+                    "type": exc.error_type,
+                    "message": exc.message,
+                    "status_code": exc.status_code,
+                },
+            )

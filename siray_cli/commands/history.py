@@ -1,0 +1,129 @@
+"""`siray history` (alias `ls`): the tasks siray submitted, newest first; `prune` forgets old
+ones."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from siray_cli.api.errors import UsageError
+from siray_cli.commands.common import JsonOpt, get_state
+from siray_cli.history import Record
+
+app = typer.Typer(
+    help="The tasks siray submitted, newest first (recorded locally).",
+    invoke_without_command=True,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `15m`, `12h`, `30d`, `2w` -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise UsageError(f"{text!r} is not a duration", hint="write 90s, 15m, 12h, 30d or 2w")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def parse_since(text: str, now: float) -> float:
+    """A duration ago (`12h`) or a date or time (`2026-11-20`, `2026-11-20T08:00`)."""
+    try:
+        return now - parse_duration(text)
+    except UsageError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r} is neither a duration nor a date", hint="write 12h, 7d or 2026-11-20"
+        ) from None
+    return moment.timestamp()
+
+
+def age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _row(record: Record, now: float) -> list[str]:
+    first = record.files[0] if record.files else (record.outputs[0] if record.outputs else "-")
+    return [
+        record.task_id or "-",
+        record.model,
+        record.status,
+        age(now - record.submitted_at),
+        first,
+    ]
+
+
+@app.callback()
+def history(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many tasks.")] = 20,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only tasks in this status.", show_default=False)
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Only models whose name contains this.", show_default=False),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="Only tasks submitted since (12h, 7d, 2026-11-20).", show_default=False
+        ),
+    ] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """List recent tasks: id, model, status, age, first output (or downloaded file)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state = get_state(ctx, json_mode)
+    now = time.time()
+    records = state.history.query(
+        limit=limit,
+        status=status,
+        model=model,
+        since=parse_since(since, now) if since else None,
+    )
+    output = state.output
+    if json_mode:
+        output.emit_json([r.to_json() for r in records])
+    elif output.stdout_is_tty:
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold")
+        for column in ("task", "model", "status", "age", "output"):
+            table.add_column(column, overflow="fold")
+        for record in records:
+            table.add_row(*_row(record, now))
+        output.stdout_console().print(table)
+    else:
+        output.data_lines("\t".join(_row(r, now)) for r in records)
+    if not records:
+        output.info("no task in the history" + (" matches" if status or model or since else ""))
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Forget finished tasks submitted longer ago than this (30d, 12h)."
+        ),
+    ],
+) -> None:
+    """Forget finished tasks older than a duration (tasks still pending are kept)."""
+    state = get_state(ctx)
+    removed = state.history.prune(parse_duration(older_than))
+    state.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")

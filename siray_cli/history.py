@@ -1,0 +1,341 @@
+"""The local record of every task siray submits, so that no paid task id is ever lost.
+
+SQLite (standard library) in `platformdirs.user_data_dir("siray")` (moved with SIRAY_DATA_DIR),
+in WAL mode with a busy timeout so several `siray` processes can write at once, with a schema
+version (`PRAGMA user_version`) and ordered migrations. A database that cannot be opened or written
+is reported once, as a warning, and never stops a generation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from siray_cli.api.models import TaskStatus
+
+DB_NAME = "history.sqlite3"
+_DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
+
+MIGRATIONS: list[str] = [
+    # 1: the tasks table
+    """
+    CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT UNIQUE,
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        request TEXT NOT NULL,
+        submitted_at REAL NOT NULL,
+        base_url TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress INTEGER,
+        outputs TEXT NOT NULL DEFAULT '[]',
+        fail_reason TEXT NOT NULL DEFAULT '',
+        finished_at REAL,
+        files TEXT NOT NULL DEFAULT '[]',
+        updated_at REAL NOT NULL,
+        job_key TEXT,
+        batch_line INTEGER,
+        batch_name TEXT
+    );
+    CREATE INDEX tasks_submitted ON tasks (submitted_at);
+    CREATE INDEX tasks_job ON tasks (job_key);
+    """,
+]
+TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED", "CANCELED")
+UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("SIRAY_DATA_DIR"):
+        return Path(env["SIRAY_DATA_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("siray"))
+
+
+def redact_data_urls(value: Any) -> Any:
+    """The request as recorded: each data URL replaced by a short placeholder with its size."""
+    if isinstance(value, str):
+        match = _DATA_URL.match(value)
+        if match is None:
+            return value
+        payload = match.group(3)
+        padding = payload[-2:].count("=")
+        size = len(payload) * 3 // 4 - padding if match.group(2) else len(payload)
+        return f"<data:{match.group(1) or 'text/plain'}, {size} bytes>"
+    if isinstance(value, list):
+        return [redact_data_urls(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_data_urls(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Record:
+    task_id: str | None
+    kind: str
+    model: str
+    request: dict[str, Any]
+    submitted_at: float
+    base_url: str
+    profile: str
+    status: str
+    progress: int | None
+    outputs: list[str]
+    fail_reason: str
+    finished_at: float | None
+    files: list[str]
+    job_key: str | None
+    batch_line: int | None
+    batch_name: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "kind": self.kind,
+            "model": self.model,
+            "status": self.status,
+            "progress": self.progress,
+            "outputs": self.outputs,
+            "fail_reason": self.fail_reason,
+            "submitted_at": self.submitted_at,
+            "finished_at": self.finished_at,
+            "files": self.files,
+            "base_url": self.base_url,
+            "profile": self.profile,
+            "request": self.request,
+        }
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        task_id=row["task_id"],
+        kind=row["kind"],
+        model=row["model"],
+        request=json.loads(row["request"]),
+        submitted_at=row["submitted_at"],
+        base_url=row["base_url"],
+        profile=row["profile"],
+        status=row["status"],
+        progress=row["progress"],
+        outputs=json.loads(row["outputs"]),
+        fail_reason=row["fail_reason"],
+        finished_at=row["finished_at"],
+        files=json.loads(row["files"]),
+        job_key=row["job_key"],
+        batch_line=row["batch_line"],
+        batch_name=row["batch_name"],
+    )
+
+
+class History:
+    """Every method is safe to call whatever happened: a failure becomes one warning."""
+
+    def __init__(self, path: Path, warn: Callable[[str], None], *, enabled: bool = True) -> None:
+        self.path = path
+        self._warn = warn
+        self._connection: sqlite3.Connection | None = None
+        self._broken = not enabled
+        self._lock = threading.RLock()  # one connection, shared by a batch's threads
+
+    @property
+    def enabled(self) -> bool:
+        return not self._broken
+
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        if self._connection is not None:
+            return self._connection
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA journal_mode = WAL")
+            self._migrate(connection)
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+            return None
+        self._connection = connection
+        return connection
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise sqlite3.DatabaseError(
+                f"the history was written by a newer siray (schema {version})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                current = connection.execute("PRAGMA user_version").fetchone()[0]
+                if current < number:  # another process may have migrated meanwhile
+                    for statement in filter(str.strip, script.split(";")):
+                        connection.execute(statement)
+                    connection.execute(f"PRAGMA user_version = {number}")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def _fail(self, exc: Exception) -> None:
+        if not self._broken:
+            self._warn(
+                f"task history {self.path} is unavailable ({exc}); tasks are not being recorded"
+            )
+        self._broken = True
+
+    @contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection | None]:
+        with self._lock:
+            connection = self._connect()
+            try:
+                yield connection
+            except (sqlite3.Error, OSError) as exc:
+                self._fail(exc)
+
+    def record_submit(
+        self,
+        *,
+        task_id: str | None,
+        kind: str,
+        model: str,
+        request: dict[str, Any],
+        base_url: str,
+        profile: str,
+        job_key: str | None = None,
+        batch_line: int | None = None,
+        batch_name: str | None = None,
+    ) -> None:
+        now = time.time()
+        with self._use() as db:
+            if db is not None:
+                db.execute(
+                    "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
+                    " profile, status, updated_at, job_key, batch_line, batch_name)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(task_id) DO NOTHING",
+                    (
+                        task_id,
+                        kind,
+                        model,
+                        json.dumps(redact_data_urls(request)),
+                        now,
+                        base_url,
+                        profile,
+                        "SUBMITTED" if task_id else UNCERTAIN,
+                        now,
+                        job_key,
+                        batch_line,
+                        batch_name,
+                    ),
+                )
+
+    def update(self, status: TaskStatus) -> None:
+        now = time.time()
+        finished = now if status.is_terminal else None
+        with self._use() as db:
+            if db is not None:
+                db.execute(
+                    "UPDATE tasks SET status = ?, progress = ?, outputs = ?, fail_reason = ?,"
+                    " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE task_id = ?",
+                    (
+                        status.status,
+                        status.progress,
+                        json.dumps(status.outputs),
+                        status.fail_reason,
+                        finished,
+                        now,
+                        status.task_id,
+                    ),
+                )
+
+    def set_files(self, task_id: str, files: list[str]) -> None:
+        with self._use() as db:
+            if db is not None:
+                db.execute(
+                    "UPDATE tasks SET files = ?, updated_at = ? WHERE task_id = ?",
+                    (json.dumps(files), time.time(), task_id),
+                )
+
+    def query(
+        self,
+        *,
+        limit: int | None = None,
+        status: str | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        pending: bool = False,
+    ) -> list[Record]:
+        clauses: list[str] = ["task_id IS NOT NULL"]
+        values: list[object] = []
+        if status:
+            clauses.append("upper(status) = upper(?)")
+            values.append(status)
+        if model:
+            clauses.append("model LIKE ?")
+            values.append(f"%{model}%")
+        if since is not None:
+            clauses.append("submitted_at >= ?")
+            values.append(since)
+        if pending:
+            clauses.append(f"status NOT IN ({', '.join('?' * len(TERMINAL))})")
+            values.extend(TERMINAL)
+        sql = (
+            f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} ORDER BY submitted_at DESC, id DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._use() as db:
+            if db is not None:
+                return [_record(row) for row in db.execute(sql, values)]
+        return []
+
+    def latest(self) -> Record | None:
+        records = self.query(limit=1)
+        return records[0] if records else None
+
+    def by_job(self, job_key: str) -> list[Record]:
+        with self._use() as db:
+            if db is not None:
+                rows = db.execute(
+                    "SELECT * FROM tasks WHERE job_key = ? AND task_id IS NOT NULL"
+                    " ORDER BY submitted_at DESC",
+                    (job_key,),
+                )
+                return [_record(row) for row in rows]
+        return []
+
+    def prune(self, older_than: float) -> int:
+        """Delete finished tasks submitted more than `older_than` seconds ago."""
+        cutoff = time.time() - older_than
+        with self._use() as db:
+            if db is not None:
+                cursor = db.execute(
+                    f"DELETE FROM tasks WHERE submitted_at < ? AND status IN "
+                    f"({', '.join('?' * len(TERMINAL))})",
+                    (cutoff, *TERMINAL),
+                )
+                return cursor.rowcount
+        return 0
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

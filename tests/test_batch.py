@@ -1,0 +1,253 @@
+"""`siray run --batch`: every line checked before any is paid for, bounded concurrency, a result
+per task as soon as it ends, --resume without paying twice, and Ctrl-C that loses no id."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
+
+from siray_cli.emulator.faults import Fault
+from siray_cli.history import DB_NAME
+
+IMAGE = "alibaba/z-image-turbo-t2i"
+
+
+def write_jobs(path: Path, *jobs: dict) -> Path:
+    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    return path
+
+
+def created(emu) -> int:
+    return emulator_stats(emu)["tasks_created"]
+
+
+JOBS = [
+    {"prompt": "a red fox", "name": "fox", "inputs": {"size": "1024x768"}},
+    {"prompt": "an owl", "name": "owl", "inputs": {"size": "768x1024", "seed": 3}},
+    {"model": "google/veo-3-fast-t2v", "prompt": "waves", "name": "waves"},
+]
+
+
+def test_batch_on_a_pipe_reports_each_task_as_json_and_downloads_by_name(siray, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *JOBS)
+    result = siray(
+        "run",
+        "--batch",
+        str(jobs),
+        "-m",
+        IMAGE,
+        "-o",
+        str(tmp_path / "out"),
+        "--poll-interval",
+        "0.2",
+    )
+    assert result.exit_code == 0, result
+    results = {r["line"]: r for r in map(json.loads, result.lines)}
+    assert sorted(results) == [1, 2, 3]
+    assert results[1]["files"] == [str(tmp_path / "out" / "fox.png")]
+    assert results[3]["files"] == [str(tmp_path / "out" / "waves.mp4")]
+    assert all(r["status"] == "SUCCESS" and r["error"] is None for r in results.values())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "fox.png",
+        "owl.png",
+        "waves.mp4",
+    ]
+    assert "batch: 3 succeeded, 0 failed, of 3" in result.stderr
+    assert "line 1 (fox) image_" in result.stderr  # plain progress lines on stderr
+    assert "\r" not in result.stderr
+
+
+def test_batch_on_a_terminal_shows_an_overall_bar(emu, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *JOBS)
+    code, screen = run_in_terminal(
+        siray_command("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2"),
+        subprocess_env(emu),
+    )
+    assert code == 0, screen
+    assert "batch" in screen and "done 3 · failed 0 · running 0" in screen
+    assert "3/3" in screen
+    assert re.search(r"line 1 \(fox\)\s+image_\w+\s+SUCCESS\s+http://", screen)
+
+
+def test_csv_with_a_header_is_accepted_and_typed_by_the_schema(siray, emu, tmp_path):
+    (tmp_path / "jobs.csv").write_text(
+        "prompt,size,seed,name\na cat,1024x768,7,cat\na dog,768x1024,,dog\n"
+    )
+    result = siray("run", "--batch", str(tmp_path / "jobs.csv"), "-m", IMAGE)
+    assert result.exit_code == 0, result
+    bodies = sorted(
+        (t.body for t in emu.state.tasks.values() if t.body["prompt"] in ("a cat", "a dog")),
+        key=lambda b: b["prompt"],
+    )
+    assert bodies[0]["seed"] == 7 and "seed" not in bodies[1]
+
+
+def test_one_bad_line_rejects_the_whole_batch_before_any_submit(siray, emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        JOBS[0],
+        {"prompt": "x", "inputs": {"size": "1024x1000"}},
+        JOBS[1],
+        {"model": "nobody/nothing", "prompt": "x"},
+        {"prompt": ""},
+    )
+    before = created(emu)
+    result = siray("run", "--batch", str(jobs), "-m", IMAGE)
+    assert result.exit_code == 2, result
+    assert "3 bad lines, nothing was submitted" in result.stderr
+    assert (
+        'line 2: invalid inputs for alibaba/z-image-turbo-t2i: size: "1024x1000"' in result.stderr
+    )
+    assert "line 4: model 'nobody/nothing' is not in the catalogue" in result.stderr
+    assert "line 5: no prompt given" in result.stderr
+    assert created(emu) == before
+
+
+def test_malformed_lines_and_duplicate_names(siray, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text('{"prompt": "a"}\nnot json\n{"promt": "c"}\n')
+    result = siray("run", "--batch", str(tmp_path / "jobs.jsonl"), "-m", IMAGE)
+    assert result.exit_code == 2
+    assert "line 2: Expecting value" in result.stderr
+    assert "line 3: unknown field 'promt'" in result.stderr
+    names = write_jobs(tmp_path / "names.jsonl", JOBS[0], dict(JOBS[1], name="fox"))
+    result = siray("run", "--batch", str(names), "-m", IMAGE)
+    assert result.exit_code == 2
+    assert "line 2: name 'fox' is already used on line 1" in result.stderr
+
+
+def test_partial_failure_exits_1_and_batch_reads_stdin(siray):
+    lines = "\n".join(
+        json.dumps(j)
+        for j in (
+            {"prompt": "fine", "inputs": {"size": "1024x768"}},
+            {"prompt": "[fail] broken", "inputs": {"size": "1024x768"}},
+        )
+    )
+    result = siray("run", "--batch", "-", "-m", IMAGE, input=lines)
+    assert result.exit_code == 1, result
+    statuses = sorted(json.loads(line)["status"] for line in result.lines)
+    assert statuses == ["FAILURE", "SUCCESS"]
+    assert "batch: 1 succeeded, 1 failed, of 2" in result.stderr
+
+
+def test_resume_skips_succeeded_lines_and_pays_only_for_the_rest(
+    siray, emu, tmp_path, isolated_environment
+):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        JOBS[0],
+        JOBS[1],
+        {"prompt": "[fail] x", "inputs": {"size": "1024x768"}},
+    )
+    first = siray("run", "--batch", str(jobs), "-m", IMAGE)
+    assert first.exit_code == 1
+    before = created(emu)
+    again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--resume")
+    assert again.exit_code == 1
+    assert created(emu) == before + 1  # only the failed line was submitted again
+    resumed = {json.loads(line)["line"]: json.loads(line)["resumed"] for line in again.lines}
+    assert resumed == {1: "skipped", 2: "skipped", 3: None}
+    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+        lines = [row[0] for row in db.execute("SELECT batch_line FROM tasks ORDER BY id")]
+    assert lines == [1, 2, 3, 3] or sorted(lines) == [1, 2, 3, 3]
+
+
+def test_resume_rejoins_a_task_still_running(siray, emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", {"prompt": "slow [hold]", "inputs": {"size": "1024x768"}}
+    )
+    first = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.5", "--poll-interval", "0.1"
+    )
+    assert first.exit_code == 1
+    task_id = json.loads(first.stdout)["task_id"]
+    siray("cancel", task_id)
+    before = created(emu)
+    again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--resume")
+    assert created(emu) == before  # rejoined, not resubmitted
+    assert json.loads(again.stdout)["task_id"] == task_id
+
+
+def test_concurrency_is_bounded(siray, emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"p{n}", "inputs": {"size": "1024x768"}} for n in range(6)),
+    )
+    started = time.time()
+    result = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2", "--poll-interval", "0.1"
+    )
+    assert result.exit_code == 0, result
+    spans = [
+        (t["created_at"], t["finishes_at"])
+        for t in emulator_stats(emu)["tasks"]
+        if t["created_at"] >= started
+    ]
+    assert len(spans) == 6
+    most = max(sum(1 for a, b in spans if a <= moment < b) for moment, _ in spans)
+    assert most <= 2
+
+
+def test_submissions_respect_429_retry_after(siray, emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"q{n}", "inputs": {"size": "1024x768"}} for n in range(3)),
+    )
+    emu.state.faults.add(
+        Fault(action="status", status=429, retry_after=0.5, method="POST", count=1)
+    )
+    before = created(emu)
+    result = siray("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "3")
+    assert result.exit_code == 0, result
+    assert created(emu) == before + 3
+
+
+def test_batch_takes_inputs_only_from_its_file(siray, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", JOBS[0])
+    result = siray("run", IMAGE, "--batch", str(jobs))
+    assert result.exit_code == 2 and "--batch takes every job from its file" in result.stderr
+    missing = siray("run", "--batch", str(tmp_path / "none.jsonl"))
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+
+
+def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environment):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"[hold] interrupted {n}", "inputs": {"size": "1024x768"}} for n in range(5)),
+    )
+    process = subprocess.Popen(
+        siray_command("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu),
+    )
+    assert process.stderr is not None
+    seen = []
+    while len(seen) < 2:
+        line = process.stderr.readline()
+        assert line, "siray ended early"
+        if "submitted" in line:
+            seen.append(line.split()[-2].rstrip(":"))
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert process.returncode == 130, rest
+    assert "siray status --all-pending --wait" in rest
+    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+        recorded = {row[0] for row in db.execute("SELECT task_id FROM tasks")}
+    made = {
+        t.task_id
+        for t in emu.state.tasks.values()
+        if t.body["prompt"].startswith("[hold] interrupted")
+    }
+    assert set(seen) <= made
+    assert made == recorded  # every task the emulator created is in the history
+    assert all(task_id in rest for task_id in made)  # and was printed as still running
+    assert len(made) <= 3  # no new submit after Ctrl-C (2 in flight, at most 1 under way)

@@ -1,0 +1,193 @@
+"""The task history: every submit path records the id before anything else, updates follow,
+and a broken database never stops a generation."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import subprocess_env
+
+from siray_cli.history import DB_NAME, History, redact_data_urls
+
+MODEL = "google/gemini-2.5-flash-image-t2i"
+
+
+def database(home: Path) -> Path:
+    return home / "data" / DB_NAME
+
+
+def rows(home: Path) -> list[dict]:
+    with sqlite3.connect(database(home)) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
+
+
+def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environment, tmp_path):
+    generated = siray("generate", MODEL, "first").stdout.strip()
+    ran = siray("run", MODEL, "second", "-o", str(tmp_path / "o"), "--json").json()
+    recorded = {r["task_id"]: r for r in rows(isolated_environment)}
+    assert recorded[generated]["status"] == "SUBMITTED"
+    assert json.loads(recorded[generated]["request"]) == {"model": MODEL, "prompt": "first"}
+    assert (
+        recorded[generated]["base_url"] == emu.url and recorded[generated]["profile"] == "default"
+    )
+    done = recorded[ran["task_id"]]
+    assert done["status"] == "SUCCESS" and done["finished_at"] >= done["submitted_at"]
+    assert json.loads(done["outputs"]) == ran["outputs"]
+    assert json.loads(done["files"]) == ran["files"]
+    siray("status", generated, "--wait")
+    assert {r["task_id"]: r for r in rows(isolated_environment)}[generated]["status"] == "SUCCESS"
+    version = (
+        sqlite3.connect(database(isolated_environment)).execute("PRAGMA user_version").fetchone()[0]
+    )
+    journal = (
+        sqlite3.connect(database(isolated_environment)).execute("PRAGMA journal_mode").fetchone()[0]
+    )
+    assert version == 1 and journal == "wal"
+
+
+def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tmp_path):
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 3000)
+    assert (
+        siray(
+            "generate",
+            "google/gemini-2.5-flash-image-i2i",
+            "edit",
+            "--image",
+            str(tmp_path / "in.png"),
+        ).exit_code
+        == 0
+    )
+    request = json.loads(rows(isolated_environment)[-1]["request"])
+    assert request["image"] == "<data:image/png, 3008 bytes>"
+    assert redact_data_urls({"a": ["data:,hello"]}) == {"a": ["<data:text/plain, 5 bytes>"]}
+
+
+def test_history_lists_newest_first_with_filters(siray, isolated_environment):
+    first = siray("run", MODEL, "one").stdout
+    second = siray("generate", MODEL, "[hold]").stdout.strip()
+    listing = siray("history")
+    assert listing.exit_code == 0
+    assert [line.split("\t")[0] for line in listing.lines][:1] == [second]
+    cells = listing.lines[1].split("\t")
+    assert cells[1:3] == [MODEL, "SUCCESS"] and cells[4] == first.strip()
+    assert siray("ls", "-n", "1", "--json").json()[0]["task_id"] == second
+    assert [r["status"] for r in siray("history", "--status", "success", "--json").json()] == [
+        "SUCCESS"
+    ]
+    assert siray("history", "--model", "nothing-like-it").stdout == ""
+    assert len(siray("history", "--since", "1h", "--json").json()) == 2
+    assert siray("history", "--since", "2999-01-01", "--json").json() == []
+    bad = siray("history", "--since", "yesterday-ish")
+    assert bad.exit_code == 2 and "neither a duration nor a date" in bad.stderr
+
+
+def test_status_without_an_id_is_the_latest_task(siray):
+    task_id = siray("generate", MODEL, "x").stdout.strip()
+    result = siray("status", "--wait", "--json")
+    assert result.exit_code == 0, result
+    assert result.json()["task_id"] == task_id
+    assert f"the most recent task: {task_id}" in result.stderr
+
+
+def test_status_without_an_id_and_no_history(siray):
+    result = siray("status")
+    assert result.exit_code == 2 and "the history holds none" in result.stderr
+
+
+def test_all_pending_resumes_waiting_on_every_unfinished_task(siray, emu):
+    held = siray("generate", MODEL, "[hold]").stdout.strip()
+    running = [siray("generate", MODEL, f"task {n}").stdout.strip() for n in range(2)]
+    siray("cancel", held)
+    result = siray("status", "--all-pending", "--wait", "--json")
+    assert result.exit_code == 1, result  # the cancelled one ends CANCELLED
+    statuses = {json.loads(line)["task_id"]: json.loads(line)["status"] for line in result.lines}
+    assert statuses == {held: "CANCELLED", running[0]: "SUCCESS", running[1]: "SUCCESS"}
+    again = siray("status", "--all-pending")
+    assert again.exit_code == 0 and "no pending task" in again.stderr
+
+
+def test_prune_forgets_old_finished_tasks_only(siray, isolated_environment):
+    siray("run", MODEL, "done")
+    held = siray("generate", MODEL, "[hold]").stdout.strip()
+    with sqlite3.connect(database(isolated_environment)) as db:
+        db.execute("UPDATE tasks SET submitted_at = ?", (time.time() - 40 * 86400,))
+    result = siray("history", "prune", "--older-than", "30d")
+    assert result.exit_code == 0 and "removed 1 task" in result.stderr
+    assert [r["task_id"] for r in rows(isolated_environment)] == [held]
+
+
+def test_no_history_flag_and_setting(siray, isolated_environment):
+    siray("--no-history", "generate", MODEL, "x")
+    assert not database(isolated_environment).exists()
+    siray("config", "set", "history", "off")
+    siray("run", MODEL, "x")
+    assert not database(isolated_environment).exists()
+    siray("config", "set", "history", "on")
+    siray("generate", MODEL, "x")
+    assert len(rows(isolated_environment)) == 1
+
+
+def test_a_corrupt_database_warns_once_and_never_blocks(siray, isolated_environment):
+    path = database(isolated_environment)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database" * 100)
+    result = siray("run", MODEL, "still works")
+    assert result.exit_code == 0, result
+    assert result.stderr.count("task history") == 1
+    assert "tasks are not being recorded" in result.stderr
+    assert result.stdout.startswith("http://")
+
+
+def test_a_read_only_database_never_blocks(siray, isolated_environment):
+    siray("generate", MODEL, "x")
+    directory = database(isolated_environment).parent
+    for file in directory.iterdir():
+        file.chmod(0o444)
+    directory.chmod(0o555)
+    try:
+        result = siray("run", MODEL, "y")
+    finally:
+        directory.chmod(0o755)
+    assert result.exit_code == 0, result
+
+
+def test_two_processes_write_at_once(emu, isolated_environment):
+    env = subprocess_env(emu)
+    code = (
+        "import sys\n"
+        "from siray_cli.app import main\n"
+        "for n in range(8):\n"
+        f"    assert main(['generate', '{MODEL}', f'p{{n}}']) == 0\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=60) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    assert "warning" not in "".join(err for _, err in outputs)
+    ids = {line for out, _ in outputs for line in out.split()}
+    assert len(ids) == 24
+    assert {r["task_id"] for r in rows(isolated_environment)} == ids
+
+
+def test_a_newer_schema_is_left_alone(tmp_path):
+    path = tmp_path / DB_NAME
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    warnings: list[str] = []
+    history = History(path, warnings.append)
+    assert history.query() == []
+    assert "newer siray" in warnings[0]
