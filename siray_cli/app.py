@@ -13,7 +13,17 @@ import typer
 
 from siray_cli import __version__
 from siray_cli.api.errors import SirayError
-from siray_cli.commands import auth, cancel, emulator, generate, history, models, run, status
+from siray_cli.commands import (
+    auth,
+    cancel,
+    emulator,
+    generate,
+    help_topics,
+    history,
+    models,
+    run,
+    status,
+)
 from siray_cli.commands import config as config_command
 from siray_cli.commands.common import AppState
 from siray_cli.config import Settings
@@ -118,6 +128,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(auth.app, name="auth")
 app.add_typer(config_command.app, name="config")
 app.add_typer(emulator.app, name="emulator")
+app.command("help")(help_topics.help_topic)
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -130,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     output = set_output(Output())
     command = typer.main.get_command(app)
-    if not args:
+    if not args and not os.environ.get("_SIRAY_COMPLETE"):
         # help that nobody asked for is not data: it goes to stderr, with the usage exit code
         with contextlib.redirect_stdout(sys.stderr):
             command.main(args=["--help"], prog_name="siray", standalone_mode=False)

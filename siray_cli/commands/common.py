@@ -11,6 +11,7 @@ import typer
 
 from siray_cli.api.errors import UsageError
 from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
+from siray_cli.completion import complete_model, complete_task_id
 from siray_cli.config import Settings
 from siray_cli.errors import Interrupted, WaitTimeoutError
 from siray_cli.output import Output
@@ -122,13 +123,17 @@ RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]
 TaskIdsArg = Annotated[
-    list[str], typer.Argument(help="One or more task ids.", metavar="TASK_ID...")
+    list[str],
+    typer.Argument(
+        help="One or more task ids.", metavar="TASK_ID...", autocompletion=complete_task_id
+    ),
 ]
 ModelArg = Annotated[
     str | None,
     typer.Argument(
         help="Model name, e.g. alibaba/z-image-turbo-t2i (default: the `model` setting).",
         show_default=False,
+        autocompletion=complete_model,
     ),
 ]
 

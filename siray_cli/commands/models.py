@@ -10,6 +10,7 @@ import typer
 
 from siray_cli.api.models import ModelInfo
 from siray_cli.commands.common import JsonOpt, KindOpt, RefreshOpt, get_state
+from siray_cli.completion import complete_model
 from siray_cli.validation import is_image_field
 
 app = typer.Typer(
@@ -116,7 +117,7 @@ def input_rows(info: ModelInfo) -> list[dict[str, Any]]:
 @app.command()
 def show(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="The model's name.")],
+    model: Annotated[str, typer.Argument(help="The model's name.", autocompletion=complete_model)],
     refresh: RefreshOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:

@@ -17,6 +17,7 @@ from siray_cli.commands.common import (
     status_document,
     wait_and_show,
 )
+from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, exit_code_for
 from siray_cli.output import Output
 
@@ -70,6 +71,7 @@ def status(
             help="Task ids (default: the most recent task in the history).",
             metavar="[TASK_ID]...",
             show_default=False,
+            autocompletion=complete_task_id,
         ),
     ] = None,
     wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
