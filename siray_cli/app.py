@@ -23,6 +23,7 @@ from siray_cli.commands import (
     models,
     run,
     status,
+    upload,
 )
 from siray_cli.commands import config as config_command
 from siray_cli.commands.common import AppState
@@ -122,6 +123,7 @@ app.command("generate")(generate.generate)
 app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("cancel")(cancel.cancel)
+app.command("upload")(upload.upload)
 app.add_typer(history.app, name="history")
 app.add_typer(history.app, name="ls", help="Alias of `siray history`.")
 app.add_typer(models.app, name="models")

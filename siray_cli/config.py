@@ -64,6 +64,30 @@ def _switch(value: str) -> str:
     raise ValueError("must be on or off")
 
 
+def _byte_count(value: str) -> str:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError("must be a whole number of bytes") from None
+    if number <= 0:
+        raise ValueError("must be a positive number of bytes")
+    return str(number)
+
+
+def _part_size(value: str) -> str:
+    checked = _byte_count(value)
+    if int(checked) < 5 * 1024 * 1024:
+        raise ValueError("must be at least 5 MiB (5242880), the S3 minimum part size")
+    return checked
+
+
+def _addressing(value: str) -> str:
+    word = value.strip().lower()
+    if word not in ("path", "virtual"):
+        raise ValueError("must be path or virtual")
+    return word
+
+
 def _text(value: str) -> str:
     value = value.strip()
     if not value:
@@ -129,6 +153,32 @@ KEYS: dict[str, Key] = {
             _positive_seconds,
             "a fixed polling beat in seconds, instead of the adaptive schedule",
             number=True,
+        ),
+        Key(
+            "upload_part_size",
+            "SIRAY_UPLOAD_PART_SIZE",
+            None,
+            str(8 * 1024 * 1024),
+            _part_size,
+            "bytes per part of a multipart upload, and the size from which uploads are multipart",
+            number=True,
+        ),
+        Key(
+            "upload_max_size",
+            "SIRAY_UPLOAD_MAX_SIZE",
+            None,
+            str(2 * 1024**3),
+            _byte_count,
+            "the largest file `siray upload` accepts, in bytes",
+            number=True,
+        ),
+        Key(
+            "s3_addressing",
+            "SIRAY_S3_ADDRESSING",
+            None,
+            "path",
+            _addressing,
+            "S3 addressing style for uploads: path or virtual",
         ),
         Key(
             "history",

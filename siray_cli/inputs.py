@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,14 +34,18 @@ def decode_value(text: str) -> Any:
 
 @dataclass(frozen=True)
 class InputItem:
-    """One `-i` input as typed: the key, the raw text, and whether `:=` forced JSON."""
+    """One `-i` input as typed: the key, the raw text, whether `:=` forced JSON, and whether the
+    text is to be sent as it is (`@@text`, or a file `@path` already replaced by its URL)."""
 
     key: str
     raw: str
     forced_json: bool = False
+    literal: bool = False
 
     def value(self) -> Any:
         """Without a schema: JSON when it parses (always, for `:=`), else the text."""
+        if self.literal:
+            return self.raw
         return json.loads(self.raw) if self.forced_json else decode_value(self.raw)
 
 
@@ -139,8 +144,39 @@ def load_json_body(source: str, stdin: StdinOnce) -> dict[str, Any]:
     return body
 
 
+UPLOAD_PLACEHOLDER = "siray-upload://"  # a local file, replaced by its URL once uploaded
+
+
 def is_remote(value: str) -> bool:
-    return value.startswith(("http://", "https://", "data:"))
+    return value.startswith(("http://", "https://", "data:", UPLOAD_PLACEHOLDER))
+
+
+def resolve_at_files(
+    items: Sequence[InputItem], local_file: Callable[[str, str], str]
+) -> list[InputItem]:
+    """`-i key=@path` names a local file (for any input); `-i key=@@text` means `@text`."""
+    resolved = []
+    for item in items:
+        if item.forced_json or not item.raw.startswith("@"):
+            resolved.append(item)
+        elif item.raw.startswith("@@"):
+            resolved.append(InputItem(item.key, item.raw[1:], literal=True))
+        else:
+            resolved.append(InputItem(item.key, local_file(item.key, item.raw[1:]), literal=True))
+    return resolved
+
+
+def unreadable(path: Path) -> str | None:
+    """Why a local input file cannot be used, or None."""
+    if not path.exists():
+        return f"image file {path} does not exist"
+    if not path.is_file():
+        return f"image {path} is not a file"
+    if not os.access(path, os.R_OK):
+        return f"image file {path} is not readable"
+    if path.stat().st_size == 0:
+        return f"image file {path} is empty"
+    return None
 
 
 def data_url(path: Path) -> tuple[str, int]:
@@ -173,6 +209,8 @@ def build_body(
     from siray_cli import validation
 
     body = dict(base)
+    if local_file is not None:
+        items = resolve_at_files(items, local_file)
     if info is None:
         for item in items:
             body[item.key] = item.value()

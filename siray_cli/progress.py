@@ -148,14 +148,26 @@ class TransferDisplay:
     def row(self) -> TransferRow:
         return TransferRow(self._output, self._progress)
 
+    def total(self, name: str, size: int | None) -> TransferRow:
+        """A row that adds up the others (several files at once)."""
+        row = TransferRow(self._output, self._progress)
+        row.start(name, size)
+        return row
+
 
 class TransferRow:
     """One file's bar, added when its size is known."""
 
-    def __init__(self, output: Output, progress: Progress | None) -> None:
+    def __init__(
+        self, output: Output, progress: Progress | None, parent: TransferRow | None = None
+    ) -> None:
         self._output = output
         self._progress = progress
         self._task: TaskID | None = None
+        self._parent = parent
+
+    def child(self) -> TransferRow:
+        return TransferRow(self._output, self._progress, parent=self)
 
     def start(self, name: str, total: int | None) -> None:
         if self._progress is not None:
@@ -164,6 +176,8 @@ class TransferRow:
     def advance(self, count: int) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, count)
+        if self._parent is not None:
+            self._parent.advance(count)
 
     def done(self, message: str) -> None:
         if self._progress is None:

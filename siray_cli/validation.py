@@ -93,11 +93,12 @@ def coerce_inputs(
                 body[key] = group[-1].value()
             elif _type(prop) == "array":
                 body[key] = _array(key, group, prop)
-            elif group[-1].forced_json:
+            elif group[-1].forced_json or group[-1].literal:
                 body[key] = group[-1].value()
             else:
                 body[key] = _scalar(key, group[-1].raw, prop)
-            if prop is not None and local_file is not None and is_image_field(key, prop):
+            literal = any(item.literal for item in group)
+            if prop is not None and local_file and is_image_field(key, prop) and not literal:
                 body[key] = _local_files(key, body[key], local_file)
         except ValueError as exc:
             problems.append(str(exc))
@@ -111,7 +112,9 @@ def _array(key: str, group: list[InputItem], prop: dict[str, Any]) -> list[Any]:
     values: list[Any] = []
     for item in group:
         text = item.raw.strip()
-        if item.forced_json or text.startswith("["):
+        if item.literal:
+            values.append(item.raw)
+        elif item.forced_json or text.startswith("["):
             try:
                 decoded = json.loads(item.raw)
             except ValueError:

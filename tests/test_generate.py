@@ -111,7 +111,9 @@ def test_input_json_from_stdin_with_prompt_inside(siray, emu):
 
 def test_local_image_becomes_a_data_url(siray, emu, tmp_path):
     (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    result = siray("generate", "google/gemini-2.5-flash-image-i2i", "edit", "--image", "in.png")
+    result = siray(
+        "generate", "google/gemini-2.5-flash-image-i2i", "edit", "--image", "in.png", "--inline"
+    )
     assert result.exit_code == 0, result
     assert last_body(emu)["image"].startswith("data:image/png;base64,")
 

@@ -60,6 +60,7 @@ def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tm
             "edit",
             "--image",
             str(tmp_path / "in.png"),
+            "--inline",
         ).exit_code
         == 0
     )

@@ -183,10 +183,15 @@ def test_a_string_input_stays_a_string(siray):
     assert 'size: "1024" is not one of 1024x768, 768x1024, 1024x1024' in result.stderr
 
 
-def test_local_files_in_image_fields_become_data_urls(siray, emu, tmp_path):
+def test_local_files_in_image_fields_are_uploaded_or_inlined(siray, emu, tmp_path):
     (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
     result = siray("generate", "google/gemini-2.5-flash-image-i2i", "edit", "-i", "image=in.png")
     assert result.exit_code == 0, result
+    assert last_body(emu)["image"].startswith(f"{emu.url}/uploads/user/123/")
+    inline = siray(
+        "generate", "google/gemini-2.5-flash-image-i2i", "edit", "-i", "image=in.png", "--inline"
+    )
+    assert inline.exit_code == 0, inline
     assert last_body(emu)["image"].startswith("data:image/png;base64,")
     missing = siray("generate", "google/gemini-2.5-flash-image-i2i", "edit", "-i", "image=no.png")
     assert missing.exit_code == 2

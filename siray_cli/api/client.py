@@ -29,10 +29,12 @@ from siray_cli.api.models import (
     SubmittedTask,
     TaskKind,
     TaskStatus,
+    UploadToken,
     kind_from_task_id,
     parse_catalogue,
     parse_status,
     parse_submit,
+    parse_upload_token,
 )
 
 Trace = Callable[[str], None]
@@ -329,6 +331,25 @@ class SirayClient:
                 timeout=self._timeout,
             )
         return self._gateway_http
+
+    def upload_token(self) -> UploadToken:
+        """Temporary S3 credentials (`POST {gateway}/api/model-verse/sts-token`). Never retried
+        on a dropped connection: it is cheap to ask again, but not ours to ask twice."""
+        try:
+            response = self.gateway.post(
+                "/api/model-verse/sts-token",
+                extensions={"retry": read_retry(backoff=self._backoff, methods=("POST",))},
+            )
+        except _BadBody as exc:
+            raise errors.ProtocolError(f"upload token: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise errors.NetworkError(
+                f"asking for an upload token: could not reach {self.gateway_url} "
+                f"({type(exc).__name__})",
+                hint="check your network and --gateway-url / SIRAY_GATEWAY_URL",
+            ) from exc
+        raise_for_status(response)
+        return parse_upload_token(_json(response))
 
     def list_models(self) -> list[ModelInfo]:
         """The model catalogue (`GET {gateway}/api/model-verse/models`)."""

@@ -288,3 +288,69 @@ def parse_catalogue(payload: object) -> list[ModelInfo]:
             )
         )
     return models
+
+
+@dataclass(frozen=True)
+class UploadToken:
+    """Temporary S3 credentials and where to put files (API.md, "File upload")."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    region: str
+    bucket: str
+    upload_path: str
+    upload_endpoint: str
+    access_endpoint: str
+    expires_at: float | None = None  # epoch seconds, when the gateway says
+
+    def secrets(self) -> list[str]:
+        return [self.secret_access_key, self.session_token]
+
+    def key_for(self, name: str) -> str:
+        return self.upload_path.lstrip("/") + name
+
+    def public_url(self, key: str) -> str:
+        base = self.access_endpoint.rstrip("/")
+        if "://" not in base:
+            base = "https://" + base
+        return f"{base}/{key}"
+
+
+def _expiry(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value) / (1000 if value > 1e11 else 1)
+    if isinstance(value, str) and value.strip():
+        from datetime import datetime
+
+        try:
+            return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def parse_upload_token(payload: object) -> UploadToken:
+    data = _envelope_data(payload)
+    credentials = data.get("credentials")
+    if not isinstance(credentials, Mapping):
+        raise ProtocolError("the upload token has no credentials")
+    fields = {
+        "access_key_id": credentials.get("access_key_id"),
+        "secret_access_key": credentials.get("access_key_secret"),
+        "session_token": credentials.get("security_token") or "",
+        "region": credentials.get("region") or "us-east-1",
+        "bucket": data.get("bucket_name"),
+        "upload_path": data.get("upload_path") or "",
+        "upload_endpoint": data.get("upload_endpoint"),
+        "access_endpoint": data.get("access_endpoint"),
+    }
+    missing = [
+        k
+        for k, v in fields.items()
+        if not isinstance(v, str) or (not v and k not in ("session_token", "upload_path"))
+    ]
+    if missing:
+        raise ProtocolError(f"the upload token lacks {', '.join(missing)}")
+    expiry = _expiry(credentials.get("expiration") or data.get("expiration"))
+    return UploadToken(**fields, expires_at=expiry)  # type: ignore[arg-type]

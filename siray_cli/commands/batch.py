@@ -21,6 +21,7 @@ from siray_cli.batch import (
     prepare_jobs,
     read_jobs,
 )
+from siray_cli.commands.generate import LocalFiles
 from siray_cli.errors import ExitCode, Interrupted, WaitTimeoutError
 
 if TYPE_CHECKING:
@@ -41,9 +42,13 @@ def _read_source(source: str) -> tuple[str, str]:
         raise UsageError(f"cannot read batch file {source}: {exc}") from None
 
 
-def _builder(state: AppState, client: SirayClient, default_model: str | None, validate: bool):  # type: ignore[no-untyped-def]
-    from siray_cli.commands.generate import local_image
-
+def _builder(  # type: ignore[no-untyped-def]
+    state: AppState,
+    client: SirayClient,
+    default_model: str | None,
+    validate: bool,
+    files: LocalFiles,
+):
     infos: dict[str, ModelInfo] = {}
 
     def build(job: Job) -> tuple[TaskKind, dict[str, Any]]:
@@ -60,7 +65,7 @@ def _builder(state: AppState, client: SirayClient, default_model: str | None, va
             dict(job.inputs),
             job.items,
             info=info,
-            local_file=lambda key, path: local_image(state, key, path),
+            local_file=files.add,
         )
         return inputs.pick_kind(model, None, info), body
 
@@ -214,14 +219,18 @@ def run_batch(
     poll_interval: float | None,
     resume: bool,
     validate: bool,
+    inline: bool,
     json_mode: bool,
 ) -> int:
     """Check every line, then run them all; exit 1 when any failed, 130 on Ctrl-C."""
     output = state.output
     text, where = _read_source(source)
+    files = LocalFiles(state, inline=inline)
     jobs = prepare_jobs(
-        read_jobs(text, where), _builder(state, client, default_model, validate), where
+        read_jobs(text, where), _builder(state, client, default_model, validate, files), where
     )
+    for job in jobs:  # every line passed: now upload the local files they name, once each
+        job.body = files.resolve(client, job.body)
     session = BatchSession(
         state,
         client,

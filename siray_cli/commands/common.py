@@ -97,7 +97,7 @@ ImageOpt = Annotated[
     str | None,
     typer.Option(
         "--image",
-        help="Input image: a URL, or a local file (sent as a data URL).",
+        help="Input image: a URL, or a local file (uploaded first; see --inline).",
         metavar="URL|PATH",
         show_default=False,
     ),
@@ -117,6 +117,13 @@ NoValidateOpt = Annotated[
     typer.Option(
         "--no-validate",
         help="Send the inputs as given, without checking them against the model catalogue.",
+    ),
+]
+InlineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--inline",
+        help="Send local files as data URLs in the request instead of uploading them first.",
     ),
 ]
 RefreshOpt = Annotated[

@@ -40,6 +40,7 @@ def _config(
     no_cancel: bool,
     api_key: str | None,
     models_file: Path | None,
+    sts_token_requests: int | None,
 ) -> EmulatorConfig:
     from siray_cli.emulator.catalogue import load_models
     from siray_cli.emulator.server import EMULATOR_API_KEY, EmulatorConfig
@@ -59,6 +60,7 @@ def _config(
         cancel_supported=not no_cancel,
         api_key=api_key or EMULATOR_API_KEY,
         extra_models=extra,
+        sts_token_requests=sts_token_requests,
     )
 
 
@@ -113,11 +115,22 @@ def emulator(
             show_default=False,
         ),
     ] = None,
+    sts_token_requests: Annotated[
+        int | None,
+        typer.Option(
+            "--sts-token-requests",
+            min=1,
+            help="Make each upload token expire after this many S3 requests.",
+            show_default=False,
+        ),
+    ] = None,
     fault: FaultOpt = None,
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     ctx.obj = {
-        "config": _config(port, task_seconds, create_shape, no_cancel, api_key, models_file),
+        "config": _config(
+            port, task_seconds, create_shape, no_cancel, api_key, models_file, sts_token_requests
+        ),
         "faults": fault,
     }
     if ctx.invoked_subcommand is not None:

@@ -13,6 +13,7 @@ from siray_cli.commands.batch import run_batch
 from siray_cli.commands.common import (
     AppState,
     ImageOpt,
+    InlineOpt,
     InputJsonOpt,
     InputOpt,
     JsonOpt,
@@ -44,6 +45,7 @@ def run(
     image: ImageOpt = None,
     kind: KindOpt = None,
     no_validate: NoValidateOpt = False,
+    inline: InlineOpt = False,
     output_dir: OutputDirOpt = None,
     force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
     timeout: TimeoutOpt = None,
@@ -114,6 +116,7 @@ def run(
                 poll_interval=poll_interval,
                 resume=resume,
                 validate=not no_validate,
+                inline=inline,
                 json_mode=json_mode,
             )
     model, prompt = state.model_and_prompt(model_opt or model, prompt)
@@ -130,6 +133,7 @@ def run(
             image=image,
             kind=kind.value if kind else None,
             validate=not no_validate,
+            inline=inline,
         )
         task = state.submit(client, request.kind, request.body)
         output.always(f"task {task.task_id} submitted ({task.model})")

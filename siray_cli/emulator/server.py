@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 from siray_cli.emulator import catalogue, media
 from siray_cli.emulator.faults import Fault, Faults
+from siray_cli.emulator.storage import BUCKET, UPLOAD_PATH, ObjectStore, StorageUnavailable
 
 EMULATOR_API_KEY = "siray-emulator-key"
 DEFAULT_PORT = 8787
@@ -62,6 +63,8 @@ class EmulatorConfig:
     seed: int | None = None
     log: Callable[[str], None] | None = None
     extra_models: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    sts_token_requests: int | None = None  # each upload token expires after this many S3 requests
+    sts_mode: str = "ok"  # ok, bad-secret or no-token: credentials the store will refuse
 
 
 @dataclass
@@ -169,6 +172,7 @@ class EmulatorState:
         self.user_agents: Counter[str] = Counter()
         self.faults = Faults(config.seed)
         self.models = {**catalogue.MODELS, **config.extra_models}
+        self.store = ObjectStore(self.faults, config.sts_token_requests, config.log)
         self._random = random.Random(config.seed)
 
     def count(self, method: str, path: str, user_agent: str) -> None:
@@ -374,6 +378,8 @@ class Handler(BaseHTTPRequestHandler):
                 return denied
             if method == "GET" and path == "/api/model-verse/models":
                 return json_response(200, catalogue.catalogue_document(self.state.models))
+            if method == "POST" and path == "/api/model-verse/sts-token":
+                return self._sts_token()
             return error_response(404, f"no route for {method} {path}", "not_found")
         if method == "GET":
             redirect = _REDIRECT.match(path)
@@ -382,6 +388,11 @@ class Handler(BaseHTTPRequestHandler):
             file = _FILE.match(path)
             if file is not None:
                 return self._file(file["id"], int(file["n"]), file["ext"])
+            if path.startswith("/uploads/"):
+                found = self.state.store.get_object(unquote(path.removeprefix("/uploads/")))
+                if found is None:
+                    return Response(404, b"not found\n", "text/plain")
+                return Response(200, found[0], found[1])
             if path == "/":
                 return json_response(200, {"service": "siray-emulator", "contract": "API.md"})
         return error_response(404, f"no route for {method} {path}", "not_found")
@@ -464,6 +475,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _own_file_exists(self, url: str) -> bool:
         path = urlsplit(url).path
+        if path.startswith("/uploads/"):
+            key = unquote(path.removeprefix("/uploads/"))
+            return self.state.store.get_object(key) is not None
         match = _FILE.match(path) or _REDIRECT.match(path)
         return match is not None and match["id"] in self.state.tasks
 
@@ -502,6 +516,25 @@ class Handler(BaseHTTPRequestHandler):
     def _public_base(self) -> str:
         host = self.headers.get("Host") or f"{self.state.config.host}:{self.state.config.port}"
         return f"http://{host}"
+
+    def _sts_token(self) -> Response:
+        try:
+            credentials = self.state.store.issue_token()
+        except StorageUnavailable as exc:
+            return error_response(501, str(exc), "uploads_unavailable", "server_error")
+        mode = self.state.config.sts_mode
+        if mode == "bad-secret":
+            credentials["access_key_secret"] = "wrong" + credentials["access_key_secret"][5:]
+        elif mode == "no-token":
+            credentials["security_token"] = ""
+        data = {
+            "credentials": credentials,
+            "bucket_name": BUCKET,
+            "upload_path": UPLOAD_PATH,
+            "upload_endpoint": self.state.store.endpoint,
+            "access_endpoint": f"{self._public_base()}/uploads",
+        }
+        return json_response(200, {"data": data})
 
     def _cancel(self, kind: str, task_id: str) -> Response:
         if not self.state.config.cancel_supported:
@@ -555,6 +588,15 @@ class Handler(BaseHTTPRequestHandler):
                 return error_response(400, str(exc), "invalid_fault")
             self.state.faults.add(fault)
             return json_response(200, {"ok": True})
+        if path == "/_emulator/uploads" and method == "GET":
+            store = self.state.store
+            return json_response(
+                200,
+                {
+                    "multipart_uploads": store.multipart_uploads(),
+                    "tokens_issued": store.tokens_issued,
+                },
+            )
         if path == "/_emulator/faults" and method == "DELETE":
             self.state.faults.clear()
             return json_response(200, {"ok": True})
@@ -629,6 +671,7 @@ class Emulator:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.state.store.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
 

@@ -1,0 +1,303 @@
+"""Uploads to Siray storage over S3, with the temporary credentials the gateway hands out.
+
+The only module that imports boto3. The S3 client is built from those credentials alone (no
+profile, no config file of the user's), SigV4, path-style by default, standard retries, and
+checksums only when required (several S3-compatible stores reject the newer headers). Files go
+through boto3's transfer manager: multipart above the part size, parts in parallel, read from disk
+part by part. A failed or interrupted transfer is aborted, so no parts are left behind; an
+expired token is replaced and the file sent again.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from siray_cli.api.errors import SirayError, UsageError
+from siray_cli.api.models import UploadToken
+from siray_cli.storage.downloads import safe_name
+
+EXPIRED = {"ExpiredToken", "RequestExpired", "TokenRefreshRequired", "ExpiredTokenException"}
+ROUNDS = 3
+MAX_PARALLEL = 8  # parts (and files) in flight at once
+
+
+class UploadError(SirayError):
+    error_type = "upload_error"
+
+
+@dataclass
+class Source:
+    """One thing to upload: a file on disk, or standard input."""
+
+    label: str  # what the user typed
+    name: str  # the name the object gets (after a unique prefix)
+    content_type: str
+    path: Path | None = None
+    stream: Any = None  # a readable object, for standard input
+    size: int | None = None
+
+
+@dataclass
+class Uploaded:
+    file: str
+    url: str
+    bytes: int
+    content_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "url": self.url,
+            "bytes": self.bytes,
+            "content_type": self.content_type,
+        }
+
+
+class _Prefixed:
+    """A stream whose first bytes were read already (to check it is not empty)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            if len(data) < size:
+                data += self._rest.read(size - len(data))
+            return data
+        return self._rest.read(size)
+
+
+def check_sources(
+    arguments: list[str], *, name: str | None, content_type: str | None, max_bytes: int
+) -> list[Source]:
+    """Every argument checked before anything is uploaded; all problems reported at once."""
+    sources, problems = [], []
+    for argument in arguments:
+        if argument == "-":
+            if not name or not content_type:
+                problems.append("uploading standard input (-) needs --name and --content-type")
+                continue
+            head = sys.stdin.buffer.read(1)
+            if not head:
+                problems.append("standard input is empty")
+                continue
+            sources.append(
+                Source("-", name, content_type, stream=_Prefixed(head, sys.stdin.buffer))
+            )
+            continue
+        path = Path(argument).expanduser()
+        try:
+            if not path.exists():
+                problems.append(f"{argument}: no such file")
+            elif path.is_dir():
+                problems.append(f"{argument}: is a directory")
+            elif not os.access(path, os.R_OK):
+                problems.append(f"{argument}: not readable (permission denied)")
+            elif (size := path.stat().st_size) == 0:
+                problems.append(f"{argument}: is empty")
+            elif size > max_bytes:
+                problems.append(
+                    f"{argument}: {size} bytes, over the limit of {max_bytes} "
+                    "(the upload_max_size setting)"
+                )
+            else:
+                guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+                sources.append(
+                    Source(
+                        argument,
+                        name if name and len(arguments) == 1 else path.name,
+                        content_type or guessed,
+                        path=path,
+                        size=size,
+                    )
+                )
+        except OSError as exc:
+            problems.append(f"{argument}: {exc.strerror}")
+    if problems:
+        raise UsageError("; ".join(problems), hint="nothing was uploaded")
+    return sources
+
+
+def s3_client(token: UploadToken, *, virtual_host: bool = False) -> Any:
+    """A client built from the temporary credentials only: no AWS profile, file or variable."""
+    import botocore.session
+    from botocore.config import Config
+
+    session = botocore.session.Session()
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    config = Config(
+        region_name=token.region,
+        signature_version="s3v4",
+        s3={"addressing_style": "virtual" if virtual_host else "path"},
+        retries={"mode": "standard", "max_attempts": 3},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        max_pool_connections=MAX_PARALLEL * 2,
+        user_agent_extra="siray-cli",
+    )
+    return session.create_client(
+        "s3",
+        endpoint_url=token.upload_endpoint,
+        aws_access_key_id=token.access_key_id,
+        aws_secret_access_key=token.secret_access_key,
+        aws_session_token=token.session_token or None,
+        config=config,
+    )
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and response.get("Error"):
+        error = response["Error"]
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip().rstrip(":")
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Uploader:
+    def __init__(
+        self,
+        fetch_token: Callable[[], UploadToken],
+        *,
+        part_size: int,
+        virtual_host: bool = False,
+        on_token: Callable[[UploadToken], None] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        import time
+
+        self._fetch = fetch_token
+        self._part_size = part_size
+        self._virtual_host = virtual_host
+        self._on_token = on_token
+        self._clock = clock or time.time
+        self._token: UploadToken | None = None
+        self.tokens_used = 0
+
+    def token(self, *, fresh: bool = False) -> UploadToken:
+        """The current token; a new one when asked, or when it expires within two minutes."""
+        token = self._token
+        soon = (
+            token is not None
+            and token.expires_at is not None
+            and (token.expires_at - self._clock() < 120)
+        )
+        if token is None or fresh or soon:
+            token = self._token = self._fetch()
+            self.tokens_used += 1
+            if self._on_token is not None:
+                self._on_token(token)
+        return token
+
+    def upload(
+        self, sources: list[Source], progress: Callable[[Source], Callable[[int], None]]
+    ) -> list[Uploaded]:
+        """Upload every source (in parallel); results in the order given."""
+        keys = {id(s): f"{secrets.token_hex(6)}-{safe_name(s.name)}" for s in sources}
+        done: dict[int, Uploaded] = {}
+        pending = list(sources)
+        for round_number in range(ROUNDS):
+            token = self.token(fresh=round_number > 0)
+            failures = self._round(token, pending, keys, done, progress)
+            retry = [s for s, exc in failures if _error_code(exc) in EXPIRED and s.path]
+            if len(retry) < len(failures):  # a failure that a fresh token cannot mend
+                retried = {id(s) for s in retry}
+                source, exc = next((s, e) for s, e in failures if id(s) not in retried)
+                raise UploadError(
+                    f"uploading {source.label} failed: {_message(exc)}", hint=self._hint(exc)
+                )
+            if not retry:
+                return [done[id(s)] for s in sources]
+            pending = retry  # the token ran out mid-way: a fresh one, and send them again
+        raise UploadError("uploading failed: the storage kept rejecting fresh credentials")
+
+    @staticmethod
+    def _hint(exc: BaseException) -> str | None:
+        code = _error_code(exc)
+        if code in ("SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "AccessDenied"):
+            return "the storage refused the temporary credentials the gateway gave"
+        return None
+
+    def _round(
+        self,
+        token: UploadToken,
+        sources: list[Source],
+        keys: dict[int, str],
+        done: dict[int, Uploaded],
+        progress: Callable[[Source], Callable[[int], None]],
+    ) -> list[tuple[Source, BaseException]]:
+        from boto3.s3.transfer import ProgressCallbackInvoker, TransferConfig
+        from s3transfer.manager import TransferManager
+
+        client = s3_client(token, virtual_host=self._virtual_host)
+        config = TransferConfig(
+            multipart_threshold=self._part_size,
+            multipart_chunksize=self._part_size,
+            max_concurrency=MAX_PARALLEL,
+            use_threads=True,
+        )
+        manager = TransferManager(client, config)
+        futures = []
+        try:
+            for source in sources:
+                key = token.key_for(keys[id(source)])
+                body: Any = str(source.path) if source.path else source.stream
+                future = manager.upload(
+                    body,
+                    token.bucket,
+                    key,
+                    extra_args={"ContentType": source.content_type},
+                    subscribers=[ProgressCallbackInvoker(progress(source))],
+                )
+                futures.append((source, key, future))
+            failures: list[tuple[Source, BaseException]] = []
+            for source, key, future in futures:
+                try:
+                    future.result()
+                except Exception as exc:
+                    failures.append((source, exc))
+                    self._abort_leftovers(client, token, key)
+                    continue
+                size = source.size if source.size is not None else future.meta.size or 0
+                done[id(source)] = Uploaded(
+                    source.label, token.public_url(key), int(size), source.content_type
+                )
+            manager.shutdown()
+            return failures
+        except BaseException:  # Ctrl-C: cancel every transfer; the manager aborts their parts
+            manager.shutdown(cancel=True, cancel_msg="interrupted")
+            for _, key, _ in futures:
+                self._abort_leftovers(client, token, key)
+            raise
+
+    @staticmethod
+    def _abort_leftovers(client: Any, token: UploadToken, key: str) -> None:
+        """Abort any multipart upload still open for this key (never leave orphaned parts)."""
+        try:
+            listed = client.list_multipart_uploads(Bucket=token.bucket, Prefix=key)
+            for upload in listed.get("Uploads", []):
+                if upload.get("Key") == key:
+                    client.abort_multipart_upload(
+                        Bucket=token.bucket, Key=key, UploadId=upload["UploadId"]
+                    )
+        except Exception:
+            pass
