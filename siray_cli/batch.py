@@ -230,33 +230,53 @@ class BatchRunner:
         self._lock = threading.Lock()
         self._queue: queue.Queue[PreparedJob] = queue.Queue()
         self._threads: list[threading.Thread] = []
+        # Workers count themselves out here. The main thread never joins them: on Python 3.11 a
+        # Ctrl-C landing inside Thread.join() can mark a thread that is still running as
+        # stopped (bpo-45274's cleanup), and a later join would then not wait for its submit.
+        self._working = 0
+        self._done = threading.Condition()
 
     def start(self) -> None:
         for job in self.jobs:
             self._queue.put(job)
+        with self._done:
+            self._working = self.concurrency
         for index in range(self.concurrency):
             thread = threading.Thread(target=self._work, name=f"siray-batch-{index}", daemon=True)
             self._threads.append(thread)
             thread.start()
 
     def running(self) -> bool:
-        return any(thread.is_alive() for thread in self._threads)
+        with self._done:
+            return self._working > 0
 
     def join(self, timeout: float) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
+        """Wait (at most `timeout` seconds) for every worker to finish."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self._working > 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._done.wait(remaining)
 
     def interrupt(self, grace: float = 15.0) -> list[str]:
         """Stop submitting; let submits already sent finish (so their ids are recorded); return
         the ids of the tasks left running."""
         self.stop.set()
-        deadline = time.monotonic() + grace
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.join(grace)
         with self._lock:
             return list(self.in_flight)
 
     def _work(self) -> None:
+        try:
+            self._take_jobs()
+        finally:
+            with self._done:
+                self._working -= 1
+                self._done.notify_all()
+
+    def _take_jobs(self) -> None:
         while not self.stop.is_set():
             try:
                 job = self._queue.get_nowait()

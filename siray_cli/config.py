@@ -198,6 +198,15 @@ KEYS: dict[str, Key] = {
             number=True,
         ),
         Key(
+            "read_timeout",
+            "SIRAY_READ_TIMEOUT",
+            None,
+            "60",
+            _positive_seconds,
+            "seconds without a byte from the server before a request is given up (and retried)",
+            number=True,
+        ),
+        Key(
             "retry_backoff",
             "SIRAY_RETRY_BACKOFF",
             None,

@@ -41,6 +41,12 @@ Trace = Callable[[str], None]
 
 USER_AGENT = f"siray-cli/{__version__}"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+
+
+def timeouts(read: float) -> httpx.Timeout:
+    return httpx.Timeout(connect=min(10.0, read), read=read, write=read, pool=10.0)
+
+
 MAX_RETRY_AFTER = 30.0
 DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
 _TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
@@ -167,6 +173,40 @@ class PacingTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+class ProxyRouter(httpx.BaseTransport):
+    """Sends each request directly or through the proxy that HTTPS_PROXY, HTTP_PROXY, ALL_PROXY
+    and NO_PROXY name (read the standard library's way): httpx itself stops reading them once a
+    transport of one's own is given. Certificate checks stay on either way."""
+
+    def __init__(self) -> None:
+        import urllib.request
+
+        self._proxies = {k.lower(): v for k, v in urllib.request.getproxies().items()}
+        self._bypass = urllib.request.proxy_bypass
+        self._direct = httpx.HTTPTransport()
+        self._through: dict[str, httpx.HTTPTransport] = {}
+
+    def route(self, url: httpx.URL) -> str | None:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if not proxy:
+            return None
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        return None if self._bypass(host) else proxy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self.route(request.url)
+        if proxy is None:
+            return self._direct.handle_request(request)
+        if proxy not in self._through:
+            self._through[proxy] = httpx.HTTPTransport(proxy=proxy)
+        return self._through[proxy].handle_request(request)
+
+    def close(self) -> None:
+        self._direct.close()
+        for transport in self._through.values():
+            transport.close()
+
+
 def build_http_client(
     *,
     base_url: str = "",
@@ -176,7 +216,7 @@ def build_http_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     expect_json: bool = True,
 ) -> httpx.Client:
-    inner: httpx.BaseTransport = httpx.HTTPTransport()
+    inner: httpx.BaseTransport = ProxyRouter()
     if trace is not None:
         inner = TraceTransport(inner, trace)
     inner = PacingTransport(inner, Pacer())
@@ -291,8 +331,11 @@ class SirayClient:
         gateway_url: str | None = None,
         trace: Trace | None = None,
         backoff: float = DEFAULT_BACKOFF,
+        read_timeout: float | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
+        if read_timeout is not None:
+            timeout = timeouts(read_timeout)
         self.base_url = base_url.rstrip("/")
         self.gateway_url = (gateway_url or base_url).rstrip("/")
         self._api_key = api_key
@@ -343,11 +386,7 @@ class SirayClient:
         except _BadBody as exc:
             raise errors.ProtocolError(f"upload token: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise errors.NetworkError(
-                f"asking for an upload token: could not reach {self.gateway_url} "
-                f"({type(exc).__name__})",
-                hint="check your network and --gateway-url / SIRAY_GATEWAY_URL",
-            ) from exc
+            raise self._network_error(exc, "asking for an upload token", gateway=True) from exc
         raise_for_status(response)
         return parse_upload_token(_json(response))
 
@@ -358,18 +397,24 @@ class SirayClient:
         except _BadBody as exc:
             raise errors.ProtocolError(f"model catalogue: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise errors.NetworkError(
-                f"fetching the model catalogue: could not reach {self.gateway_url} "
-                f"({type(exc).__name__})",
-                hint="check your network and --gateway-url / SIRAY_GATEWAY_URL",
-            ) from exc
+            raise self._network_error(exc, "fetching the model catalogue", gateway=True) from exc
         raise_for_status(response)
         return parse_catalogue(_json(response))
 
-    def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
+    def _network_error(
+        self, exc: Exception, what: str, *, gateway: bool = False
+    ) -> errors.NetworkError:
+        url = self.gateway_url if gateway else self.base_url
+        where = "--gateway-url / SIRAY_GATEWAY_URL" if gateway else "--base-url / SIRAY_BASE_URL"
+        hint = f"check your network and {where}"
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            hint = (
+                "the server's certificate is not trusted; if your own authority signs it, "
+                "point SSL_CERT_FILE at that authority's certificate"
+            )
         return errors.NetworkError(
-            f"{what}: could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'})",
-            hint="check your network and --base-url / SIRAY_BASE_URL",
+            f"{what}: could not reach {url} ({type(exc).__name__}: {exc or 'no detail'})",
+            hint=hint,
         )
 
     def submit(self, kind: TaskKind, body: dict[str, Any]) -> SubmittedTask:

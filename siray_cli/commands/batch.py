@@ -92,7 +92,7 @@ class BatchSession:
         json_mode: bool,
         total: int,
     ) -> None:
-        from siray_cli.api.client import build_http_client
+        from siray_cli.api.client import build_http_client, timeouts
         from siray_cli.polling import RateLimiter, default_schedule
         from siray_cli.progress import BatchDisplay
 
@@ -102,7 +102,11 @@ class BatchSession:
         self.schedule = default_schedule(poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
         self.display = BatchDisplay(state.output, total)
-        self.downloads = build_http_client(backoff=state.settings.backoff, expect_json=False)
+        self.downloads = build_http_client(
+            backoff=state.settings.backoff,
+            expect_json=False,
+            timeout=timeouts(state.read_timeout),
+        )
         self._write = threading.Lock()
 
     def hooks(self) -> BatchHooks:
@@ -111,6 +115,7 @@ class BatchSession:
                 self.client,
                 job.kind,
                 job.body,
+                announce=False,
                 job_key=job.key,
                 batch_line=job.line,
                 batch_name=job.name,

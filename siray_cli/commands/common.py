@@ -162,7 +162,13 @@ class AppState:
         return self._history
 
     def submit(
-        self, client: SirayClient, kind: TaskKind, body: dict[str, Any], **batch: Any
+        self,
+        client: SirayClient,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        announce: bool = True,
+        **batch: Any,
     ) -> SubmittedTask:
         """Create the task and record it in the history before anything else happens; a submit
         whose answer never came is recorded too, as UNCERTAIN."""
@@ -176,14 +182,27 @@ class AppState:
             "profile": self.settings.profile_name,
             **batch,
         }
-        try:
-            task = client.submit(kind, body)
-        except AmbiguousSubmitError as exc:
-            self.history.record_submit(task_id=None, **record)
-            if self.history.enabled:
-                exc.hint = f"{exc.hint}; the attempt is in `siray history`"
-            raise
-        self.history.record_submit(task_id=task.task_id, **record)
+        from siray_cli.signals import deferred_interrupts
+
+        notice = "interrupt received: stopping once the task id is known (Ctrl-C again to force)"
+        with deferred_interrupts(notice):
+            try:
+                task = client.submit(kind, body)
+            except AmbiguousSubmitError as exc:
+                self.history.record_submit(task_id=None, **record)
+                if self.history.enabled:
+                    exc.hint = f"{exc.hint}; the attempt is in `siray history`"
+                raise
+            except KeyboardInterrupt:  # forced by a second Ctrl-C: the task may exist
+                self.history.record_submit(task_id=None, **record)
+                self.output.always(
+                    "interrupted while submitting: the task may have been "
+                    "created; the attempt is in `siray history`"
+                )
+                raise
+            self.history.record_submit(task_id=task.task_id, **record)
+            if announce:
+                self.output.always(f"task {task.task_id} submitted ({task.model})")
         return task
 
     def client(self, api_key: str | None = None) -> SirayClient:
@@ -200,7 +219,12 @@ class AppState:
             gateway_url=self.settings.gateway_url.value,
             trace=self.output.trace if self.output.debug_enabled else None,
             backoff=self.settings.backoff,
+            read_timeout=self.read_timeout,
         )
+
+    @property
+    def read_timeout(self) -> float:
+        return float(self.option("read_timeout") or 60)
 
     def catalogue(self, client: SirayClient, *, refresh: bool = False) -> Catalogue:
         from siray_cli.catalogue import CatalogueStore, cache_path
@@ -220,7 +244,9 @@ class AppState:
         try:
             catalogue = self.catalogue(client, refresh=refresh)
         except UNREACHABLE as exc:
-            exc.hint = "try again later, or pass --no-validate to send the inputs unchecked"
+            exc.hint = (exc.hint + "; " if exc.hint else "") + (
+                "or pass --no-validate to send the inputs unchecked"
+            )
             raise
         info = catalogue.get(name)
         if info is None and not catalogue.fresh:

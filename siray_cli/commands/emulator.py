@@ -40,7 +40,9 @@ def _config(
     no_cancel: bool,
     api_key: str | None,
     models_file: Path | None,
+    *,
     sts_token_requests: int | None,
+    tls: bool,
 ) -> EmulatorConfig:
     from siray_cli.emulator.catalogue import load_models
     from siray_cli.emulator.server import EMULATOR_API_KEY, EmulatorConfig
@@ -61,6 +63,7 @@ def _config(
         api_key=api_key or EMULATOR_API_KEY,
         extra_models=extra,
         sts_token_requests=sts_token_requests,
+        tls=tls,
     )
 
 
@@ -124,12 +127,27 @@ def emulator(
             show_default=False,
         ),
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            "--tls",
+            help="Serve https with a throwaway certificate (SSL_CERT_FILE "
+            "names it for the commands run against it).",
+        ),
+    ] = False,
     fault: FaultOpt = None,
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     ctx.obj = {
         "config": _config(
-            port, task_seconds, create_shape, no_cancel, api_key, models_file, sts_token_requests
+            port,
+            task_seconds,
+            create_shape,
+            no_cancel,
+            api_key,
+            models_file,
+            sts_token_requests=sts_token_requests,
+            tls=tls,
         ),
         "faults": fault,
     }

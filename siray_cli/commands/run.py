@@ -136,7 +136,6 @@ def run(
             inline=inline,
         )
         task = state.submit(client, request.kind, request.body)
-        output.always(f"task {task.task_id} submitted ({task.model})")
         final = wait_and_show(
             state,
             client,
@@ -172,7 +171,7 @@ def _raise_unless_succeeded(final: TaskStatus) -> None:
 
 
 def _download(state: AppState, final: TaskStatus, directory: Path, force: bool) -> list[Path]:
-    from siray_cli.api.client import build_http_client
+    from siray_cli.api.client import build_http_client, timeouts
     from siray_cli.progress import TransferDisplay
     from siray_cli.storage.downloads import download_one
 
@@ -185,7 +184,10 @@ def _download(state: AppState, final: TaskStatus, directory: Path, force: bool) 
     try:
         with (
             build_http_client(
-                trace=trace, backoff=state.settings.backoff, expect_json=False
+                trace=trace,
+                backoff=state.settings.backoff,
+                expect_json=False,
+                timeout=timeouts(state.read_timeout),
             ) as http,
             TransferDisplay(output) as display,
         ):

@@ -5,7 +5,7 @@ fraction of them (`rate`) and a number of times (`count`; 0 means no limit), and
 
 | action      | what the client sees                                                       |
 |-------------|----------------------------------------------------------------------------|
-| status      | HTTP `status` with a `body` of json, text or html (and `retry_after`)      |
+| status      | HTTP `status` with a `body` of json, text, html or echo (and `retry_after`)|
 | delay       | the normal answer, `delay` seconds late                                    |
 | drop        | the connection closed before the request is processed                     |
 | drop-after  | the request processed (a task is created), then the connection closed     |
@@ -35,7 +35,7 @@ ACTIONS = (
     "malformed",
     "stall",
 )
-BODIES = ("json", "text", "html")
+BODIES = ("json", "text", "html", "echo")
 
 
 class FaultSpecError(ValueError):

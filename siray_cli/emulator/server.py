@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -39,6 +40,7 @@ from siray_cli.emulator.storage import BUCKET, UPLOAD_PATH, ObjectStore, Storage
 
 EMULATOR_API_KEY = "siray-emulator-key"
 DEFAULT_PORT = 8787
+DUPLICATE_WINDOW = 600.0  # the same request twice within this many seconds counts as a duplicate
 FAIL_MARKER = "[fail]"
 HOLD_MARKER = "[hold]"
 
@@ -65,6 +67,7 @@ class EmulatorConfig:
     extra_models: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     sts_token_requests: int | None = None  # each upload token expires after this many S3 requests
     sts_mode: str = "ok"  # ok, bad-secret or no-token: credentials the store will refuse
+    tls: bool = False  # serve https (the API and the S3 store) with a throwaway certificate
 
 
 @dataclass
@@ -188,8 +191,16 @@ class EmulatorState:
             requests = dict(self.requests)
             user_agents = dict(self.user_agents)
         now = time.monotonic()
+        seen: dict[str, float] = {}
+        duplicates = 0
+        for task in sorted(tasks, key=lambda t: t.created):
+            body = json.dumps([task.kind, task.body], sort_keys=True)
+            if body in seen and task.created - seen[body] < DUPLICATE_WINDOW:
+                duplicates += 1
+            seen[body] = task.created
         return {
             "tasks_created": len(tasks),
+            "duplicates": duplicates,
             "requests": requests,
             "user_agents": user_agents,
             "tasks": [
@@ -257,6 +268,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
     def _dispatch(self, method: str) -> None:
         started = time.perf_counter()
         path = urlsplit(self.path).path
@@ -274,7 +288,7 @@ class Handler(BaseHTTPRequestHandler):
             response = self._fault_response(fault)
         else:
             try:
-                response = self._route(method, path, body)
+                response = self._route("GET" if method == "HEAD" else method, path, body)
             except Exception as exc:  # the emulator must answer, whatever happened
                 response = error_response(
                     500, f"emulator error: {type(exc).__name__}", "internal_error", "server_error"
@@ -317,6 +331,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if self.command == "HEAD":
+            return
         if action in ("truncate", "stall"):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
@@ -341,6 +357,11 @@ class Handler(BaseHTTPRequestHandler):
             )
             response.headers.update(headers)
             return response
+        if fault.body == "echo":  # a careless proxy that echoes the request's headers
+            echoed = "; ".join(f"{k}: {v}" for k, v in self.headers.items())
+            return Response(
+                fault.status, f"bad gateway, request was {echoed}\n".encode(), "text/plain", headers
+            )
         if fault.body == "text":
             return Response(
                 fault.status, f"{fault.status} {reason}\n".encode(), "text/plain", headers
@@ -515,7 +536,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _public_base(self) -> str:
         host = self.headers.get("Host") or f"{self.state.config.host}:{self.state.config.port}"
-        return f"http://{host}"
+        return f"{'https' if self.state.config.tls else 'http'}://{host}"
 
     def _sts_token(self) -> Response:
         try:
@@ -639,6 +660,20 @@ class Emulator:
         self._server = _Server((self.config.host, self.config.port), handler)
         self._server.state = self.state
         self._thread: threading.Thread | None = None
+        self.ca_file: str | None = None
+        if self.config.tls:
+            import tempfile
+
+            from siray_cli.emulator.tls import make_certificate, server_context
+
+            self._tls_dir = tempfile.TemporaryDirectory(prefix="siray-emulator-")
+            cert, key = make_certificate(Path(self._tls_dir.name))
+            context = server_context(cert, key)
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+            self.state.store.tls_context = context
+            self.ca_file = str(cert)
 
     @property
     def port(self) -> int:
@@ -646,14 +681,17 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        return f"{'https' if self.config.tls else 'http'}://{self.config.host}:{self.port}"
 
     def environment(self) -> dict[str, str]:
-        return {
+        environment = {
             "SIRAY_BASE_URL": self.url,
             "SIRAY_GATEWAY_URL": self.url,
             "SIRAY_API_KEY": self.config.api_key,
         }
+        if self.ca_file is not None:
+            environment["SSL_CERT_FILE"] = self.ca_file
+        return environment
 
     def start(self) -> Emulator:
         self._thread = threading.Thread(

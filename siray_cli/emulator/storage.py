@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,6 +133,7 @@ class ObjectStore:
         self._lock = threading.Lock()
         self._proxy: ThreadingHTTPServer | None = None
         self._moto: dict[str, Any] = {}
+        self.tls_context: ssl.SSLContext | None = None
 
     @property
     def started(self) -> bool:
@@ -145,6 +147,10 @@ class ObjectStore:
             handler = type("BoundProxy", (_Proxy,), {"store": self})
             proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
             proxy.daemon_threads = True
+            if self.tls_context is not None:
+                proxy.socket = self.tls_context.wrap_socket(
+                    proxy.socket, server_side=True, do_handshake_on_connect=False
+                )
             threading.Thread(
                 target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
             ).start()
@@ -153,7 +159,8 @@ class ObjectStore:
     @property
     def endpoint(self) -> str:
         assert self._proxy is not None
-        return f"http://127.0.0.1:{self._proxy.server_address[1]}"
+        scheme = "https" if self.tls_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._proxy.server_address[1]}"
 
     @property
     def moto_url(self) -> str:
@@ -241,9 +248,22 @@ class _Proxy(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self) -> None:
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts: list[bytes] = []
+            while True:  # HTTP/1.1 chunked transfer coding, as boto3 sends streaming uploads
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _forward(self) -> None:
+        body = self._read_body()
         match = _CREDENTIAL.search(self.headers.get("Authorization", "") + self.path)
         if match is not None and self.store.expired(match.group(1)):
             self._reply(
@@ -266,7 +286,12 @@ class _Proxy(BaseHTTPRequestHandler):
         connection = http.client.HTTPConnection(
             target.hostname or "127.0.0.1", target.port, timeout=60
         )
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in _HOP_BY_HOP and k.lower() != "content-length"
+        }
+        headers["Content-Length"] = str(len(body))
         try:
             connection.request(self.command, self.path, body=body, headers=headers)
             answer = connection.getresponse()

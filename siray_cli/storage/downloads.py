@@ -96,6 +96,33 @@ def _place(temporary: Path, target: Path, force: bool) -> None:
     temporary.unlink()
 
 
+def _incomplete(
+    client: httpx.Client, response: httpx.Response, written: int, total: int | None
+) -> str | None:
+    """Why the body just received is not the whole file, or None."""
+    if total is not None and written != total:
+        return f"received {written} of {total} bytes"
+    if written == 0:
+        return "the server sent an empty file"
+    framed = total is not None or "chunked" in response.headers.get("transfer-encoding", "")
+    encoded = response.headers.get("content-encoding", "identity") != "identity"
+    if not framed and not encoded:
+        # ended by closing the connection: only asking again tells a cut body from a whole one
+        size = _announced_size(client, str(response.url))
+        if size is not None and size != written:
+            return f"received {written} of {size} bytes"
+    return None
+
+
+def _announced_size(client: httpx.Client, url: str) -> int | None:
+    try:
+        head = client.head(url)
+    except httpx.HTTPError:
+        return None
+    length = head.headers.get("content-length", "")
+    return int(length) if head.status_code < 400 and length.isdigit() else None
+
+
 def download_one(
     client: httpx.Client,
     url: str,
@@ -152,11 +179,9 @@ def download_one(
                     sink.flush()
                     os.fsync(sink.fileno())
                     os.fchmod(sink.fileno(), 0o666 & ~_umask())
-                if total is not None and written != total:
-                    last_error = f"received {written} of {total} bytes"
-                    continue
-                if written == 0:
-                    last_error = "the server sent an empty file"
+                problem = _incomplete(client, response, written, total)
+                if problem:
+                    last_error = problem
                     continue
                 _place(temporary, target, force)
                 temporary = None

@@ -1,0 +1,382 @@
+"""Fault tolerance and security, proven under injected faults: no duplicate paid task, no lost
+task id, no partial file or orphaned upload, no secret shown. Figures are printed with -s."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import httpx
+import pytest
+from conftest import emulator_stats, siray_command, subprocess_env
+from hypothesis import given
+from hypothesis import strategies as st
+
+from siray_cli.api.client import check_task_id
+from siray_cli.api.errors import UsageError
+from siray_cli.batch import read_jobs
+from siray_cli.config import KEYS, check_value
+from siray_cli.emulator.faults import Fault
+from siray_cli.history import DB_NAME
+
+MODEL = "google/gemini-2.5-flash-image-t2i"
+CREATE = "/v1/images/generations/async"
+POST_FAULTS = [
+    Fault(action="drop", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="drop-after", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="truncate", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="truncate-eof", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="malformed", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="status", status=500, body="html", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="status", status=502, body="text", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="status", status=503, body="json", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(action="status", status=504, body="json", method="POST", path=CREATE, count=0, rate=0.3),
+    Fault(
+        action="status", status=429, retry_after=0.01, method="POST", path=CREATE, count=0, rate=0.3
+    ),
+]
+
+
+def history_rows(home: Path) -> list[dict]:
+    path = home / "data" / DB_NAME
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM tasks")]
+
+
+@pytest.mark.parametrize("fault", POST_FAULTS, ids=lambda f: f"{f.action}-{f.status}-{f.body}")
+def test_no_silent_duplicate_under_any_post_fault(siray, emu, isolated_environment, fault):
+    requests = 20
+    emu.state.faults.add(fault)
+    outcomes = {}
+    for n in range(requests):
+        prompt = f"dup {fault.action} {fault.status} {fault.body} {n}"
+        result = siray("generate", MODEL, prompt)
+        outcomes[prompt] = result
+        assert result.exit_code in (0, 5), result
+        assert "Traceback" not in result.stderr
+        if result.exit_code == 5:
+            assert (
+                "may have been created" in result.stderr or "nothing was submitted" in result.stderr
+            ), result
+    emu.state.faults.clear()
+    created: dict[str, list[str]] = {}
+    for task in emu.state.tasks.values():
+        if task.body["prompt"] in outcomes:
+            created.setdefault(task.body["prompt"], []).append(task.task_id)
+    assert all(len(ids) == 1 for ids in created.values()), "a silent duplicate"
+    uncertain = {
+        json.loads(r["request"])["prompt"]
+        for r in history_rows(isolated_environment)
+        if r["status"] == "UNCERTAIN"
+    }
+    for prompt, result in outcomes.items():
+        if result.exit_code == 0:
+            assert created[prompt] == [result.stdout.strip()]  # the id the user saw
+        elif prompt in created:
+            assert "may have been created" in result.stderr
+            assert prompt in uncertain  # the history has the attempt
+    sys.stderr.write(
+        f"\n[{fault.action} {fault.status} {fault.body}] asked {requests}, created "
+        f"{sum(map(len, created.values()))}, ok {sum(r.exit_code == 0 for r in outcomes.values())}"
+        f", reported uncertain {sum('may have been' in r.stderr for r in outcomes.values())}, "
+        f"duplicates {emulator_stats(emu)['duplicates']}\n"
+    )
+    assert emulator_stats(emu)["duplicates"] == 0
+
+
+def test_polling_and_downloads_ride_through_bursts(siray, emu, tmp_path):
+    emu.state.faults.add(
+        Fault(
+            action="status", status=429, retry_after=0.05, method="GET", path="generations", count=3
+        )
+    )
+    emu.state.faults.add(
+        Fault(action="status", status=503, body="html", method="GET", path="generations", count=2)
+    )
+    emu.state.faults.add(Fault(action="status", status=502, method="GET", path="^/files/", count=2))
+    emu.state.faults.add(Fault(action="drop", method="GET", path="^/redirect/", count=1))
+    result = siray("run", MODEL, "bursts", "-o", str(tmp_path), "--poll-interval", "0.2")
+    assert result.exit_code == 0, result
+    assert Path(result.stdout.strip()).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("action", ["truncate", "truncate-eof", "stall"])
+def test_a_cut_or_stalled_download_is_restarted_cleanly(siray, emu, tmp_path, action):
+    emu.state.faults.add(Fault(action=action, path="^/files/", count=1, delay=3))
+    out = tmp_path / "out"
+    result = siray(
+        "run",
+        MODEL,
+        f"cut {action}",
+        "-o",
+        str(out),
+        "--poll-interval",
+        "0.2",
+        env={"SIRAY_READ_TIMEOUT": "0.5"},
+    )
+    assert result.exit_code == 0, result
+    (path,) = out.iterdir()
+    assert path == Path(result.stdout.strip())
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert (
+        httpx.get(f"{emu.url}/files/{path.name.rsplit('_', 1)[0]}/1.png").content
+        == path.read_bytes()
+    )
+
+
+def test_downloads_that_keep_failing_leave_nothing(siray, emu, tmp_path):
+    emu.state.faults.add(Fault(action="stall", path="^/files/", count=0, delay=2))
+    out = tmp_path / "out"
+    result = siray(
+        "run",
+        MODEL,
+        "stalls",
+        "-o",
+        str(out),
+        "--poll-interval",
+        "0.2",
+        env={"SIRAY_READ_TIMEOUT": "0.3"},
+    )
+    assert result.exit_code == 5, result
+    assert list(out.iterdir()) == []
+    assert "output of image_" in result.stderr
+
+
+def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (30 * 1024 * 1024))
+    emu.state.faults.add(Fault(action="delay", delay=0.4, path="partNumber", count=0))
+    process = subprocess.Popen(
+        siray_command("upload", str(big)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(emu, SIRAY_UPLOAD_PART_SIZE=str(5 * 1024 * 1024)),
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not emu.state.store.multipart_uploads():
+        time.sleep(0.05)
+    assert emu.state.store.multipart_uploads(), "the upload never started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    emu.state.faults.clear()
+    assert emu.state.store.multipart_uploads() == []
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environment, seed):
+    rng = random.Random(seed)
+    prompt = f"[hold] interrupt seed {seed}"
+    emu.state.faults.add(Fault(action="delay", delay=0.4, method="POST", path=CREATE, count=1))
+    process = subprocess.Popen(
+        siray_command("run", MODEL, prompt),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu),
+    )
+    time.sleep(rng.uniform(0.15, 1.5))  # before, during or after the create request
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    emu.state.faults.clear()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    created = [t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == prompt]
+    recorded = {r["task_id"] for r in history_rows(isolated_environment)}
+    for task_id in created:
+        assert task_id in stderr  # printed
+        assert task_id in recorded  # and in the history
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sigint_during_a_batch_never_loses_a_task_id(emu, isolated_environment, tmp_path, seed):
+    rng = random.Random(100 + seed)
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        "".join(json.dumps({"prompt": f"[hold] batch {seed} {n}"}) + "\n" for n in range(6))
+    )
+    emu.state.faults.add(Fault(action="delay", delay=0.2, method="POST", path=CREATE, count=0))
+    process = subprocess.Popen(
+        siray_command("run", "--batch", str(jobs), "-m", MODEL, "--concurrency", "3"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu),
+    )
+    time.sleep(rng.uniform(0.3, 1.5))
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    emu.state.faults.clear()
+    assert process.returncode == 130, stderr
+    created = [
+        t.task_id
+        for t in emu.state.tasks.values()
+        if t.body["prompt"].startswith(f"[hold] batch {seed} ")
+    ]
+    recorded = {r["task_id"] for r in history_rows(isolated_environment)}
+    assert set(created) <= recorded
+    missing = [task_id for task_id in created if task_id not in stderr]
+    if missing:
+        info = [
+            (t.task_id, t.body["prompt"], t.created)
+            for t in emu.state.tasks.values()
+            if t.body["prompt"].startswith(f"[hold] batch {seed} ")
+        ]
+        Path("/tmp/batchfail.txt").write_text(f"{info}\n{missing}\n{stderr}")
+    assert not missing
+
+
+KEY = "sk-FAULTKEY-0123456789abcdef"
+SECRET_FAULTS = [
+    Fault(action="status", status=502, body="echo", count=0, rate=0.5),
+    Fault(action="status", status=503, body="html", count=0, rate=0.3),
+    Fault(action="drop", count=0, rate=0.2),
+    Fault(action="malformed", count=0, rate=0.2),
+]
+
+
+@pytest.mark.parametrize("fault", SECRET_FAULTS, ids=lambda f: f"{f.action}-{f.body}")
+def test_no_secret_leaks_under_any_fault(siray, make_emulator, tmp_path, fault):
+    server = make_emulator(api_key=KEY, seed=5)
+    (tmp_path / "x.txt").write_text("x")
+    env = {"SIRAY_API_KEY": KEY}
+    task_id = siray("generate", MODEL, "clean", env=env, server=server).stdout.strip()
+    server.state.faults.add(fault)
+    commands = [
+        ["generate", MODEL, "x"],
+        ["run", MODEL, "y", "-o", str(tmp_path / "o")],
+        ["status", task_id],
+        ["cancel", task_id],
+        ["upload", str(tmp_path / "x.txt")],
+        ["models", "list", "--refresh"],
+        ["auth", "status"],
+        ["run", "--batch", "-", "-m", MODEL],
+    ]
+    for args in commands:
+        result = siray(
+            "--debug", *args, env=env, server=server, input=json.dumps({"prompt": "batch"}) + "\n"
+        )
+        everything = result.stdout + result.stderr
+        assert KEY not in everything, args
+        for issued in server.state.store.issued:
+            assert issued["access_key_secret"] not in everything, args
+            assert issued["security_token"] not in everything, args
+        assert "Traceback" not in everything, args
+
+
+def test_a_proxy_that_echoes_the_key_is_scrubbed(siray, make_emulator):
+    server = make_emulator(api_key=KEY)
+    server.state.faults.add(Fault(action="status", status=400, body="echo", count=0))
+    result = siray("status", "image_abc", env={"SIRAY_API_KEY": KEY}, server=server)
+    assert result.exit_code == 2
+    assert "Authorization: Bearer ***" in result.stderr and KEY not in result.stderr
+
+
+@given(st.text())
+def test_batch_lines_parse_or_fail_cleanly(text):
+    try:
+        read_jobs(text, "batch")
+    except UsageError as exc:
+        assert exc.message
+
+
+@given(st.text())
+def test_task_ids_parse_or_fail_cleanly(text):
+    try:
+        assert check_task_id(text) == text.strip()
+    except UsageError as exc:
+        assert "is not a task id" in exc.message
+
+
+@given(st.sampled_from(sorted(KEYS)), st.text())
+def test_config_values_check_or_fail_cleanly(name, text):
+    try:
+        assert isinstance(check_value(name, text), str)
+    except UsageError as exc:
+        assert exc.message.startswith(name)
+
+
+def test_certificates_are_always_checked(siray, make_emulator):
+    server = make_emulator(tls=True)
+    assert server.url.startswith("https://")
+    untrusted = siray("generate", MODEL, "x", server=server, env={"SSL_CERT_FILE": None})
+    assert untrusted.exit_code == 5
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    assert "SSL_CERT_FILE" in untrusted.stderr
+    trusted = siray("generate", MODEL, "x", server=server)  # environment() names the cert
+    assert trusted.exit_code == 0, trusted
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+    def _relay(self) -> None:
+        self.seen.append(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        headers = {
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() not in ("host", "proxy-connection", "connection")
+        }
+        with httpx.Client(trust_env=False) as client:  # the test's HTTP_PROXY is not for us
+            answer = client.request(self.command, self.path, headers=headers, content=body)
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in (
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "content-encoding",
+            ):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = _relay
+
+
+def test_http_proxy_and_no_proxy_are_honoured(siray, emu):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        _ForwardProxy.seen = []
+        result = siray(
+            "run",
+            MODEL,
+            "through a proxy",
+            env={"HTTP_PROXY": proxy, "NO_PROXY": "", "no_proxy": None},
+        )
+        assert result.exit_code == 0, result
+        assert any(CREATE in path for path in _ForwardProxy.seen)
+        assert all(path.startswith(emu.url) for path in _ForwardProxy.seen)
+        _ForwardProxy.seen = []
+        direct = siray(
+            "generate",
+            MODEL,
+            "around it",
+            env={"HTTP_PROXY": proxy, "NO_PROXY": "127.0.0.1", "no_proxy": None},
+        )
+        assert direct.exit_code == 0, direct
+        assert _ForwardProxy.seen == []
+    finally:
+        server.shutdown()
