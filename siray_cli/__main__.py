@@ -1,3 +1,3 @@
-from siray_cli.app import main
+from siray_cli.entry import main
 
 raise SystemExit(main())

@@ -132,12 +132,15 @@ def _read_jsonl(text: str) -> tuple[list[Job], list[str]]:
 
 
 def _read_csv(text: str) -> tuple[list[Job], list[str]]:
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:
+        return [], [f"line {reader.line_num}: {exc}"]
     if not reader.fieldnames or "prompt" not in reader.fieldnames:
         return [], ["line 1: a CSV batch needs a header row with at least a prompt column"]
     jobs, problems = [], []
-    for row in reader:
-        number = reader.line_num
+    for number, row in zip(_row_lines(text), rows, strict=False):
         if None in row:
             problems.append(f"line {number}: more cells than header columns")
             continue
@@ -156,6 +159,16 @@ def _read_csv(text: str) -> tuple[list[Job], list[str]]:
             )
         )
     return jobs, problems
+
+
+def _row_lines(text: str) -> list[int]:
+    """The line number each CSV row starts on (a quoted cell may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    numbers, previous = [], 0
+    for _ in reader:
+        numbers.append(previous + 1)
+        previous = reader.line_num
+    return numbers[1:]  # after the header
 
 
 def job_key(kind: TaskKind, body: dict[str, Any]) -> str:

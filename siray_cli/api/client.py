@@ -375,31 +375,32 @@ class SirayClient:
             )
         return self._gateway_http
 
-    def upload_token(self) -> UploadToken:
-        """Temporary S3 credentials (`POST {gateway}/api/model-verse/sts-token`). Never retried
-        on a dropped connection: it is cheap to ask again, but not ours to ask twice."""
+    def _gateway_json(self, method: str, path: str, what: str) -> object:
+        """A gateway request, retried like a read (asking twice costs nothing), as JSON."""
         try:
-            response = self.gateway.post(
-                "/api/model-verse/sts-token",
-                extensions={"retry": read_retry(backoff=self._backoff, methods=("POST",))},
+            response = self.gateway.request(
+                method,
+                path,
+                extensions={"retry": read_retry(backoff=self._backoff, methods=(method,))},
             )
         except _BadBody as exc:
-            raise errors.ProtocolError(f"upload token: {exc}") from exc
+            raise errors.ProtocolError(f"{what}: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise self._network_error(exc, "asking for an upload token", gateway=True) from exc
+            raise self._network_error(exc, what, gateway=True) from exc
         raise_for_status(response)
-        return parse_upload_token(_json(response))
+        return _json(response)
+
+    def upload_token(self) -> UploadToken:
+        """Temporary S3 credentials (`POST {gateway}/api/model-verse/sts-token`)."""
+        return parse_upload_token(
+            self._gateway_json("POST", "/api/model-verse/sts-token", "asking for an upload token")
+        )
 
     def list_models(self) -> list[ModelInfo]:
         """The model catalogue (`GET {gateway}/api/model-verse/models`)."""
-        try:
-            response = self.gateway.get("/api/model-verse/models")
-        except _BadBody as exc:
-            raise errors.ProtocolError(f"model catalogue: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise self._network_error(exc, "fetching the model catalogue", gateway=True) from exc
-        raise_for_status(response)
-        return parse_catalogue(_json(response))
+        return parse_catalogue(
+            self._gateway_json("GET", "/api/model-verse/models", "fetching the model catalogue")
+        )
 
     def _network_error(
         self, exc: Exception, what: str, *, gateway: bool = False

@@ -162,7 +162,7 @@ def generate(
             validate=not no_validate,
             inline=inline,
         )
-        task = state.submit(client, request.kind, request.body)
+        task = state.submit(client, request.kind, request.body, announce=False)
     output = state.output
     if json_mode:
         output.emit_json({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})
