@@ -53,16 +53,19 @@ def faults(rate: float) -> list[Fault]:
         Fault(action="truncate", path="^/files/"),
         Fault(action="truncate-eof", path="^/files/"),
         Fault(action="stall", delay=3, path="^/files/"),
-        Fault(action="status", status=503, path="^/redirect/"),
     ]
+    redirects = [Fault(action="status", status=503, path="^/redirect/")]
     parts = [
         Fault(action="status", status=500, path="partNumber"),
         Fault(action="drop", path="partNumber"),
     ]
     rules = []
-    for group in (post, get, files, parts):
+    for group in (post, get, files, redirects, parts):
+        # every rule of a group matches the same requests and is tried in turn: this rate per
+        # rule faults `rate` of those requests in all
+        share = 1 - (1 - rate) ** (1 / len(group))
         for rule in group:
-            rule.count, rule.rate = 0, rate / len(group)
+            rule.count, rule.rate = 0, share
             rules.append(rule)
     return rules
 

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siray_cli.api.errors import SirayError, UsageError
 from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
-from siray_cli.history import History
 from siray_cli.inputs import InputItem
+
+if TYPE_CHECKING:
+    from siray_cli.history import History
 
 FIELDS = ("model", "prompt", "inputs", "name")
 MAX_REPORTED = 20

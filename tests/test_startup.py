@@ -5,7 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("boto3", "botocore", "siray_cli.emulator", "jsonschema", "httpx", "rich.progress")
+HEAVY = (
+    "boto3",
+    "botocore",
+    "siray_cli.emulator",
+    "jsonschema",
+    "httpx",
+    "rich.progress",
+    "sqlite3",
+    "siray_cli.history",
+)
 
 
 def imported_after(args: list[str]) -> set[str]:

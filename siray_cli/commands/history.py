@@ -6,13 +6,15 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from siray_cli.api.errors import UsageError
 from siray_cli.commands.common import JsonOpt, get_state
-from siray_cli.history import Record
+
+if TYPE_CHECKING:
+    from siray_cli.history import Record
 
 app = typer.Typer(
     help="The tasks siray submitted, newest first (recorded locally).",

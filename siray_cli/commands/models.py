@@ -11,7 +11,6 @@ import typer
 from siray_cli.api.models import ModelInfo
 from siray_cli.commands.common import JsonOpt, KindOpt, RefreshOpt, get_state
 from siray_cli.completion import complete_model
-from siray_cli.validation import is_image_field
 
 app = typer.Typer(
     help="The model catalogue: list models, show a model's inputs.", no_args_is_help=True
@@ -83,6 +82,8 @@ def _type_name(prop: dict[str, Any]) -> str:
 
 def example_command(info: ModelInfo) -> str:
     """One `siray run` line built from the model's required inputs."""
+    from siray_cli.validation import is_image_field
+
     words = ["siray", "run", info.name, "a lighthouse at dusk"]
     for name in info.required:
         prop = info.properties.get(name, {})

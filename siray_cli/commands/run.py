@@ -9,7 +9,6 @@ import typer
 
 from siray_cli.api.errors import UsageError
 from siray_cli.api.models import TaskStatus
-from siray_cli.commands.batch import run_batch
 from siray_cli.commands.common import (
     AppState,
     ImageOpt,
@@ -103,6 +102,8 @@ def run(
                 "--batch takes every job from its file",
                 hint="give the default model with --model, and inputs on each line",
             )
+        from siray_cli.commands.batch import run_batch
+
         with state.client() as client:
             return run_batch(
                 state,
