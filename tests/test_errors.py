@@ -141,6 +141,19 @@ def test_create_is_never_resent_after_it_may_have_arrived(siray, emu, action):
     assert created == (0 if action == "drop" else 1)
 
 
+def test_create_still_rate_limited_says_nothing_was_submitted(siray, emu):
+    before = emulator_stats(emu)["tasks_created"]
+    emu.state.faults.add(
+        Fault(action="status", status=429, retry_after=0.01, method="POST", count=0)
+    )
+    result = siray(*GEN, "--json")
+    emu.state.faults.clear()
+    assert result.exit_code == 5, result
+    assert "nothing was submitted" in result.stderr
+    assert result.json()["error"]["type"] == "rate_limited"
+    assert emulator_stats(emu)["tasks_created"] == before
+
+
 def test_create_5xx_is_not_resent(siray, emu):
     before = emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0)
     emu.state.faults.add(Fault(action="status", status=503, method="POST", count=1))

@@ -450,6 +450,14 @@ class SirayClient:
                 hint="siray did not resend it, so you are not charged twice; check your Siray "
                 "dashboard before submitting again",
             )
+        if response.status_code == 429:  # still rate limited after the retries: refused, not run
+            message, code = error_message(response)
+            raise errors.RateLimitError(
+                f"{message} (HTTP 429); nothing was submitted",
+                status_code=429,
+                code=code,
+                hint="the API is rate limiting this key; wait a little and try again",
+            )
         raise_for_status(response)
         try:
             payload = json.loads(response.content)
