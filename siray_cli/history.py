@@ -149,6 +149,7 @@ class History:
         self._connection: sqlite3.Connection | None = None
         self._broken = not enabled
         self._lock = threading.RLock()  # one connection, shared by a batch's threads
+        self._written: dict[str, tuple[object, ...]] = {}  # last state written, per task
 
     @property
     def enabled(self) -> bool:
@@ -248,6 +249,12 @@ class History:
                 )
 
     def update(self, status: TaskStatus) -> None:
+        """Record a task's last known state; a poll that saw nothing new writes nothing."""
+        state = (status.status, status.progress, tuple(status.outputs), status.fail_reason)
+        with self._lock:
+            if self._written.get(status.task_id) == state:
+                return
+            self._written[status.task_id] = state
         now = time.time()
         finished = now if status.is_terminal else None
         with self._use() as db:

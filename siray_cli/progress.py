@@ -6,7 +6,7 @@ CI logs stay readable: off a terminal nothing animates, and each state change is
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from siray_cli.api.models import TaskStatus
 from siray_cli.output import Output
@@ -111,7 +111,25 @@ def task_display(output: Output, task_ids: list[str]) -> TaskDisplay:
     return LineTaskDisplay(output)
 
 
-class TransferDisplay:
+_Display = TypeVar("_Display", bound="_OptionalLive")
+
+
+class _OptionalLive:
+    """A display whose rich Progress exists only on a terminal."""
+
+    _progress: Progress | None
+
+    def __enter__(self: _Display) -> _Display:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class TransferDisplay(_OptionalLive):
     """Byte progress of transfers: a bar per file on a terminal, a line per file off it."""
 
     def __init__(self, output: Output) -> None:
@@ -135,15 +153,6 @@ class TransferDisplay:
                 TimeRemainingColumn(),
                 console=output.console(),
             )
-
-    def __enter__(self) -> TransferDisplay:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
     def row(self) -> TransferRow:
         return TransferRow(self._output, self._progress)
@@ -184,7 +193,7 @@ class TransferRow:
             self._output.info(message)
 
 
-class BatchDisplay:
+class BatchDisplay(_OptionalLive):
     """A batch: an overall bar (done, failed, running of total) and a live row per running task
     on a terminal; one line per change on stderr elsewhere. Called from worker threads."""
 
@@ -221,15 +230,6 @@ class BatchDisplay:
 
     def _counts(self) -> str:
         return f"done {self._done} · failed {self._failed} · running {self._running}"
-
-    def __enter__(self) -> BatchDisplay:
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
 
     def started(self, label: str, task_id: str) -> None:
         with self._lock:

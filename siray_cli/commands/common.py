@@ -318,13 +318,10 @@ def wait_and_show(
     from siray_cli.progress import task_display
 
     output = state.output
-    recorded: dict[str, tuple[str, int | None]] = {}
 
     def on_update(status: TaskStatus) -> None:
         display.update(status)
-        if recorded.get(status.task_id) != (status.status, status.progress):
-            recorded[status.task_id] = (status.status, status.progress)
-            state.history.update(status)
+        state.history.update(status)
 
     try:
         with task_display(output, task_ids) as display:
