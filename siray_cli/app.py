@@ -11,7 +11,7 @@ from typing import Annotated
 import click
 import typer
 
-from siray_cli import __version__
+from siray_cli import __version__, signals
 from siray_cli.api.errors import SirayError
 from siray_cli.commands import (
     auth,
@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return ExitCode.OK
     except Exception as exc:  # a bug: say so in one line, with the traceback only under --debug
+        if signals.interrupted():  # a Ctrl-C that library code turned into another exception
+            output.always("interrupted")
+            return ExitCode.INTERRUPTED
         if output.debug_enabled:
             import traceback
 
@@ -188,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.API
     if output.reader_gone:
         _silence_stdout()
-    return int(result) if isinstance(result, int) else ExitCode.OK
+    code = int(result) if isinstance(result, int) else ExitCode.OK
+    if code == ExitCode.INTERRUPTED and signals.interrupted():
+        output.always("interrupted")  # Typer turns a bare KeyboardInterrupt into a silent 130
+    return code
 
 
 def _silence_stdout() -> None:

@@ -1,10 +1,12 @@
 """The console script's first step. `siray --version` answers without loading the command tree,
-and a Ctrl-C that lands while siray is still importing ends quietly (exit 130, nothing was sent
+and a Ctrl-C that lands while siray is still starting ends quietly (exit 130, nothing was sent
 yet) instead of printing a traceback."""
 
 from __future__ import annotations
 
 import sys
+
+INTERRUPTED = 130
 
 
 def main() -> int:
@@ -14,8 +16,28 @@ def main() -> int:
         sys.stdout.write(f"siray {__version__}\n")
         return 0
     try:
+        from siray_cli import signals
+
+        signals.install()
         from siray_cli.app import main as run
+
+        code = run()
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    return run()
+        code = _interrupted()
+    except Exception:
+        # Python 3.11 turns a Ctrl-C that lands inside class creation into a RuntimeError
+        loaded = sys.modules.get("siray_cli.signals")
+        if loaded is None or not loaded.interrupted():
+            raise
+        code = _interrupted()
+    if code == INTERRUPTED:
+        # CPython marks a KeyboardInterrupt that passed through eval() of a string (Typer reads
+        # our annotations that way) as unhandled, even once caught, and then ends the process
+        # with SIGINT instead of the exit code. Evaluating any string clears the mark.
+        eval("None")
+    return code
+
+
+def _interrupted() -> int:
+    sys.stderr.write("interrupted\n")
+    return INTERRUPTED

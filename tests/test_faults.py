@@ -180,11 +180,34 @@ def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
     assert emu.state.store.multipart_uploads() == []
 
 
-@pytest.mark.parametrize("seed", range(40 if SOAK else 8))
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+PHASES = ("loading the catalogue", "create in flight", "waiting")
+
+
+@pytest.mark.parametrize("seed", range(42 if SOAK else 9))
 def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environment, seed):
+    """Ctrl-C at a random moment of one of the phases of `run` (each phase held open by the
+    emulator, so the moment does not depend on how busy the machine is): exit 130, no traceback,
+    and a task that was created is printed and in the history."""
     rng = random.Random(seed)
+    phase = PHASES[seed % len(PHASES)]
     prompt = f"[hold] interrupt seed {seed}"
-    emu.state.faults.add(Fault(action="delay", delay=0.4, method="POST", path=CREATE, count=1))
+
+    def created() -> list[str]:
+        return [t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == prompt]
+
+    catalogue = emu.state.faults.add(
+        Fault(action="delay", delay=0.5, method="GET", path="/model-verse/models", count=1)
+    )
+    create = emu.state.faults.add(
+        Fault(action="delay", delay=0.4, method="POST", path=CREATE, count=1)
+    )
     process = subprocess.Popen(
         siray_command("run", MODEL, prompt),
         stdout=subprocess.PIPE,
@@ -192,17 +215,93 @@ def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environme
         text=True,
         env=subprocess_env(emu),
     )
-    time.sleep(rng.uniform(0.15, 1.5))  # before, during or after the create request
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    emu.state.faults.clear()
+    try:
+        if phase == "loading the catalogue":
+            wait_for(lambda: catalogue.fired, "the catalogue request")
+            time.sleep(rng.uniform(0, 0.4))
+        elif phase == "create in flight":
+            wait_for(lambda: create.fired, "the create request")
+            time.sleep(rng.uniform(0, 0.3))
+        else:
+            wait_for(created, "the task")
+            time.sleep(rng.uniform(0, 0.8))
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        emu.state.faults.clear()
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    created = [t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == prompt]
     recorded = {r["task_id"] for r in history_rows(isolated_environment)}
-    for task_id in created:
+    if phase == "loading the catalogue":
+        assert created() == [], stderr  # nothing was sent
+    else:
+        assert len(created()) == 1, stderr
+    for task_id in created():
         assert task_id in stderr  # printed
         assert task_id in recorded  # and in the history
+
+
+MISHANDLED_INTERRUPTS = {
+    # seen in CI: a Ctrl-C landing in importlib's module-lock cleanup (a weakref callback) is only
+    # reported by Python, and siray went on to submit and wait forever
+    "swallowed by a weakref callback": """
+class Thing:
+    pass
+
+def callback(ref):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+
+thing = Thing()
+ref = weakref.ref(thing, callback)
+del thing
+""",
+    # a Ctrl-C while Typer evaluates our (string) annotations passes through eval(), and CPython
+    # then ends `python -m` with SIGINT instead of the exit code, even once it was caught
+    "raised inside eval() while building the commands": """
+import typer.main
+
+build = typer.main.get_command
+
+def get_command(app):
+    command = build(app)
+    eval("os.kill(os.getpid(), signal.SIGINT) or time.sleep(5)")
+    return command
+
+typer.main.get_command = get_command
+""",
+}
+
+
+@pytest.mark.parametrize("case", MISHANDLED_INTERRUPTS)
+def test_a_mishandled_ctrl_c_still_ends_siray_with_130(emu, tmp_path, case):
+    (tmp_path / "interrupted.py").write_text(
+        "import os, signal, sys, time, weakref\n"
+        "from siray_cli import signals\n"
+        "from siray_cli.entry import main\n"
+        "signals.install()\n"
+        + MISHANDLED_INTERRUPTS[case]
+        + f"sys.argv = ['siray', 'run', {MODEL!r}, '[hold] mishandled {case}']\n"
+        "raise SystemExit(main())\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "interrupted"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu),
+    )
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert stderr.strip() == "interrupted"
+    assert not [t for t in emu.state.tasks.values() if case in t.body["prompt"]]
 
 
 @pytest.mark.parametrize("seed", range(15 if SOAK else 3))

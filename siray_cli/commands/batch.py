@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siray_cli import inputs
+from siray_cli import inputs, signals
 from siray_cli.api.errors import UsageError
 from siray_cli.api.models import ModelInfo, TaskKind, TaskStatus
 from siray_cli.batch import (
@@ -255,6 +255,7 @@ def run_batch(
             runner.start()
             while runner.running():
                 runner.join(0.2)
+                signals.check()
     except KeyboardInterrupt:
         output.always("interrupted: no new task is submitted; waiting for submits under way...")
         left = runner.interrupt()

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from siray_cli import signals
 from siray_cli.api.errors import UsageError
 from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
 from siray_cli.completion import complete_model, complete_task_id
@@ -182,10 +183,8 @@ class AppState:
             "profile": self.settings.profile_name,
             **batch,
         }
-        from siray_cli.signals import deferred_interrupts
-
         notice = "interrupt received: stopping once the task id is known (Ctrl-C again to force)"
-        with deferred_interrupts(notice):
+        with signals.deferred_interrupts(notice):
             try:
                 task = client.submit(kind, body)
             except AmbiguousSubmitError as exc:
@@ -331,6 +330,7 @@ def wait_and_show(
                 timeout=timeout or None,
                 schedule=default_schedule(poll_interval),
                 on_update=on_update,
+                sleep=signals.sleep,
             )
     except WaitTimedOut as exc:
         last = [p for p in exc.pending if isinstance(p, TaskStatus)]
