@@ -14,8 +14,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from siray_cli.api.models import TaskStatus
 
 DB_NAME = "history.sqlite3"
+BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
 _DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
 
 MIGRATIONS: list[str] = [
@@ -140,11 +140,27 @@ def _record(row: sqlite3.Row) -> Record:
     )
 
 
+def _busy(exc: BaseException) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")  # Python 3.11+
+    if name:
+        return str(name).startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
 class History:
     """Every method is safe to call whatever happened: a failure becomes one warning."""
 
-    def __init__(self, path: Path, warn: Callable[[str], None], *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        warn: Callable[[str], None],
+        *,
+        enabled: bool = True,
+        busy_timeout: float = 10.0,
+    ) -> None:
         self.path = path
+        self._busy_timeout = busy_timeout
         self._warn = warn
         self._connection: sqlite3.Connection | None = None
         self._broken = not enabled
@@ -155,23 +171,21 @@ class History:
     def enabled(self) -> bool:
         return not self._broken
 
-    def _connect(self) -> sqlite3.Connection | None:
-        if self._broken:
-            return None
+    def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(
-                self.path, timeout=10, isolation_level=None, check_same_thread=False
-            )
             connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA busy_timeout = 10000")
-            connection.execute("PRAGMA journal_mode = WAL")
+            if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
             self._migrate(connection)
-        except (sqlite3.Error, OSError) as exc:
-            self._fail(exc)
-            return None
+        except BaseException:
+            connection.close()
+            raise
         self._connection = connection
         return connection
 
@@ -202,14 +216,27 @@ class History:
             )
         self._broken = True
 
-    @contextmanager
-    def _use(self) -> Iterator[sqlite3.Connection | None]:
+    def _execute(self, sql: str, values: Sequence[object] = ()) -> tuple[list[sqlite3.Row], int]:
+        """Run one statement: its rows and row count, or nothing once the history is broken.
+
+        SQLite waits out another process's write itself (the busy timeout), but not every busy
+        answer goes through that wait: a connection that opens the file while the last one of
+        another process is cleaning up the WAL, for one, is told "database is locked" at once.
+        Those are tried again a few times before the history gives up.
+        """
         with self._lock:
-            connection = self._connect()
-            try:
-                yield connection
-            except (sqlite3.Error, OSError) as exc:
-                self._fail(exc)
+            for pause in (*BUSY_PAUSES, None):
+                if self._broken:
+                    break
+                try:
+                    cursor = self._connect().execute(sql, values)
+                    return cursor.fetchall(), cursor.rowcount
+                except (sqlite3.Error, OSError) as exc:
+                    if pause is None or not _busy(exc):
+                        self._fail(exc)
+                        break
+                time.sleep(pause)
+        return [], 0
 
     def record_submit(
         self,
@@ -225,28 +252,26 @@ class History:
         batch_name: str | None = None,
     ) -> None:
         now = time.time()
-        with self._use() as db:
-            if db is not None:
-                db.execute(
-                    "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
-                    " profile, status, updated_at, job_key, batch_line, batch_name)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT(task_id) DO NOTHING",
-                    (
-                        task_id,
-                        kind,
-                        model,
-                        json.dumps(redact_data_urls(request)),
-                        now,
-                        base_url,
-                        profile,
-                        "SUBMITTED" if task_id else UNCERTAIN,
-                        now,
-                        job_key,
-                        batch_line,
-                        batch_name,
-                    ),
-                )
+        self._execute(
+            "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
+            " profile, status, updated_at, job_key, batch_line, batch_name)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(task_id) DO NOTHING",
+            (
+                task_id,
+                kind,
+                model,
+                json.dumps(redact_data_urls(request)),
+                now,
+                base_url,
+                profile,
+                "SUBMITTED" if task_id else UNCERTAIN,
+                now,
+                job_key,
+                batch_line,
+                batch_name,
+            ),
+        )
 
     def update(self, status: TaskStatus) -> None:
         """Record a task's last known state; a poll that saw nothing new writes nothing."""
@@ -256,30 +281,25 @@ class History:
                 return
             self._written[status.task_id] = state
         now = time.time()
-        finished = now if status.is_terminal else None
-        with self._use() as db:
-            if db is not None:
-                db.execute(
-                    "UPDATE tasks SET status = ?, progress = ?, outputs = ?, fail_reason = ?,"
-                    " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE task_id = ?",
-                    (
-                        status.status,
-                        status.progress,
-                        json.dumps(status.outputs),
-                        status.fail_reason,
-                        finished,
-                        now,
-                        status.task_id,
-                    ),
-                )
+        self._execute(
+            "UPDATE tasks SET status = ?, progress = ?, outputs = ?, fail_reason = ?,"
+            " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE task_id = ?",
+            (
+                status.status,
+                status.progress,
+                json.dumps(status.outputs),
+                status.fail_reason,
+                now if status.is_terminal else None,
+                now,
+                status.task_id,
+            ),
+        )
 
     def set_files(self, task_id: str, files: list[str]) -> None:
-        with self._use() as db:
-            if db is not None:
-                db.execute(
-                    "UPDATE tasks SET files = ?, updated_at = ? WHERE task_id = ?",
-                    (json.dumps(files), time.time(), task_id),
-                )
+        self._execute(
+            "UPDATE tasks SET files = ?, updated_at = ? WHERE task_id = ?",
+            (json.dumps(files), time.time(), task_id),
+        )
 
     def query(
         self,
@@ -309,38 +329,29 @@ class History:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._use() as db:
-            if db is not None:
-                return [_record(row) for row in db.execute(sql, values)]
-        return []
+        rows, _ = self._execute(sql, values)
+        return [_record(row) for row in rows]
 
     def latest(self) -> Record | None:
         records = self.query(limit=1)
         return records[0] if records else None
 
     def by_job(self, job_key: str) -> list[Record]:
-        with self._use() as db:
-            if db is not None:
-                rows = db.execute(
-                    "SELECT * FROM tasks WHERE job_key = ? AND task_id IS NOT NULL"
-                    " ORDER BY submitted_at DESC",
-                    (job_key,),
-                )
-                return [_record(row) for row in rows]
-        return []
+        rows, _ = self._execute(
+            "SELECT * FROM tasks WHERE job_key = ? AND task_id IS NOT NULL"
+            " ORDER BY submitted_at DESC",
+            (job_key,),
+        )
+        return [_record(row) for row in rows]
 
     def prune(self, older_than: float) -> int:
         """Delete finished tasks submitted more than `older_than` seconds ago."""
-        cutoff = time.time() - older_than
-        with self._use() as db:
-            if db is not None:
-                cursor = db.execute(
-                    f"DELETE FROM tasks WHERE submitted_at < ? AND status IN "
-                    f"({', '.join('?' * len(TERMINAL))})",
-                    (cutoff, *TERMINAL),
-                )
-                return cursor.rowcount
-        return 0
+        _, deleted = self._execute(
+            f"DELETE FROM tasks WHERE submitted_at < ? AND status IN "
+            f"({', '.join('?' * len(TERMINAL))})",
+            (time.time() - older_than, *TERMINAL),
+        )
+        return deleted
 
     def close(self) -> None:
         if self._connection is not None:

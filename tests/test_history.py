@@ -7,6 +7,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -192,3 +193,47 @@ def test_a_newer_schema_is_left_alone(tmp_path):
     history = History(path, warnings.append)
     assert history.query() == []
     assert "newer siray" in warnings[0]
+
+
+def submit(history: History, task_id: str) -> None:
+    history.record_submit(
+        task_id=task_id, kind="image", model="m", request={}, base_url="", profile="p"
+    )
+
+
+def locked_database(path: Path) -> sqlite3.Connection:
+    """A history with one task, then a connection that holds it locked until closed."""
+    first = History(path, print)
+    submit(first, "image_first")
+    first.close()
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("PRAGMA locking_mode = EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    return blocker
+
+
+def test_a_lock_held_past_the_busy_wait_is_waited_out_not_taken_as_broken(tmp_path):
+    # SQLite's own busy wait does not cover every "database is locked" (a connection opening
+    # while another process cleans up the WAL gets it at once); here the wait is made short
+    path = tmp_path / DB_NAME
+    release = threading.Timer(0.4, locked_database(path).close)
+    release.start()
+    warnings: list[str] = []
+    history = History(path, warnings.append, busy_timeout=0.01)
+    submit(history, "image_second")
+    release.join()
+    assert warnings == []
+    assert [r.task_id for r in history.query()] == ["image_second", "image_first"]
+
+
+def test_a_lock_that_never_ends_gives_up_with_one_warning(tmp_path):
+    path = tmp_path / DB_NAME
+    blocker = locked_database(path)
+    warnings: list[str] = []
+    history = History(path, warnings.append, busy_timeout=0.01)
+    started = time.monotonic()
+    submit(history, "image_second")
+    assert history.query() == []  # broken now: asks nothing more of the file
+    blocker.close()
+    assert time.monotonic() - started < 10
+    assert len(warnings) == 1 and "database is locked" in warnings[0]
