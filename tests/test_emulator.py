@@ -38,14 +38,18 @@ def test_missing_and_wrong_keys_get_the_documented_401(emu):
         }
 
 
-def test_lifecycle_is_ordered_coarse_and_uneven(emu):
-    created = httpx.post(emu.url + CREATE, json=BODY, headers=KEY).json()
+def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
+    # a task long enough that QUEUED (from 6-12 % to 15-30 % of it) lasts at least 0.12 s, polled
+    # over one kept-alive connection: a busy machine cannot make the test miss a state
+    emu = make_emulator(task_seconds=4)
+    client = httpx.Client(base_url=emu.url, headers=KEY)
+    created = client.post(CREATE, json=BODY).json()
     assert created["code"] == "success" and created["message"] == ""
     task_id = created["data"]["task_id"]
     assert task_id.startswith("image_")
     seen: list[tuple[str, str | None]] = []
     while True:
-        data = httpx.get(f"{emu.url}{CREATE}/{task_id}", headers=KEY).json()["data"]
+        data = client.get(f"{CREATE}/{task_id}").json()["data"]
         state = (data["status"], data.get("progress"))
         if not seen or seen[-1] != state:
             seen.append(state)

@@ -26,7 +26,8 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -177,6 +178,24 @@ class EmulatorState:
         self.models = {**catalogue.MODELS, **config.extra_models}
         self.store = ObjectStore(self.faults, config.sts_token_requests, config.log)
         self._random = random.Random(config.seed)
+        self._answering = 0
+        self._answered = threading.Condition()
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Counts the requests being answered, so a stop can wait for their log lines."""
+        with self._answered:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._answered:
+                self._answering -= 1
+                self._answered.notify_all()
+
+    def wait_answered(self, timeout: float) -> None:
+        with self._answered:
+            self._answered.wait_for(lambda: self._answering == 0, timeout=timeout)
 
     def count(self, method: str, path: str, user_agent: str) -> None:
         template = _STATUS.sub(lambda m: m["prefix"] + "/{task_id}" + (m["cancel"] or ""), path)
@@ -272,6 +291,10 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("HEAD")
 
     def _dispatch(self, method: str) -> None:
+        with self.state.answering():
+            self._answer(method)
+
+    def _answer(self, method: str) -> None:
         started = time.perf_counter()
         path = urlsplit(self.path).path
         body = self._read_body()
@@ -709,6 +732,7 @@ class Emulator:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.state.wait_answered(timeout=2)  # the log line of a request just answered is kept
         self.state.store.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
