@@ -225,9 +225,9 @@ class History:
         Those are tried again a few times before the history gives up.
         """
         with self._lock:
+            if self._broken:
+                return [], 0
             for pause in (*BUSY_PAUSES, None):
-                if self._broken:
-                    break
                 try:
                     cursor = self._connect().execute(sql, values)
                     return cursor.fetchall(), cursor.rowcount

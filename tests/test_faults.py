@@ -157,6 +157,13 @@ def test_downloads_that_keep_failing_leave_nothing(siray, emu, tmp_path):
     assert "output of image_" in result.stderr
 
 
+def wait_for(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
 def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (30 * 1024 * 1024))
@@ -168,23 +175,13 @@ def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
         env=subprocess_env(emu, SIRAY_UPLOAD_PART_SIZE=str(5 * 1024 * 1024)),
         text=True,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not emu.state.store.multipart_uploads():
-        time.sleep(0.05)
-    assert emu.state.store.multipart_uploads(), "the upload never started"
+    wait_for(emu.state.store.multipart_uploads, "the upload to start")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     emu.state.faults.clear()
     assert emu.state.store.multipart_uploads() == []
-
-
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 PHASES = ("loading the catalogue", "create in flight", "waiting")
