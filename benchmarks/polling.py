@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 from siray_cli.api.client import SirayClient
 from siray_cli.api.models import TaskKind
+
 from siray_cli.emulator.server import Emulator, EmulatorConfig
-from siray_cli.polling import AdaptiveSchedule, FixedSchedule, Schedule, wait_for_tasks
+from siray_cli.services.polling import AdaptiveSchedule, FixedSchedule, Schedule, wait_for_tasks
 
 SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "siray (adaptive)": AdaptiveSchedule,

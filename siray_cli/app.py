@@ -12,7 +12,7 @@ import click
 import typer
 
 from siray_cli import __version__, signals
-from siray_cli.api.errors import SirayError
+from siray_cli.cli import AppContext, notices_for
 from siray_cli.commands import (
     auth,
     cancel,
@@ -26,10 +26,10 @@ from siray_cli.commands import (
     upload,
 )
 from siray_cli.commands import config as config_command
-from siray_cli.commands.common import AppState
-from siray_cli.config import Settings
-from siray_cli.errors import EXIT_CODE_HELP, ExitCode, exit_code_for
-from siray_cli.output import Output, get_output, set_output
+from siray_cli.errors import EXIT_CODE_HELP, ExitCode, SirayError, exit_code_for
+from siray_cli.output import Output
+from siray_cli.services.session import Session
+from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE, Settings
 
 EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
     f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
@@ -62,7 +62,7 @@ def root(
         str | None,
         typer.Option(
             "--base-url",
-            help="API URL (default: $SIRAY_BASE_URL, else https://api.siray.ai).",
+            help=f"API URL (default: $SIRAY_BASE_URL, else {DEFAULT_BASE_URL}).",
             show_default=False,
         ),
     ] = None,
@@ -70,7 +70,7 @@ def root(
         str | None,
         typer.Option(
             "--gateway-url",
-            help="Gateway URL (default: $SIRAY_GATEWAY_URL, else https://api-gateway.siray.ai).",
+            help=f"Gateway URL (default: $SIRAY_GATEWAY_URL, else {DEFAULT_GATEWAY_URL}).",
             show_default=False,
         ),
     ] = None,
@@ -78,7 +78,7 @@ def root(
         str | None,
         typer.Option(
             "--profile",
-            help="Config profile to use (default: $SIRAY_PROFILE, else default).",
+            help=f"Config profile to use (default: $SIRAY_PROFILE, else {DEFAULT_PROFILE}).",
             show_default=False,
         ),
     ] = None,
@@ -102,7 +102,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    output = get_output()
+    output: Output = ctx.obj
     output.quiet = quiet
     output.debug_enabled = debug
     settings = Settings(
@@ -116,7 +116,7 @@ def root(
         warn=output.warn,
         on_secret=output.add_secret,
     )
-    ctx.obj = AppState(settings=settings, output=output)
+    ctx.obj = AppContext(output, Session(settings, notices_for(output)))
 
 
 app.command("generate")(generate.generate)
@@ -141,15 +141,15 @@ def _wants_json(args: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """The console script. Returns the exit code (see EXIT_CODE_HELP)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    output = set_output(Output())
+    output = Output()
     command = typer.main.get_command(app)
     if not args and not os.environ.get("_SIRAY_COMPLETE"):
         # help that nobody asked for is not data: it goes to stderr, with the usage exit code
         with contextlib.redirect_stdout(sys.stderr):
-            command.main(args=["--help"], prog_name="siray", standalone_mode=False)
+            command.main(args=["--help"], prog_name="siray", standalone_mode=False, obj=output)
         return ExitCode.USAGE
     try:
-        result = command.main(args=args, prog_name="siray", standalone_mode=False)
+        result = command.main(args=args, prog_name="siray", standalone_mode=False, obj=output)
     except click.ClickException as exc:
         exc.show(file=sys.stderr)
         if _wants_json(args):

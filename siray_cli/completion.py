@@ -11,12 +11,12 @@ def complete_model(incomplete: str) -> list[tuple[str, str]]:
     try:
         import json
 
-        from siray_cli.catalogue import cache_dir
+        from siray_cli.storage.catalogue import cache_dir
 
         names: dict[str, str] = {}
         for path in cache_dir().glob("models-*.json"):
             for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
-                name = entry.get("model_name")
+                name = entry.get("name")
                 if isinstance(name, str) and name.startswith(incomplete):
                     names[name] = str(entry.get("tag", ""))
         return sorted(names.items())
@@ -28,7 +28,7 @@ def complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     try:
         import sqlite3
 
-        from siray_cli.history import DB_NAME, data_dir
+        from siray_cli.storage.history import DB_NAME, data_dir
 
         path = data_dir() / DB_NAME
         if not path.exists():

@@ -20,8 +20,8 @@ import click
 import typer
 
 from siray_cli import __version__
-from siray_cli.config import KEYS
 from siray_cli.reference import FILES, environment, exit_codes
+from siray_cli.settings import KEYS
 
 SHELLS = ("bash", "zsh", "fish")
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,10 +1,119 @@
-"""Exit codes, the CLI-level errors, and the one table that turns an exception into a message."""
+"""Every typed error, the exit codes, and the one table that turns an exception into a message,
+a hint and an exit code (applied once, in `app.main`)."""
 
 from __future__ import annotations
 
 import enum
 
-from siray_cli.api import errors as api
+
+class SirayError(Exception):
+    """Base of every error siray reports to the user as a one-line message."""
+
+    error_type = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        status_code: int | None = None,
+        task_id: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status_code = status_code
+        self.task_id = task_id
+        self.code = code
+
+
+class UsageError(SirayError):
+    """The user's input is wrong (exit code 2)."""
+
+    error_type = "usage_error"
+
+
+class APIError(SirayError):
+    """The server answered with an error status (or an unusable body)."""
+
+    error_type = "api_error"
+
+
+class BadRequestError(APIError):
+    error_type = "bad_request"
+
+
+class AuthenticationError(APIError):
+    error_type = "authentication_error"
+
+
+class PermissionDeniedError(APIError):
+    error_type = "permission_denied"
+
+
+class PaymentRequiredError(APIError):
+    error_type = "payment_required"
+
+
+class NotFoundError(APIError):
+    error_type = "not_found"
+
+
+class RateLimitError(APIError):
+    error_type = "rate_limited"
+
+
+class ServerError(APIError):
+    error_type = "server_error"
+
+
+class ProtocolError(APIError):
+    """A 2xx answer whose body siray cannot use (not JSON, no task id, ...)."""
+
+    error_type = "protocol_error"
+
+
+class CancelUnsupportedError(APIError):
+    error_type = "cancel_unsupported"
+
+
+class NetworkError(SirayError):
+    """The request never got an answer: DNS, refused connection, timeout, dropped connection."""
+
+    error_type = "network_error"
+
+
+class AmbiguousSubmitError(SirayError):
+    """The create request may have reached the server, but no answer came back.
+
+    siray never retries such a request: a retry could start a second paid task.
+    """
+
+    error_type = "submit_uncertain"
+
+
+class MissingAPIKeyError(SirayError):
+    error_type = "missing_api_key"
+
+
+def error_for_status(status_code: int) -> type[APIError]:
+    """The exception class for an HTTP error status."""
+    if status_code in {400, 422}:
+        return BadRequestError
+    if status_code == 401:
+        return AuthenticationError
+    if status_code == 402:
+        return PaymentRequiredError
+    if status_code == 403:
+        return PermissionDeniedError
+    if status_code == 404:
+        return NotFoundError
+    if status_code == 429:
+        return RateLimitError
+    if status_code >= 500:
+        return ServerError
+    return APIError
 
 
 class ExitCode(enum.IntEnum):
@@ -28,50 +137,54 @@ EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
 ]
 
 
-class TaskFailedError(api.SirayError):
+class TaskFailedError(SirayError):
     error_type = "task_failed"
 
 
-class TaskCancelledError(api.SirayError):
+class TaskCancelledError(SirayError):
     error_type = "task_cancelled"
 
 
-class WaitTimeoutError(api.SirayError):
+class WaitTimeoutError(SirayError):
     error_type = "timeout"
 
 
-class DownloadError(api.SirayError):
+class DownloadError(SirayError):
     error_type = "download_error"
 
 
-class ConfigError(api.SirayError):
+class UploadError(SirayError):
+    error_type = "upload_error"
+
+
+class ConfigError(SirayError):
     """The config file cannot be read or parsed; it is left untouched."""
 
     error_type = "config_error"
 
 
-class Interrupted(api.SirayError):
+class Interrupted(SirayError):
     error_type = "interrupted"
 
 
 # Most specific first: the first class the exception is an instance of decides.
-_EXIT_CODES: list[tuple[type[api.SirayError], ExitCode]] = [
-    (api.UsageError, ExitCode.USAGE),
+_EXIT_CODES: list[tuple[type[SirayError], ExitCode]] = [
+    (UsageError, ExitCode.USAGE),
     (ConfigError, ExitCode.USAGE),
-    (api.BadRequestError, ExitCode.USAGE),
-    (api.NotFoundError, ExitCode.USAGE),
-    (api.MissingAPIKeyError, ExitCode.AUTH),
-    (api.AuthenticationError, ExitCode.AUTH),
-    (api.PermissionDeniedError, ExitCode.AUTH),
+    (BadRequestError, ExitCode.USAGE),
+    (NotFoundError, ExitCode.USAGE),
+    (MissingAPIKeyError, ExitCode.AUTH),
+    (AuthenticationError, ExitCode.AUTH),
+    (PermissionDeniedError, ExitCode.AUTH),
     (TaskFailedError, ExitCode.TASK_FAILED),
     (TaskCancelledError, ExitCode.TASK_FAILED),
     (WaitTimeoutError, ExitCode.TIMEOUT),
     (Interrupted, ExitCode.INTERRUPTED),
-    (api.SirayError, ExitCode.API),
+    (SirayError, ExitCode.API),
 ]
 
 
-def exit_code_for(exc: api.SirayError) -> ExitCode:
+def exit_code_for(exc: SirayError) -> ExitCode:
     for cls, code in _EXIT_CODES:
         if isinstance(exc, cls):
             return code

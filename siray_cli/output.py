@@ -1,23 +1,34 @@
-"""The one output sink: data to stdout, everything for humans to stderr, --json, TTY detection.
+"""The one output sink: data to stdout, everything for humans to stderr, --json, TTY detection,
+tables and documents.
 
 Every line that leaves siray passes through `scrub`, so a secret that reached a message by accident
-(an API key echoed by a server, say) is still never shown.
+(an API key echoed by a server, say) is still never shown; table cells, which hold text from
+servers, also pass through `sanitize`, so no control character or escape sequence reaches a
+terminal and no markup is interpreted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from siray_cli.api.errors import SirayError
+    from siray_cli.errors import SirayError
 
 REDACTED = "***"
+# C0 and C1 control characters and DEL: escape sequences, carriage returns, forged line breaks
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def sanitize(text: str) -> str:
+    """Server text made safe for a terminal line: each control character shown as an escape."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class Output:
@@ -160,15 +171,43 @@ class Output:
 
         return Console(file=self.stdout, highlight=False)
 
+    # documents and tables: one call renders them in every mode
+    def result(self, document: Any) -> None:
+        """One JSON document on stdout (the whole answer of a command under --json)."""
+        self.emit_json(document)
 
-_current = Output()
+    def table(
+        self,
+        rows: Sequence[Sequence[str]],
+        columns: Sequence[str],
+        *,
+        document: Any = None,
+    ) -> None:
+        """Rows as a rich table on a terminal, tab-separated lines on a pipe, and with --json
+        `document` (or the rows as objects keyed by column). Every cell is scrubbed and
+        sanitized; tabs and line breaks inside a cell become spaces on a pipe."""
+        if self.json_mode:
+            if document is None:
+                document = [dict(zip(columns, row, strict=True)) for row in rows]
+            self.emit_json(document)
+            return
+        if not self.stdout_is_tty:
+            self.data_lines(
+                "\t".join(" ".join(sanitize(cell).split()) if cell else cell for cell in row)
+                for row in rows
+            )
+            return
+        from rich.table import Table
+        from rich.text import Text
 
-
-def get_output() -> Output:
-    return _current
-
-
-def set_output(output: Output) -> Output:
-    global _current
-    _current = output
-    return output
+        table = Table(box=None, header_style="bold")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(self.scrub(sanitize(cell))) for cell in row))
+        if self._reader_gone:
+            return
+        try:
+            self.stdout_console().print(table)
+        except BrokenPipeError:
+            self._reader_gone = True

@@ -8,14 +8,14 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from siray_cli.api.models import TaskStatus
 from siray_cli.output import Output
+from siray_cli.providers.base import Task
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
 
-def describe(status: TaskStatus) -> str:
+def describe(status: Task) -> str:
     text = status.status
     if status.progress is not None and not status.is_terminal:
         text += f" {status.progress}%"
@@ -38,7 +38,7 @@ class TaskDisplay:
     ) -> None:
         return None
 
-    def update(self, status: TaskStatus) -> None:
+    def update(self, status: Task) -> None:
         raise NotImplementedError
 
 
@@ -49,7 +49,7 @@ class LineTaskDisplay(TaskDisplay):
         self._output = output
         self._seen: dict[str, tuple[str, int | None]] = {}
 
-    def update(self, status: TaskStatus) -> None:
+    def update(self, status: Task) -> None:
         key = (status.status, status.progress)
         if self._seen.get(status.task_id) == key:
             return
@@ -92,7 +92,7 @@ class RichTaskDisplay(TaskDisplay):
     def __exit__(self, *exc: Any) -> None:
         self._progress.stop()
 
-    def update(self, status: TaskStatus) -> None:
+    def update(self, status: Task) -> None:
         row = self._rows.get(status.task_id)
         if row is None:
             row = self._rows[status.task_id] = self._progress.add_task(status.task_id, total=100)
@@ -242,7 +242,7 @@ class BatchDisplay(_OptionalLive):
             else:
                 self._output.info(f"{label} {task_id}: submitted")
 
-    def update(self, label: str, status: TaskStatus) -> None:
+    def update(self, label: str, status: Task) -> None:
         with self._lock:
             key = (status.status, status.progress)
             if self._seen.get(status.task_id) == key:

@@ -3,7 +3,7 @@ siray_cli.errors), environment variables and files."""
 
 from __future__ import annotations
 
-from siray_cli.config import KEYS
+from siray_cli.settings import KEYS
 
 # variables that are not settings of the config file
 OTHER_ENVIRONMENT: list[tuple[str, str]] = [

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_in_terminal, siray_command
 
-from siray_cli.config import mask
+from siray_cli.settings import mask
 
 KEY = "sk-LEAKCHECK-0123456789abcdef"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
 
 from siray_cli.emulator.faults import Fault
-from siray_cli.history import DB_NAME
+from siray_cli.storage.history import DB_NAME
 
 IMAGE = "alibaba/z-image-turbo-t2i"
 

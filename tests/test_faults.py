@@ -22,12 +22,12 @@ from conftest import emulator_stats, siray_command, subprocess_env
 from hypothesis import given
 from hypothesis import strategies as st
 
-from siray_cli.api.client import check_task_id
-from siray_cli.api.errors import UsageError
-from siray_cli.batch import read_jobs
-from siray_cli.config import KEYS, check_value
 from siray_cli.emulator.faults import Fault
-from siray_cli.history import DB_NAME
+from siray_cli.errors import UsageError
+from siray_cli.providers.siray.client import check_task_id
+from siray_cli.services.batch import read_jobs
+from siray_cli.settings import KEYS, check_value
+from siray_cli.storage.history import DB_NAME
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
 SOAK = bool(os.environ.get("SIRAY_SOAK"))  # the long run: more requests and more seeds

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import subprocess_env
 
-from siray_cli.history import DB_NAME, History, redact_data_urls
+from siray_cli.storage.history import DB_NAME, History, redact_data_urls
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
 
@@ -49,7 +49,7 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     journal = (
         sqlite3.connect(database(isolated_environment)).execute("PRAGMA journal_mode").fetchone()[0]
     )
-    assert version == 1 and journal == "wal"
+    assert version == 2 and journal == "wal"
 
 
 def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tmp_path):
@@ -197,7 +197,13 @@ def test_a_newer_schema_is_left_alone(tmp_path):
 
 def submit(history: History, task_id: str) -> None:
     history.record_submit(
-        task_id=task_id, kind="image", model="m", request={}, base_url="", profile="p"
+        task_id=task_id,
+        kind="image",
+        model="m",
+        request={},
+        base_url="",
+        profile="p",
+        provider="siray",
     )
 
 

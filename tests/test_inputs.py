@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from siray_cli.api.errors import ProtocolError, UsageError
-from siray_cli.api.models import TaskKind, parse_progress, parse_status, parse_submit
-from siray_cli.inputs import decode_value, parse_input
+from siray_cli.errors import ProtocolError, UsageError
+from siray_cli.providers.base import TaskKind, parse_progress
+from siray_cli.providers.siray.parse import parse_status, parse_submit
+from siray_cli.services.inputs import parse_input
+from siray_cli.services.values import decode_value
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,7 @@ def test_status_parser_gives_a_typed_result_or_a_typed_error(payload):
         return
     assert isinstance(status.status, str) and status.status
     assert status.progress is None or 0 <= status.progress <= 100
-    assert all(isinstance(url, str) for url in status.outputs)
+    assert all(isinstance(url, str) for url in status.urls)
 
 
 @given(json_values)
@@ -119,5 +121,5 @@ def test_both_create_shapes_and_missing_fields():
         parse_submit({"data": {}}, TaskKind.IMAGE, "m")
     status = parse_status({"data": {"status": "WEIRD_NEW_STATE"}}, TaskKind.IMAGE, "image_1")
     assert status.status == "WEIRD_NEW_STATE" and not status.is_terminal
-    assert status.outputs == [] and status.progress is None and status.queued_for is None
+    assert status.urls == [] and status.progress is None and status.queued_for is None
     assert parse_status({"data": {"status": "CANCELED"}}, TaskKind.IMAGE, "i").is_terminal

@@ -7,9 +7,10 @@ import statistics
 
 import pytest
 
-from siray_cli.api.models import TaskKind, TaskStatus
 from siray_cli.emulator.server import build_timeline
-from siray_cli.polling import (
+from siray_cli.providers.base import Task, TaskKind
+from siray_cli.providers.siray.parse import state_of
+from siray_cli.services.polling import (
     AdaptiveSchedule,
     FixedSchedule,
     WaitTimedOut,
@@ -33,15 +34,15 @@ def simulated_task(clock: FakeClock, duration: float, steps: list[tuple[float, i
     """A task that runs from 20% of its duration and reports coarse progress."""
     polls: list[float] = []
 
-    def fetch(task_id: str) -> TaskStatus:
+    def fetch(task_id: str) -> Task:
         polls.append(clock.now)
         t = clock.now
         if t >= duration:
-            return TaskStatus(task_id, TaskKind.IMAGE, "SUCCESS", 100)
+            return Task(task_id, TaskKind.IMAGE, "SUCCESS", state_of("SUCCESS"), 100)
         if t < duration * 0.2:
-            return TaskStatus(task_id, TaskKind.IMAGE, "QUEUED", 0)
+            return Task(task_id, TaskKind.IMAGE, "QUEUED", state_of("QUEUED"), 0)
         progress = max([p for at, p in steps if at <= t], default=0)
-        return TaskStatus(task_id, TaskKind.IMAGE, "IN_PROGRESS", progress)
+        return Task(task_id, TaskKind.IMAGE, "IN_PROGRESS", state_of("IN_PROGRESS"), progress)
 
     return fetch, polls
 
@@ -54,11 +55,13 @@ def simulate(schedule, seconds: float, tasks: int = 150) -> tuple[float, float]:
         clock = FakeClock()
         count = 0
 
-        def fetch(task_id: str, timeline=timeline, clock=clock) -> TaskStatus:
+        def fetch(task_id: str, timeline=timeline, clock=clock) -> Task:
             nonlocal count
             count += 1
             event = [e for e in timeline if e.offset <= clock.now][-1]
-            return TaskStatus(task_id, TaskKind.IMAGE, event.status, event.progress)
+            return Task(
+                task_id, TaskKind.IMAGE, event.status, state_of(event.status), event.progress
+            )
 
         wait_for_tasks(
             ["t"], fetch, timeout=None, schedule=schedule, clock=clock, sleep=clock.sleep
@@ -79,7 +82,7 @@ def test_adaptive_schedule_beats_a_fixed_2s_beat(seconds):
 def test_first_look_is_quick_and_beat_stays_within_the_documented_range():
     schedule = AdaptiveSchedule()
     assert schedule.next_delay(None, 0.0) == 1.0
-    queued = TaskStatus("t", TaskKind.IMAGE, "QUEUED", 0)
+    queued = Task("t", TaskKind.IMAGE, "QUEUED", state_of("QUEUED"), 0)
     delays = [schedule.next_delay(queued, t) for t in (1.0, 5.0, 30.0, 300.0)]
     assert all(3.0 <= d <= 5.0 for d in delays)
 
@@ -104,7 +107,7 @@ def test_timeout_raises_with_the_last_status():
     with pytest.raises(WaitTimedOut) as caught:
         wait_for_tasks(["t"], fetch, timeout=12.0, clock=clock, sleep=clock.sleep)
     (last,) = caught.value.pending
-    assert isinstance(last, TaskStatus) and last.status == "QUEUED"
+    assert isinstance(last, Task) and last.status == "QUEUED"
     assert clock.now == pytest.approx(12.0)
     assert polls[-1] == pytest.approx(12.0)  # a last look at the deadline
 
@@ -116,7 +119,7 @@ def test_several_tasks_one_request_each_per_look():
     fetchers = {"a": fetch_a, "b": fetch_b}
     seen: list[str] = []
 
-    def fetch(task_id: str) -> TaskStatus:
+    def fetch(task_id: str) -> Task:
         seen.append(task_id)
         return fetchers[task_id](task_id)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
 
-from siray_cli.api.client import build_http_client
 from siray_cli.emulator.faults import Fault
 from siray_cli.errors import DownloadError
 from siray_cli.storage.downloads import download_one
+from siray_cli.transport import build_http_client
 
 MODEL = "alibaba/z-image-turbo-t2i"
 

@@ -9,15 +9,15 @@ from typing import Annotated
 import click
 import typer
 
-from siray_cli.api.errors import (
+from siray_cli.cli import AppContext, JsonOpt, get_context
+from siray_cli.errors import (
     AuthenticationError,
+    ExitCode,
     NotFoundError,
     PermissionDeniedError,
     UsageError,
 )
-from siray_cli.commands.common import AppState, JsonOpt, get_state
-from siray_cli.config import mask
-from siray_cli.errors import ExitCode
+from siray_cli.settings import mask
 
 app = typer.Typer(help="Log in, show the key in effect, log out.", no_args_is_help=True)
 
@@ -31,11 +31,11 @@ ProfileOpt = Annotated[
 PROBE_TASK_ID = "image_siray-auth-check"
 
 
-def key_works(state: AppState, key: str) -> bool:
+def key_works(state: AppContext, key: str) -> bool:
     """True when the API accepts the key (404 for a task that cannot exist), False on 401/403."""
-    with state.client(api_key=key) as client:
+    with state.session.provider(api_key=key) as provider:
         try:
-            client.get_status(PROBE_TASK_ID)
+            provider.get(PROBE_TASK_ID)
         except NotFoundError:
             return True
         except (AuthenticationError, PermissionDeniedError):
@@ -74,18 +74,19 @@ def login(
 
     Prompts with hidden input on a terminal; never prompts otherwise.
     """
-    state = get_state(ctx)
+    state = get_context(ctx)
     output = state.output
-    name = profile or state.settings.profile_name
+    name = profile or state.session.settings.profile_name
     key = _read_key(with_token)
     output.add_secret(key)
     if not no_verify and not key_works(state, key):
         raise AuthenticationError(
-            f"the API at {state.settings.base_url.value} rejected this key; nothing was saved",
+            f"the API at {state.session.settings.base_url.value} rejected this key; "
+            "nothing was saved",
             hint="check the key, or save it anyway with --no-verify",
         )
-    state.settings.config.update(name, "api_key", key)
-    output.info(f"saved key {mask(key)} to profile {name} in {state.settings.config.path}")
+    state.session.settings.config.update(name, "api_key", key)
+    output.info(f"saved key {mask(key)} to profile {name} in {state.session.settings.config.path}")
     if os.environ.get("SIRAY_API_KEY"):
         output.warn("SIRAY_API_KEY is set, and takes precedence over the saved key")
 
@@ -102,8 +103,8 @@ def status(
 
     Exits 0 when the key is usable, 3 when there is none or the API rejects it.
     """
-    state = get_state(ctx, json_mode)
-    settings, output = state.settings, state.output
+    state = get_context(ctx, json_mode)
+    settings, output = state.session.settings, state.output
     key = settings.api_key
     base, gateway = settings.base_url, settings.gateway_url
     works = None if offline or not key.value else key_works(state, key.value)
@@ -142,9 +143,9 @@ def status(
 @app.command()
 def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     """Remove the stored key from a profile (the rest of the profile stays)."""
-    state = get_state(ctx)
-    name = profile or state.settings.profile_name
-    config = state.settings.config
+    state = get_context(ctx)
+    name = profile or state.session.settings.profile_name
+    config = state.session.settings.config
     if "api_key" not in config.profile(name):
         state.output.info(f"profile {name} holds no key; nothing to do")
         return
@@ -155,5 +156,5 @@ def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
 @app.command()
 def token(ctx: typer.Context) -> None:
     """Print the key in effect, raw, for piping: $(siray auth token)."""
-    state = get_state(ctx)
-    state.output.secret_data(state.settings.require_api_key())
+    state = get_context(ctx)
+    state.output.secret_data(state.session.settings.require_api_key())

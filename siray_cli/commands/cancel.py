@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from siray_cli.api.errors import SirayError
-from siray_cli.commands.common import JsonOpt, TaskIdsArg, get_state, status_document
-from siray_cli.errors import ExitCode, exit_code_for
+from siray_cli.cli import JsonOpt, TaskIdsArg, get_context
+from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.output import sanitize
 
 
 def cancel(
@@ -15,21 +15,23 @@ def cancel(
     json_mode: JsonOpt = False,
 ) -> int:
     """Cancel tasks that have not started yet (a running or finished task cannot be cancelled)."""
-    state = get_state(ctx, json_mode)
-    output = state.output
+    from siray_cli.services import tasks
+
+    context = get_context(ctx, json_mode)
+    session, output = context.session, context.output
     worst = ExitCode.OK
-    with state.client() as client:
+    with session.provider() as provider:
         for task_id in task_ids:
             try:
-                result = client.cancel(task_id)
+                result = tasks.cancel(session, provider, task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)
                 continue
-            if json_mode:
-                output.emit_json(status_document(result))
+            if output.json_mode:
+                output.result(result.to_json())
             else:
-                output.data(f"{result.task_id}\t{result.status}")
+                output.data(f"{sanitize(result.task_id)}\t{sanitize(result.status)}")
             if result.cancelled:
                 output.info(f"cancelled {result.task_id}")
             else:

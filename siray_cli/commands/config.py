@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.commands.common import JsonOpt, get_state
-from siray_cli.config import KEYS, check_value, known_key, mask
+from siray_cli.cli import JsonOpt, get_context
+from siray_cli.settings import KEYS, check_value, known_key, mask
 
 app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)
 
@@ -23,10 +23,10 @@ KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEYS)}.", metav
 @app.command("list")
 def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Every setting in effect, with where it came from (the key masked)."""
-    state = get_state(ctx, json_mode)
+    state = get_context(ctx, json_mode)
     rows = {}
     for name, key in KEYS.items():
-        setting = state.settings.get(name)
+        setting = state.session.settings.get(name)
         shown = mask(setting.value) if key.secret and setting.value else setting.value
         rows[name] = {"value": shown, "source": setting.source}
     if json_mode:
@@ -41,9 +41,9 @@ def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
 @app.command()
 def get(ctx: typer.Context, name: KeyArg) -> None:
     """Print one setting's value in effect (the key masked; `siray auth token` prints it)."""
-    state = get_state(ctx)
+    state = get_context(ctx)
     known_key(name)
-    value = state.settings.value(name)
+    value = state.session.settings.value(name)
     if value is not None:
         state.output.data(mask(value) if KEYS[name].secret else value)
 
@@ -56,27 +56,31 @@ def set_(
     profile: ProfileOpt = None,
 ) -> None:
     """Store a setting in a profile (checked first: a timeout must be a positive number...)."""
-    state = get_state(ctx)
+    state = get_context(ctx)
     checked = check_value(name, value)
     stored: str | float = float(checked) if KEYS[name].number else checked
-    target = profile or state.settings.profile_name
-    state.settings.config.update(target, name, stored)
+    target = profile or state.session.settings.profile_name
+    state.session.settings.config.update(target, name, stored)
     shown = mask(checked) if KEYS[name].secret else checked
-    state.output.info(f"{name} = {shown} in profile {target} ({state.settings.config.path})")
+    state.output.info(
+        f"{name} = {shown} in profile {target} ({state.session.settings.config.path})"
+    )
 
 
 @app.command()
 def unset(ctx: typer.Context, name: KeyArg, profile: ProfileOpt = None) -> None:
     """Remove a setting from a profile."""
-    state = get_state(ctx)
+    state = get_context(ctx)
     known_key(name)
-    target = profile or state.settings.profile_name
-    state.settings.config.update(target, name, None)
-    state.output.info(f"removed {name} from profile {target} ({state.settings.config.path})")
+    target = profile or state.session.settings.profile_name
+    state.session.settings.config.update(target, name, None)
+    state.output.info(
+        f"removed {name} from profile {target} ({state.session.settings.config.path})"
+    )
 
 
 @app.command()
 def path(ctx: typer.Context) -> None:
     """Print the config file's path."""
-    state = get_state(ctx)
-    state.output.data(str(state.settings.config.path))
+    state = get_context(ctx)
+    state.output.data(str(state.session.settings.config.path))

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.api.errors import UsageError
-from siray_cli.commands.common import get_state
+from siray_cli.cli import get_context
+from siray_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from siray_cli.emulator.server import EmulatorConfig
@@ -153,7 +153,7 @@ def emulator(
     }
     if ctx.invoked_subcommand is not None:
         return
-    output = get_state(ctx).output
+    output = get_context(ctx).output
     config = ctx.obj["config"]
     config.log = output.info
     server = _start(config, fault)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.commands.common import JsonOpt, get_state
+from siray_cli.cli import JsonOpt, get_context
 from siray_cli.reference import TOPICS
 
 
@@ -23,7 +23,7 @@ def help_topic(
     json_mode: JsonOpt = False,
 ) -> None:
     """Print a reference table: exit codes, environment variables or files."""
-    state = get_state(ctx, json_mode)
+    state = get_context(ctx, json_mode)
     title, rows = TOPICS[topic.value]
     table = rows()
     if json_mode:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.api.errors import UsageError
-from siray_cli.commands.common import JsonOpt, get_state
+from siray_cli.cli import JsonOpt, get_context
+from siray_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from siray_cli.history import Record
+    from siray_cli.storage.history import Record
 
 app = typer.Typer(
     help="The tasks siray submitted, newest first (recorded locally).",
@@ -89,28 +89,20 @@ def history(
     """List recent tasks: id, model, status, age, first output (or downloaded file)."""
     if ctx.invoked_subcommand is not None:
         return
-    state = get_state(ctx, json_mode)
+    context = get_context(ctx, json_mode)
     now = time.time()
-    records = state.history.query(
+    records = context.session.history.query(
         limit=limit,
         status=status,
         model=model,
         since=parse_since(since, now) if since else None,
     )
-    output = state.output
-    if json_mode:
-        output.emit_json([r.to_json() for r in records])
-    elif output.stdout_is_tty:
-        from rich.table import Table
-
-        table = Table(box=None, header_style="bold")
-        for column in ("task", "model", "status", "age", "output"):
-            table.add_column(column, overflow="fold")
-        for record in records:
-            table.add_row(*_row(record, now))
-        output.stdout_console().print(table)
-    else:
-        output.data_lines("\t".join(_row(r, now)) for r in records)
+    output = context.output
+    output.table(
+        [_row(r, now) for r in records],
+        ["task", "model", "status", "age", "output"],
+        document=[r.to_json() for r in records],
+    )
     if not records:
         output.info("no task in the history" + (" matches" if status or model or since else ""))
 
@@ -126,6 +118,6 @@ def prune(
     ],
 ) -> None:
     """Forget finished tasks older than a duration (tasks still pending are kept)."""
-    state = get_state(ctx)
-    removed = state.history.prune(parse_duration(older_than))
-    state.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
+    context = get_context(ctx)
+    removed = context.session.history.prune(parse_duration(older_than))
+    context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")

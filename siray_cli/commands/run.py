@@ -1,16 +1,14 @@
-"""`siray run`: submit, wait with live progress, download the outputs."""
+"""`siray run`: submit, wait with live progress, download the outputs (or, with --batch, many
+tasks from a file)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.api.errors import UsageError
-from siray_cli.api.models import TaskStatus
-from siray_cli.commands.common import (
-    AppState,
+from siray_cli.cli import (
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -25,12 +23,49 @@ from siray_cli.commands.common import (
     PromptFileOpt,
     PromptOpt,
     TimeoutOpt,
-    get_state,
-    status_document,
-    wait_and_show,
+    get_context,
+    transfers_for,
 )
-from siray_cli.commands.generate import build_request
-from siray_cli.errors import DownloadError, ExitCode, TaskCancelledError, TaskFailedError
+from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, UsageError
+
+if TYPE_CHECKING:
+    from siray_cli.cli import AppContext
+    from siray_cli.providers.base import Task
+    from siray_cli.services.batch import BatchOptions, JobResult
+    from siray_cli.services.requests import RequestSpec
+
+BatchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--batch",
+        help="Run one job per line of FILE ('-' for stdin): JSON Lines "
+        "({model, prompt, inputs, name}) or CSV with a header.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+BatchModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="With --batch: the model of lines that name none.", show_default=False
+    ),
+]
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", min=1, max=64, help="With --batch: tasks in flight.")
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="With --batch: skip lines whose task already "
+        "succeeded, and rejoin those still running (from the history).",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
+CancelOnInterruptOpt = Annotated[
+    bool,
+    typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
+]
 
 
 def run(
@@ -46,54 +81,28 @@ def run(
     no_validate: NoValidateOpt = False,
     inline: InlineOpt = False,
     output_dir: OutputDirOpt = None,
-    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    force: ForceOpt = False,
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
-    cancel_on_interrupt: bool = typer.Option(
-        False, "--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."
-    ),
-    batch: Annotated[
-        str | None,
-        typer.Option(
-            "--batch",
-            help="Run one job per line of FILE ('-' for stdin): JSON Lines "
-            "({model, prompt, inputs, name}) or CSV with a header.",
-            metavar="FILE",
-            show_default=False,
-        ),
-    ] = None,
-    model_opt: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="With --batch: the model of lines that name none.",
-            show_default=False,
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="With --batch: tasks in flight.")
-    ] = 4,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="With --batch: skip lines whose task already "
-            "succeeded, and rejoin those still running (from the history).",
-        ),
-    ] = False,
+    cancel_on_interrupt: CancelOnInterruptOpt = False,
+    batch: BatchOpt = None,
+    model_opt: BatchModelOpt = None,
+    concurrency: ConcurrencyOpt = 4,
+    resume: ResumeOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Submit a task, wait for it with live progress, and print (or download) its outputs.
 
     With --batch, many tasks from a file; exits 1 when any of them failed.
     """
+    from siray_cli.services.batch import BatchOptions
+    from siray_cli.services.requests import RequestSpec
     from siray_cli.storage.downloads import prepare_output_dir
 
-    state = get_state(ctx, json_mode)
-    output = state.output
-    timeout, poll_interval = state.wait_options(timeout, poll_interval)
-    target = state.option("output_dir", output_dir)
+    context = get_context(ctx, json_mode)
+    session = context.session
+    timeout, poll_interval = session.wait_options(timeout, poll_interval)
+    target = session.option("output_dir", output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
         single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
@@ -102,65 +111,76 @@ def run(
                 "--batch takes every job from its file",
                 hint="give the default model with --model, and inputs on each line",
             )
-        from siray_cli.commands.batch import run_batch
-
-        with state.client() as client:
-            return run_batch(
-                state,
-                client,
-                source=batch,
-                default_model=state.option("model", model_opt),
-                concurrency=concurrency,
-                directory=directory,
-                force=force,
-                timeout=timeout,
-                poll_interval=poll_interval,
-                resume=resume,
-                validate=not no_validate,
-                inline=inline,
-                json_mode=json_mode,
-            )
-    model, prompt = state.model_and_prompt(model_opt or model, prompt)
-    with state.client() as client:
-        request = build_request(
-            state,
-            client,
-            model=model,
-            prompt=prompt,
-            prompt_opt=prompt_opt,
-            prompt_file=prompt_file,
-            input_items=input_items,
-            input_json=input_json,
-            image=image,
-            kind=kind.value if kind else None,
+        options = BatchOptions(
+            source=batch,
+            default_model=session.option("model", model_opt),
+            concurrency=concurrency,
+            directory=directory,
+            force=force,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            resume=resume,
             validate=not no_validate,
             inline=inline,
         )
-        task = state.submit(client, request.kind, request.body)
-        final = wait_and_show(
-            state,
-            client,
+        return _run_batch(context, options)
+    model, prompt = session.model_and_prompt(model_opt or model, prompt)
+    spec = RequestSpec(
+        model=model,
+        prompt=prompt,
+        prompt_opt=prompt_opt,
+        prompt_file=prompt_file,
+        input_items=input_items or [],
+        input_json=input_json,
+        image=image,
+        kind=kind.value if kind else None,
+        validate=not no_validate,
+        inline=inline,
+    )
+    return _run_one(context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt)
+
+
+def _run_one(
+    context: AppContext,
+    spec: RequestSpec,
+    directory: Path | None,
+    force: bool,
+    timeout: float,
+    poll_interval: float | None,
+    cancel_on_interrupt: bool,
+) -> int:
+    from siray_cli.progress import task_display
+    from siray_cli.services.journal import submit
+    from siray_cli.services.outputs import download_outputs
+    from siray_cli.services.requests import build_request
+    from siray_cli.services.waiting import wait_for
+
+    session, output = context.session, context.output
+    with session.provider() as provider:
+        request = build_request(session, provider, spec, transfers_for(output))
+        task = submit(session, provider, request.kind, request.body)
+        final = wait_for(
+            session,
+            provider,
             [task.task_id],
+            task_display(output, [task.task_id]),
             timeout=timeout,
             poll_interval=poll_interval,
             cancel_on_interrupt=cancel_on_interrupt,
         )[task.task_id]
     _raise_unless_succeeded(final)
-    files = _download(state, final, directory, force) if directory is not None else []
-    if files:
-        state.history.set_files(final.task_id, [str(path) for path in files])
-    if json_mode:
-        output.emit_json(
-            status_document(final, model=task.model, files=[str(path) for path in files])
-        )
-    elif files:
-        output.data_lines(str(path) for path in files)
+    files: list[Path] = []
+    if directory is not None:
+        with transfers_for(output)() as display:
+            files = download_outputs(session, final, directory, force=force, display=display)
+    if output.json_mode:
+        output.result({**final.to_json(), "model": task.model, "files": [str(p) for p in files]})
     else:
-        output.data_lines(final.outputs)
+        output.data_lines([str(path) for path in files] or final.urls)
     return ExitCode.OK
 
 
-def _raise_unless_succeeded(final: TaskStatus) -> None:
+def _raise_unless_succeeded(final: Task) -> None:
     if final.succeeded:
         return
     if final.cancelled:
@@ -171,49 +191,37 @@ def _raise_unless_succeeded(final: TaskStatus) -> None:
     )
 
 
-def _download(state: AppState, final: TaskStatus, directory: Path, force: bool) -> list[Path]:
-    from siray_cli.api.client import build_http_client, timeouts
-    from siray_cli.progress import TransferDisplay
-    from siray_cli.storage.downloads import download_one
+def _run_batch(context: AppContext, options: BatchOptions) -> int:
+    from siray_cli.progress import BatchDisplay
+    from siray_cli.services.batch import label, run_batch
 
-    output = state.output
-    if not final.outputs:
-        output.warn(f"task {final.task_id} succeeded but listed no outputs")
-        return []
-    paths: list[Path] = []
-    trace = output.trace if output.debug_enabled else None
-    try:
-        with (
-            build_http_client(
-                trace=trace,
-                backoff=state.settings.backoff,
-                expect_json=False,
-                timeout=timeouts(state.read_timeout),
-            ) as http,
-            TransferDisplay(output) as display,
-        ):
-            for index, url in enumerate(final.outputs, start=1):
-                row = display.row()
-                path = download_one(
-                    http,
-                    url,
-                    directory,
-                    final.task_id,
-                    index,
-                    force=force,
-                    on_start=row.start,
-                    on_bytes=row.advance,
-                )
-                row.done(f"saved {path}")
-                paths.append(path)
-    except DownloadError as exc:
-        for url in final.outputs:
-            output.always(f"output of {final.task_id}: {url}")
-        for path in paths:
-            output.always(f"already saved: {path}")
-        exc.task_id = final.task_id
-        exc.hint = exc.hint or (
-            f"the task succeeded; `siray status {final.task_id}` lists its outputs again"
+    session, output = context.session, context.output
+
+    def show(result: JobResult) -> None:
+        if output.json_mode or not output.stdout_is_tty:
+            output.result(result.to_json())
+            return
+        shown = (
+            result.files or result.outputs or ([result.error["message"]] if result.error else [])
         )
-        raise
-    return paths
+        output.data(
+            f"{label(result.line, result.name)}\t{result.task_id or '-'}\t{result.status}\t"
+            + " ".join(shown)
+        )
+
+    with session.provider() as provider:
+        outcome = run_batch(
+            session,
+            provider,
+            options,
+            lambda total: BatchDisplay(output, total),
+            transfers_for(output),
+            show,
+        )
+    failed, skipped = outcome.failed, outcome.skipped
+    output.always(
+        f"batch: {len(outcome.results) - len(failed)} succeeded"
+        + (f" ({skipped} already, skipped)" if skipped else "")
+        + f", {len(failed)} failed, of {outcome.total} in {outcome.seconds:.1f}s"
+    )
+    return ExitCode.TASK_FAILED if failed else ExitCode.OK

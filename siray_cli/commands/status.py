@@ -6,20 +6,11 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.api.errors import SirayError, UsageError
-from siray_cli.api.models import TaskStatus
-from siray_cli.commands.common import (
-    AppState,
-    JsonOpt,
-    PollIntervalOpt,
-    TimeoutOpt,
-    get_state,
-    status_document,
-    wait_and_show,
-)
+from siray_cli.cli import JsonOpt, PollIntervalOpt, TimeoutOpt, get_context
 from siray_cli.completion import complete_task_id
-from siray_cli.errors import ExitCode, exit_code_for
-from siray_cli.output import Output
+from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.output import Output, sanitize
+from siray_cli.providers.base import Task
 
 
 def duration(seconds: int | None) -> str:
@@ -34,20 +25,17 @@ def duration(seconds: int | None) -> str:
     return f"{secs}s"
 
 
-def _one_field(text: str) -> str:
-    return " ".join(text.split()) or "-"
-
-
-def render_status(output: Output, status: TaskStatus) -> None:
+def render_task(output: Output, status: Task) -> None:
     """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
     if output.json_mode:
-        output.emit_json(status_document(status))
+        output.result(status.to_json())
         return
     progress = "-" if status.progress is None else f"{status.progress}%"
     if not output.stdout_is_tty:
-        outputs = " ".join(status.outputs) or "-"
-        fields = [status.task_id, status.status, progress, outputs, _one_field(status.fail_reason)]
-        output.data("\t".join(fields))
+        outputs = " ".join(status.urls) or "-"
+        reason = " ".join(status.fail_reason.split()) or "-"
+        fields = [status.task_id, status.status, progress, outputs, reason]
+        output.table([fields], ["task", "status", "progress", "outputs", "fail reason"])
         return
     lines = [f"{status.task_id}  {status.status}  {progress}"]
     timing = []
@@ -59,8 +47,8 @@ def render_status(output: Output, status: TaskStatus) -> None:
         lines.append("  " + ", ".join(timing))
     if status.fail_reason:
         lines.append(f"  reason: {status.fail_reason}")
-    lines.extend(f"  output: {url}" for url in status.outputs)
-    output.data_lines(lines)
+    lines.extend(f"  output: {url}" for url in status.urls)
+    output.data_lines(sanitize(line) for line in lines)
 
 
 def status(
@@ -86,48 +74,35 @@ def status(
 
     With --wait, exits 1 when any task failed or was cancelled.
     """
-    state = get_state(ctx, json_mode)
-    output = state.output
-    ids = _task_ids(state, task_ids or [], all_pending)
+    from siray_cli.progress import task_display
+    from siray_cli.services.tasks import look_up, tasks_to_show
+    from siray_cli.services.waiting import wait_for
+
+    context = get_context(ctx, json_mode)
+    session, output = context.session, context.output
+    ids = tasks_to_show(session, task_ids or [], all_pending)
     if not ids:
         output.info("no pending task in the history")
         return ExitCode.OK
     worst = ExitCode.OK
-    with state.client() as client:
+    with session.provider() as provider:
         if wait:
-            timeout, poll_interval = state.wait_options(timeout, poll_interval)
-            finals = wait_and_show(state, client, ids, timeout=timeout, poll_interval=poll_interval)
+            timeout, poll_interval = session.wait_options(timeout, poll_interval)
+            display = task_display(output, ids)
+            finals = wait_for(
+                session, provider, ids, display, timeout=timeout, poll_interval=poll_interval
+            )
             for final in finals.values():
-                render_status(output, final)
+                render_task(output, final)
                 if not final.succeeded:
                     worst = ExitCode.TASK_FAILED
             return worst
         for task_id in ids:
             try:
-                current = client.get_status(task_id)
+                current = look_up(session, provider, task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
-                if worst == ExitCode.OK:
-                    worst = exit_code_for(exc)
+                worst = worst or exit_code_for(exc)
                 continue
-            state.history.update(current)
-            render_status(output, current)
+            render_task(output, current)
     return worst
-
-
-def _task_ids(state: AppState, given: list[str], all_pending: bool) -> list[str]:
-    """The ids asked for; with none, the most recent task (or every pending one) in the history."""
-    if given and all_pending:
-        raise UsageError("give task ids or --all-pending, not both")
-    if given:
-        return list(dict.fromkeys(given))
-    if all_pending:
-        return [r.task_id for r in reversed(state.history.query(pending=True)) if r.task_id]
-    latest = state.history.latest()
-    if latest is None or latest.task_id is None:
-        raise UsageError(
-            "no task id given, and the history holds none",
-            hint="siray status TASK_ID (the id that `siray generate` printed)",
-        )
-    state.output.info(f"the most recent task: {latest.task_id} ({latest.model})")
-    return [latest.task_id]

@@ -15,8 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from siray_cli.api.errors import UsageError
-from siray_cli.errors import DownloadError
+from siray_cli.errors import DownloadError, UsageError
 
 _EXTENSIONS = {
     "image/png": ".png",

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from siray_cli.api.errors import SirayError, UsageError
-from siray_cli.api.models import UploadToken
+from siray_cli.errors import UploadError, UsageError
 from siray_cli.storage.downloads import safe_name
 
 EXPIRED = {"ExpiredToken", "RequestExpired", "TokenRefreshRequired", "ExpiredTokenException"}
@@ -28,8 +27,31 @@ ROUNDS = 3
 MAX_PARALLEL = 8  # parts (and files) in flight at once
 
 
-class UploadError(SirayError):
-    error_type = "upload_error"
+@dataclass(frozen=True)
+class UploadToken:
+    """Temporary S3 credentials and where to put files (API.md, "File upload")."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    region: str
+    bucket: str
+    upload_path: str
+    upload_endpoint: str
+    access_endpoint: str
+    expires_at: float | None = None  # epoch seconds, when the gateway says
+
+    def secrets(self) -> list[str]:
+        return [self.secret_access_key, self.session_token]
+
+    def key_for(self, name: str) -> str:
+        return self.upload_path.lstrip("/") + name
+
+    def public_url(self, key: str) -> str:
+        base = self.access_endpoint.rstrip("/")
+        if "://" not in base:
+            base = "https://" + base
+        return f"{base}/{key}"
 
 
 @dataclass

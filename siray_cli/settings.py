@@ -2,30 +2,23 @@
 profile in the config file, then the built-in default. One resolver serves every setting, and
 remembers each value's source for `--debug` and `siray auth status`.
 
-The config file is TOML at `platformdirs.user_config_dir("siray")/config.toml` (moved with
-SIRAY_CONFIG_DIR), read only when a setting needs it, written atomically with mode 0600 in a
-0700 directory, and never rewritten or "repaired" when it cannot be parsed.
+Every setting is declared once, in KEYS (name, environment variable, flag, default, check, help):
+config, `--help`, `siray help environment`, the man pages and the README's list all read it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from siray_cli.api.errors import MissingAPIKeyError, UsageError
-from siray_cli.errors import ConfigError
+from siray_cli.errors import MissingAPIKeyError, UsageError
+from siray_cli.storage.config import CONFIG_NAME, ConfigFile, config_dir
 
 DEFAULT_BASE_URL = "https://api.siray.ai"
 DEFAULT_GATEWAY_URL = "https://api-gateway.siray.ai"
 DEFAULT_PROFILE = "default"
-CONFIG_NAME = "config.toml"
 
 
 def _url(value: str) -> str:
@@ -219,15 +212,6 @@ KEYS: dict[str, Key] = {
 }
 
 
-def config_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("SIRAY_CONFIG_DIR"):
-        return Path(env["SIRAY_CONFIG_DIR"]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("siray"))
-
-
 def mask(secret: str | None) -> str:
     """At most the first 3 and last 4 characters; less of a short key."""
     if not secret:
@@ -252,100 +236,6 @@ def check_value(name: str, raw: str) -> str:
         return key.check(raw)
     except ValueError as exc:
         raise UsageError(f"{name} {raw!r} {exc}") from None
-
-
-def _load_toml(text: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
-    data: dict[str, Any] = tomllib.loads(text)
-    return data
-
-
-class ConfigFile:
-    """The TOML file: read once, on demand; written atomically, 0600."""
-
-    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
-        self.path = path
-        self._warn = warn
-        self._data: dict[str, Any] | None = None
-
-    def load(self) -> dict[str, Any]:
-        if self._data is not None:
-            return self._data
-        try:
-            info = self.path.stat()
-        except FileNotFoundError:
-            self._data = {}
-            return self._data
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
-        if info.st_mode & 0o077 and self._warn is not None:
-            self._warn(
-                f"config file {self.path} can be read by other users; run: chmod 600 {self.path}"
-            )
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(f"cannot read config file {self.path}: {reason}") from None
-        try:
-            data = _load_toml(text)
-        except ValueError as exc:  # tomllib.TOMLDecodeError: "... (at line 3, column 5)"
-            raise ConfigError(
-                f"config file {self.path} is not valid TOML: {exc}",
-                hint="fix the file by hand (siray leaves it as it is), or move it away",
-            ) from None
-        profiles = data.get("profiles", {})
-        if not isinstance(profiles, dict) or not all(
-            isinstance(p, dict) for p in profiles.values()
-        ):
-            raise ConfigError(
-                f"config file {self.path}: [profiles] must hold tables such as [profiles.default]"
-            )
-        self._data = data
-        return data
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        profiles: dict[str, dict[str, Any]] = self.load().get("profiles", {})
-        return profiles
-
-    def profile(self, name: str) -> dict[str, Any]:
-        return self.profiles().get(name, {})
-
-    def has_profile(self, name: str) -> bool:
-        return name in self.profiles()
-
-    def update(self, profile: str, name: str, value: Any | None) -> None:
-        """Set (or with None remove) one setting of one profile, and write the file."""
-        data = self.load()
-        profiles = data.setdefault("profiles", {})
-        table = profiles.setdefault(profile, {})
-        if value is None:
-            table.pop(name, None)
-        else:
-            table[name] = value
-        self._write(data)
-
-    def _write(self, data: dict[str, Any]) -> None:
-        import tomli_w
-
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")
-        try:
-            os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(tomli_w.dumps(data).encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
-        self._data = data
 
 
 @dataclass(frozen=True)
@@ -433,7 +323,7 @@ class Settings:
 
     @property
     def backoff(self) -> float:
-        return float(self.value("retry_backoff") or "0.5")
+        return self.number("retry_backoff") or 0.0
 
     def require_api_key(self) -> str:
         key = self.api_key.value

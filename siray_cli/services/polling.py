@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from siray_cli.api.models import TaskStatus
+from siray_cli.providers.base import Task
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -38,7 +38,7 @@ def _clamp(value: float, bounds: tuple[float, float]) -> float:
 class Schedule:
     """Decides the delay before the next look at one task."""
 
-    def next_delay(self, status: TaskStatus | None, now: float) -> float:
+    def next_delay(self, status: Task | None, now: float) -> float:
         raise NotImplementedError
 
 
@@ -46,7 +46,7 @@ class Schedule:
 class FixedSchedule(Schedule):
     interval: float
 
-    def next_delay(self, status: TaskStatus | None, now: float) -> float:
+    def next_delay(self, status: Task | None, now: float) -> float:
         return self.interval
 
 
@@ -64,14 +64,14 @@ class AdaptiveSchedule(Schedule):
     _run_seen: float | None = None  # first time the task was seen running
     _latest: tuple[float, int] | None = None  # (first time seen, progress) of the latest value
 
-    def next_delay(self, status: TaskStatus | None, now: float) -> float:
+    def next_delay(self, status: Task | None, now: float) -> float:
         if self.started is None:
             self.started = now
         if status is None:
             return FIRST_LOOK
         progress = status.progress or 0
-        if status.status.upper() != "IN_PROGRESS" or progress <= 0:
-            if status.status.upper() == "IN_PROGRESS" and self._run_seen is None:
+        if not status.running or progress <= 0:
+            if status.running and self._run_seen is None:
                 self._run_seen = now
             return _clamp((now - self.started) / 2, QUEUED_BEAT)
         if self._run_seen is None:
@@ -112,22 +112,22 @@ def default_schedule(poll_interval: float | None) -> Callable[[], Schedule]:
 
 
 class WaitTimedOut(Exception):  # the polling layer's own signal, not a user error
-    def __init__(self, pending: list[TaskStatus | str]) -> None:
+    def __init__(self, pending: list[Task | str]) -> None:
         super().__init__("timed out")
         self.pending = pending
 
 
 def wait_for_tasks(
     task_ids: Sequence[str],
-    fetch: Callable[[str], TaskStatus],
+    fetch: Callable[[str], Task],
     *,
     timeout: float | None,
     schedule: Callable[[], Schedule] = AdaptiveSchedule,
-    on_update: Callable[[TaskStatus], None] | None = None,
+    on_update: Callable[[Task], None] | None = None,
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
     first_delay: float | None = None,
-) -> dict[str, TaskStatus]:
+) -> dict[str, Task]:
     """Poll every task until it is terminal. One request per task per look; looks are spread out.
 
     Raises WaitTimedOut (carrying the last status of each unfinished task) when `timeout` passes.
@@ -135,7 +135,7 @@ def wait_for_tasks(
     start = clock()
     deadline = None if timeout is None else start + timeout
     schedules = {task_id: schedule() for task_id in task_ids}
-    last: dict[str, TaskStatus] = {}
+    last: dict[str, Task] = {}
     queue: list[tuple[float, int, str]] = []
     for index, task_id in enumerate(task_ids):
         delay = schedules[task_id].next_delay(None, start) if first_delay is None else first_delay
@@ -158,9 +158,7 @@ def wait_for_tasks(
             continue
         now = clock()
         if deadline is not None and now >= deadline:
-            pending: list[TaskStatus | str] = [
-                last.get(other, other) for _, _, other in sorted(queue)
-            ]
+            pending: list[Task | str] = [last.get(other, other) for _, _, other in sorted(queue)]
             raise WaitTimedOut([status, *pending])
         heapq.heappush(queue, (now + schedules[task_id].next_delay(status, now), index, task_id))
     return last

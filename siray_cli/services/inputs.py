@@ -9,44 +9,17 @@ import mimetypes
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from siray_cli.api.errors import UsageError
-from siray_cli.api.models import ModelInfo, TaskKind, kind_from_model_name
+from siray_cli.errors import UsageError
+from siray_cli.services.values import (
+    InputItem,
+    reject_constant,
+)
 
 STDIN = "-"
 INLINE_WARN_BYTES = 4 * 1024 * 1024
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(name)
-
-
-def decode_value(text: str) -> Any:
-    """A JSON value when the text parses as JSON (`42`, `true`, `[1,2]`), else the text itself."""
-    try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
-        return text
-
-
-@dataclass(frozen=True)
-class InputItem:
-    """One `-i` input as typed: the key, the raw text, whether `:=` forced JSON, and whether the
-    text is to be sent as it is (`@@text`, or a file `@path` already replaced by its URL)."""
-
-    key: str
-    raw: str
-    forced_json: bool = False
-    literal: bool = False
-
-    def value(self) -> Any:
-        """Without a schema: JSON when it parses (always, for `:=`), else the text."""
-        if self.literal:
-            return self.raw
-        return json.loads(self.raw) if self.forced_json else decode_value(self.raw)
 
 
 def parse_input(item: str) -> InputItem:
@@ -67,7 +40,7 @@ def parse_input(item: str) -> InputItem:
         raise UsageError(f"input {item!r} has no valid key before '='", hint="write -i key=value")
     if force_json:
         try:
-            json.loads(raw, parse_constant=_reject_constant)
+            json.loads(raw, parse_constant=reject_constant)
         except ValueError as exc:
             raise UsageError(
                 f"input {key}:= takes JSON, and {raw!r} is not valid JSON",
@@ -144,13 +117,6 @@ def load_json_body(source: str, stdin: StdinOnce) -> dict[str, Any]:
     return body
 
 
-UPLOAD_PLACEHOLDER = "siray-upload://"  # a local file, replaced by its URL once uploaded
-
-
-def is_remote(value: str) -> bool:
-    return value.startswith(("http://", "https://", "data:", UPLOAD_PLACEHOLDER))
-
-
 def resolve_at_files(
     items: Sequence[InputItem], local_file: Callable[[str, str], str]
 ) -> list[InputItem]:
@@ -193,47 +159,3 @@ def data_url(path: Path) -> tuple[str, int]:
         raise UsageError(f"image file {path} is empty")
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}", len(payload)
-
-
-def build_body(
-    model: str,
-    prompt: str | None,
-    base: dict[str, Any],
-    items: Sequence[InputItem],
-    *,
-    info: ModelInfo | None = None,
-    local_file: Callable[[str, str], str] | None = None,
-) -> dict[str, Any]:
-    """The request body: the --input-json base, then the -i inputs (coerced by the model's schema
-    when there is one), then model and prompt; validated against the schema when there is one."""
-    from siray_cli import validation
-
-    body = dict(base)
-    if local_file is not None:
-        items = resolve_at_files(items, local_file)
-    if info is None:
-        for item in items:
-            body[item.key] = item.value()
-    else:
-        body.update(validation.coerce_inputs(items, info, local_file))
-    body["model"] = model
-    if prompt is not None:
-        body["prompt"] = prompt
-    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
-        raise UsageError(
-            "no prompt given",
-            hint='give one: siray run MODEL "a lighthouse at dusk" (or -p, --prompt-file FILE|-)',
-        )
-    if info is not None:
-        validation.apply_defaults(body, info)
-        validation.validate_body(body, info)
-    return body
-
-
-def pick_kind(model: str, kind: str | None, info: ModelInfo | None = None) -> TaskKind:
-    """--kind, else the catalogue's tag, else a guess from the model's name."""
-    if kind:
-        return TaskKind(kind)
-    if info is not None and info.tag:
-        return info.kind
-    return kind_from_model_name(model)

@@ -15,16 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from siray_cli.api.errors import (
+from siray_cli.errors import (
     NetworkError,
     ProtocolError,
     RateLimitError,
     ServerError,
     UsageError,
 )
-from siray_cli.api.models import ModelInfo, parse_catalogue
+from siray_cli.providers.base import ModelInfo
 
-DEFAULT_TTL = 24 * 3600.0
+CACHE_FORMAT = 2  # {"format", "fetched_at", "models": [{"name", "tag", "schema"}]}
 # what "the gateway cannot be reached" means: a cached copy may stand in for these
 UNREACHABLE = (NetworkError, ServerError, RateLimitError, ProtocolError)
 
@@ -77,7 +77,7 @@ class CatalogueStore:
         fetch: Callable[[], list[ModelInfo]],
         *,
         warn: Callable[[str], None],
-        ttl: float = DEFAULT_TTL,
+        ttl: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
@@ -116,18 +116,21 @@ class CatalogueStore:
             return None
         try:
             document = json.loads(text)
+            if document.get("format") != CACHE_FORMAT:
+                return None  # written by another version of siray: fetched again, quietly
             fetched_at = float(document["fetched_at"])
-            models = parse_catalogue({"data": document["models"]})
-        except (ValueError, KeyError, TypeError, ProtocolError):
+            models = [_model(entry) for entry in document["models"]]
+        except (ValueError, KeyError, TypeError, AttributeError):
             self._warn(f"the model catalogue cache {self.path} was corrupt; fetching a new one")
             return None
         return Catalogue({m.name: m for m in models}, fetched_at, fresh=False)
 
     def _write(self, catalogue: Catalogue) -> None:
         document = {
+            "format": CACHE_FORMAT,
             "fetched_at": catalogue.fetched_at,
             "models": [
-                {"model_name": m.name, "tag": m.tag, "model_extend_info": json.dumps(m.schema)}
+                {"name": m.name, "tag": m.tag, "schema": m.schema}
                 for m in catalogue.models.values()
             ],
         }
@@ -143,6 +146,13 @@ class CatalogueStore:
                 with contextlib.suppress(OSError):
                     os.unlink(temporary)
             self._warn(f"cannot write the model catalogue cache {self.path}: {exc.strerror}")
+
+
+def _model(entry: dict[str, object]) -> ModelInfo:
+    name, tag, schema = entry["name"], entry["tag"], entry["schema"]
+    if not isinstance(name, str) or not isinstance(tag, str) or not isinstance(schema, dict):
+        raise TypeError("not a cached model")
+    return ModelInfo(name, tag, schema)
 
 
 def _age(seconds: float) -> str:

@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from siray_cli.api.errors import UsageError
-from siray_cli.api.models import ModelInfo
-from siray_cli.inputs import InputItem, decode_value, is_remote
+from siray_cli.errors import UsageError
+from siray_cli.providers.base import ModelInfo
+from siray_cli.services.values import InputItem, decode_value, is_remote
 
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}

@@ -9,21 +9,28 @@ import hashlib
 import io
 import json
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from siray_cli.api.errors import SirayError, UsageError
-from siray_cli.api.models import SubmittedTask, TaskKind, TaskStatus
-from siray_cli.inputs import InputItem
+from siray_cli import signals
+from siray_cli.errors import Interrupted, SirayError, UsageError, WaitTimeoutError
+from siray_cli.providers.base import TERMINAL, SubmittedTask, Task, TaskKind, TaskState
+from siray_cli.services.values import InputItem
 
 if TYPE_CHECKING:
-    from siray_cli.history import History
+    from siray_cli.providers.base import ModelInfo, Provider
+    from siray_cli.services.session import Session
+    from siray_cli.services.uploads import Transfers
+    from siray_cli.storage.history import History
 
 FIELDS = ("model", "prompt", "inputs", "name")
+STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
 MAX_REPORTED = 20
 
 
@@ -56,10 +63,11 @@ class JobResult:
     files: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
     resumed: str | None = None  # "skipped" (already succeeded) or "rejoined" (was pending)
+    succeeded: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status == "SUCCESS"
+        return self.error is None and self.succeeded
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -217,8 +225,8 @@ class BatchHooks:
     """What the runner needs from the command layer."""
 
     submit: Callable[[PreparedJob], SubmittedTask]
-    wait: Callable[[PreparedJob, str, threading.Event], TaskStatus]
-    download: Callable[[PreparedJob, TaskStatus], list[Path]] | None
+    wait: Callable[[PreparedJob, str, threading.Event], Task]
+    download: Callable[[PreparedJob, Task], list[Path]] | None
     started: Callable[[PreparedJob, str], None]
     finished: Callable[[JobResult], None]
 
@@ -307,17 +315,18 @@ class BatchRunner:
     def _previous(self, job: PreparedJob) -> tuple[str | None, JobResult | None]:
         """With --resume: a task of this job that already succeeded, or one still running."""
         for record in self.history.by_job(job.key):
-            if record.status == "SUCCESS" and record.task_id:
+            if record.state is TaskState.SUCCESS and record.task_id:
                 return None, JobResult(
                     job.line,
                     job.name,
                     record.task_id,
-                    "SUCCESS",
+                    record.status,
                     record.outputs,
                     record.files,
                     resumed="skipped",
+                    succeeded=True,
                 )
-            if record.status not in ("FAILURE", "CANCELLED", "CANCELED") and record.task_id:
+            if record.state not in TERMINAL and record.task_id:
                 return record.task_id, None
         return None, None
 
@@ -356,10 +365,11 @@ class BatchRunner:
                 job.name,
                 task_id,
                 final.status,
-                final.outputs,
+                final.urls,
                 [str(p) for p in files],
                 error,
                 resumed,
+                final.succeeded,
             )
         except Stopped:
             return None
@@ -378,3 +388,240 @@ class BatchRunner:
                     "status_code": exc.status_code,
                 },
             )
+
+
+def read_source(source: str) -> tuple[str, str]:
+    """The batch file's text (or standard input's, for `-`), and how to name it in messages."""
+    if source == "-":
+        return sys.stdin.read(), "standard input"
+    try:
+        return Path(source).read_text(encoding="utf-8"), source
+    except FileNotFoundError:
+        raise UsageError(f"batch file {source} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read batch file {source}: {exc}") from None
+
+
+def label(line: int, name: str | None) -> str:
+    return f"line {line}" + (f" ({name})" if name else "")
+
+
+class BatchWatcher(Protocol):
+    """A batch's live display (progress.BatchDisplay is one); called from worker threads."""
+
+    def started(self, label: str, task_id: str) -> None: ...
+
+    def update(self, label: str, status: Task) -> None: ...
+
+    def finished(
+        self, label: str, task_id: str | None, ok: bool, summary: str, was_running: bool
+    ) -> None: ...
+
+
+@dataclass
+class BatchOptions:
+    source: str
+    default_model: str | None
+    concurrency: int
+    directory: Path | None
+    force: bool
+    timeout: float
+    poll_interval: float | None
+    resume: bool
+    validate: bool
+    inline: bool
+
+
+@dataclass
+class BatchOutcome:
+    results: list[JobResult]
+    total: int
+    seconds: float
+
+    @property
+    def failed(self) -> list[JobResult]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for r in self.results if r.resumed == "skipped")
+
+
+def _builder(
+    session: Session, provider: Provider, default_model: str | None, validate: bool, files: Any
+) -> Callable[[Job], tuple[TaskKind, dict[str, Any]]]:
+    from siray_cli.services.requests import build_body, model_info, pick_kind
+
+    infos: dict[str, ModelInfo] = {}
+
+    def build(job: Job) -> tuple[TaskKind, dict[str, Any]]:
+        model = job.model or default_model
+        if not model:
+            raise UsageError("no model (give one on the line, or --model for every line)")
+        info = None
+        if validate:
+            info = infos.get(model) or model_info(session, provider, model)
+            infos[model] = info
+        body = build_body(
+            model, job.prompt, dict(job.inputs), job.items, info=info, local_file=files.add
+        )
+        return pick_kind(model, None, info), body
+
+    return build
+
+
+class _BatchSession:
+    """The hooks a batch runner calls: waiting with the shared rate limit, downloads named from
+    the job, the live display, and each result handed on as soon as its task ends."""
+
+    def __init__(
+        self,
+        session: Session,
+        provider: Provider,
+        options: BatchOptions,
+        display: BatchWatcher,
+        on_result: Callable[[JobResult], None],
+    ) -> None:
+        from siray_cli.services.outputs import download_client
+        from siray_cli.services.polling import RateLimiter, default_schedule
+
+        self.session, self.provider, self.options = session, provider, options
+        self.display, self.on_result = display, on_result
+        self.schedule = default_schedule(options.poll_interval)
+        self.limiter = RateLimiter(STATUS_RATE)
+        self.downloads = download_client(session)
+        self._write = threading.Lock()
+
+    def hooks(self) -> BatchHooks:
+        from siray_cli.services.journal import submit
+
+        return BatchHooks(
+            submit=lambda job: submit(
+                self.session,
+                self.provider,
+                job.kind,
+                job.body,
+                announce=False,
+                job_key=job.key,
+                batch_line=job.line,
+                batch_name=job.name,
+            ),
+            wait=self.wait,
+            download=self.download if self.options.directory is not None else None,
+            started=lambda job, task_id: self.display.started(label(job.line, job.name), task_id),
+            finished=self.finished,
+        )
+
+    def wait(self, job: PreparedJob, task_id: str, stop: threading.Event) -> Task:
+        from siray_cli.services.polling import WaitTimedOut, wait_for_tasks
+
+        def fetch(tid: str) -> Task:
+            if stop.is_set():
+                raise Stopped
+            self.limiter.acquire()
+            return self.provider.get(tid)
+
+        def sleep(seconds: float) -> None:
+            if stop.wait(seconds):
+                raise Stopped
+
+        def on_update(status: Task) -> None:
+            self.display.update(label(job.line, job.name), status)
+            self.session.history.update(status)
+
+        timeout = self.options.timeout
+        try:
+            return wait_for_tasks(
+                [task_id],
+                fetch,
+                timeout=timeout or None,
+                schedule=self.schedule,
+                on_update=on_update,
+                sleep=sleep,
+            )[task_id]
+        except WaitTimedOut:
+            raise WaitTimeoutError(
+                f"gave up waiting after {timeout:g}s; it may still finish", task_id=task_id
+            ) from None
+
+    def download(self, job: PreparedJob, final: Task) -> list[Path]:
+        from siray_cli.services.outputs import download_outputs
+
+        assert self.options.directory is not None
+        return download_outputs(
+            self.session,
+            final,
+            self.options.directory,
+            force=self.options.force,
+            client=self.downloads,
+            name=job.name,
+            tell_on_failure=False,
+        )
+
+    def finished(self, result: JobResult) -> None:
+        summary = (
+            result.status
+            if result.error is None
+            else (f"{result.status}: {result.error['message']}")
+        )
+        if result.resumed == "skipped":
+            summary = "SUCCESS (already, skipped)"
+        with self._write:
+            self.display.finished(
+                label(result.line, result.name),
+                result.task_id,
+                result.ok,
+                summary,
+                was_running=result.resumed != "skipped",
+            )
+            self.on_result(result)
+
+
+def run_batch(
+    session: Session,
+    provider: Provider,
+    options: BatchOptions,
+    display: Callable[[int], AbstractContextManager[BatchWatcher]],
+    transfers: Transfers,
+    on_result: Callable[[JobResult], None],
+) -> BatchOutcome:
+    """Check every line, upload the local files they name, then run them all. A Ctrl-C stops
+    submitting, lets the submits under way finish, and raises Interrupted naming the ids left
+    running."""
+    from siray_cli.services.requests import LocalFiles
+
+    text, where = read_source(options.source)
+    files = LocalFiles(session, inline=options.inline)
+    build = _builder(session, provider, options.default_model, options.validate, files)
+    jobs = prepare_jobs(read_jobs(text, where), build, where)
+    for job in jobs:  # every line passed: now upload the local files they name, once each
+        job.body = files.resolve(provider, job.body, transfers)
+    with display(len(jobs)) as watcher:
+        batch = _BatchSession(session, provider, options, watcher, on_result)
+        runner = BatchRunner(
+            jobs,
+            batch.hooks(),
+            concurrency=options.concurrency,
+            history=session.history,
+            resume=options.resume,
+        )
+        started = time.monotonic()
+        try:
+            runner.start()
+            while runner.running():
+                runner.join(0.2)
+                signals.check()
+        except KeyboardInterrupt:
+            session.notices.always(
+                "interrupted: no new task is submitted; waiting for submits under way..."
+            )
+            left = runner.interrupt()
+            raise Interrupted(
+                f"interrupted; {len(left)} task{'s' if len(left) != 1 else ''} keep running"
+                + (f": {' '.join(left)}" if left else ""),
+                hint="resume waiting with: siray status --all-pending --wait "
+                "(or run the batch again with --resume)",
+            ) from None
+        finally:
+            batch.downloads.close()
+    return BatchOutcome(runner.results, len(jobs), time.monotonic() - started)

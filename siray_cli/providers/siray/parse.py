@@ -1,22 +1,23 @@
-"""Typed results of the API layer, and the parsers that build them from whatever the server sent."""
+"""Siray's JSON (API.md), turned into siray's normalized values. The only module that knows the
+shapes of Siray's answers."""
 
 from __future__ import annotations
 
-import enum
 import json
-import math
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from siray_cli.api.errors import ProtocolError
-
-
-class TaskKind(str, enum.Enum):
-    IMAGE = "image"
-    VIDEO = "video"
-
+from siray_cli.errors import ProtocolError
+from siray_cli.providers.base import (
+    ModelInfo,
+    OutputItem,
+    SubmittedTask,
+    Task,
+    TaskKind,
+    TaskState,
+    parse_progress,
+)
+from siray_cli.storage.upload import UploadToken
 
 # Paths of API.md: create, and status (cancel is the status path + "/cancel").
 CREATE_PATHS = {
@@ -28,89 +29,21 @@ STATUS_PATHS = {
     TaskKind.VIDEO: "/v1/video/generations/{task_id}",
 }
 
-
-class TaskState(str, enum.Enum):
-    NOT_START = "NOT_START"
-    SUBMITTED = "SUBMITTED"
-    QUEUED = "QUEUED"
-    IN_PROGRESS = "IN_PROGRESS"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    CANCELLED = "CANCELLED"
-
-
-TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCELLED", "CANCELED"})
-CANCELLED = frozenset({"CANCELLED", "CANCELED"})
+# Siray's words for a task's state (API.md), and the "CANCELED" spelling some servers use.
+STATES = {
+    "NOT_START": TaskState.SUBMITTED,
+    "SUBMITTED": TaskState.SUBMITTED,
+    "QUEUED": TaskState.QUEUED,
+    "IN_PROGRESS": TaskState.IN_PROGRESS,
+    "SUCCESS": TaskState.SUCCESS,
+    "FAILURE": TaskState.FAILURE,
+    "CANCELLED": TaskState.CANCELLED,
+    "CANCELED": TaskState.CANCELLED,
+}
 
 
-@dataclass(frozen=True)
-class SubmittedTask:
-    task_id: str
-    kind: TaskKind
-    model: str
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    task_id: str
-    kind: TaskKind
-    status: str
-    progress: int | None = None
-    outputs: list[str] = field(default_factory=list)
-    fail_reason: str = ""
-    submit_time: int | None = None
-    start_time: int | None = None
-    finish_time: int | None = None
-    action: str = ""
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status.upper() in TERMINAL
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status.upper() == "SUCCESS"
-
-    @property
-    def cancelled(self) -> bool:
-        return self.status.upper() in CANCELLED
-
-    @property
-    def queued_for(self) -> int | None:
-        """Seconds between submission and start, when the server gave both."""
-        if self.submit_time and self.start_time and self.start_time >= self.submit_time:
-            return self.start_time - self.submit_time
-        return None
-
-    @property
-    def ran_for(self) -> int | None:
-        """Seconds between start and finish, when the server gave both."""
-        if self.start_time and self.finish_time and self.finish_time >= self.start_time:
-            return self.finish_time - self.start_time
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "kind": self.kind.value,
-            "status": self.status,
-            "progress": self.progress,
-            "outputs": list(self.outputs),
-            "fail_reason": self.fail_reason,
-            "submit_time": self.submit_time,
-            "start_time": self.start_time,
-            "finish_time": self.finish_time,
-            "queued_for": self.queued_for,
-            "ran_for": self.ran_for,
-        }
-
-
-_VIDEO_NAME = re.compile(r"(-t2v|-i2v|video)", re.IGNORECASE)
-
-
-def kind_from_model_name(model: str) -> TaskKind:
-    """The fallback guess of a model's kind from its name (`-t2v`, `-i2v`, `video` mean video)."""
-    return TaskKind.VIDEO if _VIDEO_NAME.search(model) else TaskKind.IMAGE
+def state_of(status: str) -> TaskState:
+    return STATES.get(status.strip().upper(), TaskState.UNKNOWN)
 
 
 def kind_from_task_id(task_id: str) -> TaskKind | None:
@@ -120,28 +53,6 @@ def kind_from_task_id(task_id: str) -> TaskKind | None:
     if lowered.startswith("video_"):
         return TaskKind.VIDEO
     return None
-
-
-def parse_progress(value: object) -> int | None:
-    """`"45%"`, `45`, `"45"`, `45.5` -> 45; anything else -> None. Clamped to 0..100."""
-    if isinstance(value, bool) or value is None:
-        return None
-    number: float
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        if not text:
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if math.isnan(number):
-        return None
-    return int(max(0.0, min(100.0, number)))
 
 
 def _timestamp(value: object) -> int | None:
@@ -198,61 +109,25 @@ def parse_submit(payload: object, kind: TaskKind, model: str) -> SubmittedTask:
     raise ProtocolError("the server accepted the request but sent no task id")
 
 
-def parse_status(payload: object, kind: TaskKind, task_id: str) -> TaskStatus:
+def parse_status(payload: object, kind: TaskKind, task_id: str) -> Task:
     data = _envelope_data(payload)
     status = _text(data.get("status")).strip()
     if not status:
         raise ProtocolError(f"the server sent no status for task {task_id}")
     returned_id = data.get("task_id")
-    return TaskStatus(
+    return Task(
         task_id=returned_id if isinstance(returned_id, str) and returned_id else task_id,
         kind=kind,
         status=status,
+        state=state_of(status),
         progress=parse_progress(data.get("progress")),
-        outputs=_outputs(data.get("outputs")),
+        outputs=tuple(OutputItem(url, kind) for url in _outputs(data.get("outputs"))),
         fail_reason=_text(data.get("fail_reason")),
         submit_time=_timestamp(data.get("submit_time")),
         start_time=_timestamp(data.get("start_time")),
         finish_time=_timestamp(data.get("finish_time")),
-        action=_text(data.get("action")),
+        raw=payload,
     )
-
-
-VIDEO_TAGS = frozenset({"text-to-video", "image-to-video", "video"})
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """One catalogue entry: the model's name, its tag, and the JSON Schema of its request body."""
-
-    name: str
-    tag: str
-    schema: dict[str, Any]
-
-    @property
-    def kind(self) -> TaskKind:
-        return TaskKind.VIDEO if self.tag in VIDEO_TAGS else TaskKind.IMAGE
-
-    @property
-    def properties(self) -> dict[str, dict[str, Any]]:
-        props = self.schema.get("properties")
-        if not isinstance(props, dict):
-            return {}
-        return {k: v for k, v in props.items() if isinstance(v, dict)}
-
-    @property
-    def required(self) -> list[str]:
-        required = self.schema.get("required")
-        return [r for r in required if isinstance(r, str)] if isinstance(required, list) else []
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind.value,
-            "tag": self.tag,
-            "required": self.required,
-            "schema": self.schema,
-        }
 
 
 def _schema_of(value: object) -> dict[str, Any]:
@@ -288,33 +163,6 @@ def parse_catalogue(payload: object) -> list[ModelInfo]:
             )
         )
     return models
-
-
-@dataclass(frozen=True)
-class UploadToken:
-    """Temporary S3 credentials and where to put files (API.md, "File upload")."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    region: str
-    bucket: str
-    upload_path: str
-    upload_endpoint: str
-    access_endpoint: str
-    expires_at: float | None = None  # epoch seconds, when the gateway says
-
-    def secrets(self) -> list[str]:
-        return [self.secret_access_key, self.session_token]
-
-    def key_for(self, name: str) -> str:
-        return self.upload_path.lstrip("/") + name
-
-    def public_url(self, key: str) -> str:
-        base = self.access_endpoint.rstrip("/")
-        if "://" not in base:
-            base = "https://" + base
-        return f"{base}/{key}"
 
 
 def _expiry(value: object) -> float | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from siray_cli.api.models import TaskStatus
+from siray_cli.providers.base import TERMINAL, Task, TaskState
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
@@ -51,8 +51,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX tasks_submitted ON tasks (submitted_at);
     CREATE INDEX tasks_job ON tasks (job_key);
     """,
+    # 2: the provider that created each task (every task before it was Siray's), and each
+    # task's state in siray's own words (providers name states differently)
+    """
+    ALTER TABLE tasks ADD COLUMN provider TEXT NOT NULL DEFAULT 'siray';
+    ALTER TABLE tasks ADD COLUMN state TEXT NOT NULL DEFAULT 'SUBMITTED';
+    UPDATE tasks SET state = CASE upper(status)
+        WHEN 'QUEUED' THEN 'QUEUED' WHEN 'IN_PROGRESS' THEN 'IN_PROGRESS'
+        WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILURE' THEN 'FAILURE'
+        WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'CANCELED' THEN 'CANCELLED'
+        WHEN 'UNCERTAIN' THEN 'UNKNOWN' ELSE 'SUBMITTED' END;
+    """,
 ]
-TERMINAL = ("SUCCESS", "FAILURE", "CANCELLED", "CANCELED")
+ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
 
 
@@ -91,7 +102,9 @@ class Record:
     submitted_at: float
     base_url: str
     profile: str
-    status: str
+    provider: str
+    status: str  # the provider's word
+    state: TaskState
     progress: int | None
     outputs: list[str]
     fail_reason: str
@@ -115,6 +128,7 @@ class Record:
             "files": self.files,
             "base_url": self.base_url,
             "profile": self.profile,
+            "provider": self.provider,
             "request": self.request,
         }
 
@@ -128,7 +142,9 @@ def _record(row: sqlite3.Row) -> Record:
         submitted_at=row["submitted_at"],
         base_url=row["base_url"],
         profile=row["profile"],
+        provider=row["provider"],
         status=row["status"],
+        state=TaskState(row["state"]),
         progress=row["progress"],
         outputs=json.loads(row["outputs"]),
         fail_reason=row["fail_reason"],
@@ -247,6 +263,7 @@ class History:
         request: dict[str, Any],
         base_url: str,
         profile: str,
+        provider: str,
         job_key: str | None = None,
         batch_line: int | None = None,
         batch_name: str | None = None,
@@ -254,8 +271,8 @@ class History:
         now = time.time()
         self._execute(
             "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
-            " profile, status, updated_at, job_key, batch_line, batch_name)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " profile, provider, status, state, updated_at, job_key, batch_line, batch_name)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(task_id) DO NOTHING",
             (
                 task_id,
@@ -265,7 +282,9 @@ class History:
                 now,
                 base_url,
                 profile,
+                provider,
                 "SUBMITTED" if task_id else UNCERTAIN,
+                (TaskState.SUBMITTED if task_id else TaskState.UNKNOWN).value,
                 now,
                 job_key,
                 batch_line,
@@ -273,7 +292,7 @@ class History:
             ),
         )
 
-    def update(self, status: TaskStatus) -> None:
+    def update(self, status: Task) -> None:
         """Record a task's last known state; a poll that saw nothing new writes nothing."""
         state = (status.status, status.progress, tuple(status.outputs), status.fail_reason)
         with self._lock:
@@ -282,12 +301,13 @@ class History:
             self._written[status.task_id] = state
         now = time.time()
         self._execute(
-            "UPDATE tasks SET status = ?, progress = ?, outputs = ?, fail_reason = ?,"
+            "UPDATE tasks SET status = ?, state = ?, progress = ?, outputs = ?, fail_reason = ?,"
             " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE task_id = ?",
             (
                 status.status,
+                status.state.value,
                 status.progress,
-                json.dumps(status.outputs),
+                json.dumps(status.urls),
                 status.fail_reason,
                 now if status.is_terminal else None,
                 now,
@@ -322,8 +342,8 @@ class History:
             clauses.append("submitted_at >= ?")
             values.append(since)
         if pending:
-            clauses.append(f"status NOT IN ({', '.join('?' * len(TERMINAL))})")
-            values.extend(TERMINAL)
+            clauses.append(f"state NOT IN ({', '.join('?' * len(ENDED))})")
+            values.extend(ENDED)
         sql = (
             f"SELECT * FROM tasks WHERE {' AND '.join(clauses)} ORDER BY submitted_at DESC, id DESC"
         )
@@ -347,9 +367,9 @@ class History:
     def prune(self, older_than: float) -> int:
         """Delete finished tasks submitted more than `older_than` seconds ago."""
         _, deleted = self._execute(
-            f"DELETE FROM tasks WHERE submitted_at < ? AND status IN "
-            f"({', '.join('?' * len(TERMINAL))})",
-            (time.time() - older_than, *TERMINAL),
+            f"DELETE FROM tasks WHERE submitted_at < ? AND state IN "
+            f"({', '.join('?' * len(ENDED))})",
+            (time.time() - older_than, *ENDED),
         )
         return deleted
 

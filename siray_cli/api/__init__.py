@@ -1,3 +1,0 @@
-"""The thin API layer: an httpx client, typed results and typed errors.
-
-No Typer, no rich, no printing here."""

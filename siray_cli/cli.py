@@ -1,0 +1,174 @@
+"""What every command shares: the invocation's context (the output sink and the services'
+session, handed down through Typer's `ctx.obj`), and the option declarations used by several
+commands, written once."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from siray_cli.completion import complete_model, complete_task_id
+from siray_cli.output import Output
+from siray_cli.services.session import Notices, Session
+from siray_cli.settings import KEYS
+
+if TYPE_CHECKING:
+    from siray_cli.progress import TransferDisplay
+
+
+class Kind(str, enum.Enum):
+    image = "image"
+    video = "video"
+
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document on stdout (errors too).")
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.0,
+        help="Give up waiting after this many seconds (exit 4; the task keeps running); "
+        f"0 waits forever. Default: the `timeout` setting, else {KEYS['timeout'].default}.",
+        show_default=False,
+    ),
+]
+PollIntervalOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--poll-interval",
+        min=0.1,
+        help="Poll on a fixed beat of this many seconds instead of the adaptive schedule.",
+        show_default=False,
+    ),
+]
+KindOpt = Annotated[
+    Kind | None,
+    typer.Option("--kind", help="Image or video task (default: inferred from the model)."),
+]
+PromptArg = Annotated[
+    str | None,
+    typer.Argument(help="The prompt. '-' reads it from standard input.", show_default=False),
+]
+PromptOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt", "-p", help="The prompt, as an option (may start with '-').", show_default=False
+    ),
+]
+PromptFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompt-file",
+        help="Read the prompt from FILE ('-' for standard input).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+InputOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="A model input as key=value (JSON when it parses, else text) or key:=json. "
+        "Repeatable.",
+        metavar="KEY=VALUE",
+        show_default=False,
+    ),
+]
+InputJsonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-json",
+        help="A whole JSON request body from FILE ('-' for stdin).",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+ImageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--image",
+        help="Input image: a URL, or a local file (uploaded first; see --inline).",
+        metavar="URL|PATH",
+        show_default=False,
+    ),
+]
+OutputDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-dir",
+        "-o",
+        help="Download every output into this directory (default: the `output_dir` setting).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+NoValidateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-validate",
+        help="Send the inputs as given, without checking them against the model catalogue.",
+    ),
+]
+InlineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--inline",
+        help="Send local files as data URLs in the request instead of uploading them first.",
+    ),
+]
+RefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
+]
+TaskIdsArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="One or more task ids.", metavar="TASK_ID...", autocompletion=complete_task_id
+    ),
+]
+ModelArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="Model name, e.g. alibaba/z-image-turbo-t2i (default: the `model` setting).",
+        show_default=False,
+        autocompletion=complete_model,
+    ),
+]
+
+
+@dataclass
+class AppContext:
+    output: Output
+    session: Session
+
+
+def notices_for(output: Output) -> Notices:
+    """The services' messages, routed to the output sink."""
+    return Notices(
+        info=output.info,
+        always=output.always,
+        warn=output.warn,
+        trace=output.trace,
+        add_secret=output.add_secret,
+        debug=output.debug_enabled,
+    )
+
+
+def get_context(ctx: typer.Context, json_mode: bool = False) -> AppContext:
+    context: AppContext = ctx.find_root().obj
+    context.output.json_mode = context.output.json_mode or json_mode
+    return context
+
+
+def transfers_for(output: Output) -> Callable[[], TransferDisplay]:
+    """The live display of uploads and downloads (bars on a terminal, lines elsewhere)."""
+    from siray_cli.progress import TransferDisplay
+
+    return lambda: TransferDisplay(output)

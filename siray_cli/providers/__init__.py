@@ -1,0 +1,38 @@
+"""The providers siray speaks to, behind one seam (`base.Provider`). The rest of siray picks one
+by name here and never imports a provider's package itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from siray_cli.providers.base import Provider, Trace
+
+PROVIDERS = ("siray",)
+DEFAULT_PROVIDER = "siray"
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach a provider."""
+
+    api_key: str
+    base_url: str
+    gateway_url: str | None = None
+    trace: Trace | None = None
+    backoff: float = 0.5
+    read_timeout: float | None = None
+
+
+def open_provider(name: str, connection: Connection) -> Provider:
+    if name == "siray":
+        from siray_cli.providers.siray.client import SirayProvider
+
+        return SirayProvider(
+            api_key=connection.api_key,
+            base_url=connection.base_url,
+            gateway_url=connection.gateway_url,
+            trace=connection.trace,
+            backoff=connection.backoff,
+            read_timeout=connection.read_timeout,
+        )
+    raise ValueError(f"unknown provider {name!r}")

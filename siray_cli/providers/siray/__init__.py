@@ -1,0 +1,1 @@
+"""The Siray API (the default provider)."""

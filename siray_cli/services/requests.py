@@ -1,0 +1,205 @@
+"""Building and checking a request before anything is paid for: the prompt and inputs as typed,
+the model's schema from the catalogue, then the local files they name, uploaded (or inlined) only
+once every check has passed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siray_cli.errors import UsageError
+from siray_cli.providers.base import ModelInfo, TaskKind, kind_from_model_name
+from siray_cli.services import inputs
+from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
+
+if TYPE_CHECKING:
+    from siray_cli.providers.base import Provider
+    from siray_cli.services.session import Session
+    from siray_cli.services.uploads import Transfers
+    from siray_cli.storage.catalogue import Catalogue
+
+
+@dataclass
+class RequestSpec:
+    """What the user asked for on the command line."""
+
+    model: str
+    prompt: str | None = None
+    prompt_opt: str | None = None
+    prompt_file: str | None = None
+    input_items: list[str] = field(default_factory=list)
+    input_json: str | None = None
+    image: str | None = None
+    kind: str | None = None
+    validate: bool = True
+    inline: bool = False
+
+
+@dataclass
+class Request:
+    kind: TaskKind
+    body: dict[str, Any]
+
+
+def catalogue(session: Session, provider: Provider, *, refresh: bool = False) -> Catalogue:
+    from siray_cli.storage.catalogue import CatalogueStore, cache_path
+
+    store = CatalogueStore(
+        cache_path(provider.catalogue_url),
+        provider.list_models,
+        warn=session.notices.warn,
+        ttl=session.number("catalogue_ttl"),
+    )
+    return store.load(refresh=refresh)
+
+
+def model_info(
+    session: Session, provider: Provider, name: str, *, refresh: bool = False
+) -> ModelInfo:
+    """The model's catalogue entry; a model missing from the cache refreshes it once."""
+    from siray_cli.storage.catalogue import UNREACHABLE
+
+    try:
+        found = catalogue(session, provider, refresh=refresh)
+    except UNREACHABLE as exc:
+        exc.hint = (exc.hint + "; " if exc.hint else "") + (
+            "or pass --no-validate to send the inputs unchecked"
+        )
+        raise
+    info = found.get(name)
+    if info is None and not found.fresh:
+        found = catalogue(session, provider, refresh=True)
+        info = found.get(name)
+    if info is None:
+        raise found.unknown_model(name)
+    return info
+
+
+def build_request(
+    session: Session, provider: Provider, spec: RequestSpec, transfers: Transfers
+) -> Request:
+    """Everything `generate` and `run` send, checked before anything is paid for: the local
+    inputs first, then (unless --no-validate) the model's schema from the catalogue; local
+    files are uploaded (or inlined) only once all of that passed."""
+    stdin = inputs.StdinOnce()
+    text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
+    base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
+    items = [inputs.parse_input(item) for item in spec.input_items]
+    files = LocalFiles(session, inline=spec.inline)
+    if spec.image is not None:
+        base["image"] = files.add("--image", spec.image)
+    info = model_info(session, provider, spec.model) if spec.validate else None
+    body = build_body(spec.model, text, base, items, info=info, local_file=files.add)
+    kind = pick_kind(spec.model, spec.kind, info)
+    return Request(kind, files.resolve(provider, body, transfers))
+
+
+def build_body(
+    model: str,
+    prompt: str | None,
+    base: dict[str, Any],
+    items: Sequence[InputItem],
+    *,
+    info: ModelInfo | None = None,
+    local_file: Callable[[str, str], str] | None = None,
+) -> dict[str, Any]:
+    """The request body: the --input-json base, then the -i inputs (coerced by the model's schema
+    when there is one), then model and prompt; validated against the schema when there is one."""
+    from siray_cli.services import validation
+
+    body = dict(base)
+    if local_file is not None:
+        items = inputs.resolve_at_files(items, local_file)
+    if info is None:
+        for item in items:
+            body[item.key] = item.value()
+    else:
+        body.update(validation.coerce_inputs(items, info, local_file))
+    body["model"] = model
+    if prompt is not None:
+        body["prompt"] = prompt
+    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+        raise UsageError(
+            "no prompt given",
+            hint='give one: siray run MODEL "a lighthouse at dusk" (or -p, --prompt-file FILE|-)',
+        )
+    if info is not None:
+        validation.apply_defaults(body, info)
+        validation.validate_body(body, info)
+    return body
+
+
+def pick_kind(model: str, kind: str | None, info: ModelInfo | None = None) -> TaskKind:
+    """--kind, else the catalogue's tag, else a guess from the model's name."""
+    if kind:
+        return TaskKind(kind)
+    if info is not None and info.tag:
+        return info.kind
+    return kind_from_model_name(model)
+
+
+class LocalFiles:
+    """Local files named in the inputs: checked at once, and uploaded (or, with --inline, sent
+    as data URLs) only after every input has passed its checks."""
+
+    def __init__(self, session: Session, *, inline: bool) -> None:
+        self._session = session
+        self._inline = inline
+        self._pending: dict[str, Path] = {}
+        self._urls: dict[str, str] = {}
+
+    def add(self, key: str, value: str) -> str:
+        if is_remote(value):
+            return value
+        path = Path(value).expanduser()
+        if self._inline:
+            return inline_file(self._session, key, path)
+        problem = inputs.unreadable(path)
+        if problem:
+            raise UsageError(f"{key}: {problem}", hint="give a URL or an existing file")
+        placeholder = f"{UPLOAD_PLACEHOLDER}{len(self._pending)}/{path.name}"
+        self._pending[placeholder] = path
+        return placeholder
+
+    def resolve(
+        self, provider: Provider, body: dict[str, Any], transfers: Transfers
+    ) -> dict[str, Any]:
+        """The body with every placeholder replaced by its file's URL (uploading, once, the
+        files not uploaded yet)."""
+        waiting = {k: p for k, p in self._pending.items() if k not in self._urls}
+        if waiting:
+            from siray_cli.services.uploads import upload_files
+            from siray_cli.storage.upload import check_sources
+
+            sources = check_sources(
+                [str(p) for p in waiting.values()], name=None, content_type=None, max_bytes=2**62
+            )
+            uploaded = upload_files(self._session, provider, sources, transfers)
+            self._urls.update(zip(waiting, (u.url for u in uploaded), strict=True))
+        return _replace(body, self._urls) if self._pending else body
+
+
+def _replace(value: Any, urls: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return urls.get(value, value)
+    if isinstance(value, list):
+        return [_replace(v, urls) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace(v, urls) for k, v in value.items()}
+    return value
+
+
+def inline_file(session: Session, key: str, path: Path) -> str:
+    """A local file as a data URL, with a warning when it is large."""
+    try:
+        url, size = inputs.data_url(path)
+    except UsageError as exc:
+        raise UsageError(f"{key}: {exc.message}", hint="give a URL or an existing file") from None
+    if size > inputs.INLINE_WARN_BYTES:
+        session.notices.warn(
+            f"{path} is {size / 1048576:.1f} MiB; it is sent inline as a data URL, "
+            "which some models reject above a few MiB (leave out --inline to upload it)"
+        )
+    return url

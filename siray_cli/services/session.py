@@ -1,0 +1,131 @@
+"""One invocation of siray, as the services see it: the settings, the task history, the provider,
+and where messages for people go (callbacks the command layer gives; nothing here prints)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from siray_cli.errors import UsageError
+from siray_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from siray_cli.providers.base import Provider
+    from siray_cli.storage.history import History
+
+Say = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    return None
+
+
+@dataclass
+class Notices:
+    """Where the services' messages for people go. `always` is for what must be seen even with
+    --quiet (a task id, how to resume)."""
+
+    info: Say = _silent
+    always: Say = _silent
+    warn: Say = _silent
+    trace: Say = _silent
+    add_secret: Say = _silent
+    debug: bool = False
+
+
+@dataclass
+class Session:
+    settings: Settings
+    notices: Notices = field(default_factory=Notices)
+    _history: History | None = None
+
+    @property
+    def history(self) -> History:
+        """The task history, opened on first use (a broken one only warns)."""
+        if self._history is None:
+            from siray_cli.storage.history import DB_NAME, History, data_dir
+
+            enabled = self.option("history") != "off"
+            self._history = History(data_dir() / DB_NAME, self.notices.warn, enabled=enabled)
+        return self._history
+
+    def option(self, name: str, flag_value: object = None) -> str | None:
+        """A setting's value by the usual precedence, traced under --debug."""
+        setting = self.settings.get(name, flag_value)
+        self.notices.trace(f"{name} = {setting.value} from {setting.source}")
+        return setting.value
+
+    def number(self, name: str, flag_value: float | None = None) -> float:
+        """A numeric setting that has a default (KEYS declares it)."""
+        value = self.option(name, flag_value)
+        if value is None:
+            raise AssertionError(f"setting {name} has no default")  # KEYS gives every one
+        return float(value)
+
+    @property
+    def read_timeout(self) -> float:
+        return self.number("read_timeout")
+
+    @property
+    def backoff(self) -> float:
+        return self.settings.backoff
+
+    def wait_options(
+        self, timeout: float | None, poll_interval: float | None
+    ) -> tuple[float, float | None]:
+        """(timeout, 0 for none; poll interval or None for the adaptive schedule)."""
+        if timeout == 0:
+            self.notices.trace("timeout = 0 (none) from flag --timeout")
+            resolved_timeout = 0.0
+        else:
+            resolved_timeout = self.number("timeout", timeout)
+        interval = self.option("poll_interval", poll_interval)
+        return resolved_timeout, None if interval is None else float(interval)
+
+    def provider(self, api_key: str | None = None, *, base_url: str | None = None) -> Provider:
+        """The provider of this invocation, connected with its key; `base_url` reaches the host
+        that created a task (from the history) rather than the one in effect."""
+        from siray_cli.providers import Connection, open_provider
+
+        if self.notices.debug:
+            for line in self.settings.describe():
+                self.notices.trace(line)
+        key = api_key or self.settings.require_api_key()
+        self.notices.add_secret(key)
+        connection = Connection(
+            api_key=key,
+            base_url=base_url or self.settings.base_url.value or "",
+            gateway_url=self.settings.gateway_url.value,
+            trace=self.notices.trace if self.notices.debug else None,
+            backoff=self.backoff,
+            read_timeout=self.read_timeout,
+        )
+        return open_provider(self.provider_name, connection)
+
+    @property
+    def provider_name(self) -> str:
+        return "siray"
+
+    def model_and_prompt(self, first: str | None, second: str | None) -> tuple[str, str | None]:
+        """MODEL [PROMPT], where a lone argument that is not a model name is the prompt of the
+        default model (`siray run "a red fox"` with `model` set)."""
+        if first is not None and second is None and not looks_like_model(first):
+            default = self.option("model")
+            if default is not None:
+                return default, first
+        model = self.option("model", first)
+        if model is None:
+            raise UsageError(
+                "no model given",
+                hint="siray run MODEL PROMPT, or set a default: siray config set model MODEL",
+            )
+        return model, second
+
+
+def looks_like_model(text: str) -> bool:
+    return "/" in text and not any(ch.isspace() for ch in text)
+
+
+def resume_hint(task_ids: list[str]) -> str:
+    return f"resume with: siray status {' '.join(task_ids)} --wait"

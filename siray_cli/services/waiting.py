@@ -1,0 +1,84 @@
+"""Waiting for tasks: polling until each ends, recording every change in the history, and turning
+a timeout or a Ctrl-C into an error that says how to resume."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
+
+from siray_cli import signals
+from siray_cli.errors import Interrupted, SirayError, WaitTimeoutError
+from siray_cli.providers.base import Task
+from siray_cli.services.session import resume_hint
+
+if TYPE_CHECKING:
+    from siray_cli.providers.base import Provider
+    from siray_cli.services.session import Session
+
+
+class TaskWatcher(Protocol):
+    """A display of the tasks being waited for (progress.task_display gives one)."""
+
+    def update(self, status: Task) -> None: ...
+
+
+def wait_for(
+    session: Session,
+    provider: Provider,
+    task_ids: list[str],
+    display: AbstractContextManager[TaskWatcher],
+    *,
+    timeout: float,
+    poll_interval: float | None,
+    cancel_on_interrupt: bool = False,
+) -> dict[str, Task]:
+    """Poll until every task ends; Ctrl-C and timeouts raise errors that say how to resume."""
+    from siray_cli.services.polling import WaitTimedOut, default_schedule, wait_for_tasks
+
+    try:
+        with display as watcher:
+
+            def on_update(status: Task) -> None:
+                watcher.update(status)
+                session.history.update(status)
+
+            return wait_for_tasks(
+                task_ids,
+                provider.get,
+                timeout=timeout or None,
+                schedule=default_schedule(poll_interval),
+                on_update=on_update,
+                sleep=signals.sleep,
+            )
+    except WaitTimedOut as exc:
+        last = [p for p in exc.pending if isinstance(p, Task)]
+        states = ", ".join(f"{s.task_id} {s.status}" for s in last) or "no answer yet"
+        raise WaitTimeoutError(
+            f"gave up waiting after {timeout:g}s (last seen: {states}); the task may still finish",
+            hint=resume_hint(task_ids),
+            task_id=task_ids[0] if len(task_ids) == 1 else None,
+        ) from None
+    except KeyboardInterrupt:
+        note = "keeps running"
+        if cancel_on_interrupt:
+            note = _cancel_quietly(session, provider, task_ids)
+        raise Interrupted(
+            f"interrupted while waiting; {', '.join(task_ids)} {note}",
+            hint=resume_hint(task_ids) if note == "keeps running" else None,
+            task_id=task_ids[0] if len(task_ids) == 1 else None,
+        ) from None
+
+
+def _cancel_quietly(session: Session, provider: Provider, task_ids: list[str]) -> str:
+    outcomes = []
+    cancelled = True
+    for task_id in task_ids:
+        try:
+            status = provider.cancel(task_id)
+            outcomes.append(f"{task_id}: {status.status}")
+            cancelled = cancelled and status.cancelled
+        except SirayError as exc:
+            outcomes.append(f"{task_id}: not cancelled ({exc.message})")
+            cancelled = False
+    session.notices.always("cancel on interrupt: " + "; ".join(outcomes))
+    return "cancelled" if cancelled else "keeps running"

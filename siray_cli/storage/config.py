@@ -1,0 +1,121 @@
+"""The config file: TOML at `platformdirs.user_config_dir("siray")/config.toml` (moved with
+SIRAY_CONFIG_DIR), read only when a setting needs it, written atomically with mode 0600 in a 0700
+directory, and never rewritten or "repaired" when it cannot be parsed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from siray_cli.errors import ConfigError
+
+CONFIG_NAME = "config.toml"
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    if env.get("SIRAY_CONFIG_DIR"):
+        return Path(env["SIRAY_CONFIG_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("siray"))
+
+
+def _load_toml(text: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    data: dict[str, Any] = tomllib.loads(text)
+    return data
+
+
+class ConfigFile:
+    """The TOML file: read once, on demand; written atomically, 0600."""
+
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None) -> None:
+        self.path = path
+        self._warn = warn
+        self._data: dict[str, Any] | None = None
+
+    def load(self) -> dict[str, Any]:
+        if self._data is not None:
+            return self._data
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._data = {}
+            return self._data
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
+        if info.st_mode & 0o077 and self._warn is not None:
+            self._warn(
+                f"config file {self.path} can be read by other users; run: chmod 600 {self.path}"
+            )
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"cannot read config file {self.path}: {reason}") from None
+        try:
+            data = _load_toml(text)
+        except ValueError as exc:  # tomllib.TOMLDecodeError: "... (at line 3, column 5)"
+            raise ConfigError(
+                f"config file {self.path} is not valid TOML: {exc}",
+                hint="fix the file by hand (siray leaves it as it is), or move it away",
+            ) from None
+        profiles = data.get("profiles", {})
+        if not isinstance(profiles, dict) or not all(
+            isinstance(p, dict) for p in profiles.values()
+        ):
+            raise ConfigError(
+                f"config file {self.path}: [profiles] must hold tables such as [profiles.default]"
+            )
+        self._data = data
+        return data
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        profiles: dict[str, dict[str, Any]] = self.load().get("profiles", {})
+        return profiles
+
+    def profile(self, name: str) -> dict[str, Any]:
+        return self.profiles().get(name, {})
+
+    def has_profile(self, name: str) -> bool:
+        return name in self.profiles()
+
+    def update(self, profile: str, name: str, value: Any | None) -> None:
+        """Set (or with None remove) one setting of one profile, and write the file."""
+        data = self.load()
+        profiles = data.setdefault("profiles", {})
+        table = profiles.setdefault(profile, {})
+        if value is None:
+            table.pop(name, None)
+        else:
+            table[name] = value
+        self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        import tomli_w
+
+        directory = self.path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")
+        try:
+            os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(tomli_w.dumps(data).encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        self._data = data

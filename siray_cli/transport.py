@@ -1,0 +1,214 @@
+"""The HTTP transport every provider and download shares: httpx with retries, pacing, proxies
+and a --debug trace.
+
+Retries are httpx-retries' transport: GETs ride through connection errors, timeouts, truncated
+bodies, 429 and 502/503/504 with jittered exponential backoff, honouring a capped Retry-After.
+The create POST is retried only when it certainly never reached the server (the connection was
+never made) or on 429; anything else could start a second paid task.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+import httpx
+from httpx_retries import Retry, RetryTransport
+
+from siray_cli import __version__
+
+Trace = Callable[[str], None]
+
+USER_AGENT = f"siray-cli/{__version__}"
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+
+
+def timeouts(read: float) -> httpx.Timeout:
+    return httpx.Timeout(connect=min(10.0, read), read=read, write=read, pool=10.0)
+
+
+MAX_RETRY_AFTER = 30.0
+DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
+
+
+class BadBody(Exception):
+    """A 2xx body cut short or not JSON; retried like a dropped connection."""
+
+
+def _read_json_body(response: httpx.Response) -> None:
+    response.read()
+    if response.is_success:
+        try:
+            json.loads(response.content)
+        except ValueError as exc:
+            raise BadBody("the server sent a response that is not valid JSON") from exc
+
+
+_GET_FAULTS: tuple[type[Exception], ...] = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    BadBody,
+)
+
+
+def read_retry(
+    *,
+    backoff: float = DEFAULT_BACKOFF,
+    total: int = 5,
+    methods: Iterable[str] = ("GET",),
+    expect_json: bool = True,
+) -> Retry:
+    """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
+    short or is not JSON is retried too (downloads check their own bodies)."""
+    return Retry(
+        total=total,
+        allowed_methods=list(methods),
+        status_forcelist=[429, 502, 503, 504],
+        retry_on_exceptions=list(_GET_FAULTS),
+        backoff_factor=backoff,
+        max_backoff_wait=MAX_RETRY_AFTER,
+        total_timeout=90.0,
+        validate_response=_read_json_body if expect_json else None,
+    )
+
+
+def create_retry(*, backoff: float = DEFAULT_BACKOFF) -> Retry:
+    """The paid create POST: retried only if it never reached the server, or on 429."""
+    return Retry(
+        total=4,
+        allowed_methods=["POST"],
+        status_forcelist=[429],
+        retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],
+        backoff_factor=backoff,
+        max_backoff_wait=MAX_RETRY_AFTER,
+        total_timeout=90.0,
+    )
+
+
+class TraceTransport(httpx.BaseTransport):
+    """Reports every attempt (method, URL, status, time) to the `--debug` trace; never headers."""
+
+    def __init__(self, inner: httpx.BaseTransport, trace: Trace) -> None:
+        self._inner = inner
+        self._trace = trace
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        url = request.url.copy_with(query=None)
+        try:
+            response = self._inner.handle_request(request)
+        except Exception as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            self._trace(
+                f"{request.method} {url} failed after {elapsed:.0f} ms: {type(exc).__name__}"
+            )
+            raise
+        elapsed = (time.perf_counter() - started) * 1000
+        self._trace(f"{request.method} {url} -> {response.status_code} ({elapsed:.0f} ms)")
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class Pacer:
+    """Shared by every request of one client: after a 429 with Retry-After, nobody sends until
+    the server's moment has passed (a batch's threads slow down together)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._not_before = 0.0
+
+    def wait(self) -> None:
+        with self._lock:
+            delay = self._not_before - time.monotonic()
+        if delay > 0:
+            time.sleep(min(delay, MAX_RETRY_AFTER))
+
+    def note(self, response: httpx.Response) -> None:
+        if response.status_code != 429:
+            return
+        try:
+            seconds = min(float(response.headers.get("Retry-After", "")), MAX_RETRY_AFTER)
+        except ValueError:
+            return
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+
+class PacingTransport(httpx.BaseTransport):
+    def __init__(self, inner: httpx.BaseTransport, pacer: Pacer) -> None:
+        self._inner = inner
+        self._pacer = pacer
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self._pacer.wait()
+        response = self._inner.handle_request(request)
+        self._pacer.note(response)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ProxyRouter(httpx.BaseTransport):
+    """Sends each request directly or through the proxy that HTTPS_PROXY, HTTP_PROXY, ALL_PROXY
+    and NO_PROXY name (read the standard library's way): httpx itself stops reading them once a
+    transport of one's own is given. Certificate checks stay on either way."""
+
+    def __init__(self) -> None:
+        import urllib.request
+
+        self._proxies = {k.lower(): v for k, v in urllib.request.getproxies().items()}
+        self._bypass = urllib.request.proxy_bypass
+        self._direct = httpx.HTTPTransport()
+        self._through: dict[str, httpx.HTTPTransport] = {}
+
+    def route(self, url: httpx.URL) -> str | None:
+        proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+        if not proxy:
+            return None
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        return None if self._bypass(host) else proxy
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self.route(request.url)
+        if proxy is None:
+            return self._direct.handle_request(request)
+        if proxy not in self._through:
+            self._through[proxy] = httpx.HTTPTransport(proxy=proxy)
+        return self._through[proxy].handle_request(request)
+
+    def close(self) -> None:
+        self._direct.close()
+        for transport in self._through.values():
+            transport.close()
+
+
+def build_http_client(
+    *,
+    base_url: str = "",
+    headers: dict[str, str] | None = None,
+    trace: Trace | None = None,
+    backoff: float = DEFAULT_BACKOFF,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    expect_json: bool = True,
+) -> httpx.Client:
+    inner: httpx.BaseTransport = ProxyRouter()
+    if trace is not None:
+        inner = TraceTransport(inner, trace)
+    inner = PacingTransport(inner, Pacer())
+    retry = read_retry(backoff=backoff, expect_json=expect_json)
+    transport = RetryTransport(transport=inner, retry=retry)
+    all_headers = {"User-Agent": USER_AGENT}
+    all_headers.update(headers or {})
+    return httpx.Client(
+        base_url=base_url,
+        headers=all_headers,
+        timeout=timeout,
+        transport=transport,
+        follow_redirects=not expect_json,
+    )
