@@ -3,7 +3,7 @@ it spends per task, for siray's adaptive schedule, a fixed 2 s beat (the officia
 and a fixed 0.5 s beat (the Higgsfield client's), side by side in one run.
 
 Tasks of several lengths run on the local emulator (its uneven, coarse progress model); every task
-is followed by the same code `siray status ID --wait` uses (SirayClient + wait_for_tasks), one
+is followed by the same code `siray status ID --wait` uses (the provider + wait_for_tasks), one
 thread per task, all schedules at once. Lag = the moment the waiter returned minus the moment the
 emulator's timeline finished the task.
 
@@ -18,10 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from siray_cli.api.client import SirayClient
-from siray_cli.api.models import TaskKind
-
 from siray_cli.emulator.server import Emulator, EmulatorConfig
+from siray_cli.providers import Connection, open_provider
+from siray_cli.providers.base import TaskKind
 from siray_cli.services.polling import AdaptiveSchedule, FixedSchedule, Schedule, wait_for_tasks
 
 SCHEDULES: dict[str, Callable[[], Schedule]] = {
@@ -33,9 +32,10 @@ BODY = {"model": "alibaba/z-image-turbo-t2i", "prompt": "benchmark", "size": "10
 
 
 def follow(emulator: Emulator, schedule: Callable[[], Schedule], done: dict[str, float]) -> None:
-    with SirayClient(api_key=emulator.config.api_key, base_url=emulator.url) as client:
-        task = client.submit(TaskKind.IMAGE, BODY)
-        wait_for_tasks([task.task_id], client.get_status, timeout=600, schedule=schedule)
+    connection = Connection(api_key=emulator.config.api_key, base_url=emulator.url)
+    with open_provider("siray", connection) as provider:
+        task = provider.submit(TaskKind.IMAGE, BODY)
+        wait_for_tasks([task.task_id], provider.get, timeout=600, schedule=schedule)
         done[task.task_id] = time.time()
 
 

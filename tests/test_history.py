@@ -37,8 +37,11 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     assert (
         recorded[generated]["base_url"] == emu.url and recorded[generated]["profile"] == "default"
     )
+    assert recorded[generated]["provider"] == "siray"
+    assert recorded[generated]["state"] == "SUBMITTED"
     done = recorded[ran["task_id"]]
     assert done["status"] == "SUCCESS" and done["finished_at"] >= done["submitted_at"]
+    assert done["state"] == "SUCCESS"
     assert json.loads(done["outputs"]) == ran["outputs"]
     assert json.loads(done["files"]) == ran["files"]
     siray("status", generated, "--wait")
@@ -243,3 +246,66 @@ def test_a_lock_that_never_ends_gives_up_with_one_warning(tmp_path):
     blocker.close()
     assert time.monotonic() - started < 10
     assert len(warnings) == 1 and "database is locked" in warnings[0]
+
+
+SCHEMA_1 = """
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, task_id TEXT UNIQUE, kind TEXT NOT NULL,
+    model TEXT NOT NULL, request TEXT NOT NULL, submitted_at REAL NOT NULL,
+    base_url TEXT NOT NULL, profile TEXT NOT NULL, status TEXT NOT NULL, progress INTEGER,
+    outputs TEXT NOT NULL DEFAULT '[]', fail_reason TEXT NOT NULL DEFAULT '', finished_at REAL,
+    files TEXT NOT NULL DEFAULT '[]', updated_at REAL NOT NULL, job_key TEXT,
+    batch_line INTEGER, batch_name TEXT
+);
+"""
+
+
+def test_a_schema_1_history_is_migrated_and_keeps_its_tasks(siray, isolated_environment):
+    path = database(isolated_environment)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA_1)
+        for task_id, status in (
+            ("image_old1", "SUCCESS"),
+            ("image_old2", "CANCELED"),
+            ("image_old3", "IN_PROGRESS"),
+            (None, "UNCERTAIN"),
+        ):
+            db.execute(
+                "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
+                " profile, status, updated_at) VALUES (?, 'image', 'm', '{}', 1, 'http://x',"
+                " 'default', ?, 1)",
+                (task_id, status),
+            )
+        db.execute("PRAGMA user_version = 1")
+    listed = siray("history", "--json")
+    assert listed.exit_code == 0, listed
+    assert {r["task_id"]: (r["provider"], r["status"]) for r in listed.json()} == {
+        "image_old1": ("siray", "SUCCESS"),
+        "image_old2": ("siray", "CANCELED"),
+        "image_old3": ("siray", "IN_PROGRESS"),
+    }
+    states = dict(sqlite3.connect(path).execute("SELECT status, state FROM tasks").fetchall())
+    assert states == {
+        "SUCCESS": "SUCCESS",
+        "CANCELED": "CANCELLED",
+        "IN_PROGRESS": "IN_PROGRESS",
+        "UNCERTAIN": "UNKNOWN",
+    }
+    pending = History(path, print).query(pending=True)
+    assert [r.task_id for r in pending] == ["image_old3"]
+
+
+def test_a_task_is_asked_about_where_it_was_created(siray, emu, make_emulator):
+    task_id = siray("generate", MODEL, "made on the first emulator").stdout.strip()
+    other = make_emulator()
+    elsewhere = {"SIRAY_BASE_URL": other.url, "SIRAY_GATEWAY_URL": other.url}
+    result = siray("--debug", "status", task_id, "--wait", "--json", env=elsewhere)
+    assert result.exit_code == 0, result
+    assert result.json()["status"] == "SUCCESS"
+    assert f"{task_id} was created on {emu.url}: asking there" in result.stderr
+    pending = siray("status", "--all-pending", env=elsewhere)
+    assert pending.exit_code == 0 and "no pending task" in pending.stderr
+    # --base-url names a host, and wins over the history
+    forced = siray("--base-url", other.url, "status", task_id, env=elsewhere)
+    assert forced.exit_code == 2 and f"no task {task_id} on {other.url}" in forced.stderr

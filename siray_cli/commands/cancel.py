@@ -20,10 +20,10 @@ def cancel(
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
     worst = ExitCode.OK
-    with session.provider() as provider:
+    with session.providers() as providers:
         for task_id in task_ids:
             try:
-                result = tasks.cancel(session, provider, task_id)
+                result = tasks.cancel(providers, task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)

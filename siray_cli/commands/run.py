@@ -156,12 +156,13 @@ def _run_one(
     from siray_cli.services.waiting import wait_for
 
     session, output = context.session, context.output
-    with session.provider() as provider:
+    with session.providers() as providers:
+        provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
         task = submit(session, provider, request.kind, request.body)
         final = wait_for(
             session,
-            provider,
+            providers,
             [task.task_id],
             task_display(output, [task.task_id]),
             timeout=timeout,
@@ -209,10 +210,10 @@ def _run_batch(context: AppContext, options: BatchOptions) -> int:
             + " ".join(shown)
         )
 
-    with session.provider() as provider:
+    with session.providers() as providers:
         outcome = run_batch(
             session,
-            provider,
+            providers,
             options,
             lambda total: BatchDisplay(output, total),
             transfers_for(output),

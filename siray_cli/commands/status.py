@@ -85,12 +85,12 @@ def status(
         output.info("no pending task in the history")
         return ExitCode.OK
     worst = ExitCode.OK
-    with session.provider() as provider:
+    with session.providers() as providers:
         if wait:
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
             display = task_display(output, ids)
             finals = wait_for(
-                session, provider, ids, display, timeout=timeout, poll_interval=poll_interval
+                session, providers, ids, display, timeout=timeout, poll_interval=poll_interval
             )
             for final in finals.values():
                 render_task(output, final)
@@ -99,7 +99,7 @@ def status(
             return worst
         for task_id in ids:
             try:
-                current = look_up(session, provider, task_id)
+                current = look_up(session, providers, task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)

@@ -25,7 +25,7 @@ from siray_cli.services.values import InputItem
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import ModelInfo, Provider
-    from siray_cli.services.session import Session
+    from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers
     from siray_cli.storage.history import History
 
@@ -477,7 +477,7 @@ class _BatchSession:
     def __init__(
         self,
         session: Session,
-        provider: Provider,
+        providers: Providers,
         options: BatchOptions,
         display: BatchWatcher,
         on_result: Callable[[JobResult], None],
@@ -485,7 +485,7 @@ class _BatchSession:
         from siray_cli.services.outputs import download_client
         from siray_cli.services.polling import RateLimiter, default_schedule
 
-        self.session, self.provider, self.options = session, provider, options
+        self.session, self.providers, self.options = session, providers, options
         self.display, self.on_result = display, on_result
         self.schedule = default_schedule(options.poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
@@ -498,7 +498,7 @@ class _BatchSession:
         return BatchHooks(
             submit=lambda job: submit(
                 self.session,
-                self.provider,
+                self.providers.current,
                 job.kind,
                 job.body,
                 announce=False,
@@ -519,7 +519,7 @@ class _BatchSession:
             if stop.is_set():
                 raise Stopped
             self.limiter.acquire()
-            return self.provider.get(tid)
+            return self.providers.for_task(tid).get(tid)
 
         def sleep(seconds: float) -> None:
             if stop.wait(seconds):
@@ -579,7 +579,7 @@ class _BatchSession:
 
 def run_batch(
     session: Session,
-    provider: Provider,
+    providers: Providers,
     options: BatchOptions,
     display: Callable[[int], AbstractContextManager[BatchWatcher]],
     transfers: Transfers,
@@ -590,6 +590,7 @@ def run_batch(
     running."""
     from siray_cli.services.requests import LocalFiles
 
+    provider = providers.current
     text, where = read_source(options.source)
     files = LocalFiles(session, inline=options.inline)
     build = _builder(session, provider, options.default_model, options.validate, files)
@@ -597,7 +598,7 @@ def run_batch(
     for job in jobs:  # every line passed: now upload the local files they name, once each
         job.body = files.resolve(provider, job.body, transfers)
     with display(len(jobs)) as watcher:
-        batch = _BatchSession(session, provider, options, watcher, on_result)
+        batch = _BatchSession(session, providers, options, watcher, on_result)
         runner = BatchRunner(
             jobs,
             batch.hooks(),

@@ -3,6 +3,7 @@ and where messages for people go (callbacks the command layer gives; nothing her
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -83,6 +84,10 @@ class Session:
         interval = self.option("poll_interval", poll_interval)
         return resolved_timeout, None if interval is None else float(interval)
 
+    def providers(self) -> Providers:
+        """The provider in effect, and those that created tasks elsewhere (see Providers)."""
+        return Providers(self)
+
     def provider(self, api_key: str | None = None, *, base_url: str | None = None) -> Provider:
         """The provider of this invocation, connected with its key; `base_url` reaches the host
         that created a task (from the history) rather than the one in effect."""
@@ -121,6 +126,53 @@ class Session:
                 hint="siray run MODEL PROMPT, or set a default: siray config set model MODEL",
             )
         return model, second
+
+
+class Providers:
+    """Providers by task: a task is asked about where it was created (its provider and base URL
+    in the history), unless --base-url names a host; anything else goes to the one in effect.
+    Connections are opened on first use and closed together."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._open: dict[str, Provider] = {}
+        self._by_task: dict[str, Provider] = {}
+        self._lock = threading.RLock()  # a batch's workers share one
+
+    def __enter__(self) -> Providers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for provider in self._open.values():
+            provider.close()
+        self._open.clear()
+
+    @property
+    def current(self) -> Provider:
+        return self._connect(None)
+
+    def for_task(self, task_id: str) -> Provider:
+        with self._lock:
+            if task_id not in self._by_task:
+                self._by_task[task_id] = self._look_up(task_id)
+            return self._by_task[task_id]
+
+    def _look_up(self, task_id: str) -> Provider:
+        setting = self._session.settings.base_url
+        record = self._session.history.find(task_id)
+        if record is None or setting.source.startswith("flag") or not record.base_url:
+            return self.current
+        if record.base_url.rstrip("/") == (setting.value or "").rstrip("/"):
+            return self.current
+        self._session.notices.trace(f"{task_id} was created on {record.base_url}: asking there")
+        return self._connect(record.base_url)
+
+    def _connect(self, base_url: str | None) -> Provider:
+        key = base_url or ""
+        with self._lock:
+            if key not in self._open:
+                self._open[key] = self._session.provider(base_url=base_url)
+            return self._open[key]
 
 
 def looks_like_model(text: str) -> bool:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from siray_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import Provider, Task
-    from siray_cli.services.session import Session
+    from siray_cli.providers.base import Task
+    from siray_cli.services.session import Providers, Session
 
 
 def tasks_to_show(session: Session, given: list[str], all_pending: bool) -> list[str]:
@@ -30,14 +30,14 @@ def tasks_to_show(session: Session, given: list[str], all_pending: bool) -> list
     return [latest.task_id]
 
 
-def look_up(session: Session, provider: Provider, task_id: str) -> Task:
-    """The task's current state, recorded in the history."""
-    task = provider.get(task_id)
+def look_up(session: Session, providers: Providers, task_id: str) -> Task:
+    """The task's current state (asked where it was created), recorded in the history."""
+    task = providers.for_task(task_id).get(task_id)
     session.history.update(task)
     return task
 
 
-def cancel(session: Session, provider: Provider, task_id: str) -> Task:
-    """Ask the provider to cancel a task. The history keeps its last polled state: the task is
+def cancel(providers: Providers, task_id: str) -> Task:
+    """Ask the task's provider to cancel it. The history keeps its last polled state: the task is
     pending there until a status look sees it end."""
-    return provider.cancel(task_id)
+    return providers.for_task(task_id).cancel(task_id)

@@ -12,8 +12,7 @@ from siray_cli.providers.base import Task
 from siray_cli.services.session import resume_hint
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import Provider
-    from siray_cli.services.session import Session
+    from siray_cli.services.session import Providers, Session
 
 
 class TaskWatcher(Protocol):
@@ -24,7 +23,7 @@ class TaskWatcher(Protocol):
 
 def wait_for(
     session: Session,
-    provider: Provider,
+    providers: Providers,
     task_ids: list[str],
     display: AbstractContextManager[TaskWatcher],
     *,
@@ -44,7 +43,7 @@ def wait_for(
 
             return wait_for_tasks(
                 task_ids,
-                provider.get,
+                lambda task_id: providers.for_task(task_id).get(task_id),
                 timeout=timeout or None,
                 schedule=default_schedule(poll_interval),
                 on_update=on_update,
@@ -61,7 +60,7 @@ def wait_for(
     except KeyboardInterrupt:
         note = "keeps running"
         if cancel_on_interrupt:
-            note = _cancel_quietly(session, provider, task_ids)
+            note = _cancel_quietly(session, providers, task_ids)
         raise Interrupted(
             f"interrupted while waiting; {', '.join(task_ids)} {note}",
             hint=resume_hint(task_ids) if note == "keeps running" else None,
@@ -69,12 +68,12 @@ def wait_for(
         ) from None
 
 
-def _cancel_quietly(session: Session, provider: Provider, task_ids: list[str]) -> str:
+def _cancel_quietly(session: Session, providers: Providers, task_ids: list[str]) -> str:
     outcomes = []
     cancelled = True
     for task_id in task_ids:
         try:
-            status = provider.cancel(task_id)
+            status = providers.for_task(task_id).cancel(task_id)
             outcomes.append(f"{task_id}: {status.status}")
             cancelled = cancelled and status.cancelled
         except SirayError as exc:

@@ -356,6 +356,10 @@ class History:
         records = self.query(limit=1)
         return records[0] if records else None
 
+    def find(self, task_id: str) -> Record | None:
+        rows, _ = self._execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+        return _record(rows[0]) if rows else None
+
     def by_job(self, job_key: str) -> list[Record]:
         rows, _ = self._execute(
             "SELECT * FROM tasks WHERE job_key = ? AND task_id IS NOT NULL"

@@ -1,0 +1,120 @@
+"""The layout holds: read from the source with `ast`, so a change that breaks a layer's rule fails
+here, naming the file and line (see the README's Development section)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from siray_cli.settings import KEYS
+
+PACKAGE = Path(__file__).resolve().parent.parent / "siray_cli"
+# what the rest of siray may import from siray_cli.providers: the seam, never a provider's package
+SEAM = {"base", "Connection", "open_provider", "PROVIDERS", "DEFAULT_PROVIDER"}
+
+
+def modules(*parts: str) -> list[Path]:
+    return sorted((PACKAGE.joinpath(*parts)).rglob("*.py"))
+
+
+def imported(tree: ast.AST) -> Iterator[tuple[str, int]]:
+    """Every module a file imports (at any depth: lazy imports count too), with its line."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.module, node.lineno
+            for alias in node.names:  # `from siray_cli.commands import run`
+                yield f"{node.module}.{alias.name}", node.lineno
+
+
+def parse(path: Path) -> ast.AST:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def where(path: Path, line: int) -> str:
+    return f"{path.relative_to(PACKAGE.parent)}:{line}"
+
+
+@pytest.mark.parametrize("layer", ["services", "providers"])
+def test_services_and_providers_never_print_nor_import_typer_or_rich(layer):
+    problems = []
+    for path in modules(layer):
+        tree = parse(path)
+        for name, line in imported(tree):
+            if name.split(".")[0] in {"typer", "rich", "click"}:
+                problems.append(f"{where(path, line)} imports {name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                problems.append(f"{where(path, node.lineno)} calls print()")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in {"stdout", "stderr"}
+                and getattr(node.value, "id", None) == "sys"
+            ):
+                problems.append(f"{where(path, node.lineno)} uses sys.{node.attr}")
+    assert problems == []
+
+
+def test_commands_never_import_each_other():
+    names = {path.stem for path in modules("commands") if path.stem != "__init__"}
+    problems = []
+    for path in modules("commands"):
+        for name, line in imported(parse(path)):
+            if name.startswith("siray_cli.commands.") and name.split(".")[2] in names:
+                problems.append(f"{where(path, line)} imports {name}")
+    assert problems == []
+
+
+def test_inputs_and_validation_do_not_import_each_other():
+    inputs = {name for name, _ in imported(parse(PACKAGE / "services" / "inputs.py"))}
+    validation = {name for name, _ in imported(parse(PACKAGE / "services" / "validation.py"))}
+    assert not {n for n in inputs if n.startswith("siray_cli.services.validation")}
+    assert not {n for n in validation if n.startswith("siray_cli.services.inputs")}
+
+
+def test_only_providers_know_a_provider():
+    """A provider's package (its HTTP calls and JSON parsing) is reached only through the seam:
+    nothing outside providers/ imports it, and nothing outside providers/ (nor the emulator,
+    which is the other side of the wire) reads a response body as JSON."""
+    problems = []
+    for path in modules():
+        relative = path.relative_to(PACKAGE)
+        if relative.parts[0] in {"providers", "emulator"}:
+            continue
+        tree = parse(path)
+        for name, line in imported(tree):
+            parts = name.split(".")
+            if parts[:2] == ["siray_cli", "providers"] and len(parts) > 2 and parts[2] not in SEAM:
+                problems.append(f"{where(path, line)} imports {name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "json":
+                problems.append(f"{where(path, node.lineno)} reads a body as JSON")
+    assert problems == []
+
+
+def test_no_setting_default_is_restated():
+    """Defaults live in settings.KEYS; help texts and messages read them from there (a unit
+    such as 86400 s a day may still appear as a number)."""
+    urls = {key.default for key in KEYS.values() if key.default and "://" in key.default}
+    numbers = {int(key.default) for key in KEYS.values() if key.default and key.default.isdigit()}
+    numbers = {n for n in numbers if n >= 100}  # 60 or 0.5 mean many things
+    problems = []
+    for path in modules():
+        if path.name == "settings.py" or "emulator" in path.parts:
+            continue
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Constant) and (
+                isinstance(node.value, str)
+                and (
+                    any(url in node.value for url in urls)
+                    or any(re.search(rf"\b{n}\b", node.value) for n in numbers)
+                )
+            ):
+                problems.append(f"{where(path, node.lineno)} restates {node.value!r}")
+    assert problems == []
