@@ -1,4 +1,4 @@
-"""`siray cancel`, per API.md's assumed endpoint, including a server that has none."""
+"""`siray cancel`, per the contract's assumed endpoint, including a server that has none."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The emulator follows API.md: shapes, auth schemes, lifecycle, catalogue; and the `siray
+"""The emulator follows the Siray API contract: shapes, auth schemes, lifecycle, catalogue; and the `siray
 emulator` command serves it in the foreground or around another command."""
 
 from __future__ import annotations

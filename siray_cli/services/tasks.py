@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from siray_cli.errors import UsageError
+from siray_cli.errors import CancelUnsupportedError, UsageError
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Task
@@ -40,4 +40,11 @@ def look_up(session: Session, providers: Providers, task_id: str) -> Task:
 def cancel(providers: Providers, task_id: str) -> Task:
     """Ask the task's provider to cancel it. The history keeps its last polled state: the task is
     pending there until a status look sees it end."""
-    return providers.for_task(task_id).cancel(task_id)
+    provider = providers.for_task(task_id)
+    if not provider.capabilities.supports_cancel:
+        raise CancelUnsupportedError(
+            f"{provider.name} has no way to cancel a task; {task_id} keeps running",
+            task_id=task_id,
+            hint=f"follow it with `siray status {task_id} --wait`",
+        )
+    return provider.cancel(task_id)

@@ -29,7 +29,7 @@ MAX_PARALLEL = 8  # parts (and files) in flight at once
 
 @dataclass(frozen=True)
 class UploadToken:
-    """Temporary S3 credentials and where to put files (API.md, "File upload")."""
+    """Temporary S3 credentials and where to put files (the Siray API's "File upload")."""
 
     access_key_id: str
     secret_access_key: str

@@ -1,4 +1,4 @@
-"""The Siray API (API.md) behind the provider seam: create, query and cancel tasks, the model
+"""The Siray API behind the provider seam: create, query and cancel tasks, the model
 catalogue, and uploads through the gateway's temporary S3 credentials.
 
 The create POST is retried only when it certainly never reached the server (the connection was
@@ -187,7 +187,7 @@ class SirayProvider(Provider):
 
     @property
     def gateway(self) -> httpx.Client:
-        """The gateway host, which takes the key as `API-KEY <key>` (API.md)."""
+        """The gateway host, which takes the key as `API-KEY <key>` (the Siray API contract)."""
         if self._gateway_http is None:
             self._gateway_http = build_http_client(
                 base_url=self.gateway_url,
@@ -368,7 +368,7 @@ class SirayProvider(Provider):
         raise AssertionError("unreachable")
 
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
-        """Ask the server to cancel a task that has not started (see API.md: assumed endpoint)."""
+        """Ask the server to cancel a task that has not started (an endpoint the contract assumes)."""
         task_id = check_task_id(task_id)
         kind = kind or kind_from_task_id(task_id)
         if kind is None:

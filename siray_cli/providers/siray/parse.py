@@ -1,4 +1,4 @@
-"""Siray's JSON (API.md), turned into siray's normalized values. The only module that knows the
+"""Siray's JSON (its API contract), turned into siray's normalized values. The only module that knows the
 shapes of Siray's answers."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from siray_cli.providers.base import (
 )
 from siray_cli.storage.upload import UploadToken
 
-# Paths of API.md: create, and status (cancel is the status path + "/cancel").
+# Paths of the Siray API: create, and status (cancel is the status path + "/cancel").
 CREATE_PATHS = {
     TaskKind.IMAGE: "/v1/images/generations/async",
     TaskKind.VIDEO: "/v1/video/generations",
@@ -29,7 +29,7 @@ STATUS_PATHS = {
     TaskKind.VIDEO: "/v1/video/generations/{task_id}",
 }
 
-# Siray's words for a task's state (API.md), and the "CANCELED" spelling some servers use.
+# Siray's words for a task's state (the API contract), and the "CANCELED" spelling some servers use.
 STATES = {
     "NOT_START": TaskState.SUBMITTED,
     "SUBMITTED": TaskState.SUBMITTED,
@@ -96,7 +96,7 @@ def _envelope_data(payload: object) -> Mapping[str, Any]:
 
 
 def parse_submit(payload: object, kind: TaskKind, model: str) -> SubmittedTask:
-    """Both create-response shapes: `data.task_id` (API.md) and a top-level `task_id`/`id`."""
+    """Both create-response shapes: `data.task_id` (the contract) and a top-level `task_id`/`id`."""
     data = _envelope_data(payload)
     candidates: list[object] = [data.get("task_id"), data.get("id")]
     if isinstance(payload, Mapping) and payload is not data:
