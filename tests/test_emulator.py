@@ -1,5 +1,5 @@
-"""The emulator follows the Siray API contract: shapes, auth schemes, lifecycle, catalogue; and the `siray
-emulator` command serves it in the foreground or around another command."""
+"""The emulator follows the Siray API contract: shapes, auth schemes, lifecycle, catalogue; and
+the `siray emulator` command serves it in the foreground or around another command."""
 
 from __future__ import annotations
 

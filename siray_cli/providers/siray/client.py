@@ -368,7 +368,8 @@ class SirayProvider(Provider):
         raise AssertionError("unreachable")
 
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
-        """Ask the server to cancel a task that has not started (an endpoint the contract assumes)."""
+        """Ask the server to cancel a task that has not started (the contract assumes the
+        endpoint)."""
         task_id = check_task_id(task_id)
         kind = kind or kind_from_task_id(task_id)
         if kind is None:

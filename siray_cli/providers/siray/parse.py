@@ -1,5 +1,5 @@
-"""Siray's JSON (its API contract), turned into siray's normalized values. The only module that knows the
-shapes of Siray's answers."""
+"""Siray's JSON (its API contract), turned into siray's normalized values. The only module that
+knows the shapes of Siray's answers."""
 
 from __future__ import annotations
 
