@@ -166,19 +166,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        output.always("interrupted")
-        return ExitCode.INTERRUPTED
+        output.always(signals.name())
+        return signals.exit_code()
     except SirayError as exc:
         output.report(exc)
-        return exit_code_for(exc)
+        mapped = exit_code_for(exc)
+        return signals.exit_code() if mapped == ExitCode.INTERRUPTED else mapped
     except BrokenPipeError:
         # the reader of stdout went away (`| head`): nothing more to say to anyone
         _silence_stdout()
         return ExitCode.OK
     except Exception as exc:  # a bug: say so in one line, with the traceback only under --debug
         if signals.interrupted():  # a Ctrl-C that library code turned into another exception
-            output.always("interrupted")
-            return ExitCode.INTERRUPTED
+            output.always(signals.name())
+            return signals.exit_code()
         if output.debug_enabled:
             import traceback
 
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
     code = int(result) if isinstance(result, int) else ExitCode.OK
     if code == ExitCode.INTERRUPTED and signals.interrupted():
-        output.always("interrupted")  # Typer turns a bare KeyboardInterrupt into a silent 130
+        output.always(signals.name())  # Typer turns a bare KeyboardInterrupt into a silent 130
+        return signals.exit_code()
     return code
 
 

@@ -30,7 +30,7 @@ def main() -> int:
         if loaded is None or not loaded.interrupted():
             raise
         code = _interrupted()
-    if code == INTERRUPTED:
+    if code >= INTERRUPTED - 2:  # 128 + a signal's number: 129, 130, 143
         # CPython marks a KeyboardInterrupt that passed through eval() of a string (Typer reads
         # our annotations that way) as unhandled, even once caught, and then ends the process
         # with SIGINT instead of the exit code. Evaluating any string clears the mark.
@@ -39,5 +39,9 @@ def main() -> int:
 
 
 def _interrupted() -> int:
-    sys.stderr.write("interrupted\n")
-    return INTERRUPTED
+    loaded = sys.modules.get("siray_cli.signals")
+    if loaded is None:
+        sys.stderr.write("interrupted\n")
+        return INTERRUPTED
+    sys.stderr.write(f"{loaded.name()}\n")
+    return int(loaded.exit_code())

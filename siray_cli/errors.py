@@ -93,6 +93,12 @@ class AmbiguousSubmitError(SirayError):
     error_type = "submit_uncertain"
 
 
+class BatchBusyError(SirayError):
+    """Another siray process is running the same batch."""
+
+    error_type = "batch_busy"
+
+
 class MissingAPIKeyError(SirayError):
     error_type = "missing_api_key"
 
@@ -123,7 +129,9 @@ class ExitCode(enum.IntEnum):
     AUTH = 3  # authentication or permission (401, 403), or no key at all
     TIMEOUT = 4  # gave up waiting; the task may still finish
     API = 5  # API, network or server error
+    HANGUP = 129  # SIGHUP (the terminal closed)
     INTERRUPTED = 130  # Ctrl-C
+    TERMINATED = 143  # SIGTERM (a CI runner stopping the job)
 
 
 EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
@@ -133,7 +141,9 @@ EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
     (ExitCode.AUTH, "authentication or permission error (missing key, HTTP 401, 403)"),
     (ExitCode.TIMEOUT, "timed out waiting; the task may still finish (resume with --wait)"),
     (ExitCode.API, "API, network or server error"),
+    (ExitCode.HANGUP, "hung up (SIGHUP), handled as Ctrl-C"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"),
+    (ExitCode.TERMINATED, "terminated (SIGTERM), handled as Ctrl-C"),
 ]
 
 
@@ -170,6 +180,7 @@ class Interrupted(SirayError):
 # Most specific first: the first class the exception is an instance of decides.
 _EXIT_CODES: list[tuple[type[SirayError], ExitCode]] = [
     (UsageError, ExitCode.USAGE),
+    (BatchBusyError, ExitCode.USAGE),
     (ConfigError, ExitCode.USAGE),
     (BadRequestError, ExitCode.USAGE),
     (NotFoundError, ExitCode.USAGE),

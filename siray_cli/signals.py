@@ -1,7 +1,10 @@
-"""Ctrl-C: raised as KeyboardInterrupt, never forgotten, and held back while a paid create
-request is in flight.
+"""Ctrl-C, SIGTERM and SIGHUP: raised as KeyboardInterrupt, never forgotten, and held back while a
+paid create request is in flight. CI runners stop jobs with SIGTERM, and a closed terminal sends
+SIGHUP: each is handled as Ctrl-C is, and siray then exits 128 + the signal's number (130, 143,
+129), as a shell reports a process the signal ended.
 
-`install()` (run first thing by the console script) makes Ctrl-C remembered as well as raised.
+`install()` (run first thing by the console script) makes each of them remembered as well as
+raised.
 Library code can swallow a KeyboardInterrupt: a bare `except:`, or Python 3.11 wrapping it in a
 RuntimeError when it lands inside class creation during an import. `check()` at the places where
 siray is about to send a request or go on waiting raises it again, so a swallowed Ctrl-C cannot
@@ -10,7 +13,8 @@ leave siray waiting forever on a task the user asked it to stop watching.
 An interrupt that lands between sending the create request and reading its answer would leave a
 task the user never hears of. Inside `deferred_interrupts()`, the first Ctrl-C is remembered and
 raised as soon as the block ends (the task id recorded and shown by then); a second one
-interrupts at once, as before.
+interrupts at once, as before, and so does a held one after HOLD_LIMIT seconds (a stuck request
+must not outlast a CI runner's patience: the attempt is journalled before it is sent).
 """
 
 from __future__ import annotations
@@ -25,18 +29,30 @@ from types import FrameType
 from typing import Any
 
 _received = threading.Event()
+_first: list[int] = []  # the first signal received
+HANDLED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+HOLD_LIMIT = 10.0  # seconds a held signal waits for the create request's answer
+
+
+def _remember(signum: int) -> None:
+    if not _first:
+        _first.append(signum)
+    _received.set()
 
 
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
-    _received.set()
+    _remember(signum)
     raise KeyboardInterrupt
 
 
 def install() -> None:
-    """Ctrl-C raises KeyboardInterrupt, as by default, and is remembered (see `check`)."""
+    """Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt and are remembered (see `check`)."""
     if threading.current_thread() is not threading.main_thread():
         return
-    signal.signal(signal.SIGINT, _on_interrupt)
+    for signum in HANDLED:
+        signal.signal(signum, _on_interrupt)
     if sys.unraisablehook is not _quiet_unraisable:
         _default_unraisable.append(sys.unraisablehook)
         sys.unraisablehook = _quiet_unraisable
@@ -49,14 +65,26 @@ def _quiet_unraisable(unraisable: Any) -> None:
     # A Ctrl-C landing in a callback Python cannot raise from (importlib's module-lock cleanup,
     # a weakref callback) is only reported: it is remembered instead of printed as a traceback
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
-        _received.set()
+        _remember(signal.SIGINT)
         return
     _default_unraisable[0](unraisable)
 
 
 def interrupted() -> bool:
-    """Whether Ctrl-C was pressed in this process."""
+    """Whether Ctrl-C was pressed (or SIGTERM or SIGHUP received) in this process."""
     return _received.is_set()
+
+
+def exit_code() -> int:
+    """128 + the number of the signal that stopped siray: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (_first[0] if _first else signal.SIGINT)
+
+
+def name() -> str:
+    """How to say what stopped siray: "interrupted", or "terminated (SIGTERM)"..."""
+    if not _first or _first[0] == signal.SIGINT:
+        return "interrupted"
+    return f"terminated ({signal.Signals(_first[0]).name})"
 
 
 def check() -> None:
@@ -80,21 +108,32 @@ def deferred_interrupts(notice: str = "") -> Iterator[None]:
         return
     check()  # pressed before: nothing is sent
     received: list[int] = []
+    force = threading.Event()
 
     def hold(signum: int, frame: FrameType | None) -> None:
         if received:
-            _received.set()
+            _remember(received[0])
             raise KeyboardInterrupt
         received.append(signum)
         if notice:
             sys.stderr.write(notice + "\n")
             sys.stderr.flush()
+        main = threading.main_thread().ident
+        threading.Thread(target=_force_later, args=(force, main, signum), daemon=True).start()
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {signum: signal.signal(signum, hold) for signum in HANDLED}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        force.set()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if received:
-        _received.set()
+        _remember(received[0])
         raise KeyboardInterrupt
+
+
+def _force_later(done: threading.Event, thread: int | None, signum: int) -> None:
+    """A held signal delivered again after HOLD_LIMIT seconds, unless the block ended first."""
+    if not done.wait(HOLD_LIMIT) and thread is not None:
+        signal.pthread_kill(thread, signum)

@@ -284,6 +284,7 @@ def test_a_schema_1_history_is_migrated_and_keeps_its_tasks(siray, isolated_envi
         "image_old1": ("siray", "SUCCESS"),
         "image_old2": ("siray", "CANCELED"),
         "image_old3": ("siray", "IN_PROGRESS"),
+        None: ("siray", "UNCERTAIN"),
     }
     states = dict(sqlite3.connect(path).execute("SELECT status, state FROM tasks").fetchall())
     assert states == {

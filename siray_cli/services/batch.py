@@ -7,29 +7,39 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
+import os
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli import signals
-from siray_cli.errors import Interrupted, SirayError, UsageError, WaitTimeoutError
+from siray_cli.errors import (
+    BatchBusyError,
+    Interrupted,
+    ProtocolError,
+    SirayError,
+    UsageError,
+    WaitTimeoutError,
+)
 from siray_cli.providers.base import TERMINAL, SubmittedTask, Task, TaskKind, TaskState
-from siray_cli.services.values import InputItem
+from siray_cli.services.journal import fingerprint
+from siray_cli.services.values import InputItem, check_input_value, load_json
+from siray_cli.storage.downloads import safe_name
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import ModelInfo, Provider
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers
-    from siray_cli.storage.history import History
+    from siray_cli.storage.history import Record
 
 FIELDS = ("model", "prompt", "inputs", "name")
+BOM = "\ufeff"  # a byte-order mark, as editors on Windows write at the start of a file
 STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
 MAX_REPORTED = 20
 
@@ -62,7 +72,9 @@ class JobResult:
     outputs: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
-    resumed: str | None = None  # "skipped" (already succeeded) or "rejoined" (was pending)
+    # with --resume: "skipped" (already succeeded), "downloaded again" (succeeded, files were
+    # missing) or "rejoined" (was running)
+    resumed: str | None = None
     succeeded: bool = False
 
     @property
@@ -118,7 +130,7 @@ def _read_jsonl(text: str) -> tuple[list[Job], list[str]]:
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         try:
-            document = json.loads(line)
+            document = load_json(line)
             if not isinstance(document, dict):
                 raise ValueError("not a JSON object")
             unknown = sorted(set(document) - set(FIELDS))
@@ -159,6 +171,12 @@ def _read_csv(text: str) -> tuple[list[Job], list[str]]:
             for key, value in row.items()
             if key not in FIELDS and key and value not in (None, "")
         ]
+        try:
+            for item in items:
+                check_input_value(item.key, item.raw)
+        except UsageError as exc:
+            problems.append(f"line {number}: {exc.message}")
+            continue
         jobs.append(
             Job(
                 number,
@@ -172,18 +190,15 @@ def _read_csv(text: str) -> tuple[list[Job], list[str]]:
 
 
 def _row_lines(text: str) -> list[int]:
-    """The line number each CSV row starts on (a quoted cell may span lines)."""
+    """The line number each CSV row starts on (a quoted cell may span lines; blank lines, which
+    csv.DictReader skips, are not rows)."""
     reader = csv.reader(io.StringIO(text, newline=""))
     numbers, previous = [], 0
-    for _ in reader:
-        numbers.append(previous + 1)
+    for row in reader:
+        if row:
+            numbers.append(previous + 1)
         previous = reader.line_num
     return numbers[1:]  # after the header
-
-
-def job_key(kind: TaskKind, body: dict[str, Any]) -> str:
-    canonical = json.dumps({"kind": kind.value, "body": body}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def prepare_jobs(
@@ -194,7 +209,7 @@ def prepare_jobs(
     """Every line built and checked; any problem on any line fails the batch before a submit."""
     prepared: list[PreparedJob] = []
     problems: list[str] = []
-    names: dict[str, int] = {}
+    names: dict[str, tuple[int, str]] = {}
     for job in jobs:
         try:
             kind, body = build(job)
@@ -204,13 +219,18 @@ def prepare_jobs(
             problems.append(f"line {job.line}: {exc.message}")
             continue
         if job.name is not None:
-            if job.name in names:
+            stem = safe_name(job.name).casefold()  # as a file name, on any file system
+            if stem in names:
+                first = names[stem]
                 problems.append(
-                    f"line {job.line}: name {job.name!r} is already used on line {names[job.name]}"
+                    f"line {job.line}: name {job.name!r} gives the same file name as the name "
+                    f"{first[1]!r} on line {first[0]}"
+                    if first[1] != job.name
+                    else f"line {job.line}: name {job.name!r} is already used on line {first[0]}"
                 )
                 continue
-            names[job.name] = job.line
-        prepared.append(PreparedJob(job.line, job.name, kind, body, job_key(kind, body)))
+            names[stem] = (job.line, job.name)
+        prepared.append(PreparedJob(job.line, job.name, kind, body, fingerprint(kind, body)))
     if problems:
         raise _bad(problems, source)
     return prepared
@@ -229,6 +249,8 @@ class BatchHooks:
     download: Callable[[PreparedJob, Task], list[Path]] | None
     started: Callable[[PreparedJob, str], None]
     finished: Callable[[JobResult], None]
+    # with --resume: (a task of this job still running to rejoin, or the job's result already)
+    previous: Callable[[PreparedJob], tuple[str | None, JobResult | None]]
 
 
 class BatchRunner:
@@ -238,13 +260,11 @@ class BatchRunner:
         hooks: BatchHooks,
         *,
         concurrency: int,
-        history: History,
         resume: bool,
     ) -> None:
         self.jobs = jobs
         self.hooks = hooks
         self.concurrency = max(1, min(concurrency, len(jobs) or 1))
-        self.history = history
         self.resume = resume
         self.stop = threading.Event()
         self.results: list[JobResult] = []
@@ -310,32 +330,22 @@ class BatchRunner:
                 return
             with self._lock:
                 self.results.append(result)
-            self.hooks.finished(result)
-
-    def _previous(self, job: PreparedJob) -> tuple[str | None, JobResult | None]:
-        """With --resume: a task of this job that already succeeded, or one still running."""
-        for record in self.history.by_job(job.key):
-            if record.state is TaskState.SUCCESS and record.task_id:
-                return None, JobResult(
-                    job.line,
-                    job.name,
-                    record.task_id,
-                    record.status,
-                    record.outputs,
-                    record.files,
-                    resumed="skipped",
-                    succeeded=True,
-                )
-            if record.state not in TERMINAL and record.task_id:
-                return record.task_id, None
-        return None, None
+            try:
+                self.hooks.finished(result)
+            except Exception:  # a display that failed must not take the other jobs with it
+                continue
 
     def _run(self, job: PreparedJob) -> JobResult | None:
-        task_id, done = self._previous(job) if self.resume else (None, None)
-        if done is not None:
-            return done
-        resumed = "rejoined" if task_id else None
+        """The job from submit (or rejoin) to downloaded outputs. Whatever goes wrong ends as
+        this job's result, never as the worker's death: the other jobs still run."""
+        task_id: str | None = None
         try:
+            resumed = None
+            if self.resume:
+                task_id, done = self.hooks.previous(job)
+                if done is not None:
+                    return done
+                resumed = "rejoined" if task_id else None
             if task_id is None:
                 with self._lock:
                     if self.stop.is_set():
@@ -373,29 +383,33 @@ class BatchRunner:
             )
         except Stopped:
             return None
-        except SirayError as exc:
+        except Exception as exc:
             with self._lock:
                 if task_id:
                     self.in_flight.pop(task_id, None)
-            return JobResult(
-                job.line,
-                job.name,
-                task_id or exc.task_id,
-                "ERROR",
-                error={
-                    "type": exc.error_type,
-                    "message": exc.message,
-                    "status_code": exc.status_code,
-                },
-            )
+            return _failed(job, task_id, exc)
+
+
+def _failed(job: PreparedJob, task_id: str | None, exc: Exception) -> JobResult:
+    if isinstance(exc, SirayError):
+        error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
+        return JobResult(job.line, job.name, task_id or exc.task_id, "ERROR", error=error)
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        message = f"{exc.strerror or type(exc).__name__}{where}"
+        error = {"type": "io_error", "message": message, "status_code": None}
+    else:
+        message = f"{type(exc).__name__}: {exc}"
+        error = {"type": "internal_error", "message": message, "status_code": None}
+    return JobResult(job.line, job.name, task_id, "ERROR", error=error)
 
 
 def read_source(source: str) -> tuple[str, str]:
     """The batch file's text (or standard input's, for `-`), and how to name it in messages."""
     if source == "-":
-        return sys.stdin.read(), "standard input"
+        return sys.stdin.read().removeprefix(BOM), "standard input"
     try:
-        return Path(source).read_text(encoding="utf-8"), source
+        return Path(source).read_text(encoding="utf-8-sig"), source
     except FileNotFoundError:
         raise UsageError(f"batch file {source} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -430,6 +444,7 @@ class BatchOptions:
     resume: bool
     validate: bool
     inline: bool
+    resubmit_uncertain: bool = False
 
 
 @dataclass
@@ -491,6 +506,7 @@ class _BatchSession:
         self.limiter = RateLimiter(STATUS_RATE)
         self.downloads = download_client(session)
         self._write = threading.Lock()
+        self._running: set[int] = set()  # lines whose task the display shows as running
 
     def hooks(self) -> BatchHooks:
         from siray_cli.services.journal import submit
@@ -508,8 +524,86 @@ class _BatchSession:
             ),
             wait=self.wait,
             download=self.download if self.options.directory is not None else None,
-            started=lambda job, task_id: self.display.started(label(job.line, job.name), task_id),
+            started=self.started,
             finished=self.finished,
+            previous=self.previous,
+        )
+
+    def started(self, job: PreparedJob, task_id: str) -> None:
+        with self._write:
+            self._running.add(job.line)
+        self.display.started(label(job.line, job.name), task_id)
+
+    def previous(self, job: PreparedJob) -> tuple[str | None, JobResult | None]:
+        """With --resume, what the history says of this job on this provider, host and profile:
+        a task still running (rejoined), one that succeeded (skipped once its files are where
+        this run puts them, else downloaded again from that task, never paid again), or a submit
+        whose answer never came (reported, not resubmitted, unless --resubmit-uncertain)."""
+        provider = self.providers.current
+        records = self.session.history.by_job(
+            job.key,
+            provider=provider.name,
+            base_url=provider.base_url,
+            profile=self.session.settings.profile_name,
+        )
+        uncertain: Record | None = None
+        for record in records:  # newest first
+            if record.task_id is None:
+                uncertain = uncertain or record
+                continue
+            if record.state is TaskState.SUCCESS:
+                return None, self._already_done(job, record)
+            if record.state not in TERMINAL:
+                return record.task_id, None
+            break  # a definite attempt that failed, newer than any uncertain one: submit again
+        if uncertain is not None and not self.options.resubmit_uncertain:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(uncertain.submitted_at))
+            message = (
+                f"an earlier submit of this line ({when}) got no answer and may have created a "
+                "task, so it was not submitted again; check before paying twice, then run with "
+                "--resubmit-uncertain to submit it anyway"
+            )
+            error = {"type": "submit_uncertain", "message": message, "status_code": None}
+            return None, JobResult(job.line, job.name, None, "UNCERTAIN", error=error)
+        return None, None
+
+    def _already_done(self, job: PreparedJob, record: Record) -> JobResult:
+        assert record.task_id is not None
+        directory = self.options.directory
+        result = JobResult(
+            job.line,
+            job.name,
+            record.task_id,
+            record.status,
+            record.outputs,
+            record.files,
+            resumed="skipped",
+            succeeded=True,
+        )
+        if directory is None:
+            return result
+        here = [directory / Path(name).name for name in record.files]
+        if record.files and len(here) >= len(record.outputs) and all(p.is_file() for p in here):
+            result.files = [str(p) for p in here]
+            return result
+        task = self.providers.for_task(record.task_id).get(record.task_id)
+        self.session.history.update(task)
+        if not task.succeeded:
+            raise ProtocolError(
+                f"task {task.task_id} was recorded as succeeded, but the server now says "
+                f"{task.status}",
+                task_id=task.task_id,
+            )
+        files = self.download(job, task)
+        return JobResult(
+            job.line,
+            job.name,
+            task.task_id,
+            task.status,
+            task.urls,
+            [str(p) for p in files],
+            resumed="downloaded again",
+            succeeded=True,
         )
 
     def wait(self, job: PreparedJob, task_id: str, stop: threading.Event) -> Task:
@@ -572,7 +666,7 @@ class _BatchSession:
                 result.task_id,
                 result.ok,
                 summary,
-                was_running=result.resumed != "skipped",
+                was_running=result.line in self._running,
             )
             self.on_result(result)
 
@@ -588,10 +682,25 @@ def run_batch(
     """Check every line, upload the local files they name, then run them all. A Ctrl-C stops
     submitting, lets the submits under way finish, and raises Interrupted naming the ids left
     running."""
+
+    text, where = read_source(options.source)
+    with batch_lock(text, where):
+        return _run_locked(session, providers, options, text, where, display, transfers, on_result)
+
+
+def _run_locked(
+    session: Session,
+    providers: Providers,
+    options: BatchOptions,
+    text: str,
+    where: str,
+    display: Callable[[int], AbstractContextManager[BatchWatcher]],
+    transfers: Transfers,
+    on_result: Callable[[JobResult], None],
+) -> BatchOutcome:
     from siray_cli.services.requests import LocalFiles
 
     provider = providers.current
-    text, where = read_source(options.source)
     files = LocalFiles(session, inline=options.inline)
     build = _builder(session, provider, options.default_model, options.validate, files)
     jobs = prepare_jobs(read_jobs(text, where), build, where)
@@ -600,11 +709,7 @@ def run_batch(
     with display(len(jobs)) as watcher:
         batch = _BatchSession(session, providers, options, watcher, on_result)
         runner = BatchRunner(
-            jobs,
-            batch.hooks(),
-            concurrency=options.concurrency,
-            history=session.history,
-            resume=options.resume,
+            jobs, batch.hooks(), concurrency=options.concurrency, resume=options.resume
         )
         started = time.monotonic()
         try:
@@ -625,4 +730,43 @@ def run_batch(
             ) from None
         finally:
             batch.downloads.close()
+        ended = {result.line for result in runner.results}
+        for job in jobs:  # a job that ended without a result is a failure, never a silent 0
+            if job.line not in ended:
+                error = {"type": "internal_error", "message": "the job did not run to its end"}
+                lost = JobResult(job.line, job.name, None, "ERROR", error=error)
+                runner.results.append(lost)
+                batch.finished(lost)
     return BatchOutcome(runner.results, len(jobs), time.monotonic() - started)
+
+
+@contextmanager
+def batch_lock(text: str, where: str) -> Iterator[None]:
+    """One run of a batch at a time: two runs of the same jobs (the same file, or its copy) would
+    each pay for every job that the other has not recorded yet. A second run is refused."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks here
+        yield
+        return
+    from siray_cli.storage.history import data_dir
+    from siray_cli.storage.private import private_dir
+
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    path = private_dir(data_dir() / "locks") / f"batch-{digest}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
+            raise BatchBusyError(
+                f"another siray is running the batch in {where} (pid {holder or '?'}); "
+                "nothing was submitted",
+                hint="wait for it to end, then run again with --resume",
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)

@@ -4,7 +4,6 @@ and image values. Nothing here talks to the network."""
 from __future__ import annotations
 
 import base64
-import json
 import mimetypes
 import os
 import sys
@@ -15,7 +14,9 @@ from typing import Any
 from siray_cli.errors import UsageError
 from siray_cli.services.values import (
     InputItem,
-    reject_constant,
+    JSONTooLarge,
+    check_input_value,
+    load_json,
 )
 
 STDIN = "-"
@@ -40,12 +41,15 @@ def parse_input(item: str) -> InputItem:
         raise UsageError(f"input {item!r} has no valid key before '='", hint="write -i key=value")
     if force_json:
         try:
-            json.loads(raw, parse_constant=reject_constant)
+            load_json(raw)
+        except JSONTooLarge as exc:
+            raise UsageError(f"input {key}: {exc}", hint="send a smaller value") from None
         except ValueError as exc:
             raise UsageError(
                 f"input {key}:= takes JSON, and {raw!r} is not valid JSON",
                 hint="quote strings as JSON: -i key:='\"text\"', or use key=value",
             ) from exc
+    check_input_value(key, raw)
     return InputItem(key, raw, force_json)
 
 
@@ -107,7 +111,9 @@ def resolve_prompt(
 def load_json_body(source: str, stdin: StdinOnce) -> dict[str, Any]:
     text = _read_text_file(source, "--input-json", stdin)
     try:
-        body = json.loads(text)
+        body = load_json(text)
+    except JSONTooLarge as exc:
+        raise UsageError(f"--input-json {source}: {exc}") from None
     except ValueError as exc:
         raise UsageError(f"--input-json {source}: not valid JSON ({exc})") from None
     if not isinstance(body, dict):

@@ -1,12 +1,16 @@
-"""Submitting a paid task with the history journal: the task is recorded before siray waits or
-returns, and a submit whose answer never came is recorded too, as UNCERTAIN."""
+"""Submitting a paid task with the history journal. The intent is recorded (UNCERTAIN, with the
+request's fingerprint) before the request is sent, so even a SIGKILL mid-request leaves a trace
+that `--resume` reports instead of paying again; the answer then confirms it (with the task id)
+or, when the server certainly refused it, removes it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from siray_cli import signals
-from siray_cli.errors import AmbiguousSubmitError
+from siray_cli.errors import AmbiguousSubmitError, SirayError
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider, SubmittedTask, TaskKind
@@ -34,24 +38,33 @@ def submit(
         "base_url": provider.base_url,
         "profile": session.settings.profile_name,
         "provider": provider.name,
+        "job_key": fingerprint(kind, body),
         **batch,
     }
     with signals.deferred_interrupts(INTERRUPT_NOTICE):
+        row = history.record_submit(task_id=None, **record)
         try:
             task = provider.submit(kind, body)
-        except AmbiguousSubmitError as exc:
-            history.record_submit(task_id=None, **record)
+        except AmbiguousSubmitError as exc:  # the journalled intent stays, as UNCERTAIN
             if history.enabled:
                 exc.hint = f"{exc.hint}; the attempt is in `siray history`"
             raise
-        except KeyboardInterrupt:  # forced by a second Ctrl-C: the task may exist
-            history.record_submit(task_id=None, **record)
+        except SirayError:  # refused (a 4xx, a connection never made): nothing was created
+            history.forget(row)
+            raise
+        except KeyboardInterrupt:  # forced by a second signal: the task may exist
             session.notices.always(
                 "interrupted while submitting: the task may have been "
                 "created; the attempt is in `siray history`"
             )
             raise
-        history.record_submit(task_id=task.task_id, **record)
+        history.confirm(row, task.task_id)
         if announce:
             session.notices.always(f"task {task.task_id} submitted ({task.model})")
     return task
+
+
+def fingerprint(kind: TaskKind, body: dict[str, Any]) -> str:
+    """What identifies a request's content: the same job submitted again has the same one."""
+    canonical = json.dumps({"kind": kind.value, "body": body}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]

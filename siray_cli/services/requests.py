@@ -112,6 +112,8 @@ def build_body(
     body = dict(base)
     if local_file is not None:
         items = inputs.resolve_at_files(items, local_file)
+        if info is not None:
+            body = validation.local_files_in(body, info, local_file)
     if info is None:
         for item in items:
             body[item.key] = item.value()

@@ -14,7 +14,13 @@ from typing import Any
 
 from siray_cli.errors import UsageError
 from siray_cli.providers.base import ModelInfo
-from siray_cli.services.values import InputItem, decode_value, is_remote
+from siray_cli.services.values import (
+    InputItem,
+    JSONTooLarge,
+    decode_value,
+    is_remote,
+    load_json,
+)
 
 TRUE = {"true", "1", "yes", "y", "on"}
 FALSE = {"false", "0", "no", "n", "off"}
@@ -116,13 +122,29 @@ def _array(key: str, group: list[InputItem], prop: dict[str, Any]) -> list[Any]:
             values.append(item.raw)
         elif item.forced_json or text.startswith("["):
             try:
-                decoded = json.loads(item.raw)
+                decoded = load_json(item.raw)
+            except JSONTooLarge as exc:
+                raise ValueError(f"{key}: {exc}") from None
             except ValueError:
                 raise ValueError(f"{key}: {json.dumps(item.raw)} is not a JSON list") from None
             values.extend(decoded if isinstance(decoded, list) else [decoded])
         else:
             values.append(_scalar(key, item.raw, items_schema or {"type": "string"}))
     return values
+
+
+def local_files_in(
+    body: dict[str, Any], info: ModelInfo, local_file: Callable[[str, str], str]
+) -> dict[str, Any]:
+    """Typed values (a JSON body, a JSON Lines job) whose image fields name local files: each
+    such path handed to `local_file`, as `-i` values are."""
+    properties = info.properties
+    return {
+        key: _local_files(key, value, local_file)
+        if key in properties and is_image_field(key, properties[key])
+        else value
+        for key, value in body.items()
+    }
 
 
 def _local_files(key: str, value: Any, local_file: Callable[[str, str], str]) -> Any:

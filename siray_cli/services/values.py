@@ -7,17 +7,64 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from siray_cli.errors import UsageError
+
 UPLOAD_PLACEHOLDER = "siray-upload://"  # a local file, replaced by its URL once uploaded
+# Bounds on every JSON document a user gives (-i key:=..., --input-json, a batch line): checked
+# while parsing, before anything is sent, so no later step (the history, the request) can fail
+# on it once a task is paid for.
+MAX_JSON_DEPTH = 64
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+class JSONTooLarge(ValueError):
+    """Valid JSON, but nested too deeply or too big to send: never taken as plain text."""
 
 
 def reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def decode_value(text: str) -> Any:
-    """A JSON value when the text parses as JSON (`42`, `true`, `[1,2]`), else the text itself."""
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def load_json(text: str) -> Any:
+    """`json.loads` with bounds: ValueError for text that is not JSON (NaN and Infinity
+    included), JSONTooLarge for JSON nested deeper than MAX_JSON_DEPTH or longer than
+    MAX_JSON_BYTES."""
+    if len(text) > MAX_JSON_BYTES:
+        raise JSONTooLarge(f"JSON of {len(text)} characters, over the {MAX_JSON_BYTES} allowed")
     try:
-        return json.loads(text, parse_constant=reject_constant)
+        value = json.loads(text, parse_constant=reject_constant)
+    except RecursionError:
+        raise JSONTooLarge(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise JSONTooLarge(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def decode_value(text: str) -> Any:
+    """A JSON value when the text parses as JSON (`42`, `true`, `[1,2]`), else the text itself.
+    Raises JSONTooLarge for JSON beyond the bounds (never sent as text by accident)."""
+    try:
+        return load_json(text)
+    except JSONTooLarge:
+        raise
     except ValueError:
         return text
 
@@ -36,8 +83,17 @@ class InputItem:
         """Without a schema: JSON when it parses (always, for `:=`), else the text."""
         if self.literal:
             return self.raw
-        return json.loads(self.raw) if self.forced_json else decode_value(self.raw)
+        return load_json(self.raw) if self.forced_json else decode_value(self.raw)
 
 
 def is_remote(value: str) -> bool:
     return value.startswith(("http://", "https://", "data:", UPLOAD_PLACEHOLDER))
+
+
+def check_input_value(key: str, raw: str) -> None:
+    """A UsageError when an input's text is JSON beyond the bounds (checked as it is parsed, so
+    nothing later can fail on it after a task is paid for)."""
+    try:
+        decode_value(raw)
+    except JSONTooLarge as exc:
+        raise UsageError(f"input {key}: {exc}", hint="send a smaller value") from None

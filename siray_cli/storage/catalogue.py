@@ -23,6 +23,7 @@ from siray_cli.errors import (
     UsageError,
 )
 from siray_cli.providers.base import ModelInfo
+from siray_cli.storage.private import private_dir
 
 CACHE_FORMAT = 2  # {"format", "fetched_at", "models": [{"name", "tag", "schema"}]}
 # what "the gateway cannot be reached" means: a cached copy may stand in for these
@@ -136,7 +137,7 @@ class CatalogueStore:
         }
         temporary: str | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
             descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 json.dump(document, handle)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from siray_cli.errors import ConfigError
+from siray_cli.storage.private import private_dir
 
 CONFIG_NAME = "config.toml"
 
@@ -105,7 +106,7 @@ class ConfigFile:
         import tomli_w
 
         directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(directory)
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")
         try:
             os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)

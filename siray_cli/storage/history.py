@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from siray_cli.providers.base import TERMINAL, Task, TaskState
+from siray_cli.storage.private import private_file
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
@@ -190,7 +191,7 @@ class History:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)
         connection = sqlite3.connect(
             self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
         )
@@ -267,30 +268,55 @@ class History:
         job_key: str | None = None,
         batch_line: int | None = None,
         batch_name: str | None = None,
-    ) -> None:
+    ) -> int | None:
+        """Record a submit: with no task id, as UNCERTAIN (its answer never came, or it is about
+        to be sent). The row's id, to confirm or forget it; None when the history is off."""
         now = time.time()
-        self._execute(
-            "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
-            " profile, provider, status, state, updated_at, job_key, batch_line, batch_name)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(task_id) DO NOTHING",
-            (
-                task_id,
-                kind,
-                model,
-                json.dumps(redact_data_urls(request)),
-                now,
-                base_url,
-                profile,
-                provider,
-                "SUBMITTED" if task_id else UNCERTAIN,
-                (TaskState.SUBMITTED if task_id else TaskState.UNKNOWN).value,
-                now,
-                job_key,
-                batch_line,
-                batch_name,
-            ),
-        )
+        with self._lock:
+            _, inserted = self._execute(
+                "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
+                " profile, provider, status, state, updated_at, job_key, batch_line, batch_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(task_id) DO NOTHING",
+                (
+                    task_id,
+                    kind,
+                    model,
+                    json.dumps(redact_data_urls(request)),
+                    now,
+                    base_url,
+                    profile,
+                    provider,
+                    "SUBMITTED" if task_id else UNCERTAIN,
+                    (TaskState.SUBMITTED if task_id else TaskState.UNKNOWN).value,
+                    now,
+                    job_key,
+                    batch_line,
+                    batch_name,
+                ),
+            )
+            if inserted != 1:
+                return None
+            rows, _ = self._execute("SELECT last_insert_rowid()")
+        return int(rows[0][0]) if rows else None
+
+    def confirm(self, row: int | None, task_id: str) -> None:
+        """The journalled submit `row` created task `task_id`."""
+        if row is None:
+            return
+        with self._lock:
+            _, updated = self._execute(
+                "UPDATE OR IGNORE tasks SET task_id = ?, status = 'SUBMITTED', state = ?,"
+                " updated_at = ? WHERE id = ?",
+                (task_id, TaskState.SUBMITTED.value, time.time(), row),
+            )
+            if updated == 0:  # the history knows that id already: keep the one row
+                self.forget(row)
+
+    def forget(self, row: int | None) -> None:
+        """The journalled submit `row` certainly created nothing (the server refused it)."""
+        if row is not None:
+            self._execute("DELETE FROM tasks WHERE id = ? AND task_id IS NULL", (row,))
 
     def update(self, status: Task) -> None:
         """Record a task's last known state; a poll that saw nothing new writes nothing."""
@@ -329,8 +355,11 @@ class History:
         model: str | None = None,
         since: float | None = None,
         pending: bool = False,
+        with_id: bool = False,
     ) -> list[Record]:
-        clauses: list[str] = ["task_id IS NOT NULL"]
+        """Tasks newest first, UNCERTAIN submits (no task id) included unless `with_id` or
+        `pending` (a task to look at again needs its id)."""
+        clauses: list[str] = ["task_id IS NOT NULL"] if with_id or pending else ["1"]
         values: list[object] = []
         if status:
             clauses.append("upper(status) = upper(?)")
@@ -353,18 +382,20 @@ class History:
         return [_record(row) for row in rows]
 
     def latest(self) -> Record | None:
-        records = self.query(limit=1)
+        records = self.query(limit=1, with_id=True)
         return records[0] if records else None
 
     def find(self, task_id: str) -> Record | None:
         rows, _ = self._execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
         return _record(rows[0]) if rows else None
 
-    def by_job(self, job_key: str) -> list[Record]:
+    def by_job(self, job_key: str, *, provider: str, base_url: str, profile: str) -> list[Record]:
+        """The submits of one job on one provider, host and profile, newest first (UNCERTAIN ones
+        included)."""
         rows, _ = self._execute(
-            "SELECT * FROM tasks WHERE job_key = ? AND task_id IS NOT NULL"
-            " ORDER BY submitted_at DESC",
-            (job_key,),
+            "SELECT * FROM tasks WHERE job_key = ? AND provider = ? AND base_url = ?"
+            " AND profile = ? ORDER BY submitted_at DESC, id DESC",
+            (job_key, provider, base_url, profile),
         )
         return [_record(row) for row in rows]
 
