@@ -61,6 +61,14 @@ ResumeOpt = Annotated[
         "succeeded, and rejoin those still running (from the history).",
     ),
 ]
+ResubmitUncertainOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resubmit-uncertain",
+        help="With --resume: submit again the lines whose earlier submit got no answer "
+        "(it may have created a task: check first).",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 CancelOnInterruptOpt = Annotated[
     bool,
@@ -89,6 +97,7 @@ def run(
     model_opt: BatchModelOpt = None,
     concurrency: ConcurrencyOpt = 4,
     resume: ResumeOpt = False,
+    resubmit_uncertain: ResubmitUncertainOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Submit a task, wait for it with live progress, and print (or download) its outputs.
@@ -122,6 +131,7 @@ def run(
             resume=resume,
             validate=not no_validate,
             inline=inline,
+            resubmit_uncertain=resubmit_uncertain,
         )
         return _run_batch(context, options)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)

@@ -10,13 +10,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from siray_cli import signals
-from siray_cli.errors import AmbiguousSubmitError, SirayError
+from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
+from siray_cli.services.session import resume_hint
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider, SubmittedTask, TaskKind
     from siray_cli.services.session import Session
 
-INTERRUPT_NOTICE = "interrupt received: stopping once the task id is known (Ctrl-C again to force)"
+INTERRUPT_NOTICE = "interrupt received: stopping once the task id is known (again to force)"
 
 
 def submit(
@@ -41,26 +42,37 @@ def submit(
         "job_key": fingerprint(kind, body),
         **batch,
     }
-    with signals.deferred_interrupts(INTERRUPT_NOTICE):
-        row = history.record_submit(task_id=None, **record)
-        try:
-            task = provider.submit(kind, body)
-        except AmbiguousSubmitError as exc:  # the journalled intent stays, as UNCERTAIN
-            if history.enabled:
-                exc.hint = f"{exc.hint}; the attempt is in `siray history`"
+    task: SubmittedTask | None = None
+    try:
+        with signals.deferred_interrupts(INTERRUPT_NOTICE):
+            row = history.record_submit(task_id=None, **record)
+            try:
+                task = provider.submit(kind, body)
+            except AmbiguousSubmitError as exc:  # the journalled intent stays, as UNCERTAIN
+                if history.enabled:
+                    exc.hint = f"{exc.hint}; the attempt is in `siray history`"
+                raise
+            except SirayError:  # refused (a 4xx, a connection never made): nothing was created
+                history.forget(row)
+                raise
+            except KeyboardInterrupt:  # forced by a second signal: the task may exist
+                session.notices.always(
+                    "interrupted while submitting: the task may have been "
+                    "created; the attempt is in `siray history`"
+                )
+                raise
+            history.confirm(row, task.task_id)
+            if announce:
+                session.notices.always(f"task {task.task_id} submitted ({task.model})")
+    except KeyboardInterrupt:
+        if task is None:
             raise
-        except SirayError:  # refused (a 4xx, a connection never made): nothing was created
-            history.forget(row)
-            raise
-        except KeyboardInterrupt:  # forced by a second signal: the task may exist
-            session.notices.always(
-                "interrupted while submitting: the task may have been "
-                "created; the attempt is in `siray history`"
-            )
-            raise
-        history.confirm(row, task.task_id)
-        if announce:
-            session.notices.always(f"task {task.task_id} submitted ({task.model})")
+        # a signal held while the create was in flight: the task exists and keeps running
+        raise Interrupted(
+            f"{signals.name()} once the task was submitted; {task.task_id} keeps running",
+            hint=resume_hint([task.task_id]),
+            task_id=task.task_id,
+        ) from None
     return task
 
 
