@@ -297,7 +297,7 @@ def register_control(router: Router, state: EmulatorState) -> None:
     def advance_clock(request: Request) -> Response:
         try:
             spec = json.loads(request.body or b"null")
-            seconds = spec["advance"] if isinstance(spec, dict) else None
+            seconds = spec.get("advance") if isinstance(spec, dict) else None
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
                 raise ValueError('send {"advance": SECONDS}')
             offset = state.clock.advance(float(seconds))
@@ -316,6 +316,9 @@ def register_control(router: Router, state: EmulatorState) -> None:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "siray-emulator"
+    # headers and body are two writes: with Nagle on, the body waits for the client's delayed
+    # ACK, 40 ms on every request of a kept-alive connection (real front ends set TCP_NODELAY)
+    disable_nagle_algorithm = True
     state: EmulatorState  # set on the subclass the server builds
     router: Router  # likewise
 
