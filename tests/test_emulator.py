@@ -178,7 +178,9 @@ def test_emulator_exec_end_to_end_with_siray_generate():
             "0.3",
             "exec",
             "--",
-            *siray_command("run", "google/gemini-2.5-flash-image-t2i", "a cat"),
+            *siray_command(
+                "run", "google/gemini-2.5-flash-image-t2i", "a cat", "--poll-interval", "0.1"
+            ),
         ),
         capture_output=True,
         text=True,
