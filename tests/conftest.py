@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from siray_cli.app import main
 from siray_cli.emulator.server import EMULATOR_API_KEY, Emulator, EmulatorConfig
 
-TASK_SECONDS = 0.6
+TASK_SECONDS = 0.2
+POLL_INTERVAL = "0.1"
 
 
 @pytest.fixture(autouse=True)
@@ -103,6 +104,9 @@ class _Entry:
 def emulator_env(server: Emulator, **extra: str) -> dict[str, str]:
     env = server.environment()
     env["SIRAY_RETRY_BACKOFF"] = "0.01"
+    # a fixed 0.1 s beat instead of the adaptive schedule's first look after 1 s: a test that is
+    # about the schedule (or reads where poll_interval came from) unsets it
+    env["SIRAY_POLL_INTERVAL"] = POLL_INTERVAL
     env.update(extra)
     return env
 

@@ -137,7 +137,7 @@ def test_profile_defaults_feed_run(siray, emu, tmp_path):
     siray("config", "set", "model", "google/gemini-2.5-flash-image-t2i")
     siray("config", "set", "output_dir", str(tmp_path / "assets"))
     siray("config", "set", "poll_interval", "0.2")
-    result = siray("--debug", "run", "a red fox")
+    result = siray("--debug", "run", "a red fox", env={"SIRAY_POLL_INTERVAL": None})
     assert result.exit_code == 0, result
     (path,) = [Path(line) for line in result.lines]
     assert path.parent == tmp_path / "assets" and path.suffix == ".png"

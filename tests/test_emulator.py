@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -39,9 +38,9 @@ def test_missing_and_wrong_keys_get_the_documented_401(emu):
 
 
 def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
-    # a task long enough that QUEUED (from 6-12 % to 15-30 % of it) lasts at least 0.12 s, polled
-    # over one kept-alive connection: a busy machine cannot make the test miss a state
-    emu = make_emulator(task_seconds=4)
+    # a 400 s task stepped through on the emulator's clock, 2 s a look: QUEUED (from 6-12 % to
+    # 15-30 % of it) lasts at least 12 s, so no state can be missed, however busy the machine
+    emu = make_emulator(task_seconds=400)
     client = httpx.Client(base_url=emu.url, headers=KEY)
     created = client.post(CREATE, json=BODY).json()
     assert created["code"] == "success" and created["message"] == ""
@@ -55,7 +54,7 @@ def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
             seen.append(state)
         if data["status"] == "SUCCESS":
             break
-        time.sleep(0.01)
+        assert emu.state.clock.advance(2) < 600, seen
     order = ["NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS"]
     statuses = [s for s, _ in seen]
     assert statuses == sorted(statuses, key=order.index)
@@ -64,11 +63,50 @@ def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
     assert progress == sorted(progress) and all(p % 5 == 0 and p < 100 for p in progress)
     assert seen[-1] == ("SUCCESS", "100%")
     assert data["finish_time"] >= data["start_time"] >= data["submit_time"] > 0
+    assert data["finish_time"] - data["submit_time"] >= 400 * 0.85 - 1
     assert data["fail_reason"] == "" and len(data["outputs"]) == 1
     output = httpx.get(data["outputs"][0])
     assert output.status_code == 302
     image = httpx.get(data["outputs"][0], follow_redirects=True)
     assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
+
+
+def test_the_clock_moves_tasks_on_in_process_and_over_http(make_emulator):
+    emu = make_emulator(task_seconds=60)
+    client = httpx.Client(base_url=emu.url, headers=KEY)
+
+    def create(prompt: str) -> str:
+        body = dict(BODY, prompt=prompt)
+        return str(client.post(CREATE, json=body).json()["data"]["task_id"])
+
+    def status(task_id: str) -> dict:
+        return dict(client.get(f"{CREATE}/{task_id}").json()["data"])
+
+    task_id, held = create("x"), create("[hold] x")
+    assert status(task_id)["status"] == "NOT_START"
+    (stats,) = [t for t in emu.state.stats()["tasks"] if t["task_id"] == task_id]
+    assert 51 <= stats["finishes_at"] - stats["created_at"] <= 69
+    assert emu.state.clock.advance(30) == 30  # past IN_PROGRESS (15-30 % of at most 69 s)
+    assert status(task_id)["status"] == "IN_PROGRESS"
+    response = httpx.post(f"{emu.url}/_emulator/clock", json={"advance": 40})
+    assert response.status_code == 200 and response.json() == {"offset": 70}
+    data = status(task_id)
+    assert data["status"] == "SUCCESS" and 51 <= data["finish_time"] - data["submit_time"] <= 70
+    assert status(held)["status"] == "QUEUED"  # [hold] waits for a cancel, whatever the time
+    cancelled = client.post(f"{CREATE}/{held}/cancel").json()["data"]
+    assert cancelled["status"] == "CANCELLED"
+    for bad in ({"advance": -1}, {"advance": "1"}, {"advance": True}, {}, [1]):
+        response = httpx.post(f"{emu.url}/_emulator/clock", json=bad)
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid_clock"
+    assert emu.state.clock.offset == 70
+    # the same request twice is a duplicate within 600 s of the emulator's clock, not after
+    create("twice")
+    emu.state.clock.advance(601)
+    create("twice")
+    assert emu.state.stats()["duplicates"] == 0
+    create("twice")
+    assert emu.state.stats()["duplicates"] == 1
 
 
 def test_unknown_task_is_404_and_wrong_endpoint_kind_is_400(emu):
@@ -140,7 +178,9 @@ def test_emulator_exec_end_to_end_with_siray_generate():
             "0.3",
             "exec",
             "--",
-            *siray_command("run", "google/gemini-2.5-flash-image-t2i", "a cat"),
+            *siray_command(
+                "run", "google/gemini-2.5-flash-image-t2i", "a cat", "--poll-interval", "0.1"
+            ),
         ),
         capture_output=True,
         text=True,

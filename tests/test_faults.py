@@ -199,12 +199,13 @@ def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environme
     def created() -> list[str]:
         return [t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == prompt]
 
-    catalogue = emu.state.faults.add(
-        Fault(action="delay", delay=0.5, method="GET", path="/model-verse/models", count=1)
-    )
-    create = emu.state.faults.add(
-        Fault(action="delay", delay=0.4, method="POST", path=CREATE, count=1)
-    )
+    # only the phase under test is held open: a delay elsewhere would only slow the test down
+    catalogue = Fault(action="delay", delay=0.5, method="GET", path="/model-verse/models", count=1)
+    create = Fault(action="delay", delay=0.4, method="POST", path=CREATE, count=1)
+    if phase == "loading the catalogue":
+        emu.state.faults.add(catalogue)
+    elif phase == "create in flight":
+        emu.state.faults.add(create)
     process = subprocess.Popen(
         siray_command("run", MODEL, prompt),
         stdout=subprocess.PIPE,

@@ -38,6 +38,23 @@ def test_run_on_a_pipe_prints_only_the_output_url(siray, emu):
     assert "\r" not in result.stderr and "\x1b[" not in result.stderr
 
 
+def test_without_a_beat_run_follows_the_adaptive_schedule(siray, emu):
+    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, 1 s after
+    # submission, finds this 0.2 s task done: one status request, where the beat makes several
+    result = siray(
+        "run", MODEL, "adaptive", "-i", "size=1024x768", env={"SIRAY_POLL_INTERVAL": None}
+    )
+    assert result.exit_code == 0, result
+    task_id = result.lines[0].split("/")[-2]
+    (task,) = [t for t in emulator_stats(emu)["tasks"] if t["task_id"] == task_id]
+    assert task["status_requests"] == 1
+    beat = siray("run", MODEL, "on the beat", "-i", "size=1024x768")
+    assert beat.exit_code == 0, beat
+    task_id = beat.lines[0].split("/")[-2]
+    (task,) = [t for t in emulator_stats(emu)["tasks"] if t["task_id"] == task_id]
+    assert task["status_requests"] > 1
+
+
 def test_run_downloads_a_real_png_of_the_requested_size(siray, tmp_path):
     result = siray(
         "run",

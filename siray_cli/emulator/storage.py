@@ -220,6 +220,7 @@ class ObjectStore:
 
 class _Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as the API's handler: no 40 ms per kept-alive request
     store: ObjectStore
 
     def log_message(self, format: str, *args: Any) -> None:
