@@ -275,9 +275,12 @@ def test_deeply_nested_json_is_refused_before_anything_is_sent(siray, emu, args)
 
 def test_deeply_nested_json_bodies_and_batch_lines_are_refused(siray, emu, tmp_path):
     deep = "[" * 3000 + "]" * 3000
-    (tmp_path / "body.json").write_text('{"prompt": "p", "x": ' + deep + "}")
+    (tmp_path / "body.json").write_text('{"prompt": "deep body", "x": ' + deep + "}")
     (tmp_path / "jobs.jsonl").write_text(
-        '{"prompt": "p", "inputs": {"x": ' + deep + "}}\n" + '{"prompt": "q", "inputs": 3}\n'
+        '{"prompt": "deep line", "inputs": {"x": '
+        + deep
+        + "}}\n"
+        + '{"prompt": "bad line", "inputs": 3}\n'
     )
     body = siray("run", IMAGE, "--input-json", str(tmp_path / "body.json"), "--no-validate")
     assert body.exit_code == 2 and "nested deeper than" in body.stderr
@@ -285,7 +288,7 @@ def test_deeply_nested_json_bodies_and_batch_lines_are_refused(siray, emu, tmp_p
     assert batch.exit_code == 2, batch
     assert "line 1: JSON nested deeper than" in batch.stderr
     assert "line 2: inputs must be an object" in batch.stderr  # every bad line at once
-    assert created(emu, "p") == created(emu, "q") == 0
+    assert created(emu, "deep body") == created(emu, "deep line") == created(emu, "bad line") == 0
 
 
 def test_batch_files_with_a_bom_and_blank_lines(siray, emu, tmp_path):
