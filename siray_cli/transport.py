@@ -10,6 +10,8 @@ never made) or on 429; anything else could start a second paid task.
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -164,7 +166,7 @@ class ProxyRouter(httpx.BaseTransport):
 
         self._proxies = {k.lower(): v for k, v in urllib.request.getproxies().items()}
         self._bypass = urllib.request.proxy_bypass
-        self._direct = httpx.HTTPTransport()
+        self._direct: dict[str, httpx.HTTPTransport] = {}  # by scheme, made on first use
         self._through: dict[str, httpx.HTTPTransport] = {}
 
     def route(self, url: httpx.URL) -> str | None:
@@ -177,15 +179,35 @@ class ProxyRouter(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         proxy = self.route(request.url)
         if proxy is None:
-            return self._direct.handle_request(request)
+            scheme = request.url.scheme
+            if scheme not in self._direct:
+                # plain http never does TLS: its transport gets a context that trusts nothing
+                # rather than the certificate bundle, whose loading costs ~20 ms
+                verify = tls_context() if scheme == "https" else _NO_TLS
+                self._direct[scheme] = httpx.HTTPTransport(verify=verify)
+            return self._direct[scheme].handle_request(request)
         if proxy not in self._through:
-            self._through[proxy] = httpx.HTTPTransport(proxy=proxy)
+            self._through[proxy] = httpx.HTTPTransport(proxy=proxy, verify=tls_context())
         return self._through[proxy].handle_request(request)
 
     def close(self) -> None:
-        self._direct.close()
-        for transport in self._through.values():
+        for transport in [*self._direct.values(), *self._through.values()]:
             transport.close()
+
+
+_NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and trusts no authority at all
+_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def tls_context() -> ssl.SSLContext:
+    """The certificate-checking TLS context, built once per process (and per SSL_CERT_FILE /
+    SSL_CERT_DIR, which name extra authorities): loading the bundle is the slow part."""
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _contexts_lock:
+        if key not in _contexts:
+            _contexts[key] = httpx.create_ssl_context()
+        return _contexts[key]
 
 
 def build_http_client(
@@ -211,4 +233,5 @@ def build_http_client(
         timeout=timeout,
         transport=transport,
         follow_redirects=not expect_json,
+        trust_env=False,  # proxies are ProxyRouter's; SSL_CERT_FILE is read by tls_context()
     )
