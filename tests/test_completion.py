@@ -532,3 +532,53 @@ def test_real_fish_never_runs_a_hostile_candidate(in_shell):
     assert [row.split("\t")[0] for row in answers[2]] == ["image_x\\"]
     for name, answer in zip(UNIQUE_PREFIX, answers[3:], strict=True):
         assert [row.split("\t")[0] for row in answer] == [name]
+
+
+def test_real_bash_readline_inserts_the_literal_name(in_shell):
+    """Tab in an interactive bash (readline, COMP_WORDBREAKS and all), not only the function."""
+    bash = need("bash")
+    env: dict[str, str] = in_shell["env"]  # type: ignore[assignment]
+    capture = Path(env["HOME"]) / "bash-capture"
+    capture.parent.mkdir(parents=True, exist_ok=True)
+    capture.write_text("")
+    setup = (
+        f"source {shlex.quote(str(SCRIPTS['bash']))}; dump() {{ "
+        f"printf 'LINE:%s\\nEND\\n' \"$READLINE_LINE\" >>{shlex.quote(str(capture))}; }}; "
+        "bind -x '\"\\C-b\": dump'; echo READY\n"
+    )
+    typed = [f"siray run {prefix}" for prefix in UNIQUE_PREFIX.values()] + ["siray ru"]
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [bash, "--norc", "--noprofile", "-i"],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**env, "PS1": "$ "},
+        cwd=in_shell["cwd"],  # type: ignore[arg-type]
+        start_new_session=True,
+    )
+    os.close(terminal)
+    screen = b""
+    try:
+        os.write(controller, setup.encode())
+        deadline = time.monotonic() + 30
+        while b"READY\r\n" not in screen and time.monotonic() < deadline:
+            if select.select([controller], [], [], 0.05)[0]:
+                screen += os.read(controller, 65536)
+        for number, line in enumerate(typed, 1):
+            os.write(controller, line.encode() + b"\t\x02")
+            deadline = time.monotonic() + 30
+            while capture.read_text().count("END\n") < number:
+                assert time.monotonic() < deadline, screen[-2000:]
+                if select.select([controller], [], [], 0.05)[0]:
+                    screen += os.read(controller, 65536)
+            os.write(controller, b"\x15")
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        os.close(controller)
+    lines = [row[5:] for row in capture.read_text().splitlines() if row.startswith("LINE:")]
+    assert lines[-1] == "siray run "
+    for name, line in zip(UNIQUE_PREFIX, lines, strict=False):
+        assert shlex.split(line) == ["siray", "run", name]
+        assert line.endswith(" ")
