@@ -26,6 +26,7 @@ from siray_cli.commands import (
     upload,
 )
 from siray_cli.commands import config as config_command
+from siray_cli.completion import CompletingGroup
 from siray_cli.errors import EXIT_CODE_HELP, ExitCode, SirayError, exit_code_for
 from siray_cli.output import Output
 from siray_cli.services.session import Session
@@ -42,6 +43,9 @@ app = typer.Typer(
     epilog=EXIT_CODES_EPILOG,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    # siray's own --show-completion/--install-completion [SHELL] and completion classes
+    add_completion=False,
+    cls=CompletingGroup,
 )
 
 

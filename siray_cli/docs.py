@@ -3,14 +3,13 @@
     python -m siray_cli.docs            # rewrite completions/ and man/ in the working tree
     python -m siray_cli.docs --out DIR  # write them under DIR instead (the staleness test does)
 
-Completion scripts are what `siray --show-completion SHELL` prints (Click's completion protocol,
-through Typer); man pages are roff written from each command's parameters and help.
+Completion scripts are what `siray --show-completion SHELL` prints (siray's own scripts, in
+siray_cli/completion.py); man pages are roff written from each command's parameters and help.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -218,10 +217,12 @@ def man_page(path: list[str], command: click.Command, context: click.Context) ->
 
 
 def completion_script(shell: str) -> str:
-    """What `siray --show-completion SHELL` prints, asked through the completion protocol."""
-    env = {**os.environ, "_SIRAY_COMPLETE": f"source_{shell}"}
+    """What `siray --show-completion SHELL` prints (siray's own script for that shell)."""
     completed = subprocess.run(
-        [sys.executable, "-m", "siray_cli"], env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-m", "siray_cli", "--show-completion", shell],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return completed.stdout
 

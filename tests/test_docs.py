@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -67,99 +66,6 @@ def test_man_pages_render_without_warnings():
             check=False,
         )
         assert completed.returncode == 0 and completed.stderr == "", (page.name, completed.stderr)
-
-
-def complete(shell: str, words: str, cword: int | None = None, **extra: str) -> list[str]:
-    env = {**os.environ, "_SIRAY_COMPLETE": f"complete_{shell}", **extra}
-    if shell == "bash":
-        env.update(
-            COMP_WORDS=words, COMP_CWORD=str(cword if cword is not None else len(words.split()) - 1)
-        )
-    else:
-        env["_TYPER_COMPLETE_ARGS"] = words
-        if shell == "fish":
-            env["_TYPER_COMPLETE_FISH_ACTION"] = "get-args"
-    completed = subprocess.run(
-        [sys.executable, "-m", "siray_cli"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert completed.returncode == 0 and completed.stderr == "", completed.stderr
-    return [line for line in completed.stdout.splitlines() if line]
-
-
-def test_bash_completes_commands_options_and_enum_values():
-    assert "run" in complete("bash", "siray ru")
-    assert set(complete("bash", "siray au")) == {"auth"}
-    assert "--poll-interval" in complete("bash", "siray run --poll")
-    assert complete("bash", "siray run --kind ", cword=3) == ["image", "video"]
-    assert set(complete("bash", "siray auth ", cword=2)) >= {"login", "logout", "status", "token"}
-
-
-def test_zsh_and_fish_complete_too():
-    zsh = "\n".join(complete("zsh", "siray st"))
-    assert '"status":"Show the state of tasks' in zsh or "status" in zsh
-    assert "video" in "\n".join(complete("zsh", "siray run --kind "))
-    fish = complete("fish", "siray mod")
-    assert any(line.startswith("models\t") for line in fish)
-    assert any(line.startswith("--concurrency") for line in complete("fish", "siray run --con"))
-
-
-def test_model_names_come_from_the_cache_and_task_ids_from_the_history(siray, emu):
-    siray("models", "list")
-    models = complete("bash", "siray run alibaba/", cword=2)
-    assert models == ["alibaba/wan-2.6-i2v", "alibaba/z-image-turbo-t2i"]
-    task_id = siray("generate", "google/gemini-2.5-flash-image-t2i", "x").stdout.strip()
-    assert task_id in complete("bash", "siray status ", cword=2)
-    assert complete("bash", f"siray cancel {task_id[:9]}", cword=2) == [task_id]
-    fish = complete("fish", "siray status ")
-    assert f"{task_id}\tgoogle/gemini-2.5-flash-image-t2i SUBMITTED" in fish
-
-
-def test_completion_never_prints_errors(isolated_environment):
-    cache = isolated_environment / "cache"
-    cache.mkdir(parents=True)
-    (cache / "models-broken.json").write_text("{not json")
-    data = isolated_environment / "data"
-    data.mkdir(parents=True)
-    (data / "history.sqlite3").write_text("not a database")
-    assert complete("bash", "siray run a", cword=2) == []
-    assert complete("bash", "siray status i", cword=2) == []
-
-
-def test_the_generated_bash_script_completes_in_a_real_bash(emu, siray):
-    bash = shutil.which("bash")
-    assert bash
-    siray("models", "list")
-    bin_dir = Path(sys.executable).parent
-    assert (bin_dir / "siray").exists(), "the siray console script must be installed"
-    script = (
-        f"source {ROOT / 'completions' / 'siray.bash'}\n"
-        "COMP_WORDS=(siray mo); COMP_CWORD=1; _siray_completion siray; "
-        'echo "1:${COMPREPLY[*]}"\n'
-        "COMP_WORDS=(siray run --kind v); COMP_CWORD=3; _siray_completion siray; "
-        'echo "2:${COMPREPLY[*]}"\n'
-        "COMP_WORDS=(siray models show google/veo); COMP_CWORD=3; _siray_completion siray; "
-        'echo "3:${COMPREPLY[*]}"\n'
-    )
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    completed = subprocess.run(
-        [bash, "--norc", "--noprofile", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert completed.stderr == ""
-    assert completed.stdout.splitlines() == [
-        "1:models",
-        "2:video",
-        "3:google/veo-3-fast-t2v google/veo-3.1-t2v",
-    ]
 
 
 def test_help_topics_match_the_man_page(siray):
