@@ -175,9 +175,11 @@ class History:
         *,
         enabled: bool = True,
         busy_timeout: float = 10.0,
+        busy_pauses: Sequence[float] = BUSY_PAUSES,
     ) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
+        self._busy_pauses = tuple(busy_pauses)
         self._warn = warn
         self._connection: sqlite3.Connection | None = None
         self._broken = not enabled
@@ -244,7 +246,7 @@ class History:
         with self._lock:
             if self._broken:
                 return [], 0
-            for pause in (*BUSY_PAUSES, None):
+            for pause in (*self._busy_pauses, None):
                 try:
                     cursor = self._connect().execute(sql, values)
                     return cursor.fetchall(), cursor.rowcount
