@@ -22,13 +22,33 @@ if TYPE_CHECKING:
     from siray_cli.errors import SirayError
 
 REDACTED = "***"
-# C0 and C1 control characters and DEL: escape sequences, carriage returns, forged line breaks
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 control characters and DEL (a tab aside): escape sequences, carriage returns, forged
+# line breaks. A tab is harmless on a terminal, and separates the fields of data lines.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# what json.dumps(ensure_ascii=False) leaves raw but a terminal may act on
+_JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+PARTIAL = 8  # the shortest piece of a secret that is scrubbed on its own
+MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
 
 
 def sanitize(text: str) -> str:
-    """Server text made safe for a terminal line: each control character shown as an escape."""
+    """Text made safe for a terminal line: each control character shown as an escape, so a
+    server's string can neither move the cursor nor forge a line of siray's."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _partials(secret: str) -> re.Pattern[str]:
+    """The secret, and every prefix and suffix of it of PARTIAL characters or more (a server or
+    proxy that echoes a key may cut it), longest first."""
+    pieces = {secret}
+    for length in range(PARTIAL, len(secret)):
+        pieces.update((secret[:length], secret[-length:]))
+    ordered = sorted(pieces, key=len, reverse=True)
+    return re.compile("|".join(re.escape(piece) for piece in ordered))
+
+
+def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class Output:
@@ -36,7 +56,7 @@ class Output:
         self.quiet = quiet
         self.debug_enabled = debug
         self.json_mode = False
-        self._secrets: list[str] = []
+        self._secrets: dict[str, re.Pattern[str]] = {}
         self._console: Console | None = None
         self._reader_gone = False
 
@@ -71,15 +91,17 @@ class Output:
 
     def add_secret(self, secret: str | None) -> None:
         if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets.append(secret)
+            self._secrets[secret] = _partials(secret)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
+        """Every secret, and every piece of one of 8 characters or more, replaced by ***."""
+        for pattern in self._secrets.values():
+            text = pattern.sub(REDACTED, text)
         return text
 
     def _write(self, stream: TextIO, text: str) -> None:
-        stream.write(self.scrub(text) + "\n")
+        """One line: scrubbed of secrets, then of control characters."""
+        stream.write(sanitize(self.scrub(text)) + "\n")
         stream.flush()
 
     # data: stdout
@@ -106,7 +128,16 @@ class Output:
             self.data(line)
 
     def emit_json(self, document: Any) -> None:
-        self.data(json.dumps(document, ensure_ascii=False))
+        """One JSON document on one line, exact: control characters are JSON escapes."""
+        if self._reader_gone:
+            return
+        text = json.dumps(document, ensure_ascii=False)
+        text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", self.scrub(text))
+        try:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()
+        except BrokenPipeError:
+            self._reader_gone = True
 
     # humans: stderr
     def info(self, message: str) -> None:
@@ -133,9 +164,10 @@ class Output:
         status_code: int | None = None,
         task_id: str | None = None,
     ) -> None:
+        message = cut(self.scrub(message))
         self._write(self.stderr, f"error: {message}")
         if hint:
-            self._write(self.stderr, f"hint: {hint}")
+            self._write(self.stderr, f"hint: {cut(self.scrub(hint))}")
         if self.json_mode:
             self.emit_json(
                 {

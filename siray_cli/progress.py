@@ -8,11 +8,19 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from siray_cli.output import Output
+from siray_cli.output import Output, sanitize
 from siray_cli.providers.base import Task
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
+
+
+def shown(text: str) -> str:
+    """Text from a server (or a batch file) in a rich cell: control characters escaped, and
+    markup (`[bold]`, `[/]`) shown as written, never interpreted."""
+    from rich.markup import escape
+
+    return escape(sanitize(text))
 
 
 def describe(status: Task) -> str:
@@ -81,7 +89,7 @@ class RichTaskDisplay(TaskDisplay):
             transient=False,
         )
         self._rows: dict[str, TaskID] = {
-            task_id: self._progress.add_task(task_id, total=100, state="SUBMITTED")
+            task_id: self._progress.add_task(shown(task_id), total=100, state="SUBMITTED")
             for task_id in task_ids
         }
 
@@ -95,8 +103,10 @@ class RichTaskDisplay(TaskDisplay):
     def update(self, status: Task) -> None:
         row = self._rows.get(status.task_id)
         if row is None:
-            row = self._rows[status.task_id] = self._progress.add_task(status.task_id, total=100)
-        state = status.status
+            row = self._rows[status.task_id] = self._progress.add_task(
+                shown(status.task_id), total=100
+            )
+        state = shown(status.status)
         if status.is_terminal and not status.succeeded:
             state = f"[red]{state}[/]"
         completed = 100 if status.succeeded else (status.progress or 0)
@@ -180,7 +190,7 @@ class TransferRow:
 
     def start(self, name: str, total: int | None) -> None:
         if self._progress is not None:
-            self._task = self._progress.add_task(name, total=total)
+            self._task = self._progress.add_task(shown(name), total=total)
 
     def advance(self, count: int) -> None:
         if self._progress is not None and self._task is not None:
@@ -236,7 +246,7 @@ class BatchDisplay(_OptionalLive):
             self._running += 1
             if self._progress is not None:
                 self._rows[task_id] = self._progress.add_task(
-                    f"{label} {task_id}", total=100, state="SUBMITTED"
+                    shown(f"{label} {task_id}"), total=100, state="SUBMITTED"
                 )
                 self._progress.update(self._overall, state=self._counts())
             else:
@@ -250,7 +260,9 @@ class BatchDisplay(_OptionalLive):
             self._seen[status.task_id] = key
             row = self._rows.get(status.task_id)
             if self._progress is not None and row is not None:
-                self._progress.update(row, completed=status.progress or 0, state=status.status)
+                self._progress.update(
+                    row, completed=status.progress or 0, state=shown(status.status)
+                )
             elif self._progress is None and not status.is_terminal:
                 self._output.info(f"{label} {status.task_id}: {describe(status)}")
 

@@ -14,7 +14,10 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 from httpx_retries import Retry, RetryTransport
@@ -31,12 +34,130 @@ def timeouts(read: float) -> httpx.Timeout:
     return httpx.Timeout(connect=min(10.0, read), read=read, write=read, pool=10.0)
 
 
+def timeout_of(timeout: httpx.Timeout) -> float:
+    """The read timeout: an API request's overall deadline is twice it."""
+    return timeout.read if timeout.read is not None else 60.0
+
+
 MAX_RETRY_AFTER = 30.0
 DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
 
 
 class BadBody(Exception):
     """A 2xx body cut short or not JSON; retried like a dropped connection."""
+
+
+JSON_BODY_LIMIT = 16 * 1024 * 1024  # bytes of an API answer, once decompressed
+
+
+class AnswerTooSlow(httpx.TransportError):
+    """No complete answer before the request's deadline (a server that trickles, or streams
+    forever). Not retried: the time is spent."""
+
+
+class AnswerTooLarge(httpx.TransportError):
+    """An answer larger than siray reads (after decompression: a gzip bomb stops here)."""
+
+
+_deadline = threading.local()
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Requests made by this thread inside the block end by `at` (time.monotonic()) at the
+    latest, whatever their own deadline: a wait bounded by --timeout stays bounded."""
+    outer = getattr(_deadline, "at", None)
+    _deadline.at = at if outer is None or at is None else min(at, outer)
+    try:
+        yield
+    finally:
+        _deadline.at = outer
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    def __init__(
+        self,
+        inner: httpx.SyncByteStream,
+        request: httpx.Request,
+        *,
+        ends: float,
+        limit: int,
+        encoding: str,
+    ) -> None:
+        self._inner, self._request = inner, request
+        self._ends, self._limit = ends, limit
+        self._decoder = _decoder(encoding, request)
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 0
+        for raw in self._inner:
+            if time.monotonic() > self._ends:
+                raise AnswerTooSlow("no complete answer in time", request=self._request)
+            chunk = raw if self._decoder is None else self._decompress(raw, size)
+            size += len(chunk)
+            if size > self._limit:
+                raise AnswerTooLarge(f"an answer over {self._limit} bytes", request=self._request)
+            yield chunk
+        if self._decoder is not None:
+            yield self._decoder.flush()
+
+    def _decompress(self, raw: bytes, size: int) -> bytes:
+        assert self._decoder is not None
+        chunk: bytes = self._decoder.decompress(raw, self._limit - size + 1)
+        if self._decoder.unconsumed_tail:
+            raise AnswerTooLarge(f"an answer over {self._limit} bytes", request=self._request)
+        return chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _decoder(encoding: str, request: httpx.Request) -> Any:
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise httpx.DecodingError(f"an answer in an unasked-for encoding {encoding!r}", request=request)
+
+
+class BoundedTransport(httpx.BaseTransport):
+    """Every answer read within an overall deadline (not only per read) and a size limit, and
+    decompressed here, within that limit (siray asks for gzip or deflate only)."""
+
+    def __init__(self, inner: httpx.BaseTransport, *, seconds: float, limit: int) -> None:
+        self._inner, self._seconds, self._limit = inner, seconds, limit
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        ends = time.monotonic() + self._seconds
+        outer = getattr(_deadline, "at", None)
+        if outer is not None:
+            ends = min(ends, outer)
+        if time.monotonic() >= ends:
+            raise AnswerTooSlow("no time left for the request", request=request)
+        request.headers["Accept-Encoding"] = "gzip, deflate"
+        response = self._inner.handle_request(request)
+        encoding = response.headers.get("content-encoding", "").strip().lower()
+        headers = [
+            (name, value)
+            for name, value in response.headers.raw
+            if not encoding or name.lower() not in (b"content-encoding", b"content-length")
+        ]
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        stream = _BoundedStream(
+            response.stream, request, ends=ends, limit=self._limit, encoding=encoding
+        )
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            stream=stream,
+            extensions=response.extensions,
+            request=request,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _read_json_body(response: httpx.Response) -> None:
@@ -220,6 +341,8 @@ def build_http_client(
     expect_json: bool = True,
 ) -> httpx.Client:
     inner: httpx.BaseTransport = ProxyRouter()
+    if expect_json:  # downloads bound their own bodies (by size and Content-Length)
+        inner = BoundedTransport(inner, seconds=2 * timeout_of(timeout), limit=JSON_BODY_LIMIT)
     if trace is not None:
         inner = TraceTransport(inner, trace)
     inner = PacingTransport(inner, Pacer())

@@ -167,37 +167,6 @@ def test_a_refused_create_leaves_no_uncertain_record(siray, emu, isolated_enviro
     assert rows(isolated_environment) == []
 
 
-def test_a_job_that_fails_in_an_unexpected_way_fails_alone(siray, tmp_path):
-    """An output name longer than the file system allows (OSError, not an API error) fails that
-    job, with its task id; the other jobs still run; the batch exits 1."""
-    jobs = write_jobs(
-        tmp_path / "jobs.jsonl",
-        {"prompt": "too long a name", "name": "n" * 300},
-        {"prompt": "fine", "name": "fine"},
-        {"prompt": "fine too", "name": "fine2"},
-    )
-    result = siray(
-        "run",
-        "--batch",
-        str(jobs),
-        "-m",
-        IMAGE,
-        "-o",
-        str(tmp_path / "out"),
-        "--concurrency",
-        "1",
-        "--poll-interval",
-        "0.1",
-    )
-    assert result.exit_code == 1, result
-    results = {r["line"]: r for r in map(json.loads, result.lines)}
-    assert sorted(results) == [1, 2, 3]
-    assert results[1]["status"] == "ERROR" and results[1]["task_id"]
-    assert "too long" in results[1]["error"]["message"].lower()
-    assert results[2]["status"] == results[3]["status"] == "SUCCESS"
-    assert "1 failed" in result.stderr
-
-
 def test_resume_checks_the_files_and_downloads_them_again(siray, emu, tmp_path):
     jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": "kept", "name": "kept"})
     out = tmp_path / "out"

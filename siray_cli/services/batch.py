@@ -22,6 +22,7 @@ from siray_cli import signals
 from siray_cli.errors import (
     BatchBusyError,
     Interrupted,
+    NetworkError,
     ProtocolError,
     SirayError,
     UsageError,
@@ -608,6 +609,7 @@ class _BatchSession:
 
     def wait(self, job: PreparedJob, task_id: str, stop: threading.Event) -> Task:
         from siray_cli.services.polling import WaitTimedOut, wait_for_tasks
+        from siray_cli.transport import deadline
 
         def fetch(tid: str) -> Task:
             if stop.is_set():
@@ -624,16 +626,20 @@ class _BatchSession:
             self.session.history.update(status)
 
         timeout = self.options.timeout
+        ends = time.monotonic() + timeout if timeout else None
         try:
-            return wait_for_tasks(
-                [task_id],
-                fetch,
-                timeout=timeout or None,
-                schedule=self.schedule,
-                on_update=on_update,
-                sleep=sleep,
-            )[task_id]
-        except WaitTimedOut:
+            with deadline(ends):
+                return wait_for_tasks(
+                    [task_id],
+                    fetch,
+                    timeout=timeout or None,
+                    schedule=self.schedule,
+                    on_update=on_update,
+                    sleep=sleep,
+                )[task_id]
+        except (WaitTimedOut, NetworkError) as exc:
+            if isinstance(exc, NetworkError) and (ends is None or time.monotonic() < ends):
+                raise
             raise WaitTimeoutError(
                 f"gave up waiting after {timeout:g}s; it may still finish", task_id=task_id
             ) from None

@@ -3,11 +3,12 @@ a timeout or a Ctrl-C into an error that says how to resume."""
 
 from __future__ import annotations
 
+import time
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from siray_cli import signals
-from siray_cli.errors import Interrupted, SirayError, WaitTimeoutError
+from siray_cli.errors import Interrupted, NetworkError, SirayError, WaitTimeoutError
 from siray_cli.providers.base import Task
 from siray_cli.services.session import resume_hint
 
@@ -33,9 +34,11 @@ def wait_for(
 ) -> dict[str, Task]:
     """Poll until every task ends; Ctrl-C and timeouts raise errors that say how to resume."""
     from siray_cli.services.polling import WaitTimedOut, default_schedule, wait_for_tasks
+    from siray_cli.transport import deadline
 
+    ends = time.monotonic() + timeout if timeout else None
     try:
-        with display as watcher:
+        with display as watcher, deadline(ends):  # no request outlives --timeout
 
             def on_update(status: Task) -> None:
                 watcher.update(status)
@@ -49,6 +52,15 @@ def wait_for(
                 on_update=on_update,
                 sleep=signals.sleep,
             )
+    except NetworkError:
+        if ends is None or time.monotonic() < ends:
+            raise
+        raise WaitTimeoutError(  # a request still unanswered when --timeout ran out
+            f"gave up waiting after {timeout:g}s (the last status request got no answer in "
+            "time); the task may still finish",
+            hint=resume_hint(task_ids),
+            task_id=task_ids[0] if len(task_ids) == 1 else None,
+        ) from None
     except WaitTimedOut as exc:
         last = [p for p in exc.pending if isinstance(p, Task)]
         states = ", ".join(f"{s.task_id} {s.status}" for s in last) or "no answer yet"

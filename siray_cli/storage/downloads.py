@@ -5,6 +5,7 @@ asked to."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mimetypes
 import os
 import re
@@ -63,9 +64,17 @@ def extension_for(content_type: str | None, url: str) -> str:
     return guessed if guessed and _UNSAFE.search(guessed[1:]) is None else ".bin"
 
 
+NAME_LIMIT = 120  # characters of a file name made from a task id or a job name
+
+
 def safe_name(text: str) -> str:
-    """A file name that cannot leave its directory: no separators, no leading dots."""
-    return _UNSAFE.sub("_", text).lstrip(".") or "task"
+    """A file name that cannot leave its directory (no separators, no leading dots) and fits any
+    file system: a long one is cut, with a digest of the whole so two long names stay apart."""
+    name = _UNSAFE.sub("_", text).lstrip(".") or "task"
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{name[: NAME_LIMIT - 13]}-{digest}"
 
 
 def output_name(task_id: str, index: int, extension: str) -> str:
@@ -187,6 +196,14 @@ def download_one(
                 return target
         except httpx.HTTPError as exc:
             last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except OSError as exc:  # the disk, not the network: trying again would not help
+            raise DownloadError(
+                f"cannot write the output of {task_id} to {directory}: "
+                f"{exc.strerror or type(exc).__name__}",
+                task_id=task_id,
+                hint=f"the task succeeded; free some room or choose another -o, then fetch its "
+                f"outputs again (`siray status {task_id}` lists them)",
+            ) from exc
         finally:
             if temporary is not None:
                 with contextlib.suppress(FileNotFoundError):

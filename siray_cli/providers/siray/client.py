@@ -29,6 +29,7 @@ from siray_cli.providers.base import (
 from siray_cli.providers.siray.parse import (
     CREATE_PATHS,
     STATUS_PATHS,
+    TASK_ID,
     kind_from_task_id,
     parse_catalogue,
     parse_status,
@@ -38,6 +39,8 @@ from siray_cli.providers.siray.parse import (
 from siray_cli.transport import (
     DEFAULT_BACKOFF,
     DEFAULT_TIMEOUT,
+    AnswerTooLarge,
+    AnswerTooSlow,
     BadBody,
     Trace,
     build_http_client,
@@ -49,17 +52,16 @@ from siray_cli.transport import (
 if TYPE_CHECKING:
     from siray_cli.storage.upload import Source, Uploaded, UploadToken
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
-
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1 = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 
 
-def _one_line(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _one_line(text: str) -> str:
+    """The server's words on one line, whole: the output sink scrubs secrets first and only then
+    cuts a long message, so no piece of an echoed key survives a cut."""
+    return " ".join(text.split())
 
 
 def error_message(response: httpx.Response) -> tuple[str, str | None]:
@@ -130,7 +132,7 @@ def _json(response: httpx.Response) -> object:
 
 def check_task_id(task_id: str) -> str:
     task_id = task_id.strip()
-    if not _TASK_ID.match(task_id):
+    if not TASK_ID.match(task_id):
         raise errors.UsageError(
             f"{task_id!r} is not a task id",
             hint="task ids look like image_a8813a4b4c9 or video_...; "
@@ -229,6 +231,11 @@ class SirayProvider(Provider):
         self, exc: Exception, what: str, *, gateway: bool = False
     ) -> errors.NetworkError:
         url = self.gateway_url if gateway else self.base_url
+        if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
+            return errors.NetworkError(
+                f"{what}: {exc} from {url}",
+                hint="the server's answers are too slow or too large; try again later",
+            )
         where = "--gateway-url / SIRAY_GATEWAY_URL" if gateway else "--base-url / SIRAY_BASE_URL"
         hint = f"check your network and {where}"
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):

@@ -4,6 +4,7 @@ knows the shapes of Siray's answers."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,12 @@ STATES = {
     "CANCELLED": TaskState.CANCELLED,
     "CANCELED": TaskState.CANCELLED,
 }
+
+
+# A task id as the contract shows them (image_..., video_...), and what siray accepts of any
+# server: letters, digits and _.:- only, at most 200 characters, so an id can name a URL path,
+# a history row and (cut short, see storage.downloads.safe_name) a file.
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,199}$")
 
 
 def state_of(status: str) -> TaskState:
@@ -104,8 +111,10 @@ def parse_submit(payload: object, kind: TaskKind, model: str) -> SubmittedTask:
     for candidate in candidates:
         if isinstance(candidate, (str, int)) and not isinstance(candidate, bool):
             task_id = str(candidate).strip()
-            if task_id:
+            if task_id and TASK_ID.match(task_id):
                 return SubmittedTask(task_id=task_id, kind=kind, model=model)
+            if task_id:
+                raise ProtocolError(f"the server answered with an unusable task id {task_id!r}")
     raise ProtocolError("the server accepted the request but sent no task id")
 
 
@@ -114,9 +123,8 @@ def parse_status(payload: object, kind: TaskKind, task_id: str) -> Task:
     status = _text(data.get("status")).strip()
     if not status:
         raise ProtocolError(f"the server sent no status for task {task_id}")
-    returned_id = data.get("task_id")
     return Task(
-        task_id=returned_id if isinstance(returned_id, str) and returned_id else task_id,
+        task_id=task_id,  # the id asked about, whatever the answer says (it names files, rows)
         kind=kind,
         status=status,
         state=state_of(status),

@@ -1,0 +1,116 @@
+"""A small fake of the Siray API that misbehaves on purpose, for what the emulator will not do:
+answers that trickle, gzip bombs, hostile ids and text, output URLs that cannot be parsed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Answer = Callable[[BaseHTTPRequestHandler], None]
+
+
+def send_json(handler: BaseHTTPRequestHandler, document: Any, status: int = 200) -> None:
+    body = json.dumps(document).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def trickle(document: Any, pause: float = 0.2) -> Answer:
+    """The document one byte at a time, `pause` seconds apart (each read well inside any read
+    timeout, the whole far past any deadline)."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps(document).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for byte in body:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(pause)
+
+    return answer
+
+
+def gzip_bomb(size: int) -> Answer:
+    """`size` bytes of spaces, gzipped (a few KB on the wire per hundred MB)."""
+    packed = gzip.compress(b" " * size, compresslevel=9)
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(packed)))
+        handler.end_headers()
+        handler.wfile.write(packed)
+
+    return answer
+
+
+def status_document(task_id: str, status: str = "SUCCESS", **fields: Any) -> dict[str, Any]:
+    return {"code": "success", "data": {"task_id": task_id, "status": status, **fields}}
+
+
+class HostileServer:
+    """Routes: `answers[(method, path)]` (path without query), else 404."""
+
+    def __init__(self) -> None:
+        self.answers: dict[tuple[str, str], Answer] = {}
+        self.requests: list[tuple[str, str]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+            def _handle(self) -> None:
+                path = self.path.split("?")[0]
+                server.requests.append((self.command, path))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                answer = server.answers.get((self.command, path))
+                if answer is None:
+                    send_json(self, {"error": {"message": "not found"}}, 404)
+                    return
+                with suppress(BrokenPipeError, ConnectionResetError):
+                    answer(self)
+
+            do_GET = do_POST = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def on(self, method: str, path: str, answer: Answer | Any) -> None:
+        if callable(answer):
+            self.answers[(method, path)] = answer
+        else:
+            self.answers[(method, path)] = lambda handler: send_json(handler, answer)
+
+    @contextmanager
+    def running(self) -> Iterator[HostileServer]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def env(self) -> dict[str, str]:
+        return {
+            "SIRAY_BASE_URL": self.url,
+            "SIRAY_GATEWAY_URL": self.url,
+            "SIRAY_API_KEY": "sk-hostile-test-key-0123456789",
+        }
