@@ -300,3 +300,40 @@ def test_history_files_are_private(siray, isolated_environment):
     assert cache.stat().st_mode & 0o777 == 0o700
     for path in [*data.iterdir(), *cache.iterdir()]:
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_config_set_keeps_comments_and_unknown_keys(siray, isolated_environment):
+    path = isolated_environment / "config" / "config.toml"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        "# my settings, written by hand\n"
+        "[profiles.default]\n"
+        'model = "alibaba/z-image-turbo-t2i"  # the usual one\n'
+        'team_note = "kept by siray"\n'
+        "\n"
+        "[extras]\n"
+        "anything = 1\n"
+    )
+    path.chmod(0o600)
+    result = siray("config", "set", "timeout", "120")
+    assert result.exit_code == 0, result
+    text = path.read_text()
+    assert "# my settings, written by hand" in text
+    assert "# the usual one" in text
+    assert 'team_note = "kept by siray"' in text and "[extras]" in text
+    assert siray("config", "get", "timeout").stdout.strip() == "120"
+    assert siray("config", "unset", "model").exit_code == 0
+    assert "model =" not in path.read_text()
+    assert "team_note" in path.read_text() and "# my settings" in path.read_text()
+
+
+def test_a_corrupt_history_row_is_skipped_with_a_warning(siray, isolated_environment):
+    first = siray("generate", IMAGE, "row one").stdout.strip()
+    second = siray("generate", IMAGE, "row two").stdout.strip()
+    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+        db.execute("UPDATE tasks SET outputs = '{not json' WHERE task_id = ?", (first,))
+    result = siray("history", "--json")
+    assert result.exit_code == 0, result
+    assert [r["task_id"] for r in result.json()] == [second]
+    assert result.stderr.count("skipped an unreadable row") == 1
+    assert "Traceback" not in result.stderr

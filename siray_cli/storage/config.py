@@ -92,26 +92,33 @@ class ConfigFile:
         return name in self.profiles()
 
     def update(self, profile: str, name: str, value: Any | None) -> None:
-        """Set (or with None remove) one setting of one profile, and write the file."""
-        data = self.load()
-        profiles = data.setdefault("profiles", {})
-        table = profiles.setdefault(profile, {})
+        """Set (or with None remove) one setting of one profile, and write the file. Everything
+        else in the file (comments, order, other keys) is kept as written: tomlkit edits the
+        document in place."""
+        import tomlkit
+
+        self.load()  # a file that cannot be parsed is reported, and left as it is
+        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        document = tomlkit.parse(text)
+        profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
+        if profile not in profiles:
+            profiles[profile] = tomlkit.table()
+        table = profiles[profile]
         if value is None:
             table.pop(name, None)
         else:
             table[name] = value
-        self._write(data)
+        self._write(document.as_string())
+        self._data = _load_toml(document.as_string())
 
-    def _write(self, data: dict[str, Any]) -> None:
-        import tomli_w
-
+    def _write(self, text: str) -> None:
         directory = self.path.parent
         private_dir(directory)
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")
         try:
             os.fchmod(descriptor, stat.S_IRUSR | stat.S_IWUSR)
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(tomli_w.dumps(data).encode("utf-8"))
+                handle.write(text.encode("utf-8"))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, self.path)
@@ -119,4 +126,3 @@ class ConfigFile:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
-        self._data = data

@@ -180,6 +180,7 @@ class History:
         self.path = path
         self._busy_timeout = busy_timeout
         self._busy_pauses = tuple(busy_pauses)
+        self._warned_rows = False
         self._warn = warn
         self._connection: sqlite3.Connection | None = None
         self._broken = not enabled
@@ -256,6 +257,22 @@ class History:
                         break
                 time.sleep(pause)
         return [], 0
+
+    def _records(self, rows: list[sqlite3.Row]) -> list[Record]:
+        """Rows as records; a row that cannot be read (edited by hand, written by a broken disk)
+        is skipped, with one warning, never an error."""
+        records = []
+        for row in rows:
+            try:
+                records.append(_record(row))
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                if not self._warned_rows:
+                    self._warn(
+                        f"task history {self.path}: skipped an unreadable row "
+                        f"(id {row['id']}: {type(exc).__name__})"
+                    )
+                    self._warned_rows = True
+        return records
 
     def record_submit(
         self,
@@ -381,7 +398,7 @@ class History:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows, _ = self._execute(sql, values)
-        return [_record(row) for row in rows]
+        return self._records(rows)
 
     def latest(self) -> Record | None:
         records = self.query(limit=1, with_id=True)
@@ -389,7 +406,8 @@ class History:
 
     def find(self, task_id: str) -> Record | None:
         rows, _ = self._execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
-        return _record(rows[0]) if rows else None
+        records = self._records(rows)
+        return records[0] if records else None
 
     def by_job(self, job_key: str, *, provider: str, base_url: str, profile: str) -> list[Record]:
         """The submits of one job on one provider, host and profile, newest first (UNCERTAIN ones
@@ -399,7 +417,7 @@ class History:
             " AND profile = ? ORDER BY submitted_at DESC, id DESC",
             (job_key, provider, base_url, profile),
         )
-        return [_record(row) for row in rows]
+        return self._records(rows)
 
     def prune(self, older_than: float) -> int:
         """Delete finished tasks submitted more than `older_than` seconds ago."""
