@@ -15,7 +15,7 @@ import typer
 from siray_cli.completion import complete_model, complete_task_id
 from siray_cli.output import Output
 from siray_cli.services.session import Notices, Session
-from siray_cli.settings import KEYS
+from siray_cli.settings import KEYS, check_flag
 
 if TYPE_CHECKING:
     from siray_cli.progress import TransferDisplay
@@ -33,7 +33,7 @@ TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        min=0.0,
+        callback=check_flag("timeout"),
         help="Give up waiting after this many seconds (exit 4; the task keeps running); "
         f"0 waits forever. Default: the `timeout` setting, else {KEYS['timeout'].default}.",
         show_default=False,
@@ -43,7 +43,7 @@ PollIntervalOpt = Annotated[
     float | None,
     typer.Option(
         "--poll-interval",
-        min=0.1,
+        callback=check_flag("poll_interval"),
         help="Poll on a fixed beat of this many seconds instead of the adaptive schedule.",
         show_default=False,
     ),

@@ -24,11 +24,10 @@ def shown(text: str) -> str:
 
 
 def describe(status: Task) -> str:
+    """A state change as one line (a failure's reason is told once, by the final report)."""
     text = status.status
     if status.progress is not None and not status.is_terminal:
         text += f" {status.progress}%"
-    if status.fail_reason and status.is_terminal and not status.succeeded:
-        text += f": {status.fail_reason}"
     return text
 
 
@@ -124,6 +123,18 @@ def task_display(output: Output, task_ids: list[str]) -> TaskDisplay:
 _Display = TypeVar("_Display", bound="_OptionalLive")
 
 
+def _speed_column(base: Any) -> Any:
+    """Rich's transfer speed, blank (rather than "?") until there is one to show."""
+
+    class Speed(base):  # type: ignore[misc]
+        def render(self, task: Any) -> Any:
+            from rich.text import Text
+
+            return super().render(task) if task.speed is not None else Text("")
+
+    return Speed()
+
+
 class _OptionalLive:
     """A display whose rich Progress exists only on a terminal."""
 
@@ -159,7 +170,7 @@ class TransferDisplay(_OptionalLive):
                 TextColumn("{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
-                TransferSpeedColumn(),
+                _speed_column(TransferSpeedColumn),
                 TimeRemainingColumn(),
                 console=output.console(),
             )

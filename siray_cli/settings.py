@@ -38,6 +38,28 @@ def _positive_seconds(value: str) -> str:
     return f"{number:g}"
 
 
+def _seconds_or_none(value: str) -> str:
+    """A wait bound: 0 means no bound at all (as --timeout 0)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ValueError("must be 0 (no limit) or a positive number of seconds")
+    return f"{number:g}"
+
+
+def _beat(value: str) -> str:
+    """A polling beat: at least a tenth of a second (as --poll-interval)."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not 0.1 <= number < float("inf"):
+        raise ValueError("must be a number of seconds, 0.1 or more")
+    return f"{number:g}"
+
+
 def _backoff(value: str) -> str:
     try:
         number = float(value)
@@ -134,7 +156,7 @@ KEYS: dict[str, Key] = {
             "SIRAY_TIMEOUT",
             "--timeout",
             "1800",
-            _positive_seconds,
+            _seconds_or_none,
             "seconds `run` and `status --wait` wait at most",
             number=True,
         ),
@@ -143,7 +165,7 @@ KEYS: dict[str, Key] = {
             "SIRAY_POLL_INTERVAL",
             "--poll-interval",
             None,
-            _positive_seconds,
+            _beat,
             "a fixed polling beat in seconds, instead of the adaptive schedule",
             number=True,
         ),
@@ -343,3 +365,19 @@ class Settings:
             shown = "(set)" if KEYS[name].secret and setting.value else setting.value
             lines.append(f"{name} = {shown} from {setting.source}")
         return lines
+
+
+def check_flag(name: str) -> Callable[[object], object]:
+    """A command-line option's check: the very rule of its setting (so `--timeout -5` and
+    `siray config set timeout -5` say the same thing)."""
+
+    def check(value: object) -> object:
+        if value is None:
+            return None
+        try:
+            KEYS[name].check(str(value))
+        except ValueError as exc:
+            raise UsageError(f"{KEYS[name].flag} {value!r} {exc}") from None
+        return value
+
+    return check

@@ -147,7 +147,7 @@ def test_profile_defaults_feed_run(siray, emu, tmp_path):
 
 def test_values_are_type_checked_and_keys_known(siray, isolated_environment):
     bad = siray("config", "set", "timeout", "--", "-5")
-    assert bad.exit_code == 2 and "must be a positive number" in bad.stderr
+    assert bad.exit_code == 2 and "must be 0 (no limit) or a positive number" in bad.stderr
     assert siray("config", "set", "base_url", "ftp://x").exit_code == 2
     unknown = siray("config", "set", "colour", "blue")
     assert unknown.exit_code == 2

@@ -48,7 +48,7 @@ def get(ctx: typer.Context, name: KeyArg) -> None:
         state.output.data(mask(value) if KEYS[name].secret else value)
 
 
-@app.command("set")
+@app.command("set", context_settings={"ignore_unknown_options": True})  # `timeout -5` is a value
 def set_(
     ctx: typer.Context,
     name: KeyArg,

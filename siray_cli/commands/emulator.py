@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -33,20 +33,11 @@ FaultOpt = Annotated[
 ]
 
 
-def _config(
-    port: int,
-    task_seconds: float,
-    create_shape: str,
-    no_cancel: bool,
-    api_key: str | None,
-    models_file: Path | None,
-    *,
-    sts_token_requests: int | None,
-    tls: bool,
-) -> EmulatorConfig:
+def _config(values: dict[str, Any]) -> EmulatorConfig:
     from siray_cli.emulator.catalogue import load_models
     from siray_cli.emulator.server import EMULATOR_API_KEY, EmulatorConfig
 
+    create_shape, models_file = values["create_shape"], values["models_file"]
     if create_shape not in ("nested", "flat", "id"):
         raise UsageError(f"--create-shape {create_shape!r} is not one of nested, flat, id")
     extra = {}
@@ -56,15 +47,26 @@ def _config(
         except (OSError, ValueError, AttributeError) as exc:
             raise UsageError(f"--models {models_file}: {exc}") from None
     return EmulatorConfig(
-        port=port,
-        task_seconds=task_seconds,
+        port=values["port"],
+        task_seconds=values["task_seconds"],
         create_shape=create_shape,
-        cancel_supported=not no_cancel,
-        api_key=api_key or EMULATOR_API_KEY,
+        cancel_supported=not values["no_cancel"],
+        api_key=values["api_key"] or EMULATOR_API_KEY,
         extra_models=extra,
-        sts_token_requests=sts_token_requests,
-        tls=tls,
+        sts_token_requests=values["sts_token_requests"],
+        tls=values["tls"],
     )
+
+
+def _check_extras(output: Any) -> None:
+    """Say at once what the emulator cannot do here, rather than in the middle of a run."""
+    import importlib.util
+
+    if importlib.util.find_spec("moto") is None:
+        output.warn(
+            "uploads (siray upload, local files as inputs) need the emulator's S3 store: "
+            "pip install 'siray-cli[emulator]'"
+        )
 
 
 def _start(config: EmulatorConfig, faults: list[str] | None):  # type: ignore[no-untyped-def]
@@ -87,76 +89,117 @@ def _start(config: EmulatorConfig, faults: list[str] | None):  # type: ignore[no
     return emulator
 
 
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        min=0,
+        max=65535,
+        help="Port on 127.0.0.1 (0: any free port). Default: 8787.",
+        show_default=False,
+    ),
+]
+TaskSecondsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--task-seconds",
+        min=0.05,
+        help="How long each task takes to finish. Default: 3.",
+        show_default=False,
+    ),
+]
+CreateShapeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--create-shape",
+        help="Create-response shape: nested (data.task_id, as the API documents), flat "
+        "(top-level task_id) or id. Default: nested.",
+        show_default=False,
+    ),
+]
+NoCancelOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--no-cancel",
+        help="Act as a server without the cancel endpoint (404).",
+        show_default=False,
+    ),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key", help="The key it accepts (default: siray-emulator-key).", show_default=False
+    ),
+]
+ModelsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--models",
+        help="Also serve the models in FILE (the gateway's catalogue format), "
+        "e.g. to try a model newer than the emulator.",
+        metavar="FILE",
+        show_default=False,
+    ),
+]
+StsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--sts-token-requests",
+        min=1,
+        help="Make each upload token expire after this many S3 requests.",
+        show_default=False,
+    ),
+]
+TlsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--tls",
+        help="Serve https with a throwaway certificate (SSL_CERT_FILE "
+        "names it for the commands run against it).",
+        show_default=False,
+    ),
+]
+DEFAULTS: dict[str, Any] = {
+    "port": 8787,
+    "task_seconds": 3.0,
+    "create_shape": "nested",
+    "no_cancel": False,
+    "api_key": None,
+    "models_file": None,
+    "sts_token_requests": None,
+    "tls": False,
+    "fault": None,
+}
+
+
+def _given(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
 @app.callback()
 def emulator(
     ctx: typer.Context,
-    port: int = typer.Option(
-        8787, "--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port)."
-    ),
-    task_seconds: float = typer.Option(
-        3.0, "--task-seconds", min=0.05, help="How long each task takes to finish."
-    ),
-    create_shape: str = typer.Option(
-        "nested",
-        "--create-shape",
-        help="Create-response shape: nested (data.task_id, as "
-        "API.md), flat (top-level task_id) or id.",
-    ),
-    no_cancel: bool = typer.Option(
-        False, "--no-cancel", help="Act as a server without the cancel endpoint (404)."
-    ),
-    api_key: str | None = typer.Option(
-        None, "--key", help="The key it accepts (default: siray-emulator-key).", show_default=False
-    ),
-    models_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--models",
-            help="Also serve the models in FILE (the gateway's catalogue format), "
-            "e.g. to try a model newer than the emulator.",
-            metavar="FILE",
-            show_default=False,
-        ),
-    ] = None,
-    sts_token_requests: Annotated[
-        int | None,
-        typer.Option(
-            "--sts-token-requests",
-            min=1,
-            help="Make each upload token expire after this many S3 requests.",
-            show_default=False,
-        ),
-    ] = None,
-    tls: Annotated[
-        bool,
-        typer.Option(
-            "--tls",
-            help="Serve https with a throwaway certificate (SSL_CERT_FILE "
-            "names it for the commands run against it).",
-        ),
-    ] = False,
+    port: PortOpt = None,
+    task_seconds: TaskSecondsOpt = None,
+    create_shape: CreateShapeOpt = None,
+    no_cancel: NoCancelOpt = None,
+    api_key: KeyOpt = None,
+    models_file: ModelsOpt = None,
+    sts_token_requests: StsOpt = None,
+    tls: TlsOpt = None,
     fault: FaultOpt = None,
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
-    ctx.obj = {
-        "config": _config(
-            port,
-            task_seconds,
-            create_shape,
-            no_cancel,
-            api_key,
-            models_file,
-            sts_token_requests=sts_token_requests,
-            tls=tls,
-        ),
-        "faults": fault,
-    }
+    values = {**DEFAULTS, **_given(dict(locals()))}
+    values.pop("ctx")
+    ctx.obj = values  # `exec` reads them, and may override them
     if ctx.invoked_subcommand is not None:
         return
+    _check_extras(get_context(ctx).output)
     output = get_context(ctx).output
-    config = ctx.obj["config"]
+    config = _config(values)
     config.log = output.info
-    server = _start(config, fault)
+    server = _start(config, values["fault"])
     for name, value in server.environment().items():
         output.data(f"export {name}={value}")
     output.info(f"siray emulator listening on {server.url} (Ctrl-C to stop)")
@@ -177,14 +220,27 @@ def exec_(
     command: Annotated[
         list[str], typer.Argument(help="The command to run, after --.", metavar="-- CMD [ARGS]...")
     ],
+    port: PortOpt = None,
+    task_seconds: TaskSecondsOpt = None,
+    create_shape: CreateShapeOpt = None,
+    no_cancel: NoCancelOpt = None,
+    api_key: KeyOpt = None,
+    models_file: ModelsOpt = None,
+    sts_token_requests: StsOpt = None,
+    tls: TlsOpt = None,
+    fault: FaultOpt = None,
 ) -> int:
     """Start the emulator on a free port, run CMD with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and
-    SIRAY_API_KEY pointing at it, stop it, and exit with CMD's status."""
-    settings = ctx.parent.obj if ctx.parent is not None else {}
-    config: EmulatorConfig = settings["config"]
-    if config.port == 8787:
-        config.port = 0
-    server = _start(config, settings["faults"])
+    SIRAY_API_KEY pointing at it, stop it, and exit with CMD's status.
+
+    The emulator's options may come before or after `exec` (after wins), always before `--`.
+    """
+    given = _given({k: v for k, v in locals().items() if k not in ("ctx", "command")})
+    values = {**(ctx.parent.obj if ctx.parent is not None else DEFAULTS), **given}
+    if "port" not in given and values["port"] == DEFAULTS["port"]:
+        values["port"] = 0  # a free port, unless one was asked for
+    _check_extras(get_context(ctx).output)
+    server = _start(_config(values), values["fault"])
     environment = dict(os.environ)
     environment.update(server.environment())
     try:

@@ -7,8 +7,12 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, KindOpt, RefreshOpt, get_context
+from siray_cli.cli import JsonOpt, Kind, RefreshOpt, get_context
 from siray_cli.completion import complete_model
+
+KindFilterOpt = Annotated[
+    Kind | None, typer.Option("--kind", help="Only image models, or only video models.")
+]
 
 app = typer.Typer(
     help="The model catalogue: list models, show a model's inputs.", no_args_is_help=True
@@ -21,7 +25,7 @@ def list_(
     search: Annotated[
         str | None, typer.Argument(help="Only models whose name contains this.", show_default=False)
     ] = None,
-    kind: KindOpt = None,
+    kind: KindFilterOpt = None,
     refresh: RefreshOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:

@@ -114,11 +114,13 @@ def build_body(
         items = inputs.resolve_at_files(items, local_file)
         if info is not None:
             body = validation.local_files_in(body, info, local_file)
+    untyped: dict[str, str] = {}
     if info is None:
         for item in items:
             body[item.key] = item.value()
     else:
-        body.update(validation.coerce_inputs(items, info, local_file))
+        typed, untyped = validation.coerce_each(items, info, local_file)
+        body.update(typed)
     body["model"] = model
     if prompt is not None:
         body["prompt"] = prompt
@@ -129,7 +131,7 @@ def build_body(
         )
     if info is not None:
         validation.apply_defaults(body, info)
-        validation.validate_body(body, info)
+        validation.validate_body(body, info, untyped)
     return body
 
 

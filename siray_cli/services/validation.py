@@ -86,12 +86,25 @@ def coerce_inputs(
 ) -> dict[str, Any]:
     """`-i` inputs typed by the schema: strings stay as typed, numbers and booleans are parsed,
     repeated keys (or a JSON list) make an array, and image fields may name a local file."""
+    body, problems = coerce_each(items, info, local_file)
+    if problems:
+        raise UsageError(f"invalid inputs for {info.name}: " + "; ".join(problems.values()))
+    return body
+
+
+def coerce_each(
+    items: Sequence[InputItem],
+    info: ModelInfo,
+    local_file: Callable[[str, str], str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """As coerce_inputs, but every input is tried: (the body of those that could be typed, a
+    problem for each that could not, by key), so all of them are reported at once."""
     properties = info.properties
     grouped: dict[str, list[InputItem]] = {}
     for item in items:
         grouped.setdefault(item.key, []).append(item)
     body: dict[str, Any] = {}
-    problems: list[str] = []
+    problems: dict[str, str] = {}
     for key, group in grouped.items():
         prop = properties.get(key)
         try:
@@ -107,10 +120,8 @@ def coerce_inputs(
             if prop is not None and local_file and is_image_field(key, prop) and not literal:
                 body[key] = _local_files(key, body[key], local_file)
         except ValueError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise UsageError(f"invalid inputs for {info.name}: " + "; ".join(problems))
-    return body
+            problems[key] = str(exc)
+    return body, problems
 
 
 def _array(key: str, group: list[InputItem], prop: dict[str, Any]) -> list[Any]:
@@ -201,19 +212,23 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.message}"
 
 
-def validate_body(body: dict[str, Any], info: ModelInfo) -> None:
-    """Raise one usage error naming every problem: missing inputs all at once, unknown inputs
-    with the valid ones, then each value that breaks the schema."""
+def validate_body(
+    body: dict[str, Any], info: ModelInfo, earlier: dict[str, str] | None = None
+) -> None:
+    """Raise one usage error naming every problem: values that could not be typed (`earlier`,
+    by key), missing inputs all at once, unknown inputs with the valid ones, then each value that
+    breaks the schema."""
     from jsonschema import Draft202012Validator
 
-    problems: list[str] = []
-    missing = [name for name in info.required if name not in body]
+    earlier = earlier or {}
+    problems: list[str] = list(earlier.values())
+    missing = [name for name in info.required if name not in body and name not in earlier]
     if missing:
         problems.append(
             f"missing required input{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
         )
     known = set(info.properties)
-    unknown = [k for k in body if k not in known and k not in IGNORED_KEYS]
+    unknown = [k for k in [*body, *earlier] if k not in known and k not in IGNORED_KEYS]
     if unknown and known:
         hints = "".join(_suggest(k, sorted(known)) for k in unknown[:1])
         problems.append(

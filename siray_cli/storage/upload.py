@@ -83,13 +83,20 @@ class Uploaded:
 
 
 class _Prefixed:
-    """A stream whose first bytes were read already (to check it is not empty)."""
+    """A stream whose first bytes were read already (to check it is not empty); it counts the
+    bytes it hands out, which is the size of standard input once it is sent."""
 
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
         self._head = head
         self._rest = rest
+        self.consumed = 0
 
     def read(self, size: int = -1) -> bytes:
+        data = self._read(size)
+        self.consumed += len(data)
+        return data
+
+    def _read(self, size: int) -> bytes:
         if self._head:
             if size < 0:
                 data, self._head = self._head + self._rest.read(), b""
@@ -308,7 +315,9 @@ class Uploader:
                     failures.append((source, exc))
                     self._abort_leftovers(client, token, key)
                     continue
-                size = source.size if source.size is not None else future.meta.size or 0
+                size = source.size
+                if size is None:  # standard input: what was read of it
+                    size = getattr(source.stream, "consumed", None) or future.meta.size or 0
                 done[id(source)] = Uploaded(
                     source.label, token.public_url(key), int(size), source.content_type
                 )

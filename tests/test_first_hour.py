@@ -1,0 +1,96 @@
+"""A newcomer's first hour: what the README and --help promise works as written, through the real
+entry point against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import run_in_terminal, siray_command, subprocess_env
+
+IMAGE = "alibaba/z-image-turbo-t2i"
+
+
+def test_emulator_options_may_come_after_exec(emu, tmp_path):
+    command = [
+        *siray_command("emulator", "exec", "--task-seconds", "0.2", "--no-cancel", "--"),
+        sys.executable, "-m", "siray_cli", "run", IMAGE, "a fox", "-i", "size=1024x768",
+        "--poll-interval", "0.1", "--json",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, env=subprocess_env(emu), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "SUCCESS"
+    # options after `exec` win over those before it
+    both = subprocess.run(
+        [
+            *siray_command("emulator", "--key", "before", "exec", "--key", "after", "--"),
+            "sh",
+            "-c",
+            'echo "$SIRAY_API_KEY"',
+        ],
+        env=subprocess_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert both.returncode == 0, both.stderr
+    assert both.stdout.strip() == "after"
+
+
+def test_every_input_problem_is_reported_at_once(siray):
+    result = siray("run", IMAGE, "x", "-i", "seed=abc", "-i", "foo=1", "-i", "size=9x9")
+    assert result.exit_code == 2, result
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert 'seed: "abc" is not an integer' in line
+    assert "unknown input: foo" in line
+    assert 'size: "9x9" is not one of' in line
+
+
+def test_settings_follow_the_rules_of_their_flags(siray):
+    assert siray("config", "set", "timeout", "0").exit_code == 0  # as --timeout 0: no limit
+    assert siray("config", "get", "timeout").stdout.strip() == "0"
+    negative = siray("config", "set", "timeout", "-5")
+    assert negative.exit_code == 2
+    assert negative.stderr.strip().splitlines()[0] == (
+        "error: timeout '-5' must be 0 (no limit) or a positive number of seconds"
+    )
+    flag = siray("status", "image_x", "--timeout", "-5")
+    assert flag.exit_code == 2 and "must be 0 (no limit) or a positive number" in flag.stderr
+    beat = siray("config", "set", "poll_interval", "0.05")
+    assert beat.exit_code == 2 and "0.1 or more" in beat.stderr
+    flag_beat = siray("status", "image_x", "--poll-interval", "0.05")
+    assert flag_beat.exit_code == 2 and "0.1 or more" in flag_beat.stderr
+
+
+def test_upload_of_standard_input_reports_the_bytes_sent(siray):
+    result = siray(
+        "upload", "-", "--name", "note.txt", "--content-type", "text/plain", "--json",
+        input="hello world 12345",
+    )  # fmt: skip
+    assert result.exit_code == 0, result
+    assert result.json()[0]["bytes"] == len("hello world 12345")
+
+
+def test_a_failure_reason_is_told_once_on_a_pipe(siray):
+    result = siray("run", IMAGE, "[fail] once", "-i", "size=1024x768")
+    assert result.exit_code == 1, result
+    assert result.stderr.count("the prompt asked for a failure") == 1
+
+
+def test_models_list_kind_says_what_it_filters(siray):
+    result = siray("models", "list", "--help")
+    assert "Only image models, or only video models." in result.stdout
+
+
+def test_a_download_on_a_terminal_never_shows_a_question_mark_speed(emu, tmp_path):
+    env = {**os.environ, **subprocess_env(emu)}
+    code, screen = run_in_terminal(
+        siray_command("run", IMAGE, "speed", "-i", "size=1024x768", "-o", str(tmp_path)), env
+    )
+    assert code == 0, screen
+    assert " ? " not in screen and "?/s" not in screen
