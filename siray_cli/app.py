@@ -16,6 +16,7 @@ from siray_cli.cli import AppContext, notices_for
 from siray_cli.commands import (
     auth,
     cancel,
+    download,
     emulator,
     generate,
     help_topics,
@@ -128,6 +129,7 @@ app.command("run")(run.run)
 app.command("status")(status.status)
 app.command("cancel")(cancel.cancel)
 app.command("upload")(upload.upload)
+app.command("download")(download.download)
 app.add_typer(history.app, name="history")
 app.add_typer(history.app, name="ls", help="Alias of `siray history`.")
 app.add_typer(models.app, name="models")

@@ -94,3 +94,36 @@ def test_a_download_on_a_terminal_never_shows_a_question_mark_speed(emu, tmp_pat
     )
     assert code == 0, screen
     assert " ? " not in screen and "?/s" not in screen
+
+
+def test_download_fetches_a_finished_tasks_outputs_later(
+    siray, emu, tmp_path, isolated_environment
+):
+    import sqlite3
+
+    task_id = siray("generate", IMAGE, "fetched later", "-i", "size=1024x768").stdout.strip()
+    waited = siray("status", task_id, "--wait", "-o", str(tmp_path / "first"))
+    assert waited.exit_code == 0, waited
+    assert (tmp_path / "first" / f"{task_id}_1.png").read_bytes()[:4] == b"\x89PNG"
+    result = siray("download", task_id, "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result
+    path = tmp_path / "out" / f"{task_id}_1.png"
+    assert result.stdout.strip() == str(path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    again = siray("download", task_id, "-o", str(tmp_path / "out"))
+    assert again.exit_code == 5 and "already exists" in again.stderr  # never clobbered
+    with sqlite3.connect(isolated_environment / "data" / "history.sqlite3") as db:
+        (files,) = db.execute("SELECT files FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    assert json.loads(files) == [str(path)]
+
+
+def test_download_of_an_unfinished_or_failed_task_says_why(siray, emu):
+    held = siray("generate", IMAGE, "[hold] not yet", "-i", "size=1024x768").stdout.strip()
+    waiting = siray("download", held)
+    assert waiting.exit_code == 2 and "no outputs yet" in waiting.stderr
+    assert f"siray status {held} --wait" in waiting.stderr
+    failed = siray("run", IMAGE, "[fail] no outputs", "-i", "size=1024x768", "--json")
+    failed_id = json.loads(failed.stdout)["error"]["task_id"]
+    gone = siray("download", failed_id)
+    assert gone.exit_code == 1 and "ended FAILURE" in gone.stderr
+    siray("cancel", held)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, PollIntervalOpt, TimeoutOpt, get_context
+from siray_cli.cli import JsonOpt, PollIntervalOpt, TimeoutOpt, get_context, transfers_for
 from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 from siray_cli.output import Output, sanitize
@@ -68,15 +69,28 @@ def status(
     ),
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
+    output_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Also download the outputs of the tasks that succeeded into this directory.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> int:
     """Show the state of tasks: status, progress, outputs, failure reason, timings.
 
-    With --wait, exits 1 when any task failed or was cancelled.
+    With --wait, exits 1 when any task failed or was cancelled. With -o, downloads the outputs
+    of those that succeeded (as `siray download` does).
     """
     from siray_cli.progress import task_display
+    from siray_cli.services.outputs import download_outputs
     from siray_cli.services.tasks import look_up, tasks_to_show
     from siray_cli.services.waiting import wait_for
+    from siray_cli.storage.downloads import prepare_output_dir
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
@@ -84,7 +98,9 @@ def status(
     if not ids:
         output.info("no pending task in the history")
         return ExitCode.OK
+    directory = prepare_output_dir(output_dir) if output_dir is not None else None
     worst = ExitCode.OK
+    seen: list[Task] = []
     with session.providers() as providers:
         if wait:
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
@@ -94,15 +110,24 @@ def status(
             )
             for final in finals.values():
                 render_task(output, final)
+                seen.append(final)
                 if not final.succeeded:
                     worst = ExitCode.TASK_FAILED
-            return worst
-        for task_id in ids:
-            try:
-                current = look_up(session, providers, task_id)
-            except SirayError as exc:
-                output.report(exc, task_id)
-                worst = worst or exit_code_for(exc)
-                continue
-            render_task(output, current)
+        else:
+            for task_id in ids:
+                try:
+                    current = look_up(session, providers, task_id)
+                except SirayError as exc:
+                    output.report(exc, task_id)
+                    worst = worst or exit_code_for(exc)
+                    continue
+                render_task(output, current)
+                seen.append(current)
+    if directory is not None:
+        with transfers_for(output)() as transfers:
+            for task in (t for t in seen if t.succeeded):
+                for path in download_outputs(
+                    session, task, directory, force=False, display=transfers
+                ):
+                    output.info(f"saved {path}")
     return worst

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import httpx
 
     from siray_cli.providers.base import Task
-    from siray_cli.services.session import Session
+    from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import TransferProgress
 
 
@@ -94,3 +94,34 @@ def download_outputs(
             http.close()
     session.history.set_files(task.task_id, [str(path) for path in paths])
     return paths
+
+
+def fetch_outputs(
+    session: Session,
+    providers: Providers,
+    task_id: str,
+    directory: Path,
+    *,
+    force: bool,
+    display: TransferProgress | None,
+) -> tuple[Task, list[Path]]:
+    """A finished task's outputs, fetched later (`siray download`): the task is looked up where
+    it was created, recorded, and its outputs downloaded as `run -o` does."""
+    from siray_cli.errors import TaskCancelledError, TaskFailedError, UsageError
+
+    task = providers.for_task(task_id).get(task_id)
+    session.history.update(task)
+    if task.cancelled:
+        raise TaskCancelledError(
+            f"task {task_id} was cancelled: it has no outputs", task_id=task_id
+        )
+    if task.is_terminal and not task.succeeded:
+        reason = task.fail_reason or "no reason given"
+        raise TaskFailedError(f"task {task_id} ended {task.status}: {reason}", task_id=task_id)
+    if not task.succeeded:
+        raise UsageError(
+            f"task {task_id} is {task.status}: it has no outputs yet",
+            hint=f"wait for it with `siray status {task_id} --wait -o {directory}`",
+            task_id=task_id,
+        )
+    return task, download_outputs(session, task, directory, force=force, display=display)

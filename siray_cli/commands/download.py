@@ -1,0 +1,49 @@
+"""`siray download`: the outputs of finished tasks, fetched later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from siray_cli.cli import JsonOpt, OutputDirOpt, TaskIdsArg, get_context, transfers_for
+from siray_cli.errors import ExitCode, SirayError, exit_code_for
+
+
+def download(
+    ctx: typer.Context,
+    task_ids: TaskIdsArg,
+    output_dir: OutputDirOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files that already exist.")
+    ] = False,
+    json_mode: JsonOpt = False,
+) -> int:
+    """Download the outputs of finished tasks (into -o DIR, the `output_dir` setting, or the
+    current directory), as `run -o` does: atomic, never over an existing file, recorded in the
+    history. Prints one path per line."""
+    from siray_cli.services.outputs import fetch_outputs
+    from siray_cli.storage.downloads import prepare_output_dir
+
+    context = get_context(ctx, json_mode)
+    session, output = context.session, context.output
+    directory = prepare_output_dir(Path(session.option("output_dir", output_dir) or "."))
+    worst = ExitCode.OK
+    fetched = []
+    with session.providers() as providers, transfers_for(output)() as display:
+        for task_id in dict.fromkeys(task_ids):
+            try:
+                task, files = fetch_outputs(
+                    session, providers, task_id, directory, force=force, display=display
+                )
+            except SirayError as exc:
+                output.report(exc, task_id)
+                worst = worst or exit_code_for(exc)
+                continue
+            fetched.append({"task_id": task.task_id, "files": [str(p) for p in files]})
+            if not output.json_mode:
+                output.data_lines(str(path) for path in files)
+    if output.json_mode:
+        output.result(fetched)
+    return worst
