@@ -157,7 +157,7 @@ KEYS: dict[str, Key] = {
             "--timeout",
             "1800",
             _seconds_or_none,
-            "seconds `run` and `status --wait` wait at most",
+            "seconds `run` and `status --wait` wait at most (0: no limit)",
             number=True,
         ),
         Key(
