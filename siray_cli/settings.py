@@ -188,6 +188,15 @@ KEYS: dict[str, Key] = {
             number=True,
         ),
         Key(
+            "download_max_size",
+            "SIRAY_DOWNLOAD_MAX_SIZE",
+            None,
+            str(4 * 1024**3),
+            _byte_count,
+            "the largest output file downloaded when the server does not say its size, in bytes",
+            number=True,
+        ),
+        Key(
             "s3_addressing",
             "SIRAY_S3_ADDRESSING",
             None,

@@ -202,3 +202,28 @@ def test_a_full_disk_names_the_file_the_task_and_how_to_fetch_later(siray, emu, 
     assert match, result.stderr
     assert f"siray status {match.group(1)}" in result.stderr
     assert leftovers == ["filler"]  # no partial file
+
+
+def test_a_download_without_a_size_is_capped(siray, tmp_path):
+    server = HostileServer()
+    server.on("POST", CREATE, created("image_big"))
+    server.on(
+        "GET",
+        STATUS.format("image_big"),
+        status_document("image_big", "SUCCESS", outputs=[server.url + "/big.png"]),
+    )
+
+    def endless(handler) -> None:  # no Content-Length: the body ends when the server says
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.end_headers()
+        for _ in range(64):
+            handler.wfile.write(b"\0" * 65536)
+
+    server.on("GET", "/big.png", endless)
+    env = {**server.env(), "SIRAY_DOWNLOAD_MAX_SIZE": "1000000"}
+    with server.running():
+        result = siray("run", MODEL, "x", "--no-validate", "-o", str(tmp_path / "out"), env=env)
+    assert result.exit_code == 5, result
+    assert "more than 1000000 bytes (the download_max_size setting)" in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []

@@ -142,8 +142,13 @@ def download_one(
     stem: str | None = None,
     on_start: Callable[[str, int | None], object] | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    max_bytes: int | None = None,
 ) -> Path:
-    """Download one output as `<task_id>_<n><ext>` (or `<stem><ext>` when the caller names it)."""
+    """Download one output as `<task_id>_<n><ext>` (or `<stem><ext>` when the caller names it).
+
+    The body is capped: at its Content-Length when the server gave one (a server that sends more
+    is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
+    """
     last_error = ""
     for _attempt in range(ATTEMPTS):
         temporary: Path | None = None
@@ -179,9 +184,20 @@ def download_one(
                 temporary = Path(name)
                 written = 0
                 with os.fdopen(handle, "wb") as sink:
+                    cap = total if total is not None else max_bytes
                     for chunk in response.iter_bytes(CHUNK):
-                        sink.write(chunk)
                         written += len(chunk)
+                        if cap is not None and written > cap:
+                            raise DownloadError(
+                                f"downloading {url} failed: more than "
+                                + (
+                                    f"the {total} bytes it announced"
+                                    if total is not None
+                                    else f"{cap} bytes (the download_max_size setting)"
+                                ),
+                                task_id=task_id,
+                            )
+                        sink.write(chunk)
                         if on_bytes is not None:
                             on_bytes(len(chunk))
                     sink.flush()
