@@ -50,7 +50,7 @@ def cases(before: Path | None) -> dict[str, tuple[list[str], dict[str, str]]]:
     trees = [("after", ROOT)] + ([("before", before)] if before else [])
     for name, args in SIRAY_CASES.items():
         for label, tree in trees:
-            env = {"PYTHONPATH": str(tree)}
+            env = {"PYTHONPATH": str(tree), "_BENCH_CWD": str(tree)}
             if name in COMPLETE:
                 env |= {"_SIRAY_COMPLETE": "complete_bash", **COMPLETE[name]}
             found[f"{name} [{label}]"] = ([sys.executable, "-m", "siray_cli", *args], env)
@@ -69,7 +69,9 @@ def main() -> None:
     for _ in range(args.runs):
         for name, (command, extra) in table.items():
             started = time.perf_counter()
-            subprocess.run(command, env={**os.environ, **extra}, capture_output=True, check=True)
+            cwd = extra.get("_BENCH_CWD", str(ROOT))  # `-m` puts the working directory first
+            env = {**os.environ, **extra}
+            subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True)
             times[name].append(time.perf_counter() - started)
     typer_alone = statistics.median(times['python -c "import typer"'])
     print(f"{'case':<40}{'median':>8}{'min':>7}{'max':>7}  x import typer")
