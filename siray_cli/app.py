@@ -4,50 +4,194 @@ every exception into one message and one documented exit code."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import click
 import typer
 
 from siray_cli import __version__, signals
-from siray_cli.cli import AppContext, notices_for
-from siray_cli.commands import (
-    auth,
-    cancel,
-    download,
-    emulator,
-    generate,
-    help_topics,
-    history,
-    models,
-    run,
-    status,
-    upload,
-)
-from siray_cli.commands import config as config_command
 from siray_cli.completion import CompletingGroup
 from siray_cli.errors import EXIT_CODE_HELP, ExitCode, SirayError, exit_code_for
-from siray_cli.output import Output
-from siray_cli.services.session import Session
-from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE, Settings
+from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE
 
 EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
     f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
 )
 
-app = typer.Typer(
-    name="siray",
-    help="Siray AI image and video generation from a terminal, a script or a CI job.\n\n"
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a command lives, and the first paragraph of its help (the root's command list)."""
+
+    module: str
+    attribute: str
+    summary: str
+    group: bool = False  # a Typer app added with add_typer, else a function
+    help: str | None = None  # help given at registration (an alias's), else the command's own
+
+
+# The fixed command table, in the order `siray --help` lists it (Typer's: functions, then
+# groups). Only the command that runs is imported and built; docs.py builds the whole tree from
+# this table, and tests/test_startup.py checks it against that tree, summaries included.
+COMMANDS: dict[str, Entry] = {
+    "generate": Entry(
+        "siray_cli.commands.generate",
+        "generate",
+        "Submit a task and print its id (it runs on; follow it with `siray status ID --wait`).",
+    ),
+    "run": Entry(
+        "siray_cli.commands.run",
+        "run",
+        "Submit a task, wait for it with live progress, and print (or download) its outputs.",
+    ),
+    "status": Entry(
+        "siray_cli.commands.status",
+        "status",
+        "Show the state of tasks: status, progress, outputs, failure reason, timings.",
+    ),
+    "cancel": Entry(
+        "siray_cli.commands.cancel",
+        "cancel",
+        "Cancel tasks that have not started yet (a running or finished task cannot be cancelled).",
+    ),
+    "upload": Entry(
+        "siray_cli.commands.upload",
+        "upload",
+        "Upload files to Siray storage and print their public URLs, one per line, in order.",
+    ),
+    "download": Entry(
+        "siray_cli.commands.download",
+        "download",
+        "Download the outputs of finished tasks later, as `run -o` does.",
+    ),
+    "help": Entry(
+        "siray_cli.commands.help_topics",
+        "help_topic",
+        "Print a reference table: exit codes, environment variables or files.",
+    ),
+    "history": Entry(
+        "siray_cli.commands.history",
+        "app",
+        "The tasks siray submitted, newest first (recorded locally).",
+        group=True,
+    ),
+    "ls": Entry(
+        "siray_cli.commands.history",
+        "app",
+        "Alias of `siray history`.",
+        group=True,
+        help="Alias of `siray history`.",
+    ),
+    "models": Entry(
+        "siray_cli.commands.models",
+        "app",
+        "The model catalogue: list models, show a model's inputs.",
+        group=True,
+    ),
+    "auth": Entry(
+        "siray_cli.commands.auth",
+        "app",
+        "Log in, show the key in effect, log out.",
+        group=True,
+    ),
+    "config": Entry(
+        "siray_cli.commands.config",
+        "app",
+        "Read and change settings (config file, profiles).",
+        group=True,
+    ),
+    "emulator": Entry(
+        "siray_cli.commands.emulator",
+        "app",
+        "A local emulator of the Siray API, for tests and offline scripts.",
+        group=True,
+    ),
+}
+
+SETTINGS: dict[str, Any] = {
+    "name": "siray",
+    "help": "Siray AI image and video generation from a terminal, a script or a CI job.\n\n"
     "Data (ids, URLs, paths, JSON) goes to stdout; messages and progress go to stderr.",
-    epilog=EXIT_CODES_EPILOG,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    "epilog": EXIT_CODES_EPILOG,
+    "pretty_exceptions_enable": False,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
     # siray's own --show-completion/--install-completion [SHELL] and completion classes
-    add_completion=False,
-    cls=CompletingGroup,
-)
+    "add_completion": False,
+    # plain help, as git and gh print it: rendering it with rich costs more than the rest of a
+    # start-up (rich, markdown_it and pygments)
+    "rich_markup_mode": None,
+}
+
+
+def register(target: typer.Typer, name: str) -> None:
+    """Add the command `name` to `target` as the root registers it."""
+    entry = COMMANDS[name]
+    found = getattr(importlib.import_module(entry.module), entry.attribute)
+    if entry.group:
+        if entry.help is None:
+            target.add_typer(found, name=name)
+        else:
+            target.add_typer(found, name=name, help=entry.help)
+    else:
+        target.command(name)(found)
+
+
+def build_command(name: str) -> click.Command:
+    """The click command `name`, built exactly as it is in the whole tree: registered on an app
+    with the root's settings, then taken out of the group Typer builds."""
+    holder = typer.Typer(**SETTINGS)
+    register(holder, name)
+    return typer.main.get_group(holder).commands[name]
+
+
+class LazyGroup(CompletingGroup):
+    """The root command with a fixed command table: until a command is asked for, the group
+    holds a stand-in carrying its name and summary (enough for the command list, "did you mean"
+    and completion of names); asking for it imports its module and builds it."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for name, entry in COMMANDS.items():
+            self.commands[name] = _StandIn(name, help=entry.summary)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.commands.get(cmd_name)
+        if isinstance(command, _StandIn):
+            command = self.commands[cmd_name] = build_command(cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's list of commands, read from the table (no command is built for it)."""
+        commands = [(name, self.commands[name]) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class _StandIn(click.Command):
+    """A command not built yet (see LazyGroup)."""
+
+
+def root_app(cls: type[CompletingGroup] = LazyGroup) -> typer.Typer:
+    """The root: its options and callback; the commands come from COMMANDS."""
+    built = typer.Typer(**SETTINGS, cls=cls)
+    built.callback()(root)
+    return built
+
+
+def whole_tree() -> click.Command:
+    """Every command built (docs.py, and the tests that compare the lazy root with it)."""
+    built = root_app(CompletingGroup)
+    for name in COMMANDS:
+        register(built, name)
+    return typer.main.get_command(built)
 
 
 def _version(value: bool) -> None:
@@ -56,7 +200,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     api_key: Annotated[
@@ -107,6 +250,11 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    from siray_cli.cli import AppContext, notices_for
+    from siray_cli.output import Output
+    from siray_cli.services.session import Session
+    from siray_cli.settings import Settings
+
     output: Output = ctx.obj
     output.quiet = quiet
     output.debug_enabled = debug
@@ -124,19 +272,7 @@ def root(
     ctx.obj = AppContext(output, Session(settings, notices_for(output)))
 
 
-app.command("generate")(generate.generate)
-app.command("run")(run.run)
-app.command("status")(status.status)
-app.command("cancel")(cancel.cancel)
-app.command("upload")(upload.upload)
-app.command("download")(download.download)
-app.add_typer(history.app, name="history")
-app.add_typer(history.app, name="ls", help="Alias of `siray history`.")
-app.add_typer(models.app, name="models")
-app.add_typer(auth.app, name="auth")
-app.add_typer(config_command.app, name="config")
-app.add_typer(emulator.app, name="emulator")
-app.command("help")(help_topics.help_topic)
+app = root_app()
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -147,6 +283,8 @@ def _wants_json(args: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """The console script. Returns the exit code (see EXIT_CODE_HELP)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    from siray_cli.output import Output
+
     output = Output()
     command = typer.main.get_command(app)
     if not args and not os.environ.get("_SIRAY_COMPLETE"):

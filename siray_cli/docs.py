@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-import typer
 
 from siray_cli import __version__
 from siray_cli.reference import FILES, environment, exit_codes
@@ -87,9 +86,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
 
 
 def command_tree() -> click.Command:
-    from siray_cli.app import app
+    """The whole tree, every command built (`siray` itself builds only the one that runs)."""
+    from siray_cli.app import whole_tree
 
-    return typer.main.get_command(app)
+    return whole_tree()
 
 
 def walk(

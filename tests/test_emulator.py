@@ -236,3 +236,29 @@ def test_emulator_serves_in_the_foreground_until_ctrl_c():
     assert process.returncode == 0, stderr
     assert "listening on" in stderr and "GET /v1/images/generations/async/image_x -> 404" in stderr
     assert "Traceback" not in stderr
+
+
+def test_tls_emulator_stopped_by_sigterm_leaves_no_key_behind(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("cryptography")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "siray_cli", "emulator", "--tls", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(tmp_path.glob("siray-emulator-*/*.pem")):
+        time.sleep(0.05)
+    assert list(tmp_path.glob("siray-emulator-*/emulator-key.pem"))
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    assert list(tmp_path.iterdir()) == []

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
+
+import click
+import pytest
+import typer
+from conftest import subprocess_env
+
+from siray_cli import docs
+from siray_cli.app import COMMANDS, root_app, whole_tree
 
 HEAVY = (
     "boto3",
@@ -49,3 +59,85 @@ def test_version_output():
 
     assert completed.stdout == f"siray {__version__}\n"
     assert completed.stderr == ""
+
+
+# --- the lazy root: only the command that runs is imported and built -------------------------
+
+
+def _help(command: click.Command, args: list[str]) -> str:
+    from siray_cli.output import Output
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        command.main(args=[*args, "--help"], prog_name="siray", standalone_mode=False, obj=Output())
+    return buffer.getvalue()
+
+
+def _paths() -> list[list[str]]:
+    return [path[1:] for path, _, _ in docs.walk(whole_tree(), ["siray"])] + [["ls"]]
+
+
+def test_the_command_table_matches_the_whole_tree():
+    tree = whole_tree()
+    assert isinstance(tree, click.Group)
+    context = click.Context(tree, info_name="siray")
+    assert list(COMMANDS) == tree.list_commands(context)
+    for name, entry in COMMANDS.items():
+        command = tree.get_command(context, name)
+        assert command is not None and not command.hidden
+        assert entry.summary == command.get_short_help_str(10**4), name
+
+
+@pytest.mark.parametrize("path", _paths(), ids=" ".join)
+def test_help_is_identical_to_the_whole_tree(path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    lazy = typer.main.get_command(root_app())
+    assert _help(lazy, path) == _help(whole_tree(), path)
+
+
+def test_a_mistyped_command_is_still_suggested(siray):
+    result = siray("stauts")
+    assert result.exit_code == 2
+    assert "No such command 'stauts'. Did you mean 'status'" in result.stderr
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_of_a_command_imports_no_other_command(name):
+    modules = imported_after([name, "--help"])
+    own = COMMANDS[name].module
+    commands = {m for m in modules if m.startswith("siray_cli.commands.")}
+    assert commands == {own}
+    assert not [m for m in modules if m.startswith(("typer.rich_utils", "rich.markdown"))]
+
+
+def test_status_on_a_pipe_imports_no_rich(emu):
+    from siray_cli.providers import Connection, open_provider
+    from siray_cli.providers.base import TaskKind
+
+    connection = Connection(api_key=emu.config.api_key, base_url=emu.url)
+    with open_provider("siray", connection) as provider:
+        task = provider.submit(
+            TaskKind.IMAGE,
+            {"model": "alibaba/z-image-turbo-t2i", "prompt": "x", "size": "1024x768"},
+        )
+    # httpx's own command line (httpx/_main.py, imported by `import httpx` whenever rich is
+    # installed) imports rich: kept out here, so that what is checked is siray's own code
+    code = (
+        "import sys\n"
+        "sys.modules['httpx._main'] = None\n"
+        "from siray_cli.app import main\n"
+        f"code = main(['status', {task.task_id!r}])\n"
+        "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
+        "raise SystemExit(code)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=subprocess_env(emu),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert task.task_id in completed.stdout
+    modules = set(completed.stderr.splitlines())
+    assert not [m for m in modules if m == "rich" or m.startswith("rich.")]

@@ -20,9 +20,11 @@ def download(
     ] = False,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Download the outputs of finished tasks (into -o DIR, the `output_dir` setting, or the
-    current directory), as `run -o` does: atomic, never over an existing file, recorded in the
-    history. Prints one path per line."""
+    """Download the outputs of finished tasks later, as `run -o` does.
+
+    Into -o DIR, the `output_dir` setting, or the current directory: atomic, never over an
+    existing file, recorded in the history. Prints one path per line.
+    """
     from siray_cli.services.outputs import fetch_outputs
     from siray_cli.storage.downloads import prepare_output_dir
 

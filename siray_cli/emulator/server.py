@@ -478,6 +478,7 @@ class Emulator:
         self._server.state = self.state
         self._thread: threading.Thread | None = None
         self.ca_file: str | None = None
+        self._tls_dir: Any = None  # a TemporaryDirectory: the certificate and its private key
         if self.config.tls:
             import tempfile
 
@@ -524,12 +525,19 @@ class Emulator:
         self._server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self.state.wait_answered(timeout=2)  # the log line of a request just answered is kept
-        self.state.store.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        try:
+            self._server.shutdown()
+            self._server.server_close()
+            self.state.wait_answered(timeout=2)  # the log line of a request just answered is kept
+            self.state.store.stop()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+        finally:
+            # now, not at interpreter exit: a process ended by a signal runs no finalizer, and
+            # the private key would stay in /tmp
+            if self._tls_dir is not None:
+                self._tls_dir.cleanup()
+                self._tls_dir = None
 
     def __enter__(self) -> Emulator:
         return self.start()

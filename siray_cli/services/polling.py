@@ -2,10 +2,14 @@
 
 The clock and sleep are parameters, so tests and benchmarks never patch time.
 
-The default schedule follows the documentation's advice (poll every 3-5 s) after a quick first
-look, and polls close to the expected finish when the server reports progress: the pace of the
-progress seen so far predicts the remaining time, siray looks again just before it, then on a
-short beat until the task ends.
+The default schedule looks quickly at first and then at a pace that grows with the time the task
+has taken: a task still queued after t seconds is likely to need about as long again, so short
+tasks are seen finished within a fraction of a second and long ones cost few requests. The gap
+between looks never exceeds 0.5 s + 40% of the time waited so far, so a task that ends earlier than
+predicted is still seen soon. When the server reports progress, the pace of the progress seen so
+far predicts the remaining time: siray looks again just before it, then on a short beat. The
+server's Retry-After is honoured below this layer (transport.py), and a batch shares one rate
+limit (RateLimiter).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from siray_cli.providers.base import Task
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
-FIRST_LOOK = 1.0  # seconds after submission
-QUEUED_BEAT = (3.0, 4.0)  # the documented 3-5 s advice, while nothing predicts the finish
+FIRST_LOOK = 0.6  # seconds after submission
+QUEUED_SHARE = 2.0  # while not running: wait twice the time waited so far...
+QUEUED_BEAT = (0.5, 4.0)  # ...within these bounds (the documented 3-5 s advice, at most)
+STARTING_SHARE = 0.5  # running, no progress yet: half the time waited so far
 CEILING = 3.0  # while running, never look less often than this
 FLOOR = 0.5  # nor more often than this
+LAG_BASE, LAG_SHARE = 0.5, 0.4  # while running, a gap is at most 0.5 s + 40% of the time waited
 AIM = 0.7  # look before the predicted finish: progress is coarse and uneven
 OVERDUE_BEAT = (0.5, 1.0)  # once the prediction has passed: a short beat, growing with run time
 OVERDUE_SHARE = 0.08
@@ -52,12 +59,15 @@ class FixedSchedule(Schedule):
 
 @dataclass
 class AdaptiveSchedule(Schedule):
-    """A quick first look; 3-4 s while queued; then a look just before the finish that the pace of
-    progress predicts, and a short beat once that moment has passed.
+    """A quick first look; while queued, a gap that doubles the time waited (0.5-4 s); once
+    running, a look just before the finish that the pace of progress predicts, and a short beat
+    once that moment has passed; every gap while running is at most 0.5 s + 40% of the time
+    waited.
 
-    The constants were chosen on the emulator's progress model with a simulated clock: across
-    task lengths of 10-120 s the mean detection lag stays at or below a fixed 2 s beat's, with
-    9-14% fewer requests (benchmarks/polling.py measures it for real).
+    The constants were chosen on the emulator's progress model with a simulated clock
+    (benchmarks/polling.py --simulate): for task lengths of 1-120 s the mean detection lag stays
+    within 0.5 s + 10% of the length, and from 30 s on with fewer requests than a fixed 2 s beat
+    (about 9% more at 10 s); benchmarks/polling.py measures it for real.
     """
 
     started: float | None = None
@@ -69,21 +79,24 @@ class AdaptiveSchedule(Schedule):
             self.started = now
         if status is None:
             return FIRST_LOOK
-        progress = status.progress or 0
-        if not status.running or progress <= 0:
-            if status.running and self._run_seen is None:
-                self._run_seen = now
-            return _clamp((now - self.started) / 2, QUEUED_BEAT)
+        waited = now - self.started
+        if not status.running:
+            return _clamp(QUEUED_SHARE * waited, QUEUED_BEAT)
         if self._run_seen is None:
             self._run_seen = now
+        cap = LAG_BASE + LAG_SHARE * waited
+        progress = status.progress or 0
+        if progress <= 0:
+            return min(cap, _clamp(STARTING_SHARE * waited, QUEUED_BEAT))
         if self._latest is None or self._latest[1] != progress:
             self._latest = (now, progress)
         seen_at, _ = self._latest
-        run_length = (seen_at - self._run_seen + START_ALLOWANCE) * 100 / progress
+        allowance = min(START_ALLOWANCE, self._run_seen - self.started)
+        run_length = (seen_at - self._run_seen + allowance) * 100 / progress
         remaining = self._run_seen + run_length - now
         if remaining > 0:
-            return _clamp(remaining * AIM, (FLOOR, CEILING))
-        return _clamp(OVERDUE_SHARE * (now - self._run_seen), OVERDUE_BEAT)
+            return min(cap, _clamp(remaining * AIM, (FLOOR, CEILING)))
+        return min(cap, _clamp(OVERDUE_SHARE * (now - self._run_seen), OVERDUE_BEAT))
 
 
 class RateLimiter:
