@@ -71,7 +71,7 @@ COMMANDS: dict[str, Entry] = {
     "help": Entry(
         "siray_cli.commands.help_topics",
         "help_topic",
-        "Print a reference table: exit codes, environment variables or files.",
+        "Print a command's help, or a reference table: exit codes, environment variables or files.",
     ),
     "history": Entry(
         "siray_cli.commands.history",
@@ -237,6 +237,12 @@ def root(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only data and errors; no progress or hints.")
     ] = False,
+    json_mode: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print JSON on stdout, as each command's own --json does (errors too)."
+        ),
+    ] = False,
     debug: Annotated[
         bool,
         typer.Option(
@@ -258,6 +264,7 @@ def root(
     output: Output = ctx.obj
     output.quiet = quiet
     output.debug_enabled = debug
+    output.json_mode = json_mode
     settings = Settings(
         {
             "api_key": api_key,
@@ -280,9 +287,36 @@ def _wants_json(args: list[str]) -> bool:
     return "--json" in before_separator
 
 
+# Options of the root that may also come after the command, as gh takes them: moved before it.
+ANYWHERE = ("-q", "--quiet", "--debug")
+ROOT_VALUE_OPTIONS = ("--api-key", "--base-url", "--gateway-url", "--profile")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`siray status ID -q` as `siray -q status ID`. Only before `--`, never inside `emulator`
+    (whose `exec` passes everything on to its command)."""
+    end = args.index("--") if "--" in args else len(args)
+    command, index = None, 0
+    while index < end:  # the command: the first word that is not a root option or its value
+        if args[index] in ROOT_VALUE_OPTIONS:
+            index += 2
+        elif args[index].startswith("-"):
+            index += 1
+        else:
+            command = index
+            break
+    if command is None or args[command] == "emulator":
+        return args
+    moved = [a for a in args[command:end] if a in ANYWHERE]
+    if not moved:
+        return args
+    rest = [a for a in args[command:end] if a not in ANYWHERE]
+    return [*args[:command], *moved, *rest, *args[end:]]
+
+
 def main(argv: list[str] | None = None) -> int:
     """The console script. Returns the exit code (see EXIT_CODE_HELP)."""
-    args = sys.argv[1:] if argv is None else list(argv)
+    args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
     from siray_cli.output import Output
 
     output = Output()

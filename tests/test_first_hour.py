@@ -127,3 +127,28 @@ def test_download_of_an_unfinished_or_failed_task_says_why(siray, emu):
     gone = siray("download", failed_id)
     assert gone.exit_code == 1 and "ended FAILURE" in gone.stderr
     siray("cancel", held)
+
+
+def test_help_command_is_the_commands_own_help(siray):
+    for words in (["run"], ["models", "list"], ["emulator", "exec"], []):
+        via_help = siray("help", *words)
+        direct = siray(*words, "--help")
+        assert via_help.exit_code == 0, via_help
+        assert via_help.stdout == direct.stdout, words
+    topic = siray("help", "exit-codes")
+    assert "143" in topic.stdout and "terminated (SIGTERM)" in topic.stdout
+    unknown = siray("help", "nonsense")
+    assert unknown.exit_code == 2
+    assert "commands: generate, run, status" in unknown.stderr and "exit-codes" in unknown.stderr
+
+
+def test_json_and_quiet_anywhere(siray):
+    task_id = siray("generate", IMAGE, "anywhere", "-i", "size=1024x768").stdout.strip()
+    before = siray("--json", "status", task_id)
+    after = siray("status", task_id, "--json")
+    assert json.loads(before.stdout)["task_id"] == json.loads(after.stdout)["task_id"] == task_id
+    quiet_after = siray("generate", IMAGE, "q", "-i", "size=1024x768", "-q")
+    quiet_before = siray("-q", "generate", IMAGE, "q", "-i", "size=1024x768")
+    assert quiet_after.exit_code == quiet_before.exit_code == 0
+    assert quiet_after.stderr == quiet_before.stderr == ""  # no hint: quiet either way
+    assert siray("--profile", "default", "status", task_id, "-q").exit_code == 0

@@ -1,34 +1,70 @@
-"""`siray help TOPIC`: the reference tables of the man page, in the terminal."""
+"""`siray help [COMMAND...|TOPIC]`: a command's help (as `siray COMMAND --help`), or a reference
+table of the man page (exit codes, environment, files), in the terminal."""
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
+import click
 import typer
 
 from siray_cli.cli import JsonOpt, get_context
+from siray_cli.errors import UsageError
 from siray_cli.reference import TOPICS
 
 
-class Topic(str, enum.Enum):
-    exit_codes = "exit-codes"
-    environment = "environment"
-    files = "files"
+def _complete(ctx: typer.Context, incomplete: str) -> list[str]:
+    root = ctx.find_root().command
+    names = root.list_commands(ctx) if isinstance(root, click.Group) else []
+    return [word for word in [*TOPICS, *names] if word.startswith(incomplete)]
 
 
 def help_topic(
     ctx: typer.Context,
-    topic: Annotated[Topic, typer.Argument(help="exit-codes, environment or files.")],
+    words: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="A command (`run`, `models list`) or a topic: exit-codes, environment, files.",
+            metavar="[COMMAND...|TOPIC]",
+            show_default=False,
+            autocompletion=_complete,
+        ),
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Print a reference table: exit codes, environment variables or files."""
-    state = get_context(ctx, json_mode)
-    title, rows = TOPICS[topic.value]
-    table = rows()
-    if json_mode:
-        state.output.emit_json({name: meaning for name, meaning in table})
+    """Print a command's help, or a reference table: exit codes, environment variables or files."""
+    context = get_context(ctx, json_mode)
+    output = context.output
+    words = words or []
+    if len(words) == 1 and words[0] in TOPICS:
+        title, rows = TOPICS[words[0]]
+        table = rows()
+        if output.json_mode:
+            output.result({name: meaning for name, meaning in table})
+            return
+        width = max(len(name) for name, _ in table)
+        output.data(f"{title}:")
+        output.data_lines(f"  {name.ljust(width)}  {meaning}" for name, meaning in table)
         return
-    width = max(len(name) for name, _ in table)
-    state.output.data(f"{title}:")
-    state.output.data_lines(f"  {name.ljust(width)}  {meaning}" for name, meaning in table)
+    command, command_ctx = _resolve(ctx, words)
+    output.data_lines(command.get_help(command_ctx).splitlines())
+
+
+def _resolve(ctx: typer.Context, words: list[str]) -> tuple[click.Command, click.Context]:
+    """The command that `words` name, and a context to render its help in (as --help does)."""
+    root = ctx.find_root()
+    command: click.Command = root.command
+    current = click.Context(command, info_name=root.info_name, **command.context_settings)
+    for word in words:
+        found = command.get_command(current, word) if isinstance(command, click.Group) else None
+        if found is None:
+            names = (
+                root.command.list_commands(root) if isinstance(root.command, click.Group) else []
+            )
+            raise UsageError(
+                f"no command or help topic {' '.join(words)!r}",
+                hint=f"commands: {', '.join(names)}; topics: {', '.join(TOPICS)}",
+            )
+        command = found
+        current = click.Context(command, info_name=word, parent=current, **command.context_settings)
+    return command, current
