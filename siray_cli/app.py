@@ -202,9 +202,22 @@ def _version(value: bool) -> None:
 
 def root(
     ctx: typer.Context,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="The API to speak to: siray or higgsfield (default: $SIRAY_PROVIDER, the "
+            "profile's provider, else siray).",
+            show_default=False,
+        ),
+    ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option("--api-key", help="API key (default: $SIRAY_API_KEY).", show_default=False),
+        typer.Option(
+            "--api-key",
+            help="API key (default: $SIRAY_API_KEY; for Higgsfield $HF_KEY, key_id:key_secret).",
+            show_default=False,
+        ),
     ] = None,
     base_url: Annotated[
         str | None,
@@ -267,6 +280,7 @@ def root(
     output.json_mode = json_mode
     settings = Settings(
         {
+            "provider": provider,
             "api_key": api_key,
             "base_url": base_url,
             "gateway_url": gateway_url,
@@ -289,7 +303,7 @@ def _wants_json(args: list[str]) -> bool:
 
 # Options of the root that may also come after the command, as gh takes them: moved before it.
 ANYWHERE = ("-q", "--quiet", "--debug")
-ROOT_VALUE_OPTIONS = ("--api-key", "--base-url", "--gateway-url", "--profile")
+ROOT_VALUE_OPTIONS = ("--provider", "--api-key", "--base-url", "--gateway-url", "--profile")
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

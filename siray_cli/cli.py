@@ -124,6 +124,15 @@ InlineOpt = Annotated[
         help="Send local files as data URLs in the request instead of uploading them first.",
     ),
 ]
+WebhookOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook",
+        help="A URL the provider POSTs the finished task to (Higgsfield's hf_webhook).",
+        metavar="URL",
+        show_default=False,
+    ),
+]
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]

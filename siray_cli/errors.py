@@ -56,6 +56,19 @@ class PaymentRequiredError(APIError):
     error_type = "payment_required"
 
 
+class ConcurrencyLimitError(BadRequestError):
+    """The account's limit of requests at once: nothing was created; submitting again later is
+    safe (a batch holds back until one of its tasks ends)."""
+
+    error_type = "concurrency_limit"
+
+
+class CancelRefusedError(APIError):
+    """The task has already started (or ended): it can no longer be cancelled."""
+
+    error_type = "cancel_refused"
+
+
 class NotFoundError(APIError):
     error_type = "not_found"
 

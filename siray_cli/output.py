@@ -90,8 +90,16 @@ class Output:
         return self.stderr_is_tty and not self.quiet and os.environ.get("TERM") != "dumb"
 
     def add_secret(self, secret: str | None) -> None:
-        if secret and len(secret) >= 4 and secret not in self._secrets:
-            self._secrets[secret] = _partials(secret)
+        """A secret never shown. Of an id:secret credential the id may be shown: the whole is
+        scrubbed as a whole, and the secret part by its pieces too."""
+        if not secret or len(secret) < 4 or secret in self._secrets:
+            return
+        if ":" in secret:
+            private = secret.partition(":")[2]
+            self._secrets[secret] = re.compile(re.escape(secret))
+            self.add_secret(private)
+            return
+        self._secrets[secret] = _partials(secret)
 
     def scrub(self, text: str) -> str:
         """Every secret, and every piece of one of 8 characters or more, replaced by ***."""

@@ -3,10 +3,20 @@ siray_cli.errors), environment variables and files."""
 
 from __future__ import annotations
 
-from siray_cli.settings import KEYS
+from siray_cli.settings import DEFAULT_HIGGSFIELD_URL, KEYS
 
 # variables that are not settings of the config file
 OTHER_ENVIRONMENT: list[tuple[str, str]] = [
+    (
+        "HF_KEY",
+        "with --provider higgsfield: the credential, key_id:key_secret (--api-key wins)",
+    ),
+    ("HF_API_KEY, HF_API_SECRET", "with --provider higgsfield: the key id and secret, apart"),
+    (
+        "SIRAY_HIGGSFIELD_BASE_URL",
+        f"with --provider higgsfield: the API host (--base-url wins), default: "
+        f"{DEFAULT_HIGGSFIELD_URL}",
+    ),
     ("SIRAY_PROFILE", "the config profile to use (--profile wins), default: default"),
     ("SIRAY_CONFIG_DIR", "the directory of config.toml"),
     ("SIRAY_DATA_DIR", "the directory of the task history (history.sqlite3)"),

@@ -8,6 +8,7 @@ config, `--help`, `siray help environment`, the man pages and the README's list 
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,6 +59,20 @@ def _beat(value: str) -> str:
     if not 0.1 <= number < float("inf"):
         raise ValueError("must be a number of seconds, 0.1 or more")
     return f"{number:g}"
+
+
+def _provider(value: str) -> str:
+    word = value.strip().lower()
+    if word not in ("siray", "higgsfield"):
+        raise ValueError("must be siray or higgsfield")
+    return word
+
+
+def _credential(value: str) -> str:
+    value = value.strip()
+    if not value or any(ch.isspace() for ch in value):
+        raise ValueError("must be key_id:key_secret")
+    return value
 
 
 def _backoff(value: str) -> str:
@@ -125,6 +140,14 @@ class Key:
 KEYS: dict[str, Key] = {
     key.name: key
     for key in (
+        Key(
+            "provider",
+            "SIRAY_PROVIDER",
+            "--provider",
+            "siray",
+            _provider,
+            "the API siray speaks to: siray or higgsfield",
+        ),
         Key("api_key", "SIRAY_API_KEY", "--api-key", None, _text, "the API key", secret=True),
         Key("base_url", "SIRAY_BASE_URL", "--base-url", DEFAULT_BASE_URL, _url, "the API host"),
         Key(
@@ -243,10 +266,44 @@ KEYS: dict[str, Key] = {
 }
 
 
+DEFAULT_HIGGSFIELD_URL = "https://api.higgsfield.ai"
+# What a setting means when another provider is in effect: its own variable and default. The
+# same profile key holds the value; a profile belongs to one provider (its `provider` key).
+PROVIDER_KEYS: dict[str, dict[str, Key]] = {
+    "higgsfield": {
+        "api_key": Key(
+            "api_key",
+            "HF_KEY",
+            "--api-key",
+            None,
+            _credential,
+            "the Higgsfield credential, key_id:key_secret (or HF_API_KEY and HF_API_SECRET)",
+            secret=True,
+        ),
+        "base_url": Key(
+            "base_url",
+            "SIRAY_HIGGSFIELD_BASE_URL",
+            "--base-url",
+            DEFAULT_HIGGSFIELD_URL,
+            _url,
+            "the Higgsfield API host",
+        ),
+    }
+}
+
+
+def stored_key(provider: str) -> str:
+    """The profile key a provider's credential is saved under."""
+    return "api_key" if provider == "siray" else "hf_key"
+
+
 def mask(secret: str | None) -> str:
-    """At most the first 3 and last 4 characters; less of a short key."""
+    """At most the first 3 and last 4 characters; less of a short key. Of an id:secret
+    credential, the id alone."""
     if not secret:
         return "(none)"
+    if ":" in secret:
+        return f"{secret.split(':', 1)[0]}:***"
     if len(secret) <= 8:
         return "*" * len(secret)
     if len(secret) < 16:
@@ -288,6 +345,7 @@ class Settings:
         on_secret: Callable[[str], None] | None = None,
     ) -> None:
         self._on_secret = on_secret
+        self._provider: str | None = None
         self._env = dict(os.environ if env is None else env)
         self._flags = dict(flags)
         self.config = ConfigFile(config_dir(self._env) / CONFIG_NAME, warn)
@@ -310,16 +368,50 @@ class Settings:
             )
         return self.config.profile(name)
 
+    @property
+    def provider(self) -> str:
+        """The provider in effect (--provider, SIRAY_PROVIDER, the profile's, else siray)."""
+        if self._provider is None:
+            self._provider = self.get("provider").value or "siray"
+        return self._provider
+
+    def for_provider(self, name: str) -> Settings:
+        """These settings as they are for another provider (a task it created, say)."""
+        other: Settings = copy.copy(self)
+        other._provider = name
+        return other
+
+    def _key(self, name: str) -> Key:
+        if name == "provider":
+            return KEYS[name]
+        return PROVIDER_KEYS.get(self.provider, {}).get(name, KEYS[name])
+
+    def _profile_value(self, name: str) -> object:
+        """A profile's value. A Higgsfield credential is kept apart (`hf_key`), so one profile
+        can hold both and neither is ever sent to the other; a profile's hosts serve only the
+        provider it is for (its `provider`, else siray)."""
+        values = self.profile_values()
+        if name not in ("api_key", "base_url", "gateway_url"):
+            return values.get(name)
+        if name == "api_key" and self.provider != "siray":
+            return values.get(stored_key(self.provider))
+        if (values.get("provider") or "siray") != self.provider:
+            return None
+        return values.get(name)
+
     def get(self, name: str, flag_value: object = None) -> Setting:
-        key = KEYS[name]
+        key = self._key(name)
         if flag_value is None or flag_value == "":
             flag_value = self._flags.get(name)
+        pair = (self._env.get("HF_API_KEY"), self._env.get("HF_API_SECRET"))
         if flag_value is not None and flag_value != "":
             setting = Setting(str(flag_value), f"flag {key.flag}")
         elif self._env.get(key.env):
             setting = Setting(self._env[key.env], f"env {key.env}")
+        elif key.env == "HF_KEY" and all(pair):
+            setting = Setting(f"{pair[0]}:{pair[1]}", "env HF_API_KEY + HF_API_SECRET")
         else:
-            stored = self.profile_values().get(name)
+            stored = self._profile_value(name)
             if stored is not None and stored != "":
                 where = f"profile {self.profile_name} in {self.config.path}"
                 setting = Setting(str(stored), where)
@@ -359,6 +451,12 @@ class Settings:
     def require_api_key(self) -> str:
         key = self.api_key.value
         if not key:
+            if self.provider == "higgsfield":
+                raise MissingAPIKeyError(
+                    "no Higgsfield credential",
+                    hint="set HF_KEY (key_id:key_secret), or HF_API_KEY and HF_API_SECRET, or run "
+                    "`siray --provider higgsfield auth login` (offline: `siray emulator exec`)",
+                )
             raise MissingAPIKeyError(
                 "no API key",
                 hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key "
@@ -369,7 +467,7 @@ class Settings:
     def describe(self, names: list[str] | None = None) -> list[str]:
         """`name = value from source` lines for --debug; the key is never shown."""
         lines = [f"profile = {self.profile_name} from {self.profile_source}"]
-        for name in names or ["api_key", "base_url", "gateway_url"]:
+        for name in names or ["provider", "api_key", "base_url", "gateway_url"]:
             setting = self.get(name)
             shown = "(set)" if KEYS[name].secret and setting.value else setting.value
             lines.append(f"{name} = {shown} from {setting.source}")

@@ -77,8 +77,7 @@ class HostileServer:
                 path = self.path.split("?")[0]
                 server.requests.append((self.command, path))
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                self.body = self.rfile.read(length) if length else b""
                 answer = server.answers.get((self.command, path))
                 if answer is None:
                     send_json(self, {"error": {"message": "not found"}}, 404)

@@ -151,7 +151,7 @@ def test_values_are_type_checked_and_keys_known(siray, isolated_environment):
     assert siray("config", "set", "base_url", "ftp://x").exit_code == 2
     unknown = siray("config", "set", "colour", "blue")
     assert unknown.exit_code == 2
-    assert "valid settings: api_key, base_url" in unknown.stderr
+    assert "valid settings: provider, api_key, base_url" in unknown.stderr
     assert not config_file(isolated_environment).exists()  # nothing was written
 
 

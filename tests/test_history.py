@@ -52,7 +52,7 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     journal = (
         sqlite3.connect(database(isolated_environment)).execute("PRAGMA journal_mode").fetchone()[0]
     )
-    assert version == 2 and journal == "wal"
+    assert version == 3 and journal == "wal"
 
 
 def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tmp_path):

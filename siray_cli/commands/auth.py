@@ -13,11 +13,9 @@ from siray_cli.cli import AppContext, JsonOpt, get_context
 from siray_cli.errors import (
     AuthenticationError,
     ExitCode,
-    NotFoundError,
-    PermissionDeniedError,
     UsageError,
 )
-from siray_cli.settings import mask
+from siray_cli.settings import mask, stored_key
 
 app = typer.Typer(help="Log in, show the key in effect, log out.", no_args_is_help=True)
 
@@ -27,27 +25,19 @@ ProfileOpt = Annotated[
         "--profile", help="The profile to change (default: the one in effect).", show_default=False
     ),
 ]
-# A task id that cannot exist: the cheapest authenticated request, 404 for a good key.
-PROBE_TASK_ID = "image_siray-auth-check"
 
 
 def key_works(state: AppContext, key: str) -> bool:
-    """True when the API accepts the key (404 for a task that cannot exist), False on 401/403."""
+    """True when the API accepts the key, False when it refuses it (401, 403)."""
     with state.session.provider(api_key=key) as provider:
-        try:
-            provider.get(PROBE_TASK_ID)
-        except NotFoundError:
-            return True
-        except (AuthenticationError, PermissionDeniedError):
-            return False
-    return True
+        return provider.verify_credentials()
 
 
-def _read_key(with_token: bool) -> str:
+def _read_key(with_token: bool, what: str) -> str:
     if with_token:
         key = sys.stdin.read()
     elif sys.stdin.isatty():
-        key = click.prompt("Siray API key", hide_input=True, err=True)
+        key = click.prompt(what, hide_input=True, err=True)
     else:
         raise UsageError(
             "standard input is not a terminal, so siray will not prompt for the key",
@@ -76,8 +66,12 @@ def login(
     """
     state = get_context(ctx)
     output = state.output
-    name = profile or state.session.settings.profile_name
-    key = _read_key(with_token)
+    settings = state.session.settings
+    name = profile or settings.profile_name
+    higgsfield = settings.provider == "higgsfield"
+    key = _read_key(
+        with_token, "Higgsfield key (key_id:key_secret)" if higgsfield else "Siray API key"
+    )
     output.add_secret(key)
     if not no_verify and not key_works(state, key):
         raise AuthenticationError(
@@ -85,10 +79,11 @@ def login(
             "nothing was saved",
             hint="check the key, or save it anyway with --no-verify",
         )
-    state.session.settings.config.update(name, "api_key", key)
-    output.info(f"saved key {mask(key)} to profile {name} in {state.session.settings.config.path}")
-    if os.environ.get("SIRAY_API_KEY"):
-        output.warn("SIRAY_API_KEY is set, and takes precedence over the saved key")
+    settings.config.update(name, stored_key(settings.provider), key)
+    output.info(f"saved key {mask(key)} to profile {name} in {settings.config.path}")
+    variable = "HF_KEY" if higgsfield else "SIRAY_API_KEY"
+    if os.environ.get(variable):
+        output.warn(f"{variable} is set, and takes precedence over the saved key")
 
 
 @app.command()
@@ -146,10 +141,11 @@ def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     state = get_context(ctx)
     name = profile or state.session.settings.profile_name
     config = state.session.settings.config
-    if "api_key" not in config.profile(name):
+    stored = stored_key(state.session.settings.provider)
+    if stored not in config.profile(name):
         state.output.info(f"profile {name} holds no key; nothing to do")
         return
-    config.update(name, "api_key", None)
+    config.update(name, stored, None)
     state.output.info(f"removed the key from profile {name} in {config.path}")
 
 

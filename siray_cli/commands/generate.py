@@ -16,6 +16,7 @@ from siray_cli.cli import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    WebhookOpt,
     get_context,
     transfers_for,
 )
@@ -33,6 +34,7 @@ def generate(
     kind: KindOpt = None,
     no_validate: NoValidateOpt = False,
     inline: InlineOpt = False,
+    webhook: WebhookOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
@@ -53,10 +55,13 @@ def generate(
         kind=kind.value if kind else None,
         validate=not no_validate,
         inline=inline,
+        webhook=webhook,
     )
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
-        task = submit(session, provider, request.kind, request.body, announce=False)
+        task = submit(
+            session, provider, request.kind, request.body, announce=False, webhook=request.webhook
+        )
     if output.json_mode:
         output.result({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})
     else:

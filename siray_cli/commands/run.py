@@ -23,6 +23,7 @@ from siray_cli.cli import (
     PromptFileOpt,
     PromptOpt,
     TimeoutOpt,
+    WebhookOpt,
     get_context,
     transfers_for,
 )
@@ -88,6 +89,7 @@ def run(
     kind: KindOpt = None,
     no_validate: NoValidateOpt = False,
     inline: InlineOpt = False,
+    webhook: WebhookOpt = None,
     output_dir: OutputDirOpt = None,
     force: ForceOpt = False,
     timeout: TimeoutOpt = None,
@@ -114,7 +116,7 @@ def run(
     target = session.option("output_dir", output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
-        single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
+        single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image, webhook]
         if any(value for value in single) or kind or cancel_on_interrupt:
             raise UsageError(
                 "--batch takes every job from its file",
@@ -146,6 +148,7 @@ def run(
         kind=kind.value if kind else None,
         validate=not no_validate,
         inline=inline,
+        webhook=webhook,
     )
     return _run_one(context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt)
 
@@ -169,7 +172,7 @@ def _run_one(
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
-        task = submit(session, provider, request.kind, request.body)
+        task = submit(session, provider, request.kind, request.body, webhook=request.webhook)
         final = wait_for(
             session,
             providers,

@@ -39,6 +39,7 @@ from siray_cli.emulator.tasks import (
 )
 
 EMULATOR_API_KEY = "siray-emulator-key"
+HIGGSFIELD_KEY = "hfkey-2f9c:s3cr3t-hf-emulator-5d1e"  # id:secret, sharing nothing
 DEFAULT_PORT = 8787
 
 
@@ -47,6 +48,7 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     api_key: str = EMULATOR_API_KEY
+    higgsfield_key: str = HIGGSFIELD_KEY  # id:secret
     task_seconds: float = 3.0
     task_jitter: float = 0.15  # each task's length varies by up to this share
     create_shape: str = "nested"  # nested: data.task_id (API.md); flat: top-level task_id; id
@@ -234,9 +236,16 @@ class EmulatorState:
             ],
         }
 
-    def new_task(self, kind: str, model: str, body: dict[str, Any], fail_reason: str) -> Task:
+    def new_task(
+        self,
+        kind: str,
+        model: str,
+        body: dict[str, Any],
+        fail_reason: str,
+        task_id: str | None = None,
+    ) -> Task:
         with self.lock:
-            task_id = f"{kind}_{secrets.token_hex(6)[:11]}"
+            task_id = task_id or f"{kind}_{secrets.token_hex(6)[:11]}"
             seed = self._random.random()
         prompt = str(body.get("prompt", ""))
         rng = random.Random(f"{task_id}{seed}")
@@ -333,6 +342,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
     def do_HEAD(self) -> None:
         self._dispatch("HEAD")
@@ -468,11 +480,12 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.state = EmulatorState(self.config)
-        from siray_cli.emulator import siray
+        from siray_cli.emulator import higgsfield, siray
 
         router = Router()
         register_control(router, self.state)
-        siray.register(router, self.state)  # the next API registers here, on the same origin
+        siray.register(router, self.state)
+        higgsfield.register(router, self.state)  # on the same origin, after Siray's routes
         handler = type("BoundHandler", (Handler,), {"state": self.state, "router": router})
         self._server = _Server((self.config.host, self.config.port), handler)
         self._server.state = self.state
@@ -506,6 +519,8 @@ class Emulator:
             "SIRAY_BASE_URL": self.url,
             "SIRAY_GATEWAY_URL": self.url,
             "SIRAY_API_KEY": self.config.api_key,
+            "SIRAY_HIGGSFIELD_BASE_URL": self.url,
+            "HF_KEY": self.config.higgsfield_key,
         }
         if self.ca_file is not None:
             environment["SSL_CERT_FILE"] = self.ca_file

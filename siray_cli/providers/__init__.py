@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from siray_cli.providers.base import Provider, Trace
 
-PROVIDERS = ("siray",)
+PROVIDERS = ("siray", "higgsfield")
 DEFAULT_PROVIDER = "siray"
 
 
@@ -31,6 +31,16 @@ def open_provider(name: str, connection: Connection) -> Provider:
             api_key=connection.api_key,
             base_url=connection.base_url,
             gateway_url=connection.gateway_url,
+            trace=connection.trace,
+            backoff=connection.backoff,
+            read_timeout=connection.read_timeout,
+        )
+    if name == "higgsfield":
+        from siray_cli.providers.higgsfield.client import HiggsfieldProvider
+
+        return HiggsfieldProvider(
+            credential=connection.api_key,
+            base_url=connection.base_url,
             trace=connection.trace,
             backoff=connection.backoff,
             read_timeout=connection.read_timeout,

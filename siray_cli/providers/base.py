@@ -194,7 +194,9 @@ class Capabilities:
     supports_upload: bool = True
     supports_catalogue: bool = True
     supports_estimate: bool = False
-    supports_idempotency: bool = False
+    supports_idempotency: bool = False  # a submit may be resent with the same key, safely
+    supports_webhook: bool = False
+    open_catalogue: bool = False  # a model outside the catalogue is sent (with a note), not refused
 
 
 Trace = Callable[[str], None]
@@ -210,6 +212,7 @@ class Provider(abc.ABC):
     name: str
     capabilities: Capabilities
     base_url: str
+    image_field = "image"  # the input `--image` sets
 
     @property
     @abc.abstractmethod
@@ -232,7 +235,12 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def submit(
-        self, kind: TaskKind, body: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
     ) -> SubmittedTask:
         """Create a task. Never repeats a request that may have reached the server without an
         idempotency guarantee."""
@@ -249,6 +257,16 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def list_models(self) -> list[ModelInfo]: ...
+
+    def verify_credentials(self) -> bool:
+        """True when the API takes the credential, False when it refuses it (401, 403)."""
+        raise NotImplementedError
+
+    def estimate(self, body: dict[str, Any]) -> dict[str, str]:
+        """The price of a request (`credits`, `usd`), without submitting it."""
+        from siray_cli.errors import UsageError
+
+        raise UsageError(f"{self.name} has no price endpoint: nothing to estimate")
 
     @abc.abstractmethod
     def upload(

@@ -62,6 +62,7 @@ class PreparedJob:
     kind: TaskKind
     body: dict[str, Any]
     key: str  # identifies the job's content, for --resume
+    idempotency_key: str | None = None  # an earlier unanswered submit's, to send it again with
 
 
 @dataclass
@@ -466,7 +467,7 @@ class BatchOutcome:
 def _builder(
     session: Session, provider: Provider, default_model: str | None, validate: bool, files: Any
 ) -> Callable[[Job], tuple[TaskKind, dict[str, Any]]]:
-    from siray_cli.services.requests import build_body, model_info, pick_kind
+    from siray_cli.services.requests import build_body, checked_model, pick_kind
 
     infos: dict[str, ModelInfo] = {}
 
@@ -476,8 +477,9 @@ def _builder(
             raise UsageError("no model (give one on the line, or --model for every line)")
         info = None
         if validate:
-            info = infos.get(model) or model_info(session, provider, model)
-            infos[model] = info
+            info = infos.get(model) or checked_model(session, provider, model)
+            if info is not None:
+                infos[model] = info
         body = build_body(
             model, job.prompt, dict(job.inputs), job.items, info=info, local_file=files.add
         )
@@ -522,6 +524,7 @@ class _BatchSession:
                 job_key=job.key,
                 batch_line=job.line,
                 batch_name=job.name,
+                idempotency_key=job.idempotency_key,
             ),
             wait=self.wait,
             download=self.download if self.options.directory is not None else None,
@@ -557,6 +560,11 @@ class _BatchSession:
             if record.state not in TERMINAL:
                 return record.task_id, None
             break  # a definite attempt that failed, newer than any uncertain one: submit again
+        if uncertain is not None and uncertain.idempotency_key:
+            # sent with a key the provider honours: sending it again with that key cannot
+            # create a second paid task, so the line goes on as if the answer had come
+            job.idempotency_key = uncertain.idempotency_key
+            return None, None
         if uncertain is not None and not self.options.resubmit_uncertain:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(uncertain.submitted_at))
             message = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from siray_cli import signals
@@ -27,11 +28,17 @@ def submit(
     body: dict[str, Any],
     *,
     announce: bool = True,
+    idempotency_key: str | None = None,
+    webhook: str | None = None,
     **batch: Any,
 ) -> SubmittedTask:
     """Create the task and record it in the history before anything else happens. A Ctrl-C while
     the create request is in flight is held until its answer is in and the id has been shown."""
     history = session.history
+    if provider.capabilities.supports_idempotency and idempotency_key is None:
+        idempotency_key = str(uuid.uuid4())  # journalled with the intent, before sending
+    if not provider.capabilities.supports_idempotency:
+        idempotency_key = None
     record = {
         "kind": kind.value,
         "model": str(body.get("model", "")),
@@ -40,6 +47,7 @@ def submit(
         "profile": session.settings.profile_name,
         "provider": provider.name,
         "job_key": fingerprint(kind, body),
+        "idempotency_key": idempotency_key,
         **batch,
     }
     task: SubmittedTask | None = None
@@ -47,7 +55,7 @@ def submit(
         with signals.deferred_interrupts(INTERRUPT_NOTICE):
             row = history.record_submit(task_id=None, **record)
             try:
-                task = provider.submit(kind, body)
+                task = provider.submit(kind, body, idempotency_key=idempotency_key, webhook=webhook)
             except AmbiguousSubmitError as exc:  # the journalled intent stays, as UNCERTAIN
                 if history.enabled:
                     exc.hint = f"{exc.hint}; the attempt is in `siray history`"

@@ -35,12 +35,14 @@ class RequestSpec:
     kind: str | None = None
     validate: bool = True
     inline: bool = False
+    webhook: str | None = None
 
 
 @dataclass
 class Request:
     kind: TaskKind
     body: dict[str, Any]
+    webhook: str | None = None
 
 
 def catalogue(session: Session, provider: Provider, *, refresh: bool = False) -> Catalogue:
@@ -87,13 +89,30 @@ def build_request(
     text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
     items = [inputs.parse_input(item) for item in spec.input_items]
+    if spec.webhook is not None and not provider.capabilities.supports_webhook:
+        raise UsageError(f"{provider.name} has no webhooks", hint="leave out --webhook")
     files = LocalFiles(session, inline=spec.inline)
     if spec.image is not None:
-        base["image"] = files.add("--image", spec.image)
-    info = model_info(session, provider, spec.model) if spec.validate else None
+        base[provider.image_field] = files.add("--image", spec.image)
+    info = checked_model(session, provider, spec.model) if spec.validate else None
     body = build_body(spec.model, text, base, items, info=info, local_file=files.add)
     kind = pick_kind(spec.model, spec.kind, info)
-    return Request(kind, files.resolve(provider, body, transfers))
+    return Request(kind, files.resolve(provider, body, transfers), spec.webhook)
+
+
+def checked_model(session: Session, provider: Provider, name: str) -> ModelInfo | None:
+    """The model's catalogue entry, to check a request against. A provider whose catalogue is
+    open (siray knows only some of its models) sends an unknown one as given, with a note."""
+    try:
+        return model_info(session, provider, name)
+    except UsageError:
+        if not provider.capabilities.open_catalogue:
+            raise
+        session.notices.info(
+            f"note: {name} is not one of the {provider.name} applications siray knows; "
+            "it is sent as given"
+        )
+        return None
 
 
 def build_body(

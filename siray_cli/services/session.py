@@ -88,29 +88,37 @@ class Session:
         """The provider in effect, and those that created tasks elsewhere (see Providers)."""
         return Providers(self)
 
-    def provider(self, api_key: str | None = None, *, base_url: str | None = None) -> Provider:
-        """The provider of this invocation, connected with its key; `base_url` reaches the host
-        that created a task (from the history) rather than the one in effect."""
+    def provider(
+        self,
+        api_key: str | None = None,
+        *,
+        name: str | None = None,
+        base_url: str | None = None,
+    ) -> Provider:
+        """The provider in effect (or `name`), connected with its own credential; `base_url`
+        reaches the host that created a task (from the history) rather than the one in effect.
+        One provider's credential is never sent to another."""
         from siray_cli.providers import Connection, open_provider
 
+        settings = self.settings if name is None else self.settings.for_provider(name)
         if self.notices.debug:
-            for line in self.settings.describe():
+            for line in settings.describe():
                 self.notices.trace(line)
-        key = api_key or self.settings.require_api_key()
-        self.notices.add_secret(key)
+        key = api_key or settings.require_api_key()
+        self.notices.add_secret(key)  # an id:secret credential: the secret part too
         connection = Connection(
             api_key=key,
-            base_url=base_url or self.settings.base_url.value or "",
-            gateway_url=self.settings.gateway_url.value,
+            base_url=base_url or settings.base_url.value or "",
+            gateway_url=settings.gateway_url.value,
             trace=self.notices.trace if self.notices.debug else None,
             backoff=self.backoff,
             read_timeout=self.read_timeout,
         )
-        return open_provider(self.provider_name, connection)
+        return open_provider(settings.provider, connection)
 
     @property
     def provider_name(self) -> str:
-        return "siray"
+        return self.settings.provider
 
     def model_and_prompt(self, first: str | None, second: str | None) -> tuple[str, str | None]:
         """MODEL [PROMPT], where a lone argument that is not a model name is the prompt of the
@@ -149,7 +157,7 @@ class Providers:
 
     @property
     def current(self) -> Provider:
-        return self._connect(None)
+        return self._connect(None, None)
 
     def for_task(self, task_id: str) -> Provider:
         with self._lock:
@@ -158,20 +166,26 @@ class Providers:
             return self._by_task[task_id]
 
     def _look_up(self, task_id: str) -> Provider:
-        setting = self._session.settings.base_url
+        settings = self._session.settings
         record = self._session.history.find(task_id)
-        if record is None or setting.source.startswith("flag") or not record.base_url:
+        if record is None or not record.base_url:
+            return self.current
+        if record.provider != settings.provider:
+            self._session.notices.trace(f"{task_id} is a {record.provider} task: asking there")
+            return self._connect(record.provider, record.base_url)
+        setting = settings.base_url
+        if setting.source.startswith("flag"):
             return self.current
         if record.base_url.rstrip("/") == (setting.value or "").rstrip("/"):
             return self.current
         self._session.notices.trace(f"{task_id} was created on {record.base_url}: asking there")
-        return self._connect(record.base_url)
+        return self._connect(record.provider, record.base_url)
 
-    def _connect(self, base_url: str | None) -> Provider:
-        key = base_url or ""
+    def _connect(self, name: str | None, base_url: str | None) -> Provider:
+        key = f"{name or ''} {base_url or ''}"
         with self._lock:
             if key not in self._open:
-                self._open[key] = self._session.provider(base_url=base_url)
+                self._open[key] = self._session.provider(name=name, base_url=base_url)
             return self._open[key]
 
 

@@ -229,7 +229,7 @@ def validate_body(
         )
     known = set(info.properties)
     unknown = [k for k in [*body, *earlier] if k not in known and k not in IGNORED_KEYS]
-    if unknown and known:
+    if unknown and known and info.schema.get("additionalProperties") is not True:
         hints = "".join(_suggest(k, sorted(known)) for k in unknown[:1])
         problems.append(
             f"unknown input{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "

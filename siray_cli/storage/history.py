@@ -63,6 +63,11 @@ MIGRATIONS: list[str] = [
         WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'CANCELED' THEN 'CANCELLED'
         WHEN 'UNCERTAIN' THEN 'UNKNOWN' ELSE 'SUBMITTED' END;
     """,
+    # 3: the Idempotency-Key a submit was sent with (providers that take one), so a submit whose
+    # answer was lost can be sent again with it, safely
+    """
+    ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
+    """,
 ]
 ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
@@ -106,6 +111,7 @@ class Record:
     provider: str
     status: str  # the provider's word
     state: TaskState
+    idempotency_key: str | None
     progress: int | None
     outputs: list[str]
     fail_reason: str
@@ -146,6 +152,7 @@ def _record(row: sqlite3.Row) -> Record:
         provider=row["provider"],
         status=row["status"],
         state=TaskState(row["state"]),
+        idempotency_key=row["idempotency_key"],
         progress=row["progress"],
         outputs=json.loads(row["outputs"]),
         fail_reason=row["fail_reason"],
@@ -287,6 +294,7 @@ class History:
         job_key: str | None = None,
         batch_line: int | None = None,
         batch_name: str | None = None,
+        idempotency_key: str | None = None,
     ) -> int | None:
         """Record a submit: with no task id, as UNCERTAIN (its answer never came, or it is about
         to be sent). The row's id, to confirm or forget it; None when the history is off."""
@@ -294,8 +302,8 @@ class History:
         with self._lock:
             _, inserted = self._execute(
                 "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
-                " profile, provider, status, state, updated_at, job_key, batch_line, batch_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " profile, provider, status, state, updated_at, job_key, batch_line, batch_name,"
+                " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(task_id) DO NOTHING",
                 (
                     task_id,
@@ -312,6 +320,7 @@ class History:
                     job_key,
                     batch_line,
                     batch_name,
+                    idempotency_key,
                 ),
             )
             if inserted != 1:

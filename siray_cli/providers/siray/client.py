@@ -255,6 +255,17 @@ class SirayProvider(Provider):
     def check_task_id(self, task_id: str) -> str:
         return check_task_id(task_id)
 
+    def verify_credentials(self) -> bool:
+        """True when the API takes the key (a 404 for a task that cannot exist, the cheapest
+        authenticated request), False on 401/403."""
+        try:
+            self.get("image_siray-auth-check")
+        except errors.NotFoundError:
+            return True
+        except (errors.AuthenticationError, errors.PermissionDeniedError):
+            return False
+        return True
+
     def upload(
         self,
         sources: Sequence[Source],
@@ -279,7 +290,12 @@ class SirayProvider(Provider):
         return uploader.upload(list(sources), progress)
 
     def submit(
-        self, kind: TaskKind, body: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
     ) -> SubmittedTask:
         """Create a task. Never repeats a request that may have reached the server (Siray
         documents no idempotency key, so `idempotency_key` is not sent)."""

@@ -1,0 +1,1 @@
+"""The Higgsfield generation API (its contract: every fact tagged with its source)."""

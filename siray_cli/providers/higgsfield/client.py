@@ -1,0 +1,382 @@
+"""The Higgsfield generation API behind the provider seam: submit with an Idempotency-Key (so a
+submit whose answer was lost is resent safely, with the same key), status, cancel, presigned
+uploads streamed from disk, price estimates, and the built-in catalogue of known applications.
+
+Unlike the official client, siray never sends a submit again without its idempotency key, follows
+status and cancel URLs only on the host it was pointed at, and never sends the credential to the
+upload URL.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from siray_cli import errors
+from siray_cli.providers.base import (
+    Capabilities,
+    ModelInfo,
+    ProgressFor,
+    Provider,
+    SubmittedTask,
+    Task,
+    TaskKind,
+)
+from siray_cli.providers.higgsfield.parse import (
+    APPLICATIONS,
+    REQUEST_ID,
+    catalogue,
+    error_detail,
+    parse_estimate,
+    parse_status,
+    parse_submit,
+    parse_upload_slot,
+)
+from siray_cli.transport import (
+    DEFAULT_BACKOFF,
+    AnswerTooLarge,
+    AnswerTooSlow,
+    BadBody,
+    Trace,
+    build_http_client,
+    read_retry,
+    timeouts,
+)
+
+if TYPE_CHECKING:
+    from siray_cli.storage.upload import Source, Uploaded
+
+UPLOAD_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/jpg",
+        "image/png",
+        "image/webp",
+        "image/gif",
+        "audio/wav",
+        "audio/x-wav",
+        "video/mp4",
+    }
+)
+CHUNK = 1024 * 1024
+
+
+def check_request_id(task_id: str) -> str:
+    task_id = task_id.strip()
+    if not REQUEST_ID.match(task_id):
+        raise errors.UsageError(
+            f"{task_id!r} is not a Higgsfield request id",
+            hint="request ids are UUIDs; use the id that `siray generate` printed",
+        )
+    return task_id
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        words = error_detail(json.loads(response.content))
+    except ValueError:
+        words = None
+    if words is None:
+        text = " ".join(response.text.split())
+        words = text if text and not text.startswith("<") else response.reason_phrase
+    return words or "error"
+
+
+def raise_for_status(response: httpx.Response, *, task_id: str | None = None) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    message = f"{_message(response)} (HTTP {status})"
+    if status == 400 and "concurrent" in message.lower():
+        raise errors.ConcurrencyLimitError(
+            message,
+            status_code=400,
+            task_id=task_id,
+            hint="the account's concurrency limit: nothing was submitted; wait for a "
+            "request to end, then submit again",
+        )
+    hints = {
+        401: "check the credential (HF_KEY, as key_id:key_secret)",
+        403: "the account has not enough credits: top it up, then try again",
+        423: "the model is temporarily blocked: try again later",
+        422: "fix the inputs named above",
+    }
+    cls = errors.error_for_status(status)
+    if status == 422:
+        message = f"invalid inputs: {message}"
+    raise cls(message, status_code=status, task_id=task_id, hint=hints.get(status))
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return json.loads(response.content)
+    except ValueError as exc:
+        raise errors.ProtocolError(
+            f"the server sent a response that is not JSON (HTTP {response.status_code})"
+        ) from exc
+
+
+def submit_retry(backoff: float) -> Any:
+    """With an Idempotency-Key a submit may be sent again, with the same key: after a 5xx, a
+    429, a timeout or a cut connection the server answers with the original request."""
+    return read_retry(backoff=backoff, methods=("POST",), total=4)
+
+
+class HiggsfieldProvider(Provider):
+    name = "higgsfield"
+    capabilities = Capabilities(
+        supports_cancel=True,
+        supports_progress=False,
+        supports_upload=True,
+        supports_catalogue=True,
+        supports_estimate=True,
+        supports_idempotency=True,
+        supports_webhook=True,
+        open_catalogue=True,
+    )
+    image_field = "image_url"
+
+    def __init__(
+        self,
+        *,
+        credential: str,
+        base_url: str,
+        trace: Trace | None = None,
+        backoff: float = DEFAULT_BACKOFF,
+        read_timeout: float | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._backoff = backoff
+        self._trace = trace
+        self._timeout = timeouts(read_timeout or 60.0)
+        self._http = build_http_client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Key {credential}"},
+            trace=trace,
+            backoff=backoff,
+            timeout=self._timeout,
+        )
+        self._kinds: dict[str, TaskKind] = {}
+
+    @property
+    def catalogue_url(self) -> str:
+        return f"{self.base_url}#higgsfield"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def check_task_id(self, task_id: str) -> str:
+        return check_request_id(task_id)
+
+    def verify_credentials(self) -> bool:
+        """True when the API takes the credential (a 404 for a request that cannot exist)."""
+        try:
+            self.get("00000000-0000-0000-0000-000000000000")
+        except errors.NotFoundError:
+            return True
+        except (errors.AuthenticationError, errors.PermissionDeniedError):
+            return False
+        return True
+
+    def list_models(self) -> list[ModelInfo]:
+        return catalogue()
+
+    def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
+        if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
+            return errors.NetworkError(f"{what}: {exc} from {self.base_url}")
+        return errors.NetworkError(
+            f"{what}: could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'})",
+            hint="check your network and --base-url / SIRAY_HIGGSFIELD_BASE_URL",
+        )
+
+    def submit(
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> SubmittedTask:
+        """`POST /{application}` with the flat body. Without an idempotency key the request is
+        never sent twice; with one, it is sent again (same key) after an unanswered attempt."""
+        application = str(body.get("model", ""))
+        flat = {k: v for k, v in body.items() if k != "model"}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        retry = submit_retry(self._backoff) if idempotency_key else None
+        try:
+            response = self._http.post(
+                f"/{application}",
+                json=flat,
+                headers=headers,
+                params={"hf_webhook": webhook} if webhook else None,
+                extensions={"retry": retry} if retry is not None else {},
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise errors.NetworkError(
+                f"could not connect to {self.base_url}; nothing was submitted "
+                f"({type(exc).__name__})",
+                hint="check your network and --base-url / SIRAY_HIGGSFIELD_BASE_URL",
+            ) from exc
+        except (httpx.HTTPError, BadBody) as exc:
+            raise self._uncertain(f"the connection failed ({type(exc).__name__})") from exc
+        if response.status_code >= 500:
+            raise self._uncertain(
+                f"the server failed: {_message(response)} (HTTP {response.status_code})"
+            )
+        raise_for_status(response)
+        try:
+            submitted = parse_submit(_json(response), self.base_url)
+        except errors.ProtocolError as exc:
+            raise self._uncertain(exc.message) from exc
+        self._kinds[submitted.request_id] = kind
+        return SubmittedTask(submitted.request_id, kind, application)
+
+    def _uncertain(self, what: str) -> errors.AmbiguousSubmitError:
+        return errors.AmbiguousSubmitError(
+            f"{what}; the request may have been created",
+            hint="its Idempotency-Key is in the history: `siray run --batch FILE --resume` "
+            "sends it again with the same key, which cannot create a second paid request",
+        )
+
+    def _request(self, method: str, path: str, task_id: str) -> httpx.Response:
+        extensions = {}
+        if method == "POST":  # a cancel: its 202 has no body to check as JSON
+            retry = read_retry(backoff=self._backoff, methods=("POST",), expect_json=False)
+            extensions = {"retry": retry}
+        try:
+            return self._http.request(method, path, extensions=extensions)
+        except BadBody as exc:
+            raise errors.ProtocolError(str(exc), task_id=task_id) from exc
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, f"asking about {task_id}") from exc
+
+    def get(self, task_id: str, kind: TaskKind | None = None) -> Task:
+        task_id = check_request_id(task_id)
+        response = self._request("GET", f"/requests/{task_id}/status", task_id)
+        if response.status_code == 404:
+            raise errors.NotFoundError(
+                f"no request {task_id} on {self.base_url} ({_message(response)})",
+                status_code=404,
+                task_id=task_id,
+                hint="check the id; `siray status` only knows requests of this credential",
+            )
+        raise_for_status(response, task_id=task_id)
+        guess = kind or self._kinds.get(task_id) or TaskKind.IMAGE
+        task = parse_status(_json(response), guess, task_id)
+        if kind is None and any(item.media is TaskKind.VIDEO for item in task.outputs):
+            from dataclasses import replace
+
+            task = replace(task, kind=TaskKind.VIDEO)
+        return task
+
+    def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
+        task_id = check_request_id(task_id)
+        response = self._request("POST", f"/requests/{task_id}/cancel", task_id)
+        if response.status_code == 400:
+            raise errors.CancelRefusedError(
+                f"request {task_id} has already started, and cannot be cancelled "
+                f"({_message(response)})",
+                status_code=400,
+                task_id=task_id,
+                hint=f"follow it with `siray status {task_id} --wait`",
+            )
+        raise_for_status(response, task_id=task_id)
+        return self.get(task_id, kind)
+
+    def estimate(self, body: dict[str, Any]) -> dict[str, str]:
+        application = str(body.get("model", ""))
+        flat = {k: v for k, v in body.items() if k != "model"}
+        try:
+            response = self._http.post(
+                f"/estimate/{application}",
+                json=flat,
+                extensions={"retry": read_retry(backoff=self._backoff, methods=("POST",))},
+            )
+        except (httpx.HTTPError, BadBody) as exc:
+            raise self._network_error(exc, "asking for a price") from exc
+        raise_for_status(response)
+        return parse_estimate(_json(response))
+
+    def upload(
+        self,
+        sources: Sequence[Source],
+        progress: ProgressFor,
+        *,
+        part_size: int,
+        virtual_host: bool,
+        on_secret: Callable[[str], None],
+    ) -> list[Uploaded]:
+        """Each file through a presigned URL: its content type checked first, streamed from disk
+        (bounded memory), PUT without the credential."""
+        from siray_cli.storage.upload import Uploaded
+
+        for source in sources:
+            if source.content_type not in UPLOAD_TYPES:
+                raise errors.UsageError(
+                    f"{source.label}: Higgsfield does not accept {source.content_type} files",
+                    hint=f"accepted: {', '.join(sorted(UPLOAD_TYPES))}",
+                )
+        results = []
+        with build_http_client(trace=self._trace, expect_json=False, timeout=self._timeout) as put:
+            for source in sources:
+                response = self._request_slot(source.content_type)
+                upload_url, public_url, headers = parse_upload_slot(_json(response))
+                headers.setdefault("Content-Type", source.content_type)
+                advance = progress(source)
+                sent = [0]
+                with _sized(source) as (path, size):
+                    # a presigned PUT wants its length up front (no chunked encoding)
+                    headers["Content-Length"] = str(size)
+                    stored = put.put(
+                        upload_url, content=_chunks(path, advance, sent), headers=headers
+                    )
+                if not stored.is_success:
+                    raise errors.UploadError(
+                        f"uploading {source.label} failed (HTTP {stored.status_code})"
+                    )
+                results.append(Uploaded(source.label, public_url, sent[0], source.content_type))
+        return results
+
+    def _request_slot(self, content_type: str) -> httpx.Response:
+        try:
+            response = self._http.post(
+                "/files/generate-upload-url",
+                json={"content_type": content_type},
+                extensions={"retry": read_retry(backoff=self._backoff, methods=("POST",))},
+            )
+        except (httpx.HTTPError, BadBody) as exc:
+            raise self._network_error(exc, "asking for an upload URL") from exc
+        raise_for_status(response)
+        return response
+
+
+@contextmanager
+def _sized(source: Source) -> Iterator[tuple[Path, int]]:
+    """The source as a file of known size: standard input is spooled to a temporary file first,
+    so memory stays bounded whatever its size."""
+    if source.path:
+        yield Path(source.path), Path(source.path).stat().st_size
+        return
+    assert source.stream is not None
+    with tempfile.NamedTemporaryFile(prefix="siray-stdin-") as spool:
+        shutil.copyfileobj(source.stream, spool, CHUNK)
+        spool.flush()
+        yield Path(spool.name), spool.tell()
+
+
+def _chunks(path: Path, advance: Callable[[int], None], sent: list[int]) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sent[0] += len(chunk)
+            advance(len(chunk))
+            yield chunk
+
+
+__all__ = ["APPLICATIONS", "HiggsfieldProvider"]

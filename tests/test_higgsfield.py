@@ -1,0 +1,166 @@
+"""`siray --provider higgsfield`: the same commands, output, exit codes and history against the
+emulator's Higgsfield routes, and the safety the official client lacks (idempotent resends, no
+credential printed or sent elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import httpx
+from conftest import emulator_stats
+
+from siray_cli.emulator.faults import Fault
+from siray_cli.emulator.server import HIGGSFIELD_KEY
+from siray_cli.storage.history import DB_NAME
+
+IMAGE = "bytedance/seedream/v4/text-to-image"
+VIDEO = "kling-video/v2.1/pro/image-to-video"
+HF = {"SIRAY_PROVIDER": "higgsfield"}
+SECRET = HIGGSFIELD_KEY.split(":")[1]
+
+
+def rows(home: Path) -> list[dict]:
+    with sqlite3.connect(home / "data" / DB_NAME) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
+
+
+def created(emu, prompt: str) -> int:
+    return sum(1 for t in emu.state.tasks.values() if t.body.get("prompt") == prompt)
+
+
+def test_run_an_image_end_to_end(siray, emu, tmp_path, isolated_environment):
+    result = siray("run", IMAGE, "a fox in the snow", "-o", str(tmp_path / "out"), env=HF)
+    assert result.exit_code == 0, result
+    (path,) = [Path(line) for line in result.lines]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (record,) = rows(isolated_environment)
+    assert record["provider"] == "higgsfield" and record["state"] == "SUCCESS"
+    assert uuid.UUID(record["task_id"]) and record["idempotency_key"]
+
+
+def test_a_video_from_a_local_image_is_uploaded_then_generated(siray, emu, tmp_path):
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"frame" * 100)
+    result = siray("run", VIDEO, "waves", "--image", str(tmp_path / "in.png"), "--json", env=HF)
+    assert result.exit_code == 0, result
+    document = result.json()
+    assert document["kind"] == "video" and document["outputs"][0].endswith(".mp4")
+    task = emu.state.tasks[document["task_id"]]
+    uploaded = httpx.get(task.body["image_url"])
+    assert uploaded.content == (tmp_path / "in.png").read_bytes()
+    assert "model" not in task.body  # a flat body: the application is the path
+
+
+def test_status_cancel_and_the_six_states(siray, emu):
+    held = siray("generate", IMAGE, "[hold] to cancel", env=HF).stdout.strip()
+    cancelled = siray("cancel", held, env=HF)
+    assert cancelled.exit_code == 0, cancelled
+    assert cancelled.stdout.strip() == f"{held}\tCANCELLED"
+    done = siray("run", IMAGE, "finished", env=HF)
+    finished_id = next(
+        t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == "finished"
+    )
+    refused = siray("cancel", finished_id, env=HF)
+    assert done.exit_code == 0 and refused.exit_code == 5, refused
+    assert "already started, and cannot be cancelled" in refused.stderr
+    nsfw = siray("run", IMAGE, "[nsfw] rejected", env=HF)
+    assert nsfw.exit_code == 1 and "rejected by content moderation" in nsfw.stderr
+    failed = siray("run", IMAGE, "[fail] broken", env=HF)
+    assert failed.exit_code == 1 and "FAILURE" in failed.stderr
+    waited = siray("status", held, "--json", env=HF)
+    assert waited.json()["status"] == "CANCELLED"
+
+
+def test_errors_are_spelled_out_with_their_exit_codes(siray, emu):
+    missing = siray("run", VIDEO, "no image", "--no-validate", env=HF)
+    assert missing.exit_code == 2 and "image_url: Field required" in missing.stderr
+    checked = siray("run", VIDEO, "no image", env=HF)  # caught before anything is sent
+    assert checked.exit_code == 2 and "missing required input: image_url" in checked.stderr
+    busy = siray("run", IMAGE, "[busy] too many", env=HF)
+    assert busy.exit_code == 2 and "concurrency limit" in busy.stderr
+    credits = siray("run", IMAGE, "[credits] poor", env=HF)
+    assert credits.exit_code == 3 and "not enough credits" in credits.stderr
+    blocked = siray("run", IMAGE, "[blocked] later", env=HF)
+    assert blocked.exit_code == 5 and "temporarily blocked" in blocked.stderr
+    wrong = siray("generate", IMAGE, "x", env={**HF, "HF_KEY": "someone:else"})
+    assert wrong.exit_code == 3 and "Invalid credentials" in wrong.stderr
+    unknown = siray("run", "acme/brand-new", "x", env=HF)
+    assert "note: acme/brand-new is not one of the higgsfield applications" in unknown.stderr
+    assert unknown.exit_code == 2 and "not found" in unknown.stderr
+
+
+def test_a_502_after_the_submit_was_accepted_creates_one_job(siray, emu, isolated_environment):
+    """The duplicate hazard of the official client: the emulator accepts the submit, then the
+    answer is lost (a 502 from a proxy). siray sends it again with the same Idempotency-Key, and
+    the service answers with the original request."""
+    prompt = "accepted then lost"
+    emu.state.faults.add(Fault(action="drop-after", method="POST", path=f"^/{IMAGE}$", count=1))
+    result = siray("generate", IMAGE, prompt, env=HF)
+    assert result.exit_code == 0, result
+    assert created(emu, prompt) == 1
+    assert emulator_stats(emu)["requests"].get(f"POST /{IMAGE}", 0) >= 2
+    (record,) = [r for r in rows(isolated_environment) if r["task_id"] == result.stdout.strip()]
+    assert record["idempotency_key"]
+
+
+def test_the_credential_is_never_printed_nor_sent_to_siray(siray, emu):
+    runs = [
+        siray("--debug", "run", IMAGE, "secret", env=HF),
+        siray("--debug", "auth", "status", env=HF),
+        siray("--debug", "generate", IMAGE, "x", env={**HF, "HF_KEY": "id-x:" + SECRET + "zz"}),
+    ]
+    for result in runs:
+        everything = result.stdout + result.stderr
+        assert SECRET not in everything and HIGGSFIELD_KEY not in everything, result
+    status = siray("auth", "status", "--json", env=HF).json()
+    assert status["key"] == HIGGSFIELD_KEY.split(":")[0] + ":***"
+    # the Siray key is not sent to Higgsfield, nor the other way round
+    assert siray("generate", IMAGE, "x", env={**HF, "HF_KEY": ""}).exit_code == 3
+
+
+def test_separate_key_and_secret_variables(siray, emu):
+    key_id, secret = HIGGSFIELD_KEY.split(":")
+    env = {**HF, "HF_KEY": "", "HF_API_KEY": key_id, "HF_API_SECRET": secret}
+    result = siray("generate", IMAGE, "split credential", env=env)
+    assert result.exit_code == 0, result
+
+
+def test_a_task_is_asked_about_on_the_provider_that_made_it(siray, emu):
+    task_id = siray("generate", IMAGE, "made by higgsfield", env=HF).stdout.strip()
+    result = siray("status", task_id, "--wait", "--json")  # the provider in effect is siray
+    assert result.exit_code == 0, result
+    assert result.json()["status"] == "SUCCESS"
+
+
+def test_models_list_offers_the_known_applications(siray):
+    result = siray("models", "list", "--json", env=HF)
+    names = {m["name"]: m["kind"] for m in result.json()}
+    assert names[IMAGE] == "image" and names[VIDEO] == "video"
+
+
+def test_webhooks_are_delivered_to_loopback(siray, emu):
+    from hostile import HostileServer
+
+    received: list[dict] = []
+
+    def hook(handler) -> None:
+        received.append(json.loads(handler.body or b"{}"))
+        handler.send_response(200)
+        handler.end_headers()
+
+    server = HostileServer()
+    server.on("POST", "/hook", hook)
+    with server.running():
+        result = siray("run", IMAGE, "hooked", "--webhook", server.url + "/hook", env=HF)
+        assert result.exit_code == 0, result
+        import time
+
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert received and received[0]["status"] == "completed"
+    siray_webhook = siray("run", IMAGE, "x", "--webhook", "http://x/", "--provider", "siray")
+    assert siray_webhook.exit_code == 2
