@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from siray_cli.cli import JsonOpt, PollIntervalOpt, TimeoutOpt, get_context, transfers_for
 from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
-from siray_cli.output import Output, sanitize
-from siray_cli.providers.base import Task
+
+if TYPE_CHECKING:
+    from siray_cli.output import Output
+    from siray_cli.providers.base import Task
 
 
 def duration(seconds: int | None) -> str:
@@ -28,6 +30,8 @@ def duration(seconds: int | None) -> str:
 
 def render_task(output: Output, status: Task) -> None:
     """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
+    from siray_cli.output import sanitize
+
     if output.json_mode:
         output.result(status.to_json())
         return
