@@ -60,6 +60,7 @@ COMPLETE = {
     "complete `siray status i`": {"COMP_WORDS": "siray status i", "COMP_CWORD": "2"},
 }
 MODEL = "alibaba/z-image-turbo-t2i"
+PRIVATE = ("_BENCH_CWD", "_LISTENER", "_FIRST_REQUEST")  # the benchmark's, not the child's
 HEAVY = ("boto3", "botocore", "httpx", "jsonschema", "rich", "siray_cli.emulator", "sqlite3")
 
 
@@ -144,7 +145,7 @@ def measure(command: list[str], extra: dict) -> float:
     cwd = extra.get("_BENCH_CWD", str(ROOT))  # `-m` puts the working directory first
     listener = extra.get("_LISTENER")
     base = {} if "SIRAY_BASE_URL" in extra else os.environ
-    env = {**base, **{k: v for k, v in extra.items() if not k.startswith("_")}}
+    env = {**base, **{k: v for k, v in extra.items() if k not in PRIVATE}}
     if "_FIRST_REQUEST" in extra:
         listener.event.clear()
         started = time.perf_counter()
