@@ -9,21 +9,41 @@ for help: at most 1.3 times it) and `python -c "import typer, httpx"`; median an
 starting commit) in the same rounds: before and after side by side. Both trees are byte-compiled
 first (compileall), as a wheel install has them.
 
+--requests adds the commands that speak HTTP, against an emulator started here (in this process,
+so its work is not on the clock of the process measured): `siray status ID` (one finished task,
+on a pipe), `siray models list` from a fresh catalogue cache (goal: no HTTP client built, at most
+1.0 x `import typer, httpx`), and `siray generate --no-validate` up to its first request: the
+time from starting the process to the first byte of a request reaching a listener that records
+it and closes the connection (the create is then not retried: it may have reached the server).
+Those cases compare with `python -c "import typer, httpx"` (goal: at most 1.3 x).
+
 Notes: `import httpx` imports httpx's own command line (httpx/_main.py) whenever rich is
 installed, and with it rich, pygments and click: every command that speaks HTTP pays for that, the
 `import typer, httpx` line too. siray does not block it (that would mean reaching into a private
 module of httpx); its own code imports no rich on a pipe (tests/test_startup.py).
+
+httpx-retries imports asyncio (about 10 ms, a tenth of a status run) in httpx_retries/retry.py,
+the module that defines `Retry` itself (for its async sleep): its package has no sync-only part
+to import instead. siray imports it only when it builds an HTTP client, so a run that sends no
+request (help, completion, the catalogue from a fresh cache) does not pay for it; a run that
+sends one does. Avoiding that too would mean replacing httpx-retries (or pre-seeding
+sys.modules, a hack on a dependency's internals), which we do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +59,8 @@ COMPLETE = {
     "complete `siray run a`": {"COMP_WORDS": "siray run a", "COMP_CWORD": "2"},
     "complete `siray status i`": {"COMP_WORDS": "siray status i", "COMP_CWORD": "2"},
 }
+MODEL = "alibaba/z-image-turbo-t2i"
+PRIVATE = ("_BENCH_CWD", "_LISTENER", "_FIRST_REQUEST")  # the benchmark's, not the child's
 HEAVY = ("boto3", "botocore", "httpx", "jsonschema", "rich", "siray_cli.emulator", "sqlite3")
 
 
@@ -57,29 +79,117 @@ def cases(before: Path | None) -> dict[str, tuple[list[str], dict[str, str]]]:
     return found
 
 
+class FirstRequest:
+    """A listener that notes when the first bytes of a request arrive, then hangs up."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.arrived: list[float] = []
+        self.event = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            connection, _ = self.server.accept()
+            with connection:
+                if connection.recv(1):
+                    self.arrived.append(time.perf_counter())
+                    self.event.set()
+
+
+@contextlib.contextmanager
+def request_cases(trees: list[tuple[str, Path]]) -> Iterator[dict[str, tuple[list[str], dict]]]:
+    from siray_cli.emulator.server import Emulator, EmulatorConfig
+    from siray_cli.providers import Connection, open_provider
+    from siray_cli.providers.base import TaskKind
+
+    with (
+        Emulator(EmulatorConfig(port=0, task_seconds=0.1, seed=3)) as emulator,
+        tempfile.TemporaryDirectory() as home,
+    ):
+        with open_provider("siray", Connection(emulator.config.api_key, emulator.url)) as p:
+            task = p.submit(TaskKind.IMAGE, {"model": MODEL, "prompt": "x", "size": "1024x768"})
+            while not p.get(task.task_id).is_terminal:
+                time.sleep(0.1)
+        listener = FirstRequest()
+        found: dict[str, tuple[list[str], dict]] = {}
+        for label, tree in trees:
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("SIRAY_")},
+                **emulator.environment(),
+                "PYTHONPATH": str(tree),
+                "SIRAY_CONFIG_DIR": f"{home}/{label}/config",
+                "SIRAY_DATA_DIR": f"{home}/{label}/data",
+                "SIRAY_CACHE_DIR": f"{home}/{label}/cache",
+            }
+            command = [sys.executable, "-m", "siray_cli"]
+            # the catalogue cached once: `models list` then reads it, fresh
+            subprocess.run(
+                [*command, "models", "list"], env=env, cwd=tree, check=True, capture_output=True
+            )
+            found[f"siray status ID [{label}]"] = ([*command, "status", task.task_id], env)
+            found[f"models list, fresh cache [{label}]"] = ([*command, "models", "list"], env)
+            first = {**env, "SIRAY_BASE_URL": listener.url, "SIRAY_GATEWAY_URL": listener.url}
+            found[f"generate: first request [{label}]"] = (
+                [*command, "generate", "--no-validate", MODEL, "a red fox"],
+                {**first, "_FIRST_REQUEST": "1"},
+            )
+        yield {
+            name: (c, {**e, "_BENCH_CWD": e["PYTHONPATH"], "_LISTENER": listener})
+            for name, (c, e) in found.items()
+        }
+
+
+def measure(command: list[str], extra: dict) -> float:
+    cwd = extra.get("_BENCH_CWD", str(ROOT))  # `-m` puts the working directory first
+    listener = extra.get("_LISTENER")
+    base = {} if "SIRAY_BASE_URL" in extra else os.environ
+    env = {**base, **{k: v for k, v in extra.items() if k not in PRIVATE}}
+    if "_FIRST_REQUEST" in extra:
+        listener.event.clear()
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        listener.event.wait(30)
+        elapsed = listener.arrived[-1] - started
+        process.wait()
+        return elapsed
+    started = time.perf_counter()
+    subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--before", type=Path, help="another checkout to run side by side")
+    parser.add_argument("--requests", action="store_true", help="add the commands that speak HTTP")
+    parser.add_argument("--only-requests", action="store_true", help="only those")
     args = parser.parse_args()
     for tree in [ROOT, args.before] if args.before else [ROOT]:
         compileall.compile_dir(tree / "siray_cli", quiet=1)
     table = cases(args.before)
-    times: dict[str, list[float]] = {name: [] for name in table}
-    for _ in range(args.runs):
-        for name, (command, extra) in table.items():
-            started = time.perf_counter()
-            cwd = extra.get("_BENCH_CWD", str(ROOT))  # `-m` puts the working directory first
-            env = {**os.environ, **extra}
-            subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=True)
-            times[name].append(time.perf_counter() - started)
+    trees = [("after", ROOT)] + ([("before", args.before)] if args.before else [])
+    with contextlib.ExitStack() as stack:
+        if args.requests or args.only_requests:
+            if args.only_requests:
+                table = {k: v for k, v in table.items() if k.startswith("python")}
+            table |= stack.enter_context(request_cases(trees))
+        times: dict[str, list[float]] = {name: [] for name in table}
+        for _ in range(args.runs):
+            for name, (command, extra) in table.items():
+                times[name].append(measure(command, extra))
     typer_alone = statistics.median(times['python -c "import typer"'])
-    print(f"{'case':<40}{'median':>8}{'min':>7}{'max':>7}  x import typer")
+    with_httpx = statistics.median(times['python -c "import typer, httpx"'])
+    print(f"{'case':<40}{'median':>8}{'min':>7}{'max':>7}  x typer  x typer+httpx")
     for name, measured in times.items():
         median = statistics.median(measured)
         print(
             f"{name:<40}{median * 1000:>6.0f}ms{min(measured) * 1000:>7.0f}"
-            f"{max(measured) * 1000:>7.0f}  {median / typer_alone:>5.2f}"
+            f"{max(measured) * 1000:>7.0f}  {median / typer_alone:>7.2f}"
+            f"  {median / with_httpx:>12.2f}"
         )
     print(f"(median, min and max of {args.runs} interleaved rounds, byte-compiled trees)")
     probe = (

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from siray_cli.completion import complete_model, complete_task_id
-from siray_cli.output import Output
-from siray_cli.services.session import Notices, Session
 from siray_cli.settings import KEYS, check_flag
 
 if TYPE_CHECKING:
+    from siray_cli.output import Output
     from siray_cli.progress import TransferDisplay
+    from siray_cli.services.session import Notices, Session
 
 
 class Kind(str, enum.Enum):
@@ -160,6 +160,8 @@ class AppContext:
 
 def notices_for(output: Output) -> Notices:
     """The services' messages, routed to the output sink."""
+    from siray_cli.services.session import Notices
+
     return Notices(
         info=output.info,
         always=output.always,

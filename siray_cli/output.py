@@ -9,7 +9,6 @@ terminal and no markup is interpreted.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -139,6 +138,8 @@ class Output:
         """One JSON document on one line, exact: control characters are JSON escapes."""
         if self._reader_gone:
             return
+        import json
+
         text = json.dumps(document, ensure_ascii=False)
         text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", self.scrub(text))
         try:

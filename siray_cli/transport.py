@@ -17,12 +17,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from httpx_retries import Retry, RetryTransport
 
 from siray_cli import __version__
+
+if TYPE_CHECKING:
+    from httpx_retries import Retry
 
 Trace = Callable[[str], None]
 
@@ -186,6 +188,8 @@ def read_retry(
 ) -> Retry:
     """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
     short or is not JSON is retried too (downloads check their own bodies)."""
+    from httpx_retries import Retry  # asyncio comes with it: only when a client is built
+
     return Retry(
         total=total,
         allowed_methods=list(methods),
@@ -200,6 +204,8 @@ def read_retry(
 
 def create_retry(*, backoff: float = DEFAULT_BACKOFF) -> Retry:
     """The paid create POST: retried only if it never reached the server, or on 429."""
+    from httpx_retries import Retry
+
     return Retry(
         total=4,
         allowed_methods=["POST"],
@@ -340,6 +346,8 @@ def build_http_client(
     timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     expect_json: bool = True,
 ) -> httpx.Client:
+    from httpx_retries import RetryTransport
+
     inner: httpx.BaseTransport = ProxyRouter()
     if expect_json:  # downloads bound their own bodies (by size and Content-Length)
         inner = BoundedTransport(inner, seconds=2 * timeout_of(timeout), limit=JSON_BODY_LIMIT)

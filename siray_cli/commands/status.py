@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from siray_cli.cli import JsonOpt, PollIntervalOpt, TimeoutOpt, get_context, transfers_for
 from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
-from siray_cli.output import Output, sanitize
-from siray_cli.providers.base import Task
+
+if TYPE_CHECKING:
+    from siray_cli.output import Output
+    from siray_cli.providers.base import Task
 
 
 def duration(seconds: int | None) -> str:
@@ -28,6 +30,8 @@ def duration(seconds: int | None) -> str:
 
 def render_task(output: Output, status: Task) -> None:
     """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
+    from siray_cli.output import sanitize
+
     if output.json_mode:
         output.result(status.to_json())
         return
@@ -86,11 +90,7 @@ def status(
     With --wait, exits 1 when any task failed or was cancelled. With -o, downloads the outputs
     of those that succeeded (as `siray download` does).
     """
-    from siray_cli.progress import task_display
-    from siray_cli.services.outputs import download_outputs
     from siray_cli.services.tasks import look_up, tasks_to_show
-    from siray_cli.services.waiting import wait_for
-    from siray_cli.storage.downloads import prepare_output_dir
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
@@ -98,11 +98,18 @@ def status(
     if not ids:
         output.info("no pending task in the history")
         return ExitCode.OK
-    directory = prepare_output_dir(output_dir) if output_dir is not None else None
+    directory = None
+    if output_dir is not None:
+        from siray_cli.storage.downloads import prepare_output_dir
+
+        directory = prepare_output_dir(output_dir)
     worst = ExitCode.OK
     seen: list[Task] = []
     with session.providers() as providers:
         if wait:
+            from siray_cli.progress import task_display
+            from siray_cli.services.waiting import wait_for
+
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
             display = task_display(output, ids)
             finals = wait_for(
@@ -124,6 +131,8 @@ def status(
                 render_task(output, current)
                 seen.append(current)
     if directory is not None:
+        from siray_cli.services.outputs import download_outputs
+
         with transfers_for(output)() as transfers:
             for task in (t for t in seen if t.succeeded):
                 for path in download_outputs(

@@ -507,7 +507,8 @@ class _BatchSession:
         self.display, self.on_result = display, on_result
         self.schedule = default_schedule(options.poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
-        self.downloads = download_client(session)
+        # built only when the batch downloads (-o): a batch that prints URLs needs none
+        self.downloads = download_client(session) if options.directory is not None else None
         self._write = threading.Lock()
         self._running: set[int] = set()  # lines whose task the display shows as running
 
@@ -655,7 +656,7 @@ class _BatchSession:
     def download(self, job: PreparedJob, final: Task) -> list[Path]:
         from siray_cli.services.outputs import download_outputs
 
-        assert self.options.directory is not None
+        assert self.options.directory is not None and self.downloads is not None
         return download_outputs(
             self.session,
             final,
@@ -743,7 +744,8 @@ def _run_locked(
                 "(or run the batch again with --resume)",
             ) from None
         finally:
-            batch.downloads.close()
+            if batch.downloads is not None:
+                batch.downloads.close()
         ended = {result.line for result in runner.results}
         for job in jobs:  # a job that ended without a result is a failure, never a silent 0
             if job.line not in ended:

@@ -8,7 +8,6 @@ import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -112,6 +111,8 @@ class ConfigFile:
         self._data = _load_toml(document.as_string())
 
     def _write(self, text: str) -> None:
+        import tempfile  # only here: a start-up that reads settings does not pay for it
+
         directory = self.path.parent
         private_dir(directory)
         descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".config.", suffix=".tmp")

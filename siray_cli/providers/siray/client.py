@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -173,32 +174,44 @@ class SirayProvider(Provider):
         self._backoff = backoff
         self._trace = trace
         self._timeout = timeout
-        self._http = build_http_client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {api_key}"},
-            trace=trace,
-            backoff=backoff,
-            timeout=timeout,
-        )
+        self._api_http: httpx.Client | None = None
         self._gateway_http: httpx.Client | None = None
+        self._build_lock = threading.Lock()  # a batch's workers share one client (one pacer)
 
     def close(self) -> None:
-        self._http.close()
+        if self._api_http is not None:
+            self._api_http.close()
         if self._gateway_http is not None:
             self._gateway_http.close()
 
     @property
+    def _http(self) -> httpx.Client:
+        """The API host, built on first use: a run that asks nothing (the catalogue from a fresh
+        cache) builds no client."""
+        with self._build_lock:
+            if self._api_http is None:
+                self._api_http = build_http_client(
+                    base_url=self.base_url,
+                    headers={"Authorization": f"Bearer {self._api_key}"},
+                    trace=self._trace,
+                    backoff=self._backoff,
+                    timeout=self._timeout,
+                )
+            return self._api_http
+
+    @property
     def gateway(self) -> httpx.Client:
         """The gateway host, which takes the key as `API-KEY <key>` (the Siray API contract)."""
-        if self._gateway_http is None:
-            self._gateway_http = build_http_client(
-                base_url=self.gateway_url,
-                headers={"Authorization": f"API-KEY {self._api_key}"},
-                trace=self._trace,
-                backoff=self._backoff,
-                timeout=self._timeout,
-            )
-        return self._gateway_http
+        with self._build_lock:
+            if self._gateway_http is None:
+                self._gateway_http = build_http_client(
+                    base_url=self.gateway_url,
+                    headers={"Authorization": f"API-KEY {self._api_key}"},
+                    trace=self._trace,
+                    backoff=self._backoff,
+                    timeout=self._timeout,
+                )
+            return self._gateway_http
 
     def _gateway_json(self, method: str, path: str, what: str) -> object:
         """A gateway request, retried like a read (asking twice costs nothing), as JSON."""
