@@ -16,7 +16,7 @@ more than one task), lost ids (a created task whose id is in neither the history
 and whose attempt siray never reported UNCERTAIN either), partial files, orphaned UNCERTAIN rows,
 tracebacks and hangs, and how many signals, faults and disk-fulls were injected.
 
-    python benchmarks/chaos.py [--jobs 240] [--seconds 300] [--batch-size 40] [--parallel 2]
+    python benchmarks/chaos.py [--jobs 240] [--seconds 300] [--batch-size 20] [--parallel 2]
                                [--concurrency 8] [--seed 1] [--tmpfs-mib 16] [--logs DIR]
 """
 
@@ -456,7 +456,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=240)
     parser.add_argument("--seconds", type=float, default=300.0, help="time budget")
-    parser.add_argument("--batch-size", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=2, help="batch files run at once")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--task-seconds", type=float, default=1.0)
