@@ -337,3 +337,41 @@ def test_a_corrupt_history_row_is_skipped_with_a_warning(siray, isolated_environ
     assert [r["task_id"] for r in result.json()] == [second]
     assert result.stderr.count("skipped an unreadable row") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_a_cut_download_whose_size_nobody_tells_is_fetched_again(siray, emu, tmp_path):
+    """Found by benchmarks/chaos.py: a body ended by the connection closing, cut short, with a
+    HEAD that tells no size (a presigned URL answers 403) was kept as complete."""
+    emu.state.faults.add(Fault(action="truncate-eof", method="GET", path="^/files/", count=1))
+    emu.state.faults.add(
+        Fault(action="status", status=403, method="HEAD", path="^/files/", count=0)
+    )
+    try:
+        result = siray("run", IMAGE, "cut once", "-o", str(tmp_path / "out"), "--json")
+    finally:
+        emu.state.faults.clear()
+    assert result.exit_code == 0, result
+    (path,) = [Path(p) for p in result.json()["files"]]
+    assert path.read_bytes().endswith(b"IEND\xaeB`\x82")  # the whole PNG
+
+
+def test_a_temporary_file_left_by_a_killed_run_is_swept(siray, emu, tmp_path):
+    import fcntl
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".swept.png.abc123.part"
+    stale.write_bytes(b"left by a SIGKILL")
+    busy = out / ".swept.png.def456.part"
+    busy.write_bytes(b"being written by another run")
+    holder = os.open(busy, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": "sweep", "name": "swept"})
+        result = siray("run", "--batch", str(jobs), "-m", IMAGE, "-o", str(out))
+    finally:
+        os.close(holder)
+    assert result.exit_code == 0, result
+    assert not stale.exists() and busy.exists()
+    assert (out / "swept.png").is_file()

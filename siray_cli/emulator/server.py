@@ -413,7 +413,8 @@ class Handler(BaseHTTPRequestHandler):
         if action == "truncate-eof":
             self.send_header("Connection", "close")
             self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
+            if self.command != "HEAD":
+                self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
             return
         self.send_header("Content-Length", str(len(body)))

@@ -5,6 +5,7 @@ asked to."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import mimetypes
 import os
@@ -12,6 +13,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -117,9 +119,78 @@ def _incomplete(
     if not framed and not encoded:
         # ended by closing the connection: only asking again tells a cut body from a whole one
         size = _announced_size(client, str(response.url))
-        if size is not None and size != written:
+        if size is None:
+            return UNVERIFIED
+        if size != written:
             return f"received {written} of {size} bytes"
     return None
+
+
+# A body ended by the connection closing, whose size the server will not say (no HEAD): it is
+# kept only once a second download of it has the same size.
+UNVERIFIED = "the server gave no size to check the file against"
+
+
+def _sweep(directory: Path, name: str) -> None:
+    """Remove the temporary files of `name` that nobody is writing: a siray killed (SIGKILL)
+    mid-download leaves one; a writer holds a lock on its own."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no advisory locks: leave them
+        return
+    for stale in directory.glob(f".{glob.escape(name)}.*.part"):
+        try:
+            descriptor = os.open(stale, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.unlink()
+        except OSError:
+            pass  # being written by another download: not stale
+        finally:
+            os.close(descriptor)
+
+
+def _receive(
+    response: httpx.Response,
+    sink: BinaryIO,
+    total: int | None,
+    max_bytes: int | None,
+    on_bytes: Callable[[int], None] | None,
+    task_id: str,
+) -> int:
+    """The body into `sink`, capped (at its Content-Length, else at `max_bytes`), synced to
+    disk; the bytes written."""
+    written = 0
+    cap = total if total is not None else max_bytes
+    for chunk in response.iter_bytes(CHUNK):
+        written += len(chunk)
+        if cap is not None and written > cap:
+            limit = (
+                f"the {total} bytes it announced"
+                if total is not None
+                else f"{cap} bytes (the download_max_size setting)"
+            )
+            raise DownloadError(
+                f"downloading {response.url} failed: more than {limit}", task_id=task_id
+            )
+        sink.write(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+    sink.flush()
+    os.fsync(sink.fileno())
+    os.fchmod(sink.fileno(), 0o666 & ~_umask())
+    return written
+
+
+def _hold(descriptor: int) -> None:
+    """Lock a temporary file while it is written, so no other run sweeps it as stale."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
 
 
 def _announced_size(client: httpx.Client, url: str) -> int | None:
@@ -150,6 +221,7 @@ def download_one(
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
     """
     last_error = ""
+    unverified: int | None = None  # the size of an earlier download whose size was not told
     for _attempt in range(ATTEMPTS):
         temporary: Path | None = None
         try:
@@ -178,32 +250,19 @@ def download_one(
                 total = int(expected) if expected and expected.isdigit() and not encoded else None
                 if on_start is not None:
                     on_start(target.name, total)
+                _sweep(directory, target.name)
                 handle, name = tempfile.mkstemp(
                     dir=directory, prefix=f".{target.name}.", suffix=".part"
                 )
                 temporary = Path(name)
-                written = 0
+                _hold(handle)
                 with os.fdopen(handle, "wb") as sink:
-                    cap = total if total is not None else max_bytes
-                    for chunk in response.iter_bytes(CHUNK):
-                        written += len(chunk)
-                        if cap is not None and written > cap:
-                            raise DownloadError(
-                                f"downloading {url} failed: more than "
-                                + (
-                                    f"the {total} bytes it announced"
-                                    if total is not None
-                                    else f"{cap} bytes (the download_max_size setting)"
-                                ),
-                                task_id=task_id,
-                            )
-                        sink.write(chunk)
-                        if on_bytes is not None:
-                            on_bytes(len(chunk))
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                    os.fchmod(sink.fileno(), 0o666 & ~_umask())
+                    written = _receive(response, sink, total, max_bytes, on_bytes, task_id)
                 problem = _incomplete(client, response, written, total)
+                if problem == UNVERIFIED and unverified == written:
+                    problem = None  # two downloads of the same size: whole, as far as can be told
+                elif problem == UNVERIFIED:
+                    unverified = written
                 if problem:
                     last_error = problem
                     continue
