@@ -63,6 +63,11 @@ COMMANDS: dict[str, Entry] = {
         "upload",
         "Upload files to Siray storage and print their public URLs, one per line, in order.",
     ),
+    "estimate": Entry(
+        "siray_cli.commands.estimate",
+        "estimate",
+        "Print what a request would cost (credits, USD), without submitting it.",
+    ),
     "download": Entry(
         "siray_cli.commands.download",
         "download",

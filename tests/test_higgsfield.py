@@ -164,3 +164,19 @@ def test_webhooks_are_delivered_to_loopback(siray, emu):
     assert received and received[0]["status"] == "completed"
     siray_webhook = siray("run", IMAGE, "x", "--webhook", "http://x/", "--provider", "siray")
     assert siray_webhook.exit_code == 2
+
+
+def test_a_batch_holds_back_at_the_concurrency_limit(siray, make_emulator, tmp_path):
+    """Over the account's limit, a submit answers 400 "concurrent requests": nothing was made,
+    so the batch waits for one of its tasks to end and submits again. No job fails."""
+    server = make_emulator(higgsfield_concurrency=2)
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"prompt": f"limited {n}"}) + "\n" for n in range(5)))
+    result = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "5", env=HF, server=server
+    )
+    assert result.exit_code == 0, result
+    assert all(json.loads(line)["status"] == "SUCCESS" for line in result.lines)
+    stats = emulator_stats(server)
+    assert stats["tasks_created"] == 5
+    assert stats["requests"][f"POST /{IMAGE}"] > 5  # some were refused, then sent again

@@ -167,6 +167,11 @@ class HiggsfieldApi:
                         return detail(422, "Idempotency-Key reused with other parameters")
                     task = self.state.tasks[known[1]]
                     return json_response(200, self._document(request, task))
+            limit = self.state.config.higgsfield_concurrency
+            if limit is not None and self._active() >= limit:
+                return detail(
+                    400, f"Maximum number of concurrent requests ({limit}) has been reached"
+                )
             kind = APPLICATIONS[app][0]
             nsfw = NSFW_MARKER in prompt
             task = self.state.new_task(
@@ -182,6 +187,10 @@ class HiggsfieldApi:
                 self.webhooks[task.task_id] = webhook
                 self._start_deliveries(request)
         return json_response(200, self._document(request, task))
+
+    def _active(self) -> int:
+        tasks = [t for t in self.state.tasks.values() if t.model in APPLICATIONS]
+        return sum(1 for t in tasks if self._word(t) in ("queued", "in_progress"))
 
     def estimate(self, request: Request) -> Response:
         body = self._body(request)

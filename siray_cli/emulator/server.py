@@ -49,6 +49,7 @@ class EmulatorConfig:
     port: int = DEFAULT_PORT
     api_key: str = EMULATOR_API_KEY
     higgsfield_key: str = HIGGSFIELD_KEY  # id:secret
+    higgsfield_concurrency: int | None = None  # Higgsfield requests queued or running at once
     task_seconds: float = 3.0
     task_jitter: float = 0.15  # each task's length varies by up to this share
     create_shape: str = "nested"  # nested: data.task_id (API.md); flat: top-level task_id; id

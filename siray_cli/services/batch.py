@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from siray_cli import signals
 from siray_cli.errors import (
     BatchBusyError,
+    ConcurrencyLimitError,
     Interrupted,
     NetworkError,
     ProtocolError,
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 FIELDS = ("model", "prompt", "inputs", "name")
 BOM = "\ufeff"  # a byte-order mark, as editors on Windows write at the start of a file
 STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
+CONCURRENCY_RETRIES = 120  # times a job refused for the account's concurrency limit waits
+CONCURRENCY_WAIT = 5.0  # seconds at most before it tries again, if no task of the batch ends
 MAX_REPORTED = 20
 
 
@@ -280,6 +283,7 @@ class BatchRunner:
         # stopped (bpo-45274's cleanup), and a later join would then not wait for its submit.
         self._working = 0
         self._done = threading.Condition()
+        self._ended = threading.Condition()  # a job ended: one held back by a limit may go
 
     def start(self) -> None:
         for job in self.jobs:
@@ -332,10 +336,25 @@ class BatchRunner:
                 return
             with self._lock:
                 self.results.append(result)
+            with self._ended:
+                self._ended.notify_all()
             try:
                 self.hooks.finished(result)
             except Exception:  # a display that failed must not take the other jobs with it
                 continue
+
+    def _submit(self, job: PreparedJob) -> str | None:
+        """Submit a job. A provider's concurrency limit is no failure: the request was refused,
+        so it is sent again once one of this batch's tasks has ended (or a while has passed)."""
+        for _ in range(CONCURRENCY_RETRIES):
+            try:
+                return self.hooks.submit(job).task_id
+            except ConcurrencyLimitError:
+                with self._ended:
+                    self._ended.wait(CONCURRENCY_WAIT)
+                if self.stop.is_set():
+                    return None
+        return self.hooks.submit(job).task_id
 
     def _run(self, job: PreparedJob) -> JobResult | None:
         """The job from submit (or rejoin) to downloaded outputs. Whatever goes wrong ends as
@@ -354,10 +373,12 @@ class BatchRunner:
                         return None
                     self._submitting += 1
                 try:
-                    task_id = self.hooks.submit(job).task_id
+                    task_id = self._submit(job)
                 finally:
                     with self._lock:
                         self._submitting -= 1
+                if task_id is None:
+                    return None
             with self._lock:
                 self.in_flight[task_id] = job
             self.hooks.started(job, task_id)
