@@ -10,6 +10,11 @@ emulator's timeline finished the task. The goal: lag <= 0.5 s + 10% of the task 
 
     python benchmarks/polling.py [--durations 1 3 10 30 120] [--tasks 8] [--baseline DIR]
     python benchmarks/polling.py --simulate [--tasks 300]   # the same model on a simulated clock
+    python benchmarks/polling.py --provider higgsfield [--simulate]
+
+--provider higgsfield follows Higgsfield requests (no progress percentage: only the state) and
+sets siray's schedule against the official client's fixed 0.5 s beat and the documentation's
+advice (start at 2 s, grow by 1.5 up to 10 s, with jitter).
 
 --baseline DIR adds a row for the AdaptiveSchedule of another checkout (DIR/siray_cli/services/
 polling.py, e.g. a worktree of the branch's starting commit): before and after in one run.
@@ -43,6 +48,27 @@ SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "fixed 0.5 s": lambda: FixedSchedule(0.5),
 }
 BODY = {"model": "alibaba/z-image-turbo-t2i", "prompt": "benchmark", "size": "1024x768"}
+HIGGSFIELD_BODY = {"model": "bytedance/seedream/v4/text-to-image", "prompt": "benchmark"}
+
+
+class DocsAdvice(Schedule):
+    """Higgsfield's documented advice: 2 s, then x1.5 each look up to 10 s, with jitter."""
+
+    def __init__(self) -> None:
+        self._next = 2.0
+        self._random = random.Random()
+
+    def next_delay(self, status: Task | None, now: float) -> float:
+        delay = self._next * self._random.uniform(0.9, 1.1)
+        self._next = min(10.0, self._next * 1.5)
+        return delay
+
+
+HIGGSFIELD_SCHEDULES: dict[str, Callable[[], Schedule]] = {
+    "siray (adaptive)": AdaptiveSchedule,
+    "docs 2 s -> 10 s": DocsAdvice,
+    "fixed 0.5 s": lambda: FixedSchedule(0.5),
+}
 
 
 def baseline_schedule(checkout: Path) -> Callable[[], Schedule]:
@@ -56,11 +82,15 @@ def baseline_schedule(checkout: Path) -> Callable[[], Schedule]:
     return schedule
 
 
-def follow(emulator: Emulator, schedule: Callable[[], Schedule], done: dict[str, float]) -> None:
-    connection = Connection(api_key=emulator.config.api_key, base_url=emulator.url)
-    with open_provider("siray", connection) as provider:
-        task = provider.submit(TaskKind.IMAGE, BODY)
-        wait_for_tasks([task.task_id], provider.get, timeout=600, schedule=schedule)
+def follow(
+    emulator: Emulator, schedule: Callable[[], Schedule], done: dict[str, float], provider: str
+) -> None:
+    key = emulator.config.api_key if provider == "siray" else emulator.config.higgsfield_key
+    connection = Connection(api_key=key, base_url=emulator.url)
+    body = BODY if provider == "siray" else HIGGSFIELD_BODY
+    with open_provider(provider, connection) as provider_:
+        task = provider_.submit(TaskKind.IMAGE, body)
+        wait_for_tasks([task.task_id], provider_.get, timeout=600, schedule=schedule)
         done[task.task_id] = time.time()
 
 
@@ -76,7 +106,11 @@ class _FakeClock:
 
 
 def simulate(
-    schedule: Callable[[], Schedule], seconds: float, tasks: int, latency: float = 0.02
+    schedule: Callable[[], Schedule],
+    seconds: float,
+    tasks: int,
+    latency: float = 0.02,
+    progress: bool = True,
 ) -> tuple[list[float], list[int]]:
     lags, requests = [], []
     for seed in range(tasks):
@@ -89,9 +123,8 @@ def simulate(
             count += 1
             clock.now += latency
             event = [e for e in timeline if e.offset <= clock.now][-1]
-            return Task(
-                task_id, TaskKind.IMAGE, event.status, state_of(event.status), event.progress
-            )
+            shown = event.progress if progress else None
+            return Task(task_id, TaskKind.IMAGE, event.status, state_of(event.status), shown)
 
         wait_for_tasks(
             ["t"], fetch, timeout=None, schedule=schedule, clock=clock, sleep=clock.sleep
@@ -124,8 +157,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=None, help="tasks per schedule and duration")
     parser.add_argument("--baseline", type=Path, help="a checkout whose AdaptiveSchedule to add")
     parser.add_argument("--simulate", action="store_true", help="a simulated clock, no server")
+    parser.add_argument("--provider", choices=("siray", "higgsfield"), default="siray")
     args = parser.parse_args()
-    schedules = dict(SCHEDULES)
+    schedules = dict(SCHEDULES if args.provider == "siray" else HIGGSFIELD_SCHEDULES)
     if args.baseline:
         schedules = {"before (adaptive)": baseline_schedule(args.baseline), **schedules}
 
@@ -134,7 +168,8 @@ def main() -> None:
         print(HEADER)
         for duration in args.durations:
             for name, schedule in schedules.items():
-                print(row(duration, name, *simulate(schedule, duration, tasks)))
+                progress = args.provider == "siray"
+                print(row(duration, name, *simulate(schedule, duration, tasks, progress=progress)))
         print(f"({tasks} simulated tasks per row; lag p90 and max over them; budget 0.5 s + 10%)")
         return
 
@@ -148,7 +183,9 @@ def main() -> None:
         for name, schedule in schedules.items():
             finished = done[(duration, name)] = {}
             for _ in range(tasks):
-                thread = threading.Thread(target=follow, args=(emulator, schedule, finished))
+                thread = threading.Thread(
+                    target=follow, args=(emulator, schedule, finished, args.provider)
+                )
                 thread.start()
                 threads.append(thread)
     started = time.monotonic()
