@@ -180,3 +180,23 @@ def test_a_batch_holds_back_at_the_concurrency_limit(siray, make_emulator, tmp_p
     stats = emulator_stats(server)
     assert stats["tasks_created"] == 5
     assert stats["requests"][f"POST /{IMAGE}"] > 5  # some were refused, then sent again
+
+
+def test_a_batch_line_may_name_its_provider(siray, emu, tmp_path, isolated_environment):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        json.dumps({"prompt": "on siray", "model": "google/gemini-2.5-flash-image-t2i"})
+        + "\n"
+        + json.dumps({"prompt": "on higgsfield", "model": IMAGE, "provider": "higgsfield"})
+        + "\n"
+    )
+    result = siray("run", "--batch", str(jobs), "--poll-interval", "0.1")
+    assert result.exit_code == 0, result
+    providers = {r["model"]: r["provider"] for r in rows(isolated_environment)}
+    assert providers == {"google/gemini-2.5-flash-image-t2i": "siray", IMAGE: "higgsfield"}
+    again = siray("run", "--batch", str(jobs), "--resume")
+    assert [json.loads(line)["resumed"] for line in again.lines] == ["skipped", "skipped"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "x", "model": IMAGE, "provider": "acme"}) + "\n")
+    refused = siray("run", "--batch", str(bad))
+    assert refused.exit_code == 2 and "unknown provider 'acme'" in refused.stderr

@@ -35,12 +35,12 @@ from siray_cli.services.values import InputItem, check_input_value, load_json
 from siray_cli.storage.downloads import safe_name
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import ModelInfo, Provider
+    from siray_cli.providers.base import ModelInfo
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers
     from siray_cli.storage.history import Record
 
-FIELDS = ("model", "prompt", "inputs", "name")
+FIELDS = ("model", "prompt", "inputs", "name", "provider")
 BOM = "\ufeff"  # a byte-order mark, as editors on Windows write at the start of a file
 STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
 CONCURRENCY_RETRIES = 120  # times a job refused for the account's concurrency limit waits
@@ -56,6 +56,7 @@ class Job:
     inputs: dict[str, Any] = field(default_factory=dict)  # JSON Lines: typed values
     items: list[InputItem] = field(default_factory=list)  # CSV: text, typed by the schema
     name: str | None = None
+    provider: str | None = None  # the line's own provider, else the one in effect
 
 
 @dataclass
@@ -66,6 +67,7 @@ class PreparedJob:
     body: dict[str, Any]
     key: str  # identifies the job's content, for --resume
     idempotency_key: str | None = None  # an earlier unanswered submit's, to send it again with
+    provider: str | None = None
 
 
 @dataclass
@@ -151,6 +153,7 @@ def _read_jsonl(text: str) -> tuple[list[Job], list[str]]:
                     _text_or_none(document.get("prompt"), "prompt"),
                     inputs=inputs,
                     name=_text_or_none(document.get("name"), "name"),
+                    provider=_text_or_none(document.get("provider"), "provider"),
                 )
             )
         except ValueError as exc:
@@ -189,6 +192,7 @@ def _read_csv(text: str) -> tuple[list[Job], list[str]]:
                 row.get("prompt") or None,
                 items=items,
                 name=row.get("name") or None,
+                provider=row.get("provider") or None,
             )
         )
     return jobs, problems
@@ -235,7 +239,8 @@ def prepare_jobs(
                 )
                 continue
             names[stem] = (job.line, job.name)
-        prepared.append(PreparedJob(job.line, job.name, kind, body, fingerprint(kind, body)))
+        key = fingerprint(kind, body)
+        prepared.append(PreparedJob(job.line, job.name, kind, body, key, provider=job.provider))
     if problems:
         raise _bad(problems, source)
     return prepared
@@ -486,21 +491,22 @@ class BatchOutcome:
 
 
 def _builder(
-    session: Session, provider: Provider, default_model: str | None, validate: bool, files: Any
+    session: Session, providers: Providers, default_model: str | None, validate: bool, files: Any
 ) -> Callable[[Job], tuple[TaskKind, dict[str, Any]]]:
     from siray_cli.services.requests import build_body, checked_model, pick_kind
 
-    infos: dict[str, ModelInfo] = {}
+    infos: dict[tuple[str, str], ModelInfo] = {}
 
     def build(job: Job) -> tuple[TaskKind, dict[str, Any]]:
         model = job.model or default_model
         if not model:
             raise UsageError("no model (give one on the line, or --model for every line)")
+        provider = providers.named(job.provider)
         info = None
         if validate:
-            info = infos.get(model) or checked_model(session, provider, model)
+            info = infos.get((provider.name, model)) or checked_model(session, provider, model)
             if info is not None:
-                infos[model] = info
+                infos[(provider.name, model)] = info
         body = build_body(
             model, job.prompt, dict(job.inputs), job.items, info=info, local_file=files.add
         )
@@ -539,7 +545,7 @@ class _BatchSession:
         return BatchHooks(
             submit=lambda job: submit(
                 self.session,
-                self.providers.current,
+                self.providers.named(job.provider),
                 job.kind,
                 job.body,
                 announce=False,
@@ -565,7 +571,7 @@ class _BatchSession:
         a task still running (rejoined), one that succeeded (skipped once its files are where
         this run puts them, else downloaded again from that task, never paid again), or a submit
         whose answer never came (reported, not resubmitted, unless --resubmit-uncertain)."""
-        provider = self.providers.current
+        provider = self.providers.named(job.provider)
         records = self.session.history.by_job(
             job.key,
             provider=provider.name,
@@ -736,12 +742,11 @@ def _run_locked(
 ) -> BatchOutcome:
     from siray_cli.services.requests import LocalFiles
 
-    provider = providers.current
     files = LocalFiles(session, inline=options.inline)
-    build = _builder(session, provider, options.default_model, options.validate, files)
+    build = _builder(session, providers, options.default_model, options.validate, files)
     jobs = prepare_jobs(read_jobs(text, where), build, where)
     for job in jobs:  # every line passed: now upload the local files they name, once each
-        job.body = files.resolve(provider, job.body, transfers)
+        job.body = files.resolve(providers.named(job.provider), job.body, transfers)
     with display(len(jobs)) as watcher:
         batch = _BatchSession(session, providers, options, watcher, on_result)
         runner = BatchRunner(

@@ -159,6 +159,17 @@ class Providers:
     def current(self) -> Provider:
         return self._connect(None, None)
 
+    def named(self, name: str | None) -> Provider:
+        """The provider `name` (a batch line's), with its own credential and host; the one in
+        effect for None."""
+        if name is None or name == self._session.settings.provider:
+            return self.current
+        from siray_cli.providers import PROVIDERS
+
+        if name not in PROVIDERS:
+            raise UsageError(f"unknown provider {name!r}", hint=f"one of {', '.join(PROVIDERS)}")
+        return self._connect(name, None)
+
     def for_task(self, task_id: str) -> Provider:
         with self._lock:
             if task_id not in self._by_task:
