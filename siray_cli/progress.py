@@ -292,4 +292,4 @@ class BatchDisplay(_OptionalLive):
                     self._progress.remove_task(row)
                 self._progress.update(self._overall, advance=1, state=self._counts())
             else:  # on a terminal, the result line on stdout says it already
-                self._output.info(f"{label} {task_id or ''}: {summary}".replace("  ", " "))
+                self._output.info(" ".join(filter(None, [label, task_id])) + f": {summary}")

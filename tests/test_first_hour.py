@@ -152,3 +152,21 @@ def test_json_and_quiet_anywhere(siray):
     assert quiet_after.exit_code == quiet_before.exit_code == 0
     assert quiet_after.stderr == quiet_before.stderr == ""  # no hint: quiet either way
     assert siray("--profile", "default", "status", task_id, "-q").exit_code == 0
+
+
+def test_status_o_tells_each_saved_file_once(siray, emu, tmp_path):
+    task_id = siray("generate", IMAGE, "saved once", "-i", "size=1024x768").stdout.strip()
+    result = siray("status", task_id, "--wait", "-o", str(tmp_path / "o"))
+    assert result.exit_code == 0, result
+    assert result.stderr.count("saved ") == 1
+
+
+def test_a_batch_rerun_over_its_own_files_is_refused_before_paying(siray, emu, tmp_path):
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(json.dumps({"prompt": "rerun", "name": "rerun"}) + "\n")
+    args = ["run", "--batch", str(jobs), "-m", "google/gemini-2.5-flash-image-t2i"]
+    assert siray(*args, "-o", str(tmp_path / "o")).exit_code == 0
+    again = siray(*args, "-o", str(tmp_path / "o"))
+    assert again.exit_code == 2, again
+    assert "exist already, nothing was submitted" in again.stderr and "--resume" in again.stderr
+    assert sum(1 for t in emu.state.tasks.values() if t.body.get("prompt") == "rerun") == 1

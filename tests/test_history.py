@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 from conftest import subprocess_env
 
 from siray_cli.storage.history import DB_NAME, History, redact_data_urls
@@ -105,16 +106,34 @@ def test_status_without_an_id_and_no_history(siray):
     assert result.exit_code == 2 and "the history holds none" in result.stderr
 
 
+def cancel_elsewhere(emu, task_id: str) -> None:
+    """Cancel a task on the server behind siray's back (a dashboard, another tool)."""
+    answer = httpx.post(
+        f"{emu.url}/v1/images/generations/async/{task_id}/cancel",
+        headers={"Authorization": f"Bearer {emu.config.api_key}"},
+    )
+    answer.raise_for_status()
+
+
 def test_all_pending_resumes_waiting_on_every_unfinished_task(siray, emu):
     held = siray("generate", MODEL, "[hold]").stdout.strip()
     running = [siray("generate", MODEL, f"task {n}").stdout.strip() for n in range(2)]
-    siray("cancel", held)
+    cancel_elsewhere(emu, held)  # the history still has it queued
     result = siray("status", "--all-pending", "--wait", "--json")
     assert result.exit_code == 1, result  # the cancelled one ends CANCELLED
     statuses = {json.loads(line)["task_id"]: json.loads(line)["status"] for line in result.lines}
     assert statuses == {held: "CANCELLED", running[0]: "SUCCESS", running[1]: "SUCCESS"}
     again = siray("status", "--all-pending")
     assert again.exit_code == 0 and "no pending task" in again.stderr
+
+
+def test_a_task_cancelled_with_siray_is_no_longer_pending(siray, emu):
+    held = siray("generate", MODEL, "[hold] cancelled here").stdout.strip()
+    assert siray("cancel", held).exit_code == 0
+    listed = siray("history", "--status", "CANCELLED", "--json").json()
+    assert [r["task_id"] for r in listed] == [held]
+    pending = siray("status", "--all-pending")
+    assert pending.exit_code == 0 and "no pending task" in pending.stderr
 
 
 def test_prune_forgets_old_finished_tasks_only(siray, isolated_environment):

@@ -23,7 +23,7 @@ def cancel(
     with session.providers() as providers:
         for task_id in task_ids:
             try:
-                result = tasks.cancel(providers, task_id)
+                result = tasks.cancel(session, providers, task_id)
             except SirayError as exc:
                 output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)

@@ -55,7 +55,7 @@ def set_(
     value: Annotated[str, typer.Argument(help="The new value.")],
     profile: ProfileOpt = None,
 ) -> None:
-    """Store a setting in a profile (checked first: a timeout must be a positive number...)."""
+    """Store a setting in a profile (checked first, by the rule of its flag)."""
     state = get_context(ctx)
     checked = check_value(name, value)
     stored: str | float = float(checked) if KEYS[name].number else checked

@@ -133,10 +133,7 @@ def status(
     if directory is not None:
         from siray_cli.services.outputs import download_outputs
 
-        with transfers_for(output)() as transfers:
+        with transfers_for(output)() as transfers:  # each file is told as it lands
             for task in (t for t in seen if t.succeeded):
-                for path in download_outputs(
-                    session, task, directory, force=False, display=transfers
-                ):
-                    output.info(f"saved {path}")
+                download_outputs(session, task, directory, force=False, display=transfers)
     return worst

@@ -145,7 +145,7 @@ class ObjectStore:
                 return
             self._moto = _start_moto()
             handler = type("BoundProxy", (_Proxy,), {"store": self})
-            proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+            proxy = _QuietServer(("127.0.0.1", 0), handler)
             proxy.daemon_threads = True
             if self.tls_context is not None:
                 proxy.socket = self.tls_context.wrap_socket(
@@ -216,6 +216,19 @@ class ObjectStore:
             self._proxy.shutdown()
             self._proxy.server_close()
             self._proxy = None
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-request (an upload aborted for an expired token) is no
+    error worth a traceback."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Proxy(BaseHTTPRequestHandler):

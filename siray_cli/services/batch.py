@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -68,6 +70,7 @@ class PreparedJob:
     key: str  # identifies the job's content, for --resume
     idempotency_key: str | None = None  # an earlier unanswered submit's, to send it again with
     provider: str | None = None
+    settles: bool = False  # its submit replaces an earlier UNCERTAIN attempt
 
 
 @dataclass
@@ -114,13 +117,18 @@ def _bad(problems: list[str], what: str) -> UsageError:
 
 def read_jobs(text: str, source: str) -> list[Job]:
     """JSON Lines, or CSV with a header row (detected from the first non-blank line)."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    if not first:
-        raise UsageError(f"{source} holds no job")
-    jobs, problems = (_read_jsonl if first.lstrip().startswith("{") else _read_csv)(text)
+    jobs, problems = parse_jobs(text, source)
     if problems:
         raise _bad(problems, source)
     return jobs
+
+
+def parse_jobs(text: str, source: str) -> tuple[list[Job], list[str]]:
+    """The jobs that could be read, and a problem for each line that could not."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first:
+        raise UsageError(f"{source} holds no job")
+    return (_read_jsonl if first.lstrip().startswith("{") else _read_csv)(text)
 
 
 def _text_or_none(value: Any, what: str) -> str | None:
@@ -157,7 +165,11 @@ def _read_jsonl(text: str) -> tuple[list[Job], list[str]]:
                 )
             )
         except ValueError as exc:
-            problems.append(f"line {number}: {exc}")
+            if isinstance(exc, json.JSONDecodeError):
+                where = f"{exc.msg} at column {exc.colno}"
+                problems.append(f"line {number}: not valid JSON ({where})")
+            else:
+                problems.append(f"line {number}: {exc}")
     return jobs, problems
 
 
@@ -210,14 +222,21 @@ def _row_lines(text: str) -> list[int]:
     return numbers[1:]  # after the header
 
 
+def _line_number(problem: str) -> int:
+    match = re.match(r"line (\d+)", problem)
+    return int(match.group(1)) if match else 0
+
+
 def prepare_jobs(
     jobs: list[Job],
     build: Callable[[Job], tuple[TaskKind, dict[str, Any]]],
     source: str,
+    unread: list[str] | None = None,
 ) -> list[PreparedJob]:
-    """Every line built and checked; any problem on any line fails the batch before a submit."""
+    """Every line built and checked; any problem on any line (`unread`: those that could not
+    even be read) fails the batch before a submit, all of them named at once."""
     prepared: list[PreparedJob] = []
-    problems: list[str] = []
+    problems: list[str] = list(unread or [])
     names: dict[str, tuple[int, str]] = {}
     for job in jobs:
         try:
@@ -242,6 +261,7 @@ def prepare_jobs(
         key = fingerprint(kind, body)
         prepared.append(PreparedJob(job.line, job.name, kind, body, key, provider=job.provider))
     if problems:
+        problems.sort(key=_line_number)
         raise _bad(problems, source)
     return prepared
 
@@ -271,9 +291,13 @@ class BatchRunner:
         *,
         concurrency: int,
         resume: bool,
+        hold_limit: float | None = None,
+        notify: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.jobs = jobs
         self.hooks = hooks
+        self.hold_limit = hold_limit  # seconds a job waits out a concurrency limit, at most
+        self.notify = notify
         self.concurrency = max(1, min(concurrency, len(jobs) or 1))
         self.resume = resume
         self.stop = threading.Event()
@@ -351,10 +375,18 @@ class BatchRunner:
     def _submit(self, job: PreparedJob) -> str | None:
         """Submit a job. A provider's concurrency limit is no failure: the request was refused,
         so it is sent again once one of this batch's tasks has ended (or a while has passed)."""
-        for _ in range(CONCURRENCY_RETRIES):
+        held_since = time.monotonic()
+        for attempt in range(CONCURRENCY_RETRIES):
             try:
                 return self.hooks.submit(job).task_id
             except ConcurrencyLimitError:
+                if self.hold_limit and time.monotonic() - held_since > self.hold_limit:
+                    raise
+                if attempt == 0:
+                    self.notify(
+                        f"{label(job.line, job.name)}: the provider's concurrency limit is "
+                        "reached; held back until a task ends"
+                    )
                 with self._ended:
                     self._ended.wait(CONCURRENCY_WAIT)
                 if self.stop.is_set():
@@ -540,20 +572,9 @@ class _BatchSession:
         self._running: set[int] = set()  # lines whose task the display shows as running
 
     def hooks(self) -> BatchHooks:
-        from siray_cli.services.journal import submit
 
         return BatchHooks(
-            submit=lambda job: submit(
-                self.session,
-                self.providers.named(job.provider),
-                job.kind,
-                job.body,
-                announce=False,
-                job_key=job.key,
-                batch_line=job.line,
-                batch_name=job.name,
-                idempotency_key=job.idempotency_key,
-            ),
+            submit=self.submit,
             wait=self.wait,
             download=self.download if self.options.directory is not None else None,
             started=self.started,
@@ -592,6 +613,7 @@ class _BatchSession:
             # sent with a key the provider honours: sending it again with that key cannot
             # create a second paid task, so the line goes on as if the answer had come
             job.idempotency_key = uncertain.idempotency_key
+            job.settles = True
             return None, None
         if uncertain is not None and not self.options.resubmit_uncertain:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(uncertain.submitted_at))
@@ -602,7 +624,34 @@ class _BatchSession:
             )
             error = {"type": "submit_uncertain", "message": message, "status_code": None}
             return None, JobResult(job.line, job.name, None, "UNCERTAIN", error=error)
+        job.settles = uncertain is not None  # --resubmit-uncertain: checked, sent again
         return None, None
+
+    def submit(self, job: PreparedJob) -> SubmittedTask:
+        """Submit a job (journalled); once its id is recorded, an earlier UNCERTAIN attempt of
+        it that this submit replaces is settled (never before: a crash in between keeps it)."""
+        from siray_cli.services.journal import submit
+
+        provider = self.providers.named(job.provider)
+        task = submit(
+            self.session,
+            provider,
+            job.kind,
+            job.body,
+            announce=False,
+            job_key=job.key,
+            batch_line=job.line,
+            batch_name=job.name,
+            idempotency_key=job.idempotency_key,
+        )
+        if job.settles:
+            self.session.history.settle(
+                job.key,
+                provider=provider.name,
+                base_url=provider.base_url,
+                profile=self.session.settings.profile_name,
+            )
+        return task
 
     def _already_done(self, job: PreparedJob, record: Record) -> JobResult:
         assert record.task_id is not None
@@ -645,6 +694,7 @@ class _BatchSession:
 
     def wait(self, job: PreparedJob, task_id: str, stop: threading.Event) -> Task:
         from siray_cli.services.polling import WaitTimedOut, wait_for_tasks
+        from siray_cli.services.waiting import LAST_LOOK
         from siray_cli.transport import deadline
 
         def fetch(tid: str) -> Task:
@@ -664,7 +714,7 @@ class _BatchSession:
         timeout = self.options.timeout
         ends = time.monotonic() + timeout if timeout else None
         try:
-            with deadline(ends):
+            with deadline(None if ends is None else ends + LAST_LOOK):
                 return wait_for_tasks(
                     [task_id],
                     fetch,
@@ -674,7 +724,8 @@ class _BatchSession:
                     sleep=sleep,
                 )[task_id]
         except (WaitTimedOut, NetworkError) as exc:
-            if isinstance(exc, NetworkError) and (ends is None or time.monotonic() < ends):
+            late = ends is not None and time.monotonic() >= ends + LAST_LOOK
+            if isinstance(exc, NetworkError) and not late:
                 raise
             raise WaitTimeoutError(
                 f"gave up waiting after {timeout:g}s; it may still finish", task_id=task_id
@@ -744,13 +795,21 @@ def _run_locked(
 
     files = LocalFiles(session, inline=options.inline)
     build = _builder(session, providers, options.default_model, options.validate, files)
-    jobs = prepare_jobs(read_jobs(text, where), build, where)
+    read, unread = parse_jobs(text, where)
+    jobs = prepare_jobs(read, build, where, unread)
+    if options.directory is not None and not options.force and not options.resume:
+        _refuse_existing_files(jobs, options.directory)
     for job in jobs:  # every line passed: now upload the local files they name, once each
         job.body = files.resolve(providers.named(job.provider), job.body, transfers)
     with display(len(jobs)) as watcher:
         batch = _BatchSession(session, providers, options, watcher, on_result)
         runner = BatchRunner(
-            jobs, batch.hooks(), concurrency=options.concurrency, resume=options.resume
+            jobs,
+            batch.hooks(),
+            concurrency=options.concurrency,
+            resume=options.resume,
+            hold_limit=options.timeout or None,
+            notify=session.notices.info,
         )
         started = time.monotonic()
         try:
@@ -780,6 +839,26 @@ def _run_locked(
                 runner.results.append(lost)
                 batch.finished(lost)
     return BatchOutcome(runner.results, len(jobs), time.monotonic() - started)
+
+
+def _refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
+    """Files a named job would write that exist already: refused before anything is paid for
+    (downloading over them is refused anyway, after the task ran)."""
+    import glob
+
+    clashes = []
+    for job in jobs:
+        if job.name is None:
+            continue
+        stem = glob.escape(safe_name(job.name))
+        found = sorted({*directory.glob(f"{stem}.*"), *directory.glob(f"{stem}_[0-9]*.*")})
+        clashes += [f"line {job.line}: {path} exists" for path in found]
+    if clashes:
+        raise UsageError(
+            f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already, "
+            "nothing was submitted: " + "; ".join(clashes[:MAX_REPORTED]),
+            hint="--resume skips the lines already done, --force overwrites, or choose another -o",
+        )
 
 
 @contextmanager

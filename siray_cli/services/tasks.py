@@ -37,9 +37,9 @@ def look_up(session: Session, providers: Providers, task_id: str) -> Task:
     return task
 
 
-def cancel(providers: Providers, task_id: str) -> Task:
-    """Ask the task's provider to cancel it. The history keeps its last polled state: the task is
-    pending there until a status look sees it end."""
+def cancel(session: Session, providers: Providers, task_id: str) -> Task:
+    """Ask the task's provider to cancel it; its answer is recorded in the history (a cancelled
+    task is no longer pending there)."""
     provider = providers.for_task(task_id)
     if not provider.capabilities.supports_cancel:
         raise CancelUnsupportedError(
@@ -47,4 +47,6 @@ def cancel(providers: Providers, task_id: str) -> Task:
             task_id=task_id,
             hint=f"follow it with `siray status {task_id} --wait`",
         )
-    return provider.cancel(task_id)
+    task = provider.cancel(task_id)
+    session.history.update(task)
+    return task

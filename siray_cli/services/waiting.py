@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from siray_cli.services.session import Providers, Session
 
 
+LAST_LOOK = 2.0  # seconds the look made as --timeout runs out may take to be answered
+
+
 class TaskWatcher(Protocol):
     """A display of the tasks being waited for (progress.task_display gives one)."""
 
@@ -38,7 +41,9 @@ def wait_for(
 
     ends = time.monotonic() + timeout if timeout else None
     try:
-        with display as watcher, deadline(ends):  # no request outlives --timeout
+        # no request outlives --timeout, but the last look (made at the deadline) gets a moment
+        last_look = None if ends is None else ends + LAST_LOOK
+        with display as watcher, deadline(last_look):
 
             def on_update(status: Task) -> None:
                 watcher.update(status)
@@ -53,7 +58,7 @@ def wait_for(
                 sleep=signals.sleep,
             )
     except NetworkError:
-        if ends is None or time.monotonic() < ends:
+        if ends is None or time.monotonic() < ends + LAST_LOOK:
             raise
         raise WaitTimeoutError(  # a request still unanswered when --timeout ran out
             f"gave up waiting after {timeout:g}s (the last status request got no answer in "
@@ -86,6 +91,7 @@ def _cancel_quietly(session: Session, providers: Providers, task_ids: list[str])
     for task_id in task_ids:
         try:
             status = providers.for_task(task_id).cancel(task_id)
+            session.history.update(status)
             outcomes.append(f"{task_id}: {status.status}")
             cancelled = cancelled and status.cancelled
         except SirayError as exc:

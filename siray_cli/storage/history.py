@@ -429,13 +429,23 @@ class History:
         return self._records(rows)
 
     def prune(self, older_than: float) -> int:
-        """Delete finished tasks submitted more than `older_than` seconds ago."""
+        """Delete finished tasks, and UNCERTAIN attempts, submitted more than `older_than`
+        seconds ago (tasks still pending are kept)."""
         _, deleted = self._execute(
-            f"DELETE FROM tasks WHERE submitted_at < ? AND state IN "
-            f"({', '.join('?' * len(ENDED))})",
+            f"DELETE FROM tasks WHERE submitted_at < ? AND (state IN "
+            f"({', '.join('?' * len(ENDED))}) OR task_id IS NULL)",
             (time.time() - older_than, *ENDED),
         )
         return deleted
+
+    def settle(self, job_key: str, *, provider: str, base_url: str, profile: str) -> None:
+        """A job submitted again (--resubmit-uncertain): its earlier UNCERTAIN attempts are
+        settled, so they are no longer reported."""
+        self._execute(
+            "DELETE FROM tasks WHERE job_key = ? AND task_id IS NULL AND provider = ?"
+            " AND base_url = ? AND profile = ?",
+            (job_key, provider, base_url, profile),
+        )
 
     def close(self) -> None:
         if self._connection is not None:
