@@ -299,6 +299,14 @@ def root(
 
 
 app = root_app()
+_root: list[click.Command] = []
+
+
+def root_command() -> click.Command:
+    """The root click command, built once per process (main() may run many times in one)."""
+    if not _root:
+        _root.append(typer.main.get_command(app))
+    return _root[0]
 
 
 def _wants_json(args: list[str]) -> bool:
@@ -339,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     from siray_cli.output import Output
 
     output = Output()
-    command = typer.main.get_command(app)
+    command = root_command()
     if not args and not os.environ.get("_SIRAY_COMPLETE"):
         # help that nobody asked for is not data: it goes to stderr, with the usage exit code
         with contextlib.redirect_stdout(sys.stderr):

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from siray_cli.services.session import Providers, Session
 
 
-LAST_LOOK = 2.0  # seconds the look made as --timeout runs out may take to be answered
+LAST_LOOK = 2.0  # seconds (or the read timeout, if shorter) the look made as --timeout runs out
+# may take to be answered
 
 
 class TaskWatcher(Protocol):
@@ -42,7 +43,8 @@ def wait_for(
     ends = time.monotonic() + timeout if timeout else None
     try:
         # no request outlives --timeout, but the last look (made at the deadline) gets a moment
-        last_look = None if ends is None else ends + LAST_LOOK
+        grace = min(LAST_LOOK, session.read_timeout)
+        last_look = None if ends is None else ends + grace
         with display as watcher, deadline(last_look):
 
             def on_update(status: Task) -> None:
@@ -58,7 +60,7 @@ def wait_for(
                 sleep=signals.sleep,
             )
     except NetworkError:
-        if ends is None or time.monotonic() < ends + LAST_LOOK:
+        if ends is None or time.monotonic() < ends + min(LAST_LOOK, session.read_timeout):
             raise
         raise WaitTimeoutError(  # a request still unanswered when --timeout ran out
             f"gave up waiting after {timeout:g}s (the last status request got no answer in "
