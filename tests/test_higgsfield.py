@@ -200,3 +200,17 @@ def test_a_batch_line_may_name_its_provider(siray, emu, tmp_path, isolated_envir
     bad.write_text(json.dumps({"prompt": "x", "model": IMAGE, "provider": "acme"}) + "\n")
     refused = siray("run", "--batch", str(bad))
     assert refused.exit_code == 2 and "unknown provider 'acme'" in refused.stderr
+
+
+def test_upload_prints_the_public_url_and_checks_the_type_first(siray, emu, tmp_path):
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"upload" * 100)
+    result = siray("upload", str(tmp_path / "in.png"), env=HF)
+    assert result.exit_code == 0, result
+    (url,) = result.lines
+    assert httpx.get(url).content == (tmp_path / "in.png").read_bytes()
+    (tmp_path / "notes.txt").write_text("not a medium Higgsfield takes")
+    refused = siray("upload", str(tmp_path / "notes.txt"), env=HF)
+    assert refused.exit_code == 2 and "does not accept text/plain" in refused.stderr
+    piped = siray("upload", "-", "--name", "p.png", "--content-type", "image/png", "--json",
+                  input="\x89PNG piped", env=HF)  # fmt: skip
+    assert piped.exit_code == 0 and piped.json()[0]["bytes"] == len("\x89PNG piped".encode())
