@@ -258,9 +258,20 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def list_models(self) -> list[ModelInfo]: ...
 
+    probe_id: str  # a task id that cannot exist: asking for it is the cheapest authenticated call
+
     def verify_credentials(self) -> bool:
-        """True when the API takes the credential, False when it refuses it (401, 403)."""
-        raise NotImplementedError
+        """True when the API takes the credential (a 404 for a task that cannot exist), False
+        when it refuses it (401, 403)."""
+        from siray_cli.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+
+        try:
+            self.get(self.probe_id)
+        except NotFoundError:
+            return True
+        except (AuthenticationError, PermissionDeniedError):
+            return False
+        return True
 
     def estimate(self, body: dict[str, Any]) -> dict[str, str]:
         """The price of a request (`credits`, `usd`), without submitting it."""

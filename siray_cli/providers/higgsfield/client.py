@@ -131,6 +131,7 @@ def submit_retry(backoff: float) -> Any:
 
 class HiggsfieldProvider(Provider):
     name = "higgsfield"
+    probe_id = "00000000-0000-0000-0000-000000000000"
     capabilities = Capabilities(
         supports_cancel=True,
         supports_progress=False,
@@ -174,16 +175,6 @@ class HiggsfieldProvider(Provider):
 
     def check_task_id(self, task_id: str) -> str:
         return check_request_id(task_id)
-
-    def verify_credentials(self) -> bool:
-        """True when the API takes the credential (a 404 for a request that cannot exist)."""
-        try:
-            self.get("00000000-0000-0000-0000-000000000000")
-        except errors.NotFoundError:
-            return True
-        except (errors.AuthenticationError, errors.PermissionDeniedError):
-            return False
-        return True
 
     def list_models(self) -> list[ModelInfo]:
         return catalogue()

@@ -146,6 +146,7 @@ class SirayProvider(Provider):
     """The Siray API: create, query and cancel tasks, the catalogue, uploads."""
 
     name = "siray"
+    probe_id = "image_siray-auth-check"
     capabilities = Capabilities(
         supports_cancel=True,
         supports_progress=True,
@@ -267,17 +268,6 @@ class SirayProvider(Provider):
 
     def check_task_id(self, task_id: str) -> str:
         return check_task_id(task_id)
-
-    def verify_credentials(self) -> bool:
-        """True when the API takes the key (a 404 for a task that cannot exist, the cheapest
-        authenticated request), False on 401/403."""
-        try:
-            self.get("image_siray-auth-check")
-        except errors.NotFoundError:
-            return True
-        except (errors.AuthenticationError, errors.PermissionDeniedError):
-            return False
-        return True
 
     def upload(
         self,
