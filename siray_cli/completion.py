@@ -40,17 +40,31 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BASH_LITERAL = re.compile(r"[\w./@%+,=-]")
 
 
-def complete_model(incomplete: str) -> list[tuple[str, str]]:
+def _provider(ctx: click.Context | None) -> str:
+    """The provider the command line names (--provider, else SIRAY_PROVIDER), else siray."""
+    root = ctx.find_root().params if ctx is not None else {}
+    return str(root.get("provider") or os.environ.get("SIRAY_PROVIDER") or "siray").lower()
+
+
+def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Model names of the provider in effect: Siray's from the cached catalogue, Higgsfield's
+    from the application ids siray knows."""
     try:
         import json
 
+        from siray_cli.providers.higgsfield.parse import APPLICATIONS
+
+        if _provider(ctx) == "higgsfield":
+            known = {name: kind.value for name, (kind, _, _) in APPLICATIONS.items()}
+            return sorted((n, tag) for n, tag in known.items() if n.startswith(incomplete))
         from siray_cli.storage.catalogue import cache_dir
 
         names: dict[str, str] = {}
         for path in cache_dir().glob("models-*.json"):
             for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
                 name = entry.get("name")
-                if isinstance(name, str) and name.startswith(incomplete):
+                wanted = isinstance(name, str) and name.startswith(incomplete)
+                if wanted and name not in APPLICATIONS:
                     names[name] = str(entry.get("tag", ""))
         return sorted(names.items())
     except Exception:

@@ -214,3 +214,23 @@ def test_upload_prints_the_public_url_and_checks_the_type_first(siray, emu, tmp_
     piped = siray("upload", "-", "--name", "p.png", "--content-type", "image/png", "--json",
                   input="\x89PNG piped", env=HF)  # fmt: skip
     assert piped.exit_code == 0 and piped.json()[0]["bytes"] == len("\x89PNG piped".encode())
+
+
+def test_completion_offers_the_providers_own_model_names(siray, emu):
+    import subprocess
+    import sys
+
+    def complete(words: str, **env: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "siray_cli"],
+            env={**__import__("os").environ, "COMP_WORDS": words,
+                 "COMP_CWORD": str(len(words.split()) - 1), "_SIRAY_COMPLETE": "complete_bash",
+                 **env},
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        return done.stdout.split()
+
+    assert IMAGE in complete("siray --provider higgsfield run bytedance/")
+    assert VIDEO in complete("siray run kling", SIRAY_PROVIDER="higgsfield")
+    siray("models", "list", env=HF)  # caches the Higgsfield list too
+    assert not [n for n in complete("siray run bytedance/seedream/") if "v4" in n]
