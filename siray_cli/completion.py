@@ -52,11 +52,12 @@ def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]
     try:
         import json
 
-        from siray_cli.providers.higgsfield.parse import APPLICATIONS
+        from siray_cli.providers import built_in_models
 
         if _provider(ctx) == "higgsfield":
-            known = {name: kind.value for name, (kind, _, _) in APPLICATIONS.items()}
+            known = built_in_models("higgsfield")
             return sorted((n, tag) for n, tag in known.items() if n.startswith(incomplete))
+        elsewhere = built_in_models("higgsfield")
         from siray_cli.storage.catalogue import cache_dir
 
         names: dict[str, str] = {}
@@ -64,7 +65,7 @@ def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]
             for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
                 name = entry.get("name")
                 wanted = isinstance(name, str) and name.startswith(incomplete)
-                if wanted and name not in APPLICATIONS:
+                if wanted and name not in elsewhere:
                     names[name] = str(entry.get("tag", ""))
         return sorted(names.items())
     except Exception:

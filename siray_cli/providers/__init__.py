@@ -46,3 +46,13 @@ def open_provider(name: str, connection: Connection) -> Provider:
             read_timeout=connection.read_timeout,
         )
     raise ValueError(f"unknown provider {name!r}")
+
+
+def built_in_models(name: str) -> dict[str, str]:
+    """The model names a provider's package knows without asking the server (name -> kind):
+    Higgsfield's application ids; none for Siray, whose catalogue comes from its gateway."""
+    if name == "higgsfield":
+        from siray_cli.providers.higgsfield.parse import APPLICATIONS
+
+        return {app: kind.value for app, (kind, _, _) in APPLICATIONS.items()}
+    return {}
