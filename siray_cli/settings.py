@@ -62,9 +62,11 @@ def _beat(value: str) -> str:
 
 
 def _provider(value: str) -> str:
+    from siray_cli.providers import PROVIDERS
+
     word = value.strip().lower()
-    if word not in ("siray", "higgsfield"):
-        raise ValueError("must be siray or higgsfield")
+    if word not in PROVIDERS:
+        raise ValueError(f"must be one of {', '.join(PROVIDERS)}")
     return word
 
 

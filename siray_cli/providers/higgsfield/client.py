@@ -29,6 +29,7 @@ from siray_cli.providers.base import (
     Task,
     TaskKind,
 )
+from siray_cli.providers.common import json_body, network_error
 from siray_cli.providers.higgsfield.parse import (
     APPLICATIONS,
     REQUEST_ID,
@@ -41,8 +42,7 @@ from siray_cli.providers.higgsfield.parse import (
 )
 from siray_cli.transport import (
     DEFAULT_BACKOFF,
-    AnswerTooLarge,
-    AnswerTooSlow,
+    DEFAULT_TIMEOUT,
     BadBody,
     Trace,
     build_http_client,
@@ -114,15 +114,6 @@ def raise_for_status(response: httpx.Response, *, task_id: str | None = None) ->
     raise cls(message, status_code=status, task_id=task_id, hint=hints.get(status))
 
 
-def _json(response: httpx.Response) -> object:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise errors.ProtocolError(
-            f"the server sent a response that is not JSON (HTTP {response.status_code})"
-        ) from exc
-
-
 def submit_retry(backoff: float) -> Any:
     """With an Idempotency-Key a submit may be sent again, with the same key: after a 5xx, a
     429, a timeout or a cut connection the server answers with the original request."""
@@ -156,7 +147,7 @@ class HiggsfieldProvider(Provider):
         self.base_url = base_url.rstrip("/")
         self._backoff = backoff
         self._trace = trace
-        self._timeout = timeouts(read_timeout or 60.0)
+        self._timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
         self._http = build_http_client(
             base_url=self.base_url,
             headers={"Authorization": f"Key {credential}"},
@@ -180,12 +171,7 @@ class HiggsfieldProvider(Provider):
         return catalogue()
 
     def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
-        if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
-            return errors.NetworkError(f"{what}: {exc} from {self.base_url}")
-        return errors.NetworkError(
-            f"{what}: could not reach {self.base_url} ({type(exc).__name__}: {exc or 'no detail'})",
-            hint="check your network and --base-url / SIRAY_HIGGSFIELD_BASE_URL",
-        )
+        return network_error(exc, what, self.base_url, "--base-url / SIRAY_HIGGSFIELD_BASE_URL")
 
     def submit(
         self,
@@ -223,7 +209,7 @@ class HiggsfieldProvider(Provider):
             )
         raise_for_status(response)
         try:
-            submitted = parse_submit(_json(response), self.base_url)
+            submitted = parse_submit(json_body(response), self.base_url)
         except errors.ProtocolError as exc:
             raise self._uncertain(exc.message) from exc
         self._kinds[submitted.request_id] = kind
@@ -260,7 +246,7 @@ class HiggsfieldProvider(Provider):
             )
         raise_for_status(response, task_id=task_id)
         guess = kind or self._kinds.get(task_id) or TaskKind.IMAGE
-        task = parse_status(_json(response), guess, task_id)
+        task = parse_status(json_body(response), guess, task_id)
         if kind is None and any(item.media is TaskKind.VIDEO for item in task.outputs):
             from dataclasses import replace
 
@@ -293,7 +279,7 @@ class HiggsfieldProvider(Provider):
         except (httpx.HTTPError, BadBody) as exc:
             raise self._network_error(exc, "asking for a price") from exc
         raise_for_status(response)
-        return parse_estimate(_json(response))
+        return parse_estimate(json_body(response))
 
     def upload(
         self,
@@ -318,7 +304,7 @@ class HiggsfieldProvider(Provider):
         with build_http_client(trace=self._trace, expect_json=False, timeout=self._timeout) as put:
             for source in sources:
                 response = self._request_slot(source.content_type)
-                upload_url, public_url, headers = parse_upload_slot(_json(response))
+                upload_url, public_url, headers = parse_upload_slot(json_body(response))
                 headers.setdefault("Content-Type", source.content_type)
                 advance = progress(source)
                 sent = [0]

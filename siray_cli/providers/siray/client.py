@@ -27,6 +27,7 @@ from siray_cli.providers.base import (
     Task,
     TaskKind,
 )
+from siray_cli.providers.common import json_body, network_error
 from siray_cli.providers.siray.parse import (
     CREATE_PATHS,
     STATUS_PATHS,
@@ -40,8 +41,6 @@ from siray_cli.providers.siray.parse import (
 from siray_cli.transport import (
     DEFAULT_BACKOFF,
     DEFAULT_TIMEOUT,
-    AnswerTooLarge,
-    AnswerTooSlow,
     BadBody,
     Trace,
     build_http_client,
@@ -120,15 +119,6 @@ def raise_for_status(response: httpx.Response, *, task_id: str | None = None) ->
         code=code,
         hint=hint,
     )
-
-
-def _json(response: httpx.Response) -> object:
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        raise errors.ProtocolError(
-            f"the server sent a response that is not JSON (HTTP {response.status_code})"
-        ) from exc
 
 
 def check_task_id(task_id: str) -> str:
@@ -227,7 +217,7 @@ class SirayProvider(Provider):
         except httpx.HTTPError as exc:
             raise self._network_error(exc, what, gateway=True) from exc
         raise_for_status(response)
-        return _json(response)
+        return json_body(response)
 
     def upload_token(self) -> UploadToken:
         """Temporary S3 credentials (`POST {gateway}/api/model-verse/sts-token`)."""
@@ -244,23 +234,9 @@ class SirayProvider(Provider):
     def _network_error(
         self, exc: Exception, what: str, *, gateway: bool = False
     ) -> errors.NetworkError:
-        url = self.gateway_url if gateway else self.base_url
-        if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
-            return errors.NetworkError(
-                f"{what}: {exc} from {url}",
-                hint="the server's answers are too slow or too large; try again later",
-            )
-        where = "--gateway-url / SIRAY_GATEWAY_URL" if gateway else "--base-url / SIRAY_BASE_URL"
-        hint = f"check your network and {where}"
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            hint = (
-                "the server's certificate is not trusted; if your own authority signs it, "
-                "point SSL_CERT_FILE at that authority's certificate"
-            )
-        return errors.NetworkError(
-            f"{what}: could not reach {url} ({type(exc).__name__}: {exc or 'no detail'})",
-            hint=hint,
-        )
+        if gateway:
+            return network_error(exc, what, self.gateway_url, "--gateway-url / SIRAY_GATEWAY_URL")
+        return network_error(exc, what, self.base_url, "--base-url / SIRAY_BASE_URL")
 
     @property
     def catalogue_url(self) -> str:
@@ -387,7 +363,7 @@ class SirayProvider(Provider):
                 )
             raise_for_status(response, task_id=task_id)
             try:
-                return parse_status(_json(response), candidate, task_id)
+                return parse_status(json_body(response), candidate, task_id)
             except errors.ProtocolError as exc:
                 exc.task_id = task_id
                 raise
@@ -423,6 +399,6 @@ class SirayProvider(Provider):
             )
         raise_for_status(response, task_id=task_id)
         try:
-            return parse_status(_json(response), kind, task_id)
+            return parse_status(json_body(response), kind, task_id)
         except errors.ProtocolError:
             return self.get(task_id, kind)
