@@ -21,6 +21,10 @@ OTHER_ENVIRONMENT: list[tuple[str, str]] = [
     ("SIRAY_CONFIG_DIR", "the directory of config.toml"),
     ("SIRAY_DATA_DIR", "the directory of the task history (history.sqlite3)"),
     ("SIRAY_CACHE_DIR", "the directory of the cached model catalogue"),
+    (
+        "SIRAY_EMULATOR_TASK_SECONDS",
+        "siray emulator: how long each task takes (--task-seconds wins), default: 3",
+    ),
     ("NO_COLOR", "when set, nothing siray prints is coloured"),
 ]
 

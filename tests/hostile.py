@@ -99,7 +99,7 @@ class HostileServer:
 
     @contextmanager
     def running(self) -> Iterator[HostileServer]:
-        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:
             yield self

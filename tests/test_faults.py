@@ -456,7 +456,7 @@ class _ForwardProxy(BaseHTTPRequestHandler):
 
 def test_http_proxy_and_no_proxy_are_honoured(siray, emu):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     proxy = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         _ForwardProxy.seen = []

@@ -21,13 +21,28 @@ def client(emu, monkeypatch):
     return higgsfield_client.SyncClient(base_url=emu.url, api_key=HIGGSFIELD_KEY)
 
 
-def test_subscribe_to_an_image_and_a_video(client, emu):
-    image = client.subscribe("bytedance/seedream/v4/text-to-image", {"prompt": "a fox"})
+@pytest.fixture
+def quick(make_emulator, monkeypatch):
+    """(client, on_enqueue): an emulator of its own whose clock the subscribe's documented
+    on_enqueue callback moves past the task's end, so the first status look finds it done instead
+    of the client sleeping its fixed polling delay (0.5 s) for it."""
+    server = make_emulator()
+    monkeypatch.setattr(official, "BASE_URL", server.url)
+    client = higgsfield_client.SyncClient(base_url=server.url, api_key=HIGGSFIELD_KEY)
+    return client, lambda request_id: server.state.clock.advance(60)
+
+
+def test_subscribe_to_an_image_and_a_video(quick):
+    client, on_enqueue = quick
+    image = client.subscribe(
+        "bytedance/seedream/v4/text-to-image", {"prompt": "a fox"}, on_enqueue=on_enqueue
+    )
     assert image["status"] == "completed"
     assert httpx.get(image["images"][0]["url"]).content[:8] == b"\x89PNG\r\n\x1a\n"
     video = client.subscribe(
         "kling-video/v2.1/pro/image-to-video",
         {"prompt": "waves", "image_url": image["images"][0]["url"]},
+        on_enqueue=on_enqueue,
     )
     assert video["status"] == "completed" and video["video"]["url"].endswith(".mp4")
 
@@ -57,7 +72,9 @@ def test_a_wrong_key_is_refused(emu, monkeypatch):
         wrong.submit("bytedance/seedream/v4/text-to-image", {"prompt": "x"})
 
 
-def test_nsfw_and_failed_are_answers_not_errors(client):
-    nsfw = client.subscribe("bytedance/seedream/v4/text-to-image", {"prompt": "[nsfw] x"})
-    failed = client.subscribe("bytedance/seedream/v4/text-to-image", {"prompt": "[fail] x"})
+def test_nsfw_and_failed_are_answers_not_errors(quick):
+    client, on_enqueue = quick
+    model = "bytedance/seedream/v4/text-to-image"
+    nsfw = client.subscribe(model, {"prompt": "[nsfw] x"}, on_enqueue=on_enqueue)
+    failed = client.subscribe(model, {"prompt": "[fail] x"}, on_enqueue=on_enqueue)
     assert nsfw["status"] == "nsfw" and failed["status"] == "failed" and failed["error"]

@@ -39,10 +39,12 @@ def test_the_readme_has_runnable_examples():
 def test_a_readme_example_runs_as_written(setup, text, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_") or k.endswith("_DIR")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["SIRAY_POLL_INTERVAL"] = "0.1"  # as every test: the examples are not about the schedule
+    # as every test: the examples are not about the schedule, nor about how long a task takes
+    env["SIRAY_POLL_INTERVAL"] = "0.1"
+    env["SIRAY_EMULATOR_TASK_SECONDS"] = "0.1"
     script = f"set -euo pipefail\n{setup}\n{text}" if setup else f"set -euo pipefail\n{text}"
     if "siray emulator exec" not in text:
-        command = ["siray", "emulator", "exec", "--task-seconds", "0.2", "--", "bash", "-c", script]
+        command = ["siray", "emulator", "exec", "--", "bash", "-c", script]
     else:
         command = ["bash", "-c", script]
     done = subprocess.run(

@@ -38,20 +38,22 @@ def test_run_on_a_pipe_prints_only_the_output_url(siray, emu):
     assert "\r" not in result.stderr and "\x1b[" not in result.stderr
 
 
-def test_without_a_beat_run_follows_the_adaptive_schedule(siray, emu):
-    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, 1 s after
-    # submission, finds this 0.2 s task done: one status request, where the beat makes several
+def test_without_a_beat_run_follows_the_adaptive_schedule(siray, make_emulator):
+    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, later than
+    # the 0.3 s this task takes, finds it done: one status request, where the beat makes several
+    server = make_emulator(task_seconds=0.3)
     result = siray(
-        "run", MODEL, "adaptive", "-i", "size=1024x768", env={"SIRAY_POLL_INTERVAL": None}
-    )
+        "run", MODEL, "adaptive", "-i", "size=1024x768",
+        env={"SIRAY_POLL_INTERVAL": None}, server=server,
+    )  # fmt: skip
     assert result.exit_code == 0, result
     task_id = result.lines[0].split("/")[-2]
-    (task,) = [t for t in emulator_stats(emu)["tasks"] if t["task_id"] == task_id]
+    (task,) = [t for t in emulator_stats(server)["tasks"] if t["task_id"] == task_id]
     assert task["status_requests"] == 1
-    beat = siray("run", MODEL, "on the beat", "-i", "size=1024x768")
+    beat = siray("run", MODEL, "on the beat", "-i", "size=1024x768", server=server)
     assert beat.exit_code == 0, beat
     task_id = beat.lines[0].split("/")[-2]
-    (task,) = [t for t in emulator_stats(emu)["tasks"] if t["task_id"] == task_id]
+    (task,) = [t for t in emulator_stats(server)["tasks"] if t["task_id"] == task_id]
     assert task["status_requests"] > 1
 
 
@@ -132,7 +134,7 @@ def test_timeout_exits_4_and_says_how_to_resume(siray):
         "-i",
         "size=1024x768",
         "--timeout",
-        "1",
+        "0.4",
         "--poll-interval",
         "0.2",
     )

@@ -104,6 +104,7 @@ TaskSecondsOpt = Annotated[
     typer.Option(
         "--task-seconds",
         min=0.05,
+        envvar="SIRAY_EMULATOR_TASK_SECONDS",
         help="How long each task takes to finish. Default: 3.",
         show_default=False,
     ),

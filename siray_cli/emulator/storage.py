@@ -152,7 +152,7 @@ class ObjectStore:
                     proxy.socket, server_side=True, do_handshake_on_connect=False
                 )
             threading.Thread(
-                target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+                target=proxy.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
             ).start()
             self._proxy = proxy
 
