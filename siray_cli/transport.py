@@ -181,7 +181,7 @@ _GET_FAULTS: tuple[type[Exception], ...] = (
 
 def read_retry(
     *,
-    backoff: float = DEFAULT_BACKOFF,
+    backoff: float | None = None,
     total: int = 5,
     methods: Iterable[str] = ("GET",),
     expect_json: bool = True,
@@ -195,14 +195,14 @@ def read_retry(
         allowed_methods=list(methods),
         status_forcelist=[429, 502, 503, 504],
         retry_on_exceptions=list(_GET_FAULTS),
-        backoff_factor=backoff,
+        backoff_factor=DEFAULT_BACKOFF if backoff is None else backoff,
         max_backoff_wait=MAX_RETRY_AFTER,
         total_timeout=90.0,
         validate_response=_read_json_body if expect_json else None,
     )
 
 
-def create_retry(*, backoff: float = DEFAULT_BACKOFF) -> Retry:
+def create_retry(*, backoff: float | None = None) -> Retry:
     """The paid create POST: retried only if it never reached the server, or on 429."""
     from httpx_retries import Retry
 
@@ -211,7 +211,7 @@ def create_retry(*, backoff: float = DEFAULT_BACKOFF) -> Retry:
         allowed_methods=["POST"],
         status_forcelist=[429],
         retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],
-        backoff_factor=backoff,
+        backoff_factor=DEFAULT_BACKOFF if backoff is None else backoff,
         max_backoff_wait=MAX_RETRY_AFTER,
         total_timeout=90.0,
     )
@@ -342,11 +342,18 @@ def build_http_client(
     base_url: str = "",
     headers: dict[str, str] | None = None,
     trace: Trace | None = None,
-    backoff: float = DEFAULT_BACKOFF,
-    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    backoff: float | None = None,
+    timeout: httpx.Timeout | None = None,
+    read_timeout: float | None = None,
     expect_json: bool = True,
 ) -> httpx.Client:
+    """An HTTP client with siray's stack: retries (`backoff`, default DEFAULT_BACKOFF), pacing,
+    bounded JSON answers and the proxy rules. `timeout` defaults to DEFAULT_TIMEOUT, or to
+    `timeouts(read_timeout)` when a read timeout is given."""
     from httpx_retries import RetryTransport
+
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
 
     inner: httpx.BaseTransport = ProxyRouter()
     if expect_json:  # downloads bound their own bodies (by size and Content-Length)

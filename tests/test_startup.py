@@ -141,3 +141,27 @@ def test_status_on_a_pipe_imports_no_rich(emu):
     assert task.task_id in completed.stdout
     modules = set(completed.stderr.splitlines())
     assert not [m for m in modules if m == "rich" or m.startswith("rich.")]
+
+
+@pytest.mark.parametrize("provider", ["siray", "higgsfield"])
+def test_models_list_from_a_fresh_cache_builds_no_http_client(siray, emu, provider):
+    env = {"SIRAY_PROVIDER": provider}
+    assert siray("models", "list", env=env).exit_code == 0  # fills Siray's cache
+    code = (
+        "import sys\n"
+        "from siray_cli.app import main\n"
+        "code = main(['models', 'list'])\n"
+        "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
+        "raise SystemExit(code)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=subprocess_env(emu, **env),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip()
+    modules = set(completed.stderr.splitlines())
+    assert not [m for m in modules if m.startswith(("httpx", "httpcore", "siray_cli.transport"))]

@@ -19,7 +19,7 @@ class Connection:
     base_url: str
     gateway_url: str | None = None
     trace: Trace | None = None
-    backoff: float = 0.5
+    backoff: float | None = None  # None: the transport's DEFAULT_BACKOFF
     read_timeout: float | None = None
 
 

@@ -4,11 +4,12 @@ no answer."""
 from __future__ import annotations
 
 import json
-
-import httpx
+from typing import TYPE_CHECKING
 
 from siray_cli import errors
-from siray_cli.transport import AnswerTooLarge, AnswerTooSlow
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def json_body(response: httpx.Response) -> object:
@@ -22,6 +23,8 @@ def json_body(response: httpx.Response) -> object:
 
 def network_error(exc: Exception, what: str, url: str, setting: str) -> errors.NetworkError:
     """`what` got no answer from `url`; `setting` names the flag and variable that move it."""
+    from siray_cli.transport import AnswerTooLarge, AnswerTooSlow
+
     if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
         return errors.NetworkError(
             f"{what}: {exc} from {url}",

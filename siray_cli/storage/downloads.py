@@ -13,12 +13,13 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
-import httpx
-
 from siray_cli.errors import DownloadError, UsageError
+
+if TYPE_CHECKING:
+    import httpx  # imported where a download runs: safe_name's users need no HTTP stack
 
 _EXTENSIONS = {
     "image/png": ".png",
@@ -194,6 +195,8 @@ def _hold(descriptor: int) -> None:
 
 
 def _announced_size(client: httpx.Client, url: str) -> int | None:
+    import httpx
+
     try:
         head = client.head(url)
     except httpx.HTTPError:
@@ -220,6 +223,8 @@ def download_one(
     The body is capped: at its Content-Length when the server gave one (a server that sends more
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
     """
+    import httpx
+
     last_error = ""
     unverified: int | None = None  # the size of an earlier download whose size was not told
     for _attempt in range(ATTEMPTS):

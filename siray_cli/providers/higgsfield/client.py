@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import httpx
 
 from siray_cli import errors
 from siray_cli.providers.base import (
@@ -40,18 +39,16 @@ from siray_cli.providers.higgsfield.parse import (
     parse_submit,
     parse_upload_slot,
 )
-from siray_cli.transport import (
-    DEFAULT_BACKOFF,
-    DEFAULT_TIMEOUT,
-    BadBody,
-    Trace,
-    build_http_client,
-    read_retry,
-    timeouts,
-)
 
 if TYPE_CHECKING:
+    import httpx
+
     from siray_cli.storage.upload import Source, Uploaded
+    from siray_cli.transport import Trace
+
+# httpx and the transport (which subclasses httpx's) are imported by the methods that send a
+# request: a run that sends none (`models list`: the application ids are built in) does not
+# load them
 
 UPLOAD_TYPES = frozenset(
     {
@@ -114,9 +111,11 @@ def raise_for_status(response: httpx.Response, *, task_id: str | None = None) ->
     raise cls(message, status_code=status, task_id=task_id, hint=hints.get(status))
 
 
-def submit_retry(backoff: float) -> Any:
+def submit_retry(backoff: float | None) -> Any:
     """With an Idempotency-Key a submit may be sent again, with the same key: after a 5xx, a
     429, a timeout or a cut connection the server answers with the original request."""
+    from siray_cli.transport import read_retry
+
     return read_retry(backoff=backoff, methods=("POST",), total=4)
 
 
@@ -141,28 +140,41 @@ class HiggsfieldProvider(Provider):
         credential: str,
         base_url: str,
         trace: Trace | None = None,
-        backoff: float = DEFAULT_BACKOFF,
+        backoff: float | None = None,
         read_timeout: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._credential = credential
         self._backoff = backoff
         self._trace = trace
-        self._timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
-        self._http = build_http_client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Key {credential}"},
-            trace=trace,
-            backoff=backoff,
-            timeout=self._timeout,
-        )
+        self._read_timeout = read_timeout
+        self._client: httpx.Client | None = None
+        self._build_lock = threading.Lock()  # a batch's workers share one client (one pacer)
         self._kinds: dict[str, TaskKind] = {}
+
+    @property
+    def _http(self) -> httpx.Client:
+        """Built on first use: a run that asks nothing builds no client."""
+        from siray_cli.transport import build_http_client
+
+        with self._build_lock:
+            if self._client is None:
+                self._client = build_http_client(
+                    base_url=self.base_url,
+                    headers={"Authorization": f"Key {self._credential}"},
+                    trace=self._trace,
+                    backoff=self._backoff,
+                    read_timeout=self._read_timeout,
+                )
+            return self._client
 
     @property
     def catalogue_url(self) -> str:
         return f"{self.base_url}#higgsfield"
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
     def check_task_id(self, task_id: str) -> str:
         return check_request_id(task_id)
@@ -183,6 +195,10 @@ class HiggsfieldProvider(Provider):
     ) -> SubmittedTask:
         """`POST /{application}` with the flat body. Without an idempotency key the request is
         never sent twice; with one, it is sent again (same key) after an unanswered attempt."""
+        import httpx
+
+        from siray_cli.transport import BadBody
+
         application = str(body.get("model", ""))
         flat = {k: v for k, v in body.items() if k != "model"}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
@@ -223,6 +239,10 @@ class HiggsfieldProvider(Provider):
         )
 
     def _request(self, method: str, path: str, task_id: str) -> httpx.Response:
+        import httpx
+
+        from siray_cli.transport import BadBody, read_retry
+
         extensions = {}
         if method == "POST":  # a cancel: its 202 has no body to check as JSON
             retry = read_retry(backoff=self._backoff, methods=("POST",), expect_json=False)
@@ -268,6 +288,10 @@ class HiggsfieldProvider(Provider):
         return self.get(task_id, kind)
 
     def estimate(self, body: dict[str, Any]) -> dict[str, str]:
+        import httpx
+
+        from siray_cli.transport import BadBody, read_retry
+
         application = str(body.get("model", ""))
         flat = {k: v for k, v in body.items() if k != "model"}
         try:
@@ -293,6 +317,7 @@ class HiggsfieldProvider(Provider):
         """Each file through a presigned URL: its content type checked first, streamed from disk
         (bounded memory), PUT without the credential."""
         from siray_cli.storage.upload import Uploaded
+        from siray_cli.transport import build_http_client
 
         for source in sources:
             if source.content_type not in UPLOAD_TYPES:
@@ -301,7 +326,9 @@ class HiggsfieldProvider(Provider):
                     hint=f"accepted: {', '.join(sorted(UPLOAD_TYPES))}",
                 )
         results = []
-        with build_http_client(trace=self._trace, expect_json=False, timeout=self._timeout) as put:
+        with build_http_client(
+            trace=self._trace, expect_json=False, read_timeout=self._read_timeout
+        ) as put:
             for source in sources:
                 response = self._request_slot(source.content_type)
                 upload_url, public_url, headers = parse_upload_slot(json_body(response))
@@ -322,6 +349,10 @@ class HiggsfieldProvider(Provider):
         return results
 
     def _request_slot(self, content_type: str) -> httpx.Response:
+        import httpx
+
+        from siray_cli.transport import BadBody, read_retry
+
         try:
             response = self._http.post(
                 "/files/generate-upload-url",

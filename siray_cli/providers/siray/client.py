@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from siray_cli import errors
 from siray_cli.providers.base import (
     Capabilities,
@@ -38,19 +36,15 @@ from siray_cli.providers.siray.parse import (
     parse_submit,
     parse_upload_token,
 )
-from siray_cli.transport import (
-    DEFAULT_BACKOFF,
-    DEFAULT_TIMEOUT,
-    BadBody,
-    Trace,
-    build_http_client,
-    create_retry,
-    read_retry,
-    timeouts,
-)
 
 if TYPE_CHECKING:
+    import httpx
+
     from siray_cli.storage.upload import Source, Uploaded, UploadToken
+    from siray_cli.transport import Trace
+
+# httpx and the transport (which subclasses httpx's) are imported by the methods that send a
+# request: a run that sends none (the catalogue from a fresh cache) does not load them
 
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -153,18 +147,15 @@ class SirayProvider(Provider):
         base_url: str,
         gateway_url: str | None = None,
         trace: Trace | None = None,
-        backoff: float = DEFAULT_BACKOFF,
+        backoff: float | None = None,
         read_timeout: float | None = None,
-        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        if read_timeout is not None:
-            timeout = timeouts(read_timeout)
         self.base_url = base_url.rstrip("/")
         self.gateway_url = (gateway_url or base_url).rstrip("/")
         self._api_key = api_key
         self._backoff = backoff
+        self._read_timeout = read_timeout
         self._trace = trace
-        self._timeout = timeout
         self._api_http: httpx.Client | None = None
         self._gateway_http: httpx.Client | None = None
         self._build_lock = threading.Lock()  # a batch's workers share one client (one pacer)
@@ -179,6 +170,8 @@ class SirayProvider(Provider):
     def _http(self) -> httpx.Client:
         """The API host, built on first use: a run that asks nothing (the catalogue from a fresh
         cache) builds no client."""
+        from siray_cli.transport import build_http_client
+
         with self._build_lock:
             if self._api_http is None:
                 self._api_http = build_http_client(
@@ -186,13 +179,15 @@ class SirayProvider(Provider):
                     headers={"Authorization": f"Bearer {self._api_key}"},
                     trace=self._trace,
                     backoff=self._backoff,
-                    timeout=self._timeout,
+                    read_timeout=self._read_timeout,
                 )
             return self._api_http
 
     @property
     def gateway(self) -> httpx.Client:
         """The gateway host, which takes the key as `API-KEY <key>` (the Siray API contract)."""
+        from siray_cli.transport import build_http_client
+
         with self._build_lock:
             if self._gateway_http is None:
                 self._gateway_http = build_http_client(
@@ -200,12 +195,16 @@ class SirayProvider(Provider):
                     headers={"Authorization": f"API-KEY {self._api_key}"},
                     trace=self._trace,
                     backoff=self._backoff,
-                    timeout=self._timeout,
+                    read_timeout=self._read_timeout,
                 )
             return self._gateway_http
 
     def _gateway_json(self, method: str, path: str, what: str) -> object:
         """A gateway request, retried like a read (asking twice costs nothing), as JSON."""
+        import httpx
+
+        from siray_cli.transport import BadBody, read_retry
+
         try:
             response = self.gateway.request(
                 method,
@@ -278,6 +277,10 @@ class SirayProvider(Provider):
     ) -> SubmittedTask:
         """Create a task. Never repeats a request that may have reached the server (Siray
         documents no idempotency key, so `idempotency_key` is not sent)."""
+        import httpx
+
+        from siray_cli.transport import create_retry
+
         model = str(body.get("model", ""))
         try:
             response = self._http.post(
@@ -336,6 +339,10 @@ class SirayProvider(Provider):
             ) from exc
 
     def _get(self, path: str, task_id: str) -> httpx.Response:
+        import httpx
+
+        from siray_cli.transport import BadBody
+
         try:
             return self._http.get(path)
         except BadBody as exc:
@@ -372,6 +379,10 @@ class SirayProvider(Provider):
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
         """Ask the server to cancel a task that has not started (the contract assumes the
         endpoint)."""
+        import httpx
+
+        from siray_cli.transport import BadBody, read_retry
+
         task_id = check_task_id(task_id)
         kind = kind or kind_from_task_id(task_id)
         if kind is None:
