@@ -283,18 +283,17 @@ def root(
     output.quiet = quiet
     output.debug_enabled = debug
     output.json_mode = json_mode
-    settings = Settings(
-        {
-            "provider": provider,
-            "api_key": api_key,
-            "base_url": base_url,
-            "gateway_url": gateway_url,
-            "history": "off" if no_history else None,
-        },
-        profile=profile,
-        warn=output.warn,
-        on_secret=output.add_secret,
-    )
+    flags: dict[str, str | None] = {
+        "provider": provider,
+        "api_key": api_key,
+        "base_url": base_url,
+        "gateway_url": gateway_url,
+        "history": "off" if no_history else None,
+    }
+
+    def settings() -> Settings:  # read on first use: `siray CMD --help` reads no config file
+        return Settings(flags, profile=profile, warn=output.warn, on_secret=output.add_secret)
+
     ctx.obj = AppContext(output, Session(settings, notices_for(output)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ HEAVY = (
 )
 
 
-def imported_after(args: list[str]) -> set[str]:
+def imported_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
     code = (
         "import sys\n"
         "from siray_cli.app import main\n"
@@ -35,7 +36,7 @@ def imported_after(args: list[str]) -> set[str]:
         "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     return set(completed.stderr.splitlines())
 
@@ -46,9 +47,13 @@ def test_version_imports_nothing_heavy():
     assert not [m for m in modules if m.startswith(HEAVY)]
 
 
-def test_help_of_a_command_imports_nothing_heavy():
+def test_help_of_a_command_imports_nothing_heavy(tmp_path):
     modules = imported_after(["run", "--help"])
     assert not [m for m in modules if m.startswith(HEAVY)]
+    # nor reads the settings: no config file, and no platformdirs to find where it would be
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_")}
+    modules = imported_after(["status", "--help"], env={**env, "HOME": str(tmp_path)})
+    assert "platformdirs" not in modules and "tomllib" not in modules
 
 
 def test_version_output():

@@ -37,9 +37,20 @@ class Notices:
 
 @dataclass
 class Session:
-    settings: Settings
+    """`settings` may be given as a function that makes them: they are then read (the config
+    file included) on first use, so a run that only prints help reads nothing."""
+
+    make_settings: Settings | Callable[[], Settings]
     notices: Notices = field(default_factory=Notices)
     _history: History | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            made = self.make_settings
+            self._settings = made if isinstance(made, Settings) else made()
+        return self._settings
 
     @property
     def history(self) -> History:

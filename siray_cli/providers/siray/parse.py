@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siray_cli.errors import ProtocolError
 from siray_cli.providers.base import (
@@ -18,7 +18,9 @@ from siray_cli.providers.base import (
     TaskState,
     parse_progress,
 )
-from siray_cli.storage.upload import UploadToken
+
+if TYPE_CHECKING:
+    from siray_cli.storage.upload import UploadToken  # boto3's module: imported by uploads only
 
 # Paths of the Siray API: create, and status (cancel is the status path + "/cancel").
 CREATE_PATHS = {
@@ -187,6 +189,8 @@ def _expiry(value: object) -> float | None:
 
 
 def parse_upload_token(payload: object) -> UploadToken:
+    from siray_cli.storage.upload import UploadToken
+
     data = _envelope_data(payload)
     credentials = data.get("credentials")
     if not isinstance(credentials, Mapping):
