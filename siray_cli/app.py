@@ -355,19 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="siray", standalone_mode=False, obj=output)
     except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        if _wants_json(args):
-            output.json_mode = True
-            output.emit_json(
-                {
-                    "error": {
-                        "type": "usage_error",
-                        "message": exc.format_message(),
-                        "status_code": None,
-                        "task_id": None,
-                    }
-                }
-            )
+        output.json_mode = output.json_mode or _wants_json(args)
+        output.error(
+            _click_message(exc),
+            hint=_usage_hint(exc),
+            error_type="usage_error" if isinstance(exc, click.UsageError) else "error",
+        )
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         output.always(signals.name())
@@ -401,6 +394,23 @@ def main(argv: list[str] | None = None) -> int:
         output.always(signals.name())  # Typer turns a bare KeyboardInterrupt into a silent 130
         return signals.exit_code()
     return code
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's message in one line. A mistyped command keeps Typer's suggestions, which are
+    ordered by closeness, and not Click's own list as well."""
+    if isinstance(exc, click.exceptions.NoSuchCommand):
+        message = exc.message
+    else:
+        message = exc.format_message()
+    return " ".join(message.split())
+
+
+def _usage_hint(exc: click.ClickException) -> str | None:
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return None
+    return f"`{context.command_path} --help` shows the usage"
 
 
 def _silence_stdout() -> None:

@@ -167,6 +167,17 @@ def test_usage_error_from_click_exits_2(siray):
     result = siray("cancel")
     assert result.exit_code == 2
     assert "Missing argument" in result.stderr
+    # one line, as siray's own errors: no usage block, and a mistyped command suggested once
+    assert result.stderr.splitlines() == [
+        "error: Missing argument 'TASK_ID...'.",
+        "hint: `siray cancel --help` shows the usage",
+    ]
+    typo = siray("stauts")
+    assert (
+        typo.stderr.splitlines()[0]
+        == "error: No such command 'stauts'. Did you mean 'status', 'auth'?"
+    )
+    assert typo.stderr.count("Did you mean") == 1
     result = siray("status", "--nope", "--json")
     assert result.exit_code == 2
     assert result.json()["error"]["type"] == "usage_error"
