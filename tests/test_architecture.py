@@ -14,7 +14,15 @@ from siray_cli.settings import KEYS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "siray_cli"
 # what the rest of siray may import from siray_cli.providers: the seam, never a provider's package
-SEAM = {"base", "Connection", "open_provider", "PROVIDERS", "DEFAULT_PROVIDER", "built_in_models"}
+SEAM = {
+    "base",
+    "Connection",
+    "open_provider",
+    "PROVIDERS",
+    "DEFAULT_PROVIDER",
+    "built_in_models",
+    "command_prefix",
+}
 
 
 def modules(*parts: str) -> list[Path]:

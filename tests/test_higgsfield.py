@@ -141,6 +141,16 @@ def test_models_list_offers_the_known_applications(siray):
     assert names[IMAGE] == "image" and names[VIDEO] == "video"
 
 
+def test_hints_name_the_provider_so_a_copied_command_reaches_the_same_api(siray):
+    refused = siray("--provider", "higgsfield", "run", VIDEO, "waves")
+    assert refused.exit_code == 2
+    assert f"see `siray --provider higgsfield models show {VIDEO}`" in refused.stderr
+    shown = siray("--provider", "higgsfield", "models", "show", VIDEO)
+    assert f"example: siray --provider higgsfield run {VIDEO} " in shown.stderr
+    siray_model = siray("models", "show", "alibaba/z-image-turbo-t2i")
+    assert "example: siray run alibaba/z-image-turbo-t2i " in siray_model.stderr
+
+
 def test_webhooks_are_delivered_to_loopback(siray, emu):
     from hostile import HostileServer
 

@@ -48,6 +48,12 @@ def open_provider(name: str, connection: Connection) -> Provider:
     raise ValueError(f"unknown provider {name!r}")
 
 
+def command_prefix(name: str) -> str:
+    """How a hint spells siray for this provider: `siray`, or `siray --provider NAME` for any
+    other than the default, so that a command copied from a hint reaches the same API."""
+    return "siray" if name == DEFAULT_PROVIDER else f"siray --provider {name}"
+
+
 def built_in_models(name: str) -> dict[str, str]:
     """The model names a provider's package knows without asking the server (name -> kind):
     Higgsfield's application ids; none for Siray, whose catalogue comes from its gateway."""

@@ -31,6 +31,7 @@ from siray_cli.errors import (
     UsageError,
     WaitTimeoutError,
 )
+from siray_cli.providers import command_prefix
 from siray_cli.providers.base import TERMINAL, SubmittedTask, Task, TaskKind, TaskState
 from siray_cli.services.journal import fingerprint
 from siray_cli.services.values import InputItem, check_input_value, load_json
@@ -540,7 +541,13 @@ def _builder(
             if info is not None:
                 infos[(provider.name, model)] = info
         body = build_body(
-            model, job.prompt, dict(job.inputs), job.items, info=info, local_file=files.add
+            model,
+            job.prompt,
+            dict(job.inputs),
+            job.items,
+            info=info,
+            local_file=files.add,
+            command=command_prefix(provider.name),
         )
         return pick_kind(model, None, info), body
 

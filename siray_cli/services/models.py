@@ -7,6 +7,7 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from siray_cli.providers import command_prefix
 from siray_cli.providers.base import ModelInfo
 
 if TYPE_CHECKING:
@@ -50,7 +51,9 @@ def describe_model(
     from siray_cli.services.requests import model_info
 
     info = model_info(session, provider, name, refresh=refresh)
-    return ModelDescription(info, input_rows(info), example_command(info))
+    return ModelDescription(
+        info, input_rows(info), example_command(info, command_prefix(provider.name))
+    )
 
 
 def _allowed(prop: dict[str, Any]) -> str:
@@ -76,11 +79,12 @@ def _type_name(prop: dict[str, Any]) -> str:
     return kind if isinstance(kind, str) else "/".join(map(str, kind))
 
 
-def example_command(info: ModelInfo) -> str:
-    """One `siray run` line built from the model's required inputs."""
+def example_command(info: ModelInfo, command: str = "siray") -> str:
+    """One `siray run` line built from the model's required inputs (`command` spells siray,
+    see providers.command_prefix)."""
     from siray_cli.services.validation import is_image_field
 
-    words = ["siray", "run", info.name, "a lighthouse at dusk"]
+    words = [*command.split(), "run", info.name, "a lighthouse at dusk"]
     for name in info.required:
         prop = info.properties.get(name, {})
         if name == "prompt" or "default" in prop:

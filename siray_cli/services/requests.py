@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siray_cli.errors import UsageError
+from siray_cli.providers import command_prefix
 from siray_cli.providers.base import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.services import inputs
 from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
@@ -95,7 +96,15 @@ def build_request(
     if spec.image is not None:
         base[provider.image_field] = files.add("--image", spec.image)
     info = checked_model(session, provider, spec.model) if spec.validate else None
-    body = build_body(spec.model, text, base, items, info=info, local_file=files.add)
+    body = build_body(
+        spec.model,
+        text,
+        base,
+        items,
+        info=info,
+        local_file=files.add,
+        command=command_prefix(provider.name),
+    )
     kind = pick_kind(spec.model, spec.kind, info)
     return Request(kind, files.resolve(provider, body, transfers), spec.webhook)
 
@@ -123,6 +132,7 @@ def build_body(
     *,
     info: ModelInfo | None = None,
     local_file: Callable[[str, str], str] | None = None,
+    command: str = "siray",
 ) -> dict[str, Any]:
     """The request body: the --input-json base, then the -i inputs (coerced by the model's schema
     when there is one), then model and prompt; validated against the schema when there is one."""
@@ -150,7 +160,7 @@ def build_body(
         )
     if info is not None:
         validation.apply_defaults(body, info)
-        validation.validate_body(body, info, untyped)
+        validation.validate_body(body, info, untyped, command=command)
     return body
 
 

@@ -213,11 +213,16 @@ def _describe(error: Any) -> str:
 
 
 def validate_body(
-    body: dict[str, Any], info: ModelInfo, earlier: dict[str, str] | None = None
+    body: dict[str, Any],
+    info: ModelInfo,
+    earlier: dict[str, str] | None = None,
+    *,
+    command: str = "siray",
 ) -> None:
     """Raise one usage error naming every problem: values that could not be typed (`earlier`,
     by key), missing inputs all at once, unknown inputs with the valid ones, then each value that
-    breaks the schema."""
+    breaks the schema. `command` is how the hint spells siray (with --provider, see
+    providers.command_prefix)."""
     from jsonschema import Draft202012Validator
 
     earlier = earlier or {}
@@ -251,7 +256,7 @@ def validate_body(
         example = " ".join(f"-i {name}=..." for name in missing if name != "prompt")
         raise UsageError(
             f"invalid inputs for {info.name}: " + "; ".join(problems),
-            hint=f"see `siray models show {info.name}`"
+            hint=f"see `{command} models show {info.name}`"
             + (f"; for example: {example}" if example else "")
             + "; --no-validate sends the request as it is",
         )
