@@ -377,6 +377,15 @@ class Settings:
             self._provider = self.get("provider").value or "siray"
         return self._provider
 
+    def for_profile(self, name: str | None) -> Settings:
+        """These settings as another profile (`config list --profile NAME`) gives them."""
+        if not name:
+            return self
+        other: Settings = copy.copy(self)
+        other.profile_name, other.profile_source = name, "flag --profile"
+        other._provider = None  # the profile may name another provider
+        return other
+
     def for_provider(self, name: str) -> Settings:
         """These settings as they are for another provider (a task it created, say)."""
         other: Settings = copy.copy(self)

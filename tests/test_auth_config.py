@@ -131,6 +131,12 @@ def test_profiles_by_flag_and_environment(siray):
     assert missing.exit_code == 2
     assert "profile 'nope' (from flag --profile) does not exist" in missing.stderr
     assert "profiles: work" in missing.stderr
+    # config's readers take --profile after the command too, as set and unset do
+    assert siray("config", "get", "model", "--profile", "work").stdout == "google/veo-3.1-t2v\n"
+    listed = siray("config", "list", "--profile", "work", "--json").json()
+    assert listed["model"]["value"] == "google/veo-3.1-t2v"
+    assert listed["model"]["source"].startswith("profile work in ")
+    assert siray("config", "list", "--profile", "nope").exit_code == 2
 
 
 def test_profile_defaults_feed_run(siray, emu, tmp_path):

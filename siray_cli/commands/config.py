@@ -17,16 +17,25 @@ ProfileOpt = Annotated[
         "--profile", help="The profile to change (default: the one in effect).", show_default=False
     ),
 ]
+ReadProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="Read as this profile would be in effect (default: the one in effect).",
+        show_default=False,
+    ),
+]
 KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEYS)}.", metavar="KEY")]
 
 
 @app.command("list")
-def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
+def list_(ctx: typer.Context, profile: ReadProfileOpt = None, json_mode: JsonOpt = False) -> None:
     """Every setting in effect, with where it came from (the key masked)."""
     state = get_context(ctx, json_mode)
+    settings = state.session.settings.for_profile(profile)
     rows = {}
     for name, key in KEYS.items():
-        setting = state.session.settings.get(name)
+        setting = settings.get(name)
         shown = mask(setting.value) if key.secret and setting.value else setting.value
         rows[name] = {"value": shown, "source": setting.source}
     if json_mode:
@@ -39,11 +48,11 @@ def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
 
 
 @app.command()
-def get(ctx: typer.Context, name: KeyArg) -> None:
+def get(ctx: typer.Context, name: KeyArg, profile: ReadProfileOpt = None) -> None:
     """Print one setting's value in effect (the key masked; `siray auth token` prints it)."""
     state = get_context(ctx)
     known_key(name)
-    value = state.session.settings.value(name)
+    value = state.session.settings.for_profile(profile).value(name)
     if value is not None:
         state.output.data(mask(value) if KEYS[name].secret else value)
 
