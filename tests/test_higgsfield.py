@@ -212,6 +212,30 @@ def test_a_batch_line_may_name_its_provider(siray, emu, tmp_path, isolated_envir
     assert refused.exit_code == 2 and "unknown provider 'acme'" in refused.stderr
 
 
+def test_a_mixed_batch_uploads_a_file_through_each_lines_own_provider(siray, emu, tmp_path):
+    image = tmp_path / "in.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"shared" * 100)
+    jobs = tmp_path / "jobs.jsonl"
+    siray_line = {"prompt": "on siray", "model": "ideogram/ideogram-v3-turbo-i2i",
+                  "inputs": {"image": str(image), "aspect_ratio": "1:1"}}  # fmt: skip
+    hf_line = {"prompt": "on higgsfield", "model": VIDEO, "provider": "higgsfield",
+               "inputs": {"image_url": str(image)}}  # fmt: skip
+    again = {**hf_line, "prompt": "on higgsfield again"}
+    jobs.write_text("".join(json.dumps(j) + "\n" for j in (siray_line, hf_line, again)))
+    before = emulator_stats(emu)["requests"].get("POST /files/generate-upload-url", 0)
+    result = siray("run", "--batch", str(jobs), "--poll-interval", "0.1")
+    assert result.exit_code == 0, result
+    sent = {t.body["prompt"]: t.body for t in emu.state.tasks.values()}
+    on_siray = sent["on siray"]["image"]
+    on_higgsfield = sent["on higgsfield"]["image_url"]
+    # each provider got the file in its own storage; the two Higgsfield lines share one upload
+    assert on_siray != on_higgsfield
+    assert sent["on higgsfield again"]["image_url"] == on_higgsfield
+    assert emulator_stats(emu)["requests"]["POST /files/generate-upload-url"] == before + 1
+    for url in (on_siray, on_higgsfield):
+        assert httpx.get(url).content == image.read_bytes()
+
+
 def test_upload_prints_the_public_url_and_checks_the_type_first(siray, emu, tmp_path):
     (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"upload" * 100)
     result = siray("upload", str(tmp_path / "in.png"), env=HF)

@@ -806,8 +806,16 @@ def _run_locked(
     jobs = prepare_jobs(read, build, where, unread)
     if options.directory is not None and not options.force and not options.resume:
         _refuse_existing_files(jobs, options.directory)
-    for job in jobs:  # every line passed: now upload the local files they name, once each
-        job.body = files.resolve(providers.named(job.provider), job.body, transfers)
+    # every line passed: now upload the local files they name, once each per provider, all of
+    # one provider's together
+    by_provider: dict[str | None, list[PreparedJob]] = {}
+    for job in jobs:
+        by_provider.setdefault(job.provider, []).append(job)
+    for name, group in by_provider.items():
+        provider = providers.named(name)
+        files.upload(provider, [job.body for job in group], transfers)
+        for job in group:
+            job.body = files.resolve(provider, job.body, transfers)
     with display(len(jobs)) as watcher:
         batch = _BatchSession(session, providers, options, watcher, on_result)
         runner = BatchRunner(

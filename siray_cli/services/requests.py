@@ -175,13 +175,16 @@ def pick_kind(model: str, kind: str | None, info: ModelInfo | None = None) -> Ta
 
 class LocalFiles:
     """Local files named in the inputs: checked at once, and uploaded (or, with --inline, sent
-    as data URLs) only after every input has passed its checks."""
+    as data URLs) only after every input has passed its checks; each file once per provider,
+    through the provider of the request that names it (one provider's storage is not
+    another's)."""
 
     def __init__(self, session: Session, *, inline: bool) -> None:
         self._session = session
         self._inline = inline
         self._pending: dict[str, Path] = {}
-        self._urls: dict[str, str] = {}
+        self._placeholders: dict[Path, str] = {}
+        self._urls: dict[str, dict[str, str]] = {}  # provider name -> placeholder -> URL
 
     def add(self, key: str, value: str) -> str:
         if is_remote(value):
@@ -192,16 +195,24 @@ class LocalFiles:
         problem = inputs.unreadable(path)
         if problem:
             raise UsageError(f"{key}: {problem}", hint="give a URL or an existing file")
+        known = self._placeholders.get(path.resolve())
+        if known is not None:
+            return known
         placeholder = f"{UPLOAD_PLACEHOLDER}{len(self._pending)}/{path.name}"
         self._pending[placeholder] = path
+        self._placeholders[path.resolve()] = placeholder
         return placeholder
 
-    def resolve(
-        self, provider: Provider, body: dict[str, Any], transfers: Transfers
-    ) -> dict[str, Any]:
-        """The body with every placeholder replaced by its file's URL (uploading, once, the
-        files not uploaded yet)."""
-        waiting = {k: p for k, p in self._pending.items() if k not in self._urls}
+    def upload(
+        self, provider: Provider, bodies: Sequence[dict[str, Any]], transfers: Transfers
+    ) -> None:
+        """Upload through `provider`, together, the files these bodies name that it does not
+        have yet."""
+        urls = self._urls.setdefault(provider.name, {})
+        named: set[str] = set()
+        for body in bodies:
+            _collect(body, self._pending, named)
+        waiting = {k: self._pending[k] for k in sorted(named) if k not in urls}
         if waiting:
             from siray_cli.services.uploads import upload_files
             from siray_cli.storage.upload import check_sources
@@ -210,8 +221,30 @@ class LocalFiles:
                 [str(p) for p in waiting.values()], name=None, content_type=None, max_bytes=2**62
             )
             uploaded = upload_files(self._session, provider, sources, transfers)
-            self._urls.update(zip(waiting, (u.url for u in uploaded), strict=True))
-        return _replace(body, self._urls) if self._pending else body
+            urls.update(zip(waiting, (u.url for u in uploaded), strict=True))
+
+    def resolve(
+        self, provider: Provider, body: dict[str, Any], transfers: Transfers
+    ) -> dict[str, Any]:
+        """The body with every placeholder replaced by its file's URL on `provider` (uploading
+        the files it does not have yet)."""
+        if not self._pending:
+            return body
+        self.upload(provider, [body], transfers)
+        replaced: dict[str, Any] = _replace(body, self._urls[provider.name])
+        return replaced
+
+
+def _collect(value: Any, pending: dict[str, Path], found: set[str]) -> None:
+    if isinstance(value, str):
+        if value in pending:
+            found.add(value)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, pending, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, pending, found)
 
 
 def _replace(value: Any, urls: dict[str, str]) -> Any:
