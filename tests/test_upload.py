@@ -46,6 +46,68 @@ def test_multipart_upload_reads_back_and_leaves_no_parts(siray, emu, tmp_path):
     assert store(emu).multipart_uploads() == []
 
 
+def stored(key: str):
+    """moto's record of an object (the emulator runs moto in this process)."""
+    from moto.s3.models import s3_backends
+
+    from siray_cli.emulator.storage import BUCKET
+
+    for backends in s3_backends.values():
+        for backend in backends.values():
+            bucket = backend.buckets.get(BUCKET)
+            if bucket is not None and key in bucket.keys:
+                return bucket.keys[key]
+    raise AssertionError(f"{key} is not in the store")
+
+
+def test_the_store_keeps_uploaded_bodies_on_disk_not_in_memory(siray, emu, tmp_path):
+    """What the emulator is sent stays in unlinked temporary files (moto spools every body; a
+    multipart upload is completed on disk by emulator/moto_disk.py), so its memory does not grow
+    with the files it holds (benchmarks/emulator_memory.py measures it)."""
+    from siray_cli.emulator import moto_disk
+
+    big, small = os.urandom(5 * 1024 * 1024 + 17), os.urandom(100_000)
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "small.bin").write_bytes(small)
+    result = siray(
+        "upload",
+        str(tmp_path / "big.bin"),
+        str(tmp_path / "small.bin"),
+        "--json",
+        env={"SIRAY_UPLOAD_PART_SIZE": PART},
+    )
+    assert result.exit_code == 0, result
+    assert moto_disk.installed(), "moto changed: see emulator/moto_disk.py"
+    for entry, data in zip(result.json(), (big, small), strict=True):
+        key = stored(entry["url"].split("/uploads/", 1)[1])
+        assert (key.multipart is not None) == (data is big)  # the big one came in parts
+        body = key._value_buffer
+        assert body._rolled, "the body is in memory"  # a file, not the spool's BytesIO
+        body.flush()
+        on_disk = os.fstat(body.fileno())
+        assert on_disk.st_size == len(data) and on_disk.st_nlink == 0  # unlinked: gone at exit
+        assert read_back(entry["url"]) == data
+
+
+def test_the_store_keeps_no_request_once_answered(siray, emu, tmp_path):
+    """In Flask's debug mode, which moto turns on, each request sits in a reference cycle with
+    its body until the cyclic collector runs: hundreds of MB after a large upload."""
+    import gc
+
+    from moto.moto_server.werkzeug_app import BackendRequest
+
+    (tmp_path / "photo.png").write_bytes(os.urandom(100_000))
+    gc.collect()
+    gc.disable()
+    try:
+        result = siray("upload", str(tmp_path / "photo.png"))
+        assert result.exit_code == 0, result
+        kept = [thing for thing in gc.get_objects() if isinstance(thing, BackendRequest)]
+    finally:
+        gc.enable()
+    assert kept == []
+
+
 def test_several_files_keep_argument_order_and_same_names_do_not_collide(siray, tmp_path):
     paths = []
     for folder in ("a", "b", "c"):

@@ -3,6 +3,14 @@ wrong secret or a missing session token fails as it would on the real store; tem
 credentials come from moto's own STS. A small proxy in front of moto can expire tokens after a
 number of requests and inject the emulator's fault rules into S3 requests.
 
+What it is sent stays on disk, not in memory, so a long-running emulator does not grow with the
+files it holds: moto spools every body above SPOOL_ABOVE bytes to a temporary file (unlinked at
+once, in the system's temporary directory, TMPDIR: the space comes back however the process ends),
+multipart uploads are completed on disk (`moto_disk`), moto's server runs without Flask's debug
+mode (which kept every request's body alive until the cyclic collector ran), and the memory a
+large upload freed is handed back to the system when it completes (`_give_back_memory`).
+`benchmarks/emulator_memory.py` measures it.
+
 moto is an optional dependency (`pip install siray-cli[emulator]`); it is imported only when the
 first upload token is asked for.
 """
@@ -24,6 +32,7 @@ from siray_cli.emulator.faults import Faults
 BUCKET = "siray-uploads"
 REGION = "us-east-1"
 UPLOAD_PATH = "/user/123/"
+SPOOL_ABOVE = 64 * 1024  # bytes of an object kept in memory; the rest goes to a temporary file
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 _HOP_BY_HOP = {
     "connection",
@@ -51,18 +60,24 @@ def _start_moto() -> dict[str, Any]:
         try:
             import boto3
             from moto import settings
-            from moto.server import ThreadedMotoServer
         except ImportError as exc:
             raise StorageUnavailable(
                 "uploads need moto: pip install 'siray-cli[emulator]'"
             ) from exc
         import logging
+        import os
+
+        from siray_cli.emulator import moto_disk
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log on stderr
+        # bodies on disk, not in memory: moto spools every object (and part) to an unlinked
+        # temporary file above this size (its default: about 5 MiB), and completes multipart
+        # uploads on disk with the hook (see moto_disk)
+        os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(SPOOL_ABOVE))
+        moto_disk.install()
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
+        server = _serve_moto()
+        host, port = server.server_address[:2]
         url = f"http://{host}:{port}"
         admin = {
             "endpoint_url": url,
@@ -113,6 +128,35 @@ def _start_moto() -> dict[str, Any]:
             s3=boto3.client("s3", **gateway),
         )
         return _moto
+
+
+def _serve_moto() -> Any:
+    """moto's server (as its ThreadedMotoServer starts it) on a free loopback port, on a thread,
+    with Flask's debug mode off. moto turns it on, and in debug mode Flask gives every request's
+    `files` a class of its own whose closure refers back to the request: a reference cycle that
+    keeps each request's body (a whole part of a multipart upload) in memory until the cyclic
+    garbage collector runs, hundreds of MB after a large upload."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    def backend_app(service: Any) -> Any:
+        app = create_backend_app(service)
+        app.debug = False
+        return app
+
+    server = make_server(
+        "127.0.0.1",
+        0,
+        DomainDispatcherApplication(backend_app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    threading.Thread(target=server.serve_forever, name="siray-emulator-s3", daemon=True).start()
+    return server
 
 
 class ObjectStore:
@@ -218,6 +262,27 @@ class ObjectStore:
             self._proxy = None
 
 
+def _give_back_memory() -> None:
+    """Hand the memory freed by a large upload back to the system. Each part passes through a few
+    buffers of its size (this proxy's, Werkzeug's, moto's) on the thread that serves it; glibc
+    keeps what a thread frees in that thread's arena, and the emulator's resident size crept up
+    by about 10 MB per 256 MiB uploaded. `malloc_trim` (glibc's, public) returns the free pages
+    of every arena, in about 15 ms; elsewhere it does not exist and nothing is done."""
+    if not _trim:
+        import ctypes
+        import sys
+
+        function = (
+            getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform == "linux" else None
+        )
+        _trim.append(function)
+    if _trim[0] is not None:
+        _trim[0](0)
+
+
+_trim: list[Any] = []
+
+
 class _QuietServer(ThreadingHTTPServer):
     """A client that hangs up mid-request (an upload aborted for an expired token) is no
     error worth a traceback."""
@@ -320,5 +385,7 @@ class _Proxy(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        if self.command == "POST" and "uploadId=" in self.path:
+            _give_back_memory()  # a multipart upload completed (or failed to)
         if self.store.log is not None:
             self.store.log(f"S3 {self.command} {self.path.split('?')[0]} -> {answer.status}")
