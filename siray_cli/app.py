@@ -1,8 +1,6 @@
 """The root of the command tree: global options, command registration, and main(), which turns
 every exception into one message and one documented exit code."""
 
-from __future__ import annotations
-
 import contextlib
 import importlib
 import os

@@ -1,7 +1,5 @@
 """`siray auth`: log in once, see which key is in effect and where it came from, log out."""
 
-from __future__ import annotations
-
 import os
 import sys
 from typing import Annotated

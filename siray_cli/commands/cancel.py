@@ -1,7 +1,5 @@
 """`siray cancel`: ask the server to cancel tasks that have not started."""
 
-from __future__ import annotations
-
 import typer
 
 from siray_cli.cli import JsonOpt, TaskIdsArg, get_context

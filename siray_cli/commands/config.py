@@ -1,7 +1,5 @@
 """`siray config`: read and change the settings of a profile in the config file."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """`siray download`: the outputs of finished tasks, fetched later."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

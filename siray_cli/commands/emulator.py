@@ -1,7 +1,5 @@
 """`siray emulator`: serve the API.md contract locally, or run a command against it."""
 
-from __future__ import annotations
-
 import os
 import subprocess
 import sys
@@ -33,7 +31,7 @@ FaultOpt = Annotated[
 ]
 
 
-def _config(values: dict[str, Any]) -> EmulatorConfig:
+def _config(values: dict[str, Any]) -> "EmulatorConfig":
     from siray_cli.emulator.catalogue import load_models
     from siray_cli.emulator.server import EMULATOR_API_KEY, EmulatorConfig
 
@@ -69,7 +67,7 @@ def _check_extras(output: Any) -> None:
         )
 
 
-def _start(config: EmulatorConfig, faults: list[str] | None):  # type: ignore[no-untyped-def]
+def _start(config: "EmulatorConfig", faults: list[str] | None):  # type: ignore[no-untyped-def]
     from siray_cli.emulator.faults import Fault, FaultSpecError
     from siray_cli.emulator.server import Emulator
 

@@ -1,7 +1,5 @@
 """`siray estimate`: the price of a request, without submitting it."""
 
-from __future__ import annotations
-
 import typer
 
 from siray_cli.cli import (

@@ -1,7 +1,5 @@
 """`siray generate`: submit one task and print its id."""
 
-from __future__ import annotations
-
 import typer
 
 from siray_cli.cli import (

@@ -1,8 +1,6 @@
 """`siray help [COMMAND...|TOPIC]`: a command's help (as `siray COMMAND --help`), or a reference
 table of the man page (exit codes, environment, files), in the terminal."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import click

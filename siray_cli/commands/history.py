@@ -1,8 +1,6 @@
 """`siray history` (alias `ls`): the tasks siray submitted, newest first; `prune` forgets old
 ones."""
 
-from __future__ import annotations
-
 import re
 import time
 from datetime import datetime
@@ -56,7 +54,7 @@ def age(seconds: float) -> str:
     return f"{int(seconds)}s"
 
 
-def _row(record: Record, now: float) -> list[str]:
+def _row(record: "Record", now: float) -> list[str]:
     first = record.files[0] if record.files else (record.outputs[0] if record.outputs else "-")
     return [
         record.task_id or "-",

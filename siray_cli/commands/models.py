@@ -1,7 +1,5 @@
 """`siray models`: the catalogue, and each model's inputs."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

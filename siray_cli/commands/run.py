@@ -1,8 +1,6 @@
 """`siray run`: submit, wait with live progress, download the outputs (or, with --batch, many
 tasks from a file)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -154,8 +152,8 @@ def run(
 
 
 def _run_one(
-    context: AppContext,
-    spec: RequestSpec,
+    context: "AppContext",
+    spec: "RequestSpec",
     directory: Path | None,
     force: bool,
     timeout: float,
@@ -194,7 +192,7 @@ def _run_one(
     return ExitCode.OK
 
 
-def _raise_unless_succeeded(final: Task) -> None:
+def _raise_unless_succeeded(final: "Task") -> None:
     if final.succeeded:
         return
     if final.cancelled:
@@ -205,13 +203,13 @@ def _raise_unless_succeeded(final: Task) -> None:
     )
 
 
-def _run_batch(context: AppContext, options: BatchOptions) -> int:
+def _run_batch(context: "AppContext", options: "BatchOptions") -> int:
     from siray_cli.progress import BatchDisplay
     from siray_cli.services.batch import label, run_batch
 
     session, output = context.session, context.output
 
-    def show(result: JobResult) -> None:
+    def show(result: "JobResult") -> None:
         if output.json_mode or not output.stdout_is_tty:
             output.result(result.to_json())
             return

@@ -1,7 +1,5 @@
 """`siray status`: the state of one or more tasks, optionally waiting until they end."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +26,7 @@ def duration(seconds: int | None) -> str:
     return f"{secs}s"
 
 
-def render_task(output: Output, status: Task) -> None:
+def render_task(output: "Output", status: "Task") -> None:
     """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
     from siray_cli.output import sanitize
 

@@ -1,7 +1,5 @@
 """`siray upload`: files (or standard input) to the provider's storage; prints their URLs."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
