@@ -39,7 +39,7 @@ def test_run_on_a_pipe_prints_only_the_output_url(siray, emu):
 
 
 def test_without_a_beat_run_follows_the_adaptive_schedule(siray, emu):
-    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, 1 s after
+    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, 0.5 s after
     # submission, finds this 0.2 s task done: one status request, where the beat makes several
     result = siray(
         "run", MODEL, "adaptive", "-i", "size=1024x768", env={"SIRAY_POLL_INTERVAL": None}
