@@ -13,6 +13,7 @@ from siray_cli.providers.siray.parse import state_of
 from siray_cli.services.polling import (
     AdaptiveSchedule,
     FixedSchedule,
+    RateLimiter,
     WaitTimedOut,
     allowance,
     wait_for_tasks,
@@ -192,3 +193,26 @@ def test_several_tasks_one_request_each_per_look():
     assert all(s.succeeded for s in final.values())
     assert seen.count("a") == len(polls_a) and seen.count("b") == len(polls_b)
     assert polls_a[-1] < polls_b[-1]
+
+
+def test_the_rate_limit_lets_a_burst_through_and_keeps_any_second_within_the_rate():
+    clock = FakeClock()
+    given: list[float] = []
+    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
+
+    def call() -> None:
+        limiter.acquire()
+        given.append(clock.now)
+
+    for _ in range(5):  # five tasks submitted together: their first looks go at once
+        call()
+    assert given == [0.0] * 5
+    call()  # the sixth waits for the first second to pass
+    assert given[-1] == pytest.approx(1.0)
+    clock.now = 1.5
+    for _ in range(6):
+        call()
+    assert given[6:10] == pytest.approx([1.5] * 4)  # room for four more in (0.5, 1.5]
+    assert given[10:] == pytest.approx([2.0, 2.5])
+    for moment in given:  # any one-second window holds five calls at most
+        assert sum(1 for other in given if moment <= other < moment + 1.0) <= 5

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -118,20 +119,35 @@ class AdaptiveSchedule(Schedule):
 
 
 class RateLimiter:
-    """At most `rate` calls a second across threads (a batch's status polls, all together)."""
+    """At most `rate` calls in any one-second window, across threads (a batch's status polls, all
+    together). A burst of up to `rate` calls goes at once: the looks of tasks submitted together
+    are due together, and spacing them out would only make the last of them late."""
 
-    def __init__(self, rate: float, clock: Clock = time.monotonic, sleep: Sleep = time.sleep):
-        self._interval = 1.0 / rate
+    def __init__(
+        self,
+        rate: float,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        window: float = 1.0,
+    ):
+        self._limit = max(1, int(rate * window))
+        self._window = window
         self._clock = clock
         self._sleep = sleep
-        self._next = 0.0
+        self._slots: deque[float] = deque()  # the moments given out, in order
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
             now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self._interval
+            while self._slots and self._slots[0] <= now - self._window:
+                self._slots.popleft()
+            slot = now
+            if self._slots:
+                slot = max(slot, self._slots[-1])
+            if len(self._slots) >= self._limit:
+                slot = max(slot, self._slots[-self._limit] + self._window)
+            self._slots.append(slot)
         if slot > now:
             self._sleep(slot - now)
 
