@@ -1,9 +1,12 @@
-"""The wait loop and its schedules, on a fake clock: no test here sleeps."""
+"""The wait loop and its schedules, on a fake clock: no test here sleeps (but for a few
+hundredths of a second, where threads wake each other)."""
 
 from __future__ import annotations
 
 import random
 import statistics
+import threading
+import time
 
 import pytest
 
@@ -13,6 +16,7 @@ from siray_cli.providers.siray.parse import state_of
 from siray_cli.services.polling import (
     AdaptiveSchedule,
     FixedSchedule,
+    Peers,
     RateLimiter,
     WaitTimedOut,
     allowance,
@@ -216,3 +220,50 @@ def test_the_rate_limit_lets_a_burst_through_and_keeps_any_second_within_the_rat
     assert given[10:] == pytest.approx([2.0, 2.5])
     for moment in given:  # any one-second window holds five calls at most
         assert sum(1 for other in given if moment <= other < moment + 1.0) <= 5
+
+
+def test_a_batch_task_is_looked_at_when_it_reaches_the_age_a_peer_was_seen_done():
+    peers = Peers()
+    clock = FakeClock()
+    done = Task("a", TaskKind.IMAGE, "SUCCESS", state_of("SUCCESS"), 100)
+    failed = Task("f", TaskKind.IMAGE, "FAILURE", state_of("FAILURE"), 0)
+    # a task that failed says nothing of how long the others take
+    wait_for_tasks(
+        ["f"],
+        lambda task_id: failed,
+        timeout=None,
+        schedule=lambda: AdaptiveSchedule(peers=peers),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert peers.shortest is None
+    clock.now = 10.0
+    wait_for_tasks(
+        ["a"],
+        lambda task_id: done,
+        timeout=None,
+        schedule=lambda: AdaptiveSchedule(peers=peers),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert peers.shortest == pytest.approx(0.5)  # found done at the first look
+    other = AdaptiveSchedule(started=20.0, peers=peers)
+    other.next_delay(None, 20.0)
+    assert other.peer_look() == pytest.approx(20.5)
+    other.next_delay(running(40), 20.5)
+    assert other.peer_look() is None  # looked at since: no second look on the peers' account
+    assert AdaptiveSchedule(started=20.0).peer_look() is None  # no peers, no such look
+
+
+def test_a_sleeping_batch_waiter_wakes_when_a_peer_is_seen_done_and_on_stop():
+    peers, stop = Peers(), threading.Event()
+    schedule = AdaptiveSchedule(started=time.monotonic(), peers=peers)
+    schedule.next_delay(None, schedule.started)
+    threading.Timer(0.02, peers.succeeded, args=(0.05,)).start()
+    began = time.monotonic()
+    peers.nap(30.0, schedule.peer_look, stop)
+    assert 0.04 <= time.monotonic() - began < 1.0
+    threading.Timer(0.02, stop.set).start()
+    began = time.monotonic()
+    peers.nap(30.0, lambda: None, stop)
+    assert time.monotonic() - began < 0.5

@@ -37,6 +37,7 @@ JUST_STARTED = 1.0  # seen running, no progress yet: at least as long again as i
 SPEED_UP = 8.0  # the rest of the work may go up to 8 times faster than the progress so far...
 MOST_LEFT = 1.25  # ...and no more than 1.25 times the run so far is ever assumed to be left
 STRETCH = 2.5  # however far off the estimate, a gap is at most 2.5 allowances
+PEER_CHECK = 0.25  # seconds: how soon a batch's sleeping waiter notices a stop
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -53,6 +54,40 @@ class Schedule:
 
     def next_delay(self, status: Task | None, now: float) -> float:
         raise NotImplementedError
+
+    def ended(self, status: Task, now: float) -> None:
+        """The look at `now` found the task ended."""
+
+
+class Peers:
+    """What the tasks of one batch on one model tell each other: the shortest time from a submit
+    to a look that found the task succeeded. A task of the same kind gets a look when it reaches
+    that age, and is woken for it if asleep: tasks submitted together tend to end together, so
+    the first of them seen done brings the looks at the others forward."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.shortest: float | None = None
+
+    def succeeded(self, age: float) -> None:
+        with self._changed:
+            if self.shortest is None or age < self.shortest:
+                self.shortest = age
+                self._changed.notify_all()
+
+    def nap(
+        self, seconds: float, wake_at: Callable[[], float | None], stop: threading.Event
+    ) -> None:
+        """Sleep `seconds`, or until the moment wake_at() gives (asked again whenever a peer
+        succeeds), or until `stop` is set (noticed within PEER_CHECK)."""
+        end = time.monotonic() + seconds
+        with self._changed:
+            while not stop.is_set():
+                moment = wake_at()
+                left = (end if moment is None else min(end, moment)) - time.monotonic()
+                if left <= 0:
+                    return
+                self._changed.wait(min(left, PEER_CHECK))
 
 
 @dataclass
@@ -83,7 +118,8 @@ class AdaptiveSchedule(Schedule):
     from 20 s on (about 1.3 times as many at 10 s, where the beat itself misses the promise).
     """
 
-    started: float | None = None
+    started: float | None = None  # the submit (the first call), on the waiter's clock
+    peers: Peers | None = None  # a batch's tasks on the same model
     _previous: float | None = None  # the last look
     _start: float | None = None  # the estimated moment the run started
     _anchor: tuple[float, int] = (0.0, 0)  # (moment, progress) of the latest news
@@ -116,6 +152,20 @@ class AdaptiveSchedule(Schedule):
         earliest = max(now, moment + run * left)
         gap = earliest - now + allowance(earliest - self.started)
         return min(gap, STRETCH * allowance(waited))
+
+    def ended(self, status: Task, now: float) -> None:
+        if self.peers is not None and self.started is not None and status.succeeded:
+            self.peers.succeeded(now - self.started)
+
+    def peer_look(self) -> float | None:
+        """The moment this task is as old as the youngest peer that was found succeeded, unless
+        it has been looked at since: a look then is likely to find it done too."""
+        if self.peers is None or self.peers.shortest is None or self.started is None:
+            return None
+        moment = self.started + self.peers.shortest
+        if self._previous is not None and self._previous >= moment:
+            return None
+        return moment
 
 
 class RateLimiter:
@@ -202,6 +252,7 @@ def wait_for_tasks(
         if on_update is not None:
             on_update(status)
         if status.is_terminal:
+            schedules[task_id].ended(status, clock())
             continue
         now = clock()
         if deadline is not None and now >= deadline:
