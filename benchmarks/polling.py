@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from siray_cli.emulator.server import Emulator, EmulatorConfig
 from siray_cli.emulator.tasks import build_timeline
@@ -73,6 +74,17 @@ HIGGSFIELD_SCHEDULES: dict[str, Callable[[], Schedule]] = {
 }
 
 
+class _Baseline(Schedule):
+    """Another checkout's schedule, behind this checkout's Schedule interface."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def next_delay(self, status: Task | None, now: float) -> float:
+        delay: float = self._inner.next_delay(status, now)
+        return delay
+
+
 def baseline_schedule(checkout: Path) -> Callable[[], Schedule]:
     path = checkout / "siray_cli" / "services" / "polling.py"
     spec = importlib.util.spec_from_file_location("baseline_polling", path)
@@ -80,8 +92,7 @@ def baseline_schedule(checkout: Path) -> Callable[[], Schedule]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
-    schedule: Callable[[], Schedule] = module.AdaptiveSchedule
-    return schedule
+    return lambda: _Baseline(module.AdaptiveSchedule())
 
 
 def follow(
