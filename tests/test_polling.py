@@ -100,7 +100,7 @@ def test_adaptive_schedule_against_a_fixed_2s_beat(seconds):
     fixed_lags, fixed_requests = simulate(lambda: FixedSchedule(2.0), seconds)
     assert p95(lags) <= p95(fixed_lags) or p95(lags) <= 0.5 + 0.1 * seconds
     # at 10 s the promise costs about 1.3 times the beat's requests (the beat misses it); from
-    # 20 s on fewer, and ever fewer as tasks get longer
+    # about 20 s on fewer, and ever fewer as tasks get longer
     assert requests <= fixed_requests * {10.0: 1.4, 30.0: 0.85, 90.0: 0.5}[seconds]
 
 

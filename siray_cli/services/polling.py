@@ -118,10 +118,11 @@ class AdaptiveSchedule(Schedule):
     The constants were chosen on the emulator's progress model with a simulated clock
     (benchmarks/polling.py --simulate, checked on other seeds and on linear, front-loaded,
     back-loaded and silent progress): for tasks of 1-120 s the p95 lag stays within 0.5 s + 10%
-    of the length (the worst of thousands within twice that), with fewer requests than a fixed 2 s
-    beat from 20 s on (0.8 times at 30 s, 0.34 at 120 s; 1.3 times as many at 10 s, where the
-    beat itself misses the promise). Without progress: the worst lag within the promise but for
-    a few hundredths, and fewer requests than the beat from 30 s on (1.4 times at 10 s).
+    of the length (the worst of thousands within twice that), with as many requests as a fixed
+    2 s beat at 20 s and fewer from there on (0.8 times at 30 s, 0.34 at 120 s; 1.3 times as many
+    at 10 s, where the beat itself misses the promise). Without progress: the worst lag within
+    the promise but for a few hundredths, and fewer requests than the beat from about 27 s on
+    (1.4 times at 10 s, 0.9 at 30 s).
     """
 
     started: float | None = None  # the submit (the first call), on the waiter's clock
