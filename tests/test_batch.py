@@ -199,6 +199,25 @@ def test_concurrency_is_bounded(siray, emu, tmp_path):
     assert most <= 2
 
 
+def test_a_batch_on_the_adaptive_schedule_looks_once_at_tasks_shorter_than_the_first_look(
+    siray, emu, tmp_path
+):
+    # the other tests poll on a fixed beat; here the tasks of one model share what they learn
+    # (peers): the first look (0.5 s) finds each 0.2 s task done, and nothing adds a look
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"peer {n}", "inputs": {"size": "1024x768"}} for n in range(4)),
+    )
+    started = time.time()
+    result = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2",
+        env={"SIRAY_POLL_INTERVAL": None},
+    )  # fmt: skip
+    assert result.exit_code == 0, result
+    tasks = [t for t in emulator_stats(emu)["tasks"] if t["created_at"] >= started]
+    assert len(tasks) == 4 and [t["status_requests"] for t in tasks] == [1, 1, 1, 1]
+
+
 def test_submissions_respect_429_retry_after(siray, emu, tmp_path):
     jobs = write_jobs(
         tmp_path / "jobs.jsonl",

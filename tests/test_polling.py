@@ -1,9 +1,12 @@
-"""The wait loop and its schedules, on a fake clock: no test here sleeps."""
+"""The wait loop and its schedules, on a fake clock: no test here sleeps (but for a few
+hundredths of a second, where threads wake each other)."""
 
 from __future__ import annotations
 
 import random
 import statistics
+import threading
+import time
 
 import pytest
 
@@ -13,7 +16,10 @@ from siray_cli.providers.siray.parse import state_of
 from siray_cli.services.polling import (
     AdaptiveSchedule,
     FixedSchedule,
+    Peers,
+    RateLimiter,
     WaitTimedOut,
+    allowance,
     wait_for_tasks,
 )
 
@@ -47,8 +53,9 @@ def simulated_task(clock: FakeClock, duration: float, steps: list[tuple[float, i
     return fetch, polls
 
 
-def simulate(schedule, seconds: float, tasks: int = 150) -> tuple[float, float]:
-    """Mean detection lag and requests per task on the emulator's own progress model."""
+def simulate(schedule, seconds: float, tasks: int = 200, progress: bool = True):
+    """Detection lags and requests per task on the emulator's own progress model (as
+    benchmarks/polling.py --simulate, with a 20 ms request)."""
     lags, requests = [], []
     for seed in range(tasks):
         timeline = build_timeline(random.Random(seed), seconds, hold=False, fail_early=False)
@@ -58,41 +65,96 @@ def simulate(schedule, seconds: float, tasks: int = 150) -> tuple[float, float]:
         def fetch(task_id: str, timeline=timeline, clock=clock) -> Task:
             nonlocal count
             count += 1
+            clock.now += 0.02
             event = [e for e in timeline if e.offset <= clock.now][-1]
-            return Task(
-                task_id, TaskKind.IMAGE, event.status, state_of(event.status), event.progress
-            )
+            shown = event.progress if progress else None
+            return Task(task_id, TaskKind.IMAGE, event.status, state_of(event.status), shown)
 
         wait_for_tasks(
             ["t"], fetch, timeout=None, schedule=schedule, clock=clock, sleep=clock.sleep
         )
         lags.append(clock.now - timeline[-1].offset)
         requests.append(count)
-    return statistics.mean(lags), statistics.mean(requests)
+    return sorted(lags), statistics.mean(requests)
 
 
+def p95(lags: list[float]) -> float:
+    return lags[int(0.95 * len(lags))]
+
+
+@pytest.mark.parametrize("progress", [True, False], ids=["progress", "no progress"])
 @pytest.mark.parametrize("seconds", [1.0, 3.0, 10.0, 30.0, 120.0])
-def test_adaptive_schedule_sees_a_task_finished_within_half_a_second_and_10_percent(seconds):
-    lag, _ = simulate(AdaptiveSchedule, seconds)
-    assert lag <= 0.5 + 0.1 * seconds
+def test_adaptive_schedule_sees_a_task_finished_within_half_a_second_and_10_percent(
+    seconds, progress
+):
+    lags, _ = simulate(AdaptiveSchedule, seconds, progress=progress)
+    budget = 0.5 + 0.1 * seconds
+    assert p95(lags) <= budget
+    # a misleading progress report costs at most a few allowances, never a runaway gap
+    assert lags[-1] <= 2 * budget
 
 
 @pytest.mark.parametrize("seconds", [10.0, 30.0, 90.0])
-def test_adaptive_schedule_beats_a_fixed_2s_beat(seconds):
-    lag, requests = simulate(AdaptiveSchedule, seconds)
-    fixed_lag, fixed_requests = simulate(lambda: FixedSchedule(2.0), seconds)
-    assert lag <= fixed_lag
-    # the quick looks that catch a 1 s task cost a 10 s task about half a request more
-    assert requests <= fixed_requests * (1.1 if seconds <= 10 else 0.95)
+def test_adaptive_schedule_against_a_fixed_2s_beat(seconds):
+    lags, requests = simulate(AdaptiveSchedule, seconds)
+    fixed_lags, fixed_requests = simulate(lambda: FixedSchedule(2.0), seconds)
+    assert p95(lags) <= p95(fixed_lags) or p95(lags) <= 0.5 + 0.1 * seconds
+    # at 10 s the promise costs about 1.3 times the beat's requests (the beat misses it); from
+    # about 20 s on fewer, and ever fewer as tasks get longer
+    assert requests <= fixed_requests * {10.0: 1.4, 30.0: 0.85, 90.0: 0.5}[seconds]
 
 
 def test_first_look_is_quick_and_the_queued_beat_grows_within_the_documented_range():
     schedule = AdaptiveSchedule()
-    assert schedule.next_delay(None, 0.0) == 0.6
+    assert schedule.next_delay(None, 0.0) == 0.5
     queued = Task("t", TaskKind.IMAGE, "QUEUED", state_of("QUEUED"), 0)
-    delays = [schedule.next_delay(queued, t) for t in (0.6, 1.0, 5.0, 30.0, 300.0)]
+    delays = [schedule.next_delay(queued, t) for t in (0.5, 1.0, 5.0, 30.0, 300.0)]
     assert delays == sorted(delays) and delays[0] < 1.5
-    assert all(3.0 <= d <= 4.0 for d in delays[2:])
+    assert all(3.0 <= d <= 5.0 for d in delays[2:])
+
+
+def running(progress: int | None) -> Task:
+    return Task("t", TaskKind.IMAGE, "IN_PROGRESS", state_of("IN_PROGRESS"), progress)
+
+
+def test_a_task_just_seen_running_is_given_as_long_again_as_it_has_run():
+    schedule = AdaptiveSchedule()
+    schedule.next_delay(None, 0.0)
+    schedule.next_delay(Task("t", TaskKind.IMAGE, "QUEUED", state_of("QUEUED"), 0), 2.0)
+    # it started between 2 s and 4 s (taken as 3 s): at least 1 s more, then the allowance
+    delay = schedule.next_delay(running(0), 4.0)
+    assert delay == pytest.approx(1.0 + allowance(5.0))
+    # no news at the next look: the estimate has passed, so a look every allowance
+    assert schedule.next_delay(running(0), 4.0 + delay) == pytest.approx(allowance(4.0 + delay))
+
+
+def test_progress_narrows_the_estimate_but_assumes_the_rest_may_go_much_faster():
+    schedule = AdaptiveSchedule()
+    schedule.next_delay(None, 0.0)
+    schedule.next_delay(running(0), 10.0)  # started between 0 and 10 s: taken as 5 s
+    # 20% reached at 13 s (the middle of the last gap), after 8 s of run: at that pace 32 s are
+    # left, but the rest may go 8 times faster: 4 s at least, so it may end at 17 s
+    delay = schedule.next_delay(running(20), 16.0)
+    assert delay == pytest.approx(1.0 + allowance(17.0))
+    # nearly done: a look within the allowance
+    assert schedule.next_delay(running(95), 24.0) == pytest.approx(allowance(24.0), abs=0.1)
+
+
+def test_a_misleading_progress_report_stretches_a_gap_by_a_few_allowances_at_most():
+    schedule = AdaptiveSchedule()
+    schedule.next_delay(None, 0.0)
+    schedule.next_delay(running(0), 1.0)
+    schedule.next_delay(running(5), 60.0)
+    # 10% after a minute of run: even at 8 times the pace, a minute more; the gap is capped
+    delay = schedule.next_delay(running(10), 61.0)
+    assert delay == pytest.approx(2.5 * allowance(61.0))
+
+
+def test_without_progress_a_running_task_is_looked_at_every_allowance():
+    schedule = AdaptiveSchedule()
+    schedule.next_delay(None, 0.0)
+    assert schedule.next_delay(running(None), 3.0) == pytest.approx(allowance(3.0))
+    assert schedule.next_delay(running(None), 40.0) == pytest.approx(0.46 + 0.095 * 40.0)
 
 
 def test_fixed_schedule():
@@ -135,3 +197,73 @@ def test_several_tasks_one_request_each_per_look():
     assert all(s.succeeded for s in final.values())
     assert seen.count("a") == len(polls_a) and seen.count("b") == len(polls_b)
     assert polls_a[-1] < polls_b[-1]
+
+
+def test_the_rate_limit_lets_a_burst_through_and_keeps_any_second_within_the_rate():
+    clock = FakeClock()
+    given: list[float] = []
+    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
+
+    def call() -> None:
+        limiter.acquire()
+        given.append(clock.now)
+
+    for _ in range(5):  # five tasks submitted together: their first looks go at once
+        call()
+    assert given == [0.0] * 5
+    call()  # the sixth waits for the first second to pass
+    assert given[-1] == pytest.approx(1.0)
+    clock.now = 1.5
+    for _ in range(6):
+        call()
+    assert given[6:10] == pytest.approx([1.5] * 4)  # room for four more in (0.5, 1.5]
+    assert given[10:] == pytest.approx([2.0, 2.5])
+    for moment in given:  # any one-second window holds five calls at most
+        assert sum(1 for other in given if moment <= other < moment + 1.0) <= 5
+
+
+def test_a_batch_task_is_looked_at_when_it_reaches_the_age_a_peer_was_seen_done():
+    peers = Peers()
+    clock = FakeClock()
+    done = Task("a", TaskKind.IMAGE, "SUCCESS", state_of("SUCCESS"), 100)
+    failed = Task("f", TaskKind.IMAGE, "FAILURE", state_of("FAILURE"), 0)
+    # a task that failed says nothing of how long the others take
+    wait_for_tasks(
+        ["f"],
+        lambda task_id: failed,
+        timeout=None,
+        schedule=lambda: AdaptiveSchedule(peers=peers),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert peers.shortest is None
+    clock.now = 10.0
+    wait_for_tasks(
+        ["a"],
+        lambda task_id: done,
+        timeout=None,
+        schedule=lambda: AdaptiveSchedule(peers=peers),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    assert peers.shortest == pytest.approx(0.5)  # found done at the first look
+    other = AdaptiveSchedule(started=20.0, peers=peers)
+    other.next_delay(None, 20.0)
+    assert other.peer_look() == pytest.approx(20.5)
+    other.next_delay(running(40), 20.5)
+    assert other.peer_look() is None  # looked at since: no second look on the peers' account
+    assert AdaptiveSchedule(started=20.0).peer_look() is None  # no peers, no such look
+
+
+def test_a_sleeping_batch_waiter_wakes_when_a_peer_is_seen_done_and_on_stop():
+    peers, stop = Peers(), threading.Event()
+    schedule = AdaptiveSchedule(started=time.monotonic(), peers=peers)
+    schedule.next_delay(None, schedule.started)
+    threading.Timer(0.02, peers.succeeded, args=(0.05,)).start()
+    began = time.monotonic()
+    peers.nap(30.0, schedule.peer_look, stop)
+    assert 0.04 <= time.monotonic() - began < 1.0
+    threading.Timer(0.02, stop.set).start()
+    began = time.monotonic()
+    peers.nap(30.0, lambda: None, stop)
+    assert time.monotonic() - began < 0.5

@@ -39,8 +39,9 @@ def test_run_on_a_pipe_prints_only_the_output_url(siray, emu):
 
 
 def test_without_a_beat_run_follows_the_adaptive_schedule(siray, make_emulator):
-    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look, later than
-    # the 0.3 s this task takes, finds it done: one status request, where the beat makes several
+    # the other tests poll on a fixed 0.1 s beat; the default schedule's first look (0.5 s after
+    # submission), later than the 0.3 s this task takes, finds it done: one status request,
+    # where the beat makes several
     server = make_emulator(task_seconds=0.3)
     result = siray(
         "run", MODEL, "adaptive", "-i", "size=1024x768",

@@ -39,6 +39,7 @@ from siray_cli.storage.downloads import safe_name
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import ModelInfo
+    from siray_cli.services.polling import AdaptiveSchedule, Schedule
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers
     from siray_cli.storage.history import Record
@@ -567,12 +568,16 @@ class _BatchSession:
         on_result: Callable[[JobResult], None],
     ) -> None:
         from siray_cli.services.outputs import download_client
-        from siray_cli.services.polling import RateLimiter, default_schedule
+        from siray_cli.services.polling import Peers, RateLimiter, default_schedule
 
         self.session, self.providers, self.options = session, providers, options
         self.display, self.on_result = display, on_result
         self.schedule = default_schedule(options.poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
+        # with the adaptive schedule, the tasks submitted here on one model (by provider and
+        # model) bring each other's looks forward as they end
+        self._peers: dict[tuple[str, str], Peers] = {}
+        self._submitted: dict[str, float] = {}  # task id -> when its submit was answered
         # built only when the batch downloads (-o): a batch that prints URLs needs none
         self.downloads = download_client(session) if options.directory is not None else None
         self._write = threading.Lock()
@@ -638,6 +643,7 @@ class _BatchSession:
         """Submit a job (journalled); once its id is recorded, an earlier UNCERTAIN attempt of
         it that this submit replaces is settled (never before: a crash in between keeps it)."""
         from siray_cli.services.journal import submit
+        from siray_cli.services.polling import Peers
 
         provider = self.providers.named(job.provider)
         task = submit(
@@ -658,7 +664,24 @@ class _BatchSession:
                 base_url=provider.base_url,
                 profile=self.session.settings.profile_name,
             )
+        with self._write:
+            self._submitted[task.task_id] = time.monotonic()
+            if self.options.poll_interval is None:
+                self._peers.setdefault((provider.name, str(job.body.get("model"))), Peers())
         return task
+
+    def _schedule_for(self, job: PreparedJob, task_id: str) -> AdaptiveSchedule | None:
+        """The adaptive schedule of a task this batch submitted, sharing its peers' news (a
+        rejoined task's age is unknown, and a fixed beat stays fixed)."""
+        from siray_cli.services.polling import AdaptiveSchedule
+
+        provider = self.providers.named(job.provider)
+        with self._write:
+            submitted = self._submitted.pop(task_id, None)
+            peers = self._peers.get((provider.name, str(job.body.get("model"))))
+        if submitted is None or peers is None:
+            return None
+        return AdaptiveSchedule(started=submitted, peers=peers)
 
     def _already_done(self, job: PreparedJob, record: Record) -> JobResult:
         assert record.task_id is not None
@@ -710,8 +733,15 @@ class _BatchSession:
             self.limiter.acquire()
             return self.providers.for_task(tid).get(tid)
 
+        adaptive = self._schedule_for(job, task_id)
+        schedule: Callable[[], Schedule] = self.schedule if adaptive is None else lambda: adaptive
+
         def sleep(seconds: float) -> None:
-            if stop.wait(seconds):
+            if adaptive is not None and adaptive.peers is not None:
+                adaptive.peers.nap(seconds, adaptive.peer_look, stop)
+                if stop.is_set():
+                    raise Stopped
+            elif stop.wait(seconds):
                 raise Stopped
 
         def on_update(status: Task) -> None:
@@ -726,7 +756,7 @@ class _BatchSession:
                     [task_id],
                     fetch,
                     timeout=timeout or None,
-                    schedule=self.schedule,
+                    schedule=schedule,
                     on_update=on_update,
                     sleep=sleep,
                 )[task_id]
