@@ -292,7 +292,9 @@ def root(
     def settings() -> Settings:  # read on first use: `siray CMD --help` reads no config file
         return Settings(flags, profile=profile, warn=output.warn, on_secret=output.add_secret)
 
-    ctx.obj = AppContext(output, Session(settings, notices_for(output)))
+    session = Session(settings, notices_for(output))
+    ctx.obj = AppContext(output, session)
+    ctx.call_on_close(session.close)
 
 
 app = root_app()

@@ -181,6 +181,23 @@ def test_a_read_only_database_never_blocks(siray, isolated_environment):
     assert result.exit_code == 0, result
 
 
+def test_the_history_is_closed_when_siray_ends(emu, isolated_environment):
+    # siray skips the interpreter's last garbage collection (entry.py), so nothing may rely on
+    # it: the history is closed, and SQLite folds its write-ahead log back into the file
+    done = subprocess.run(
+        [sys.executable, "-m", "siray_cli", "generate", MODEL, "closed"],
+        env=subprocess_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = isolated_environment / "data"
+    assert sorted(p.name for p in data.iterdir()) == [DB_NAME]
+    assert [r["task_id"] for r in rows(isolated_environment)] == [done.stdout.strip()]
+
+
 def test_two_processes_write_at_once(emu, isolated_environment):
     env = subprocess_env(emu)
     code = (

@@ -62,6 +62,12 @@ class Session:
             self._history = History(data_dir() / DB_NAME, self.notices.warn, enabled=enabled)
         return self._history
 
+    def close(self) -> None:
+        """Close the history (SQLite folds its write-ahead log back in when the last connection
+        closes), once the command is done."""
+        if self._history is not None:
+            self._history.close()
+
     def option(self, name: str, flag_value: object = None) -> str | None:
         """A setting's value by the usual precedence, traced under --debug."""
         setting = self.settings.get(name, flag_value)
