@@ -22,6 +22,12 @@ installed, and with it rich, pygments and click: every command that speaks HTTP 
 `import typer, httpx` line too. siray does not block it (that would mean reaching into a private
 module of httpx); its own code imports no rich on a pipe (tests/test_startup.py).
 
+siray ends with `gc.freeze()` (siray_cli/entry.py): the interpreter's last full garbage
+collection would walk every object the imports made (30-70 ms for a status run, more than the
+request), and nothing is left to run that it could matter to; what must be closed (the history's
+SQLite connection) is closed by the command. The `python -c` baselines do not do this, so part of
+siray's margin over them is that collection, which their processes still pay.
+
 httpx-retries imports asyncio (about 10 ms, a tenth of a status run) in httpx_retries/retry.py,
 the module that defines `Retry` itself (for its async sleep): its package has no sync-only part
 to import instead. siray imports it only when it builds an HTTP client, so a run that sends no
