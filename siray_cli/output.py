@@ -36,14 +36,66 @@ def sanitize(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def _partials(secret: str) -> re.Pattern[str]:
-    """The secret, and every prefix and suffix of it of PARTIAL characters or more (a server or
-    proxy that echoes a key may cut it), longest first."""
-    pieces = {secret}
-    for length in range(PARTIAL, len(secret)):
-        pieces.update((secret[:length], secret[-length:]))
-    ordered = sorted(pieces, key=len, reverse=True)
-    return re.compile("|".join(re.escape(piece) for piece in ordered))
+class _Pieces:
+    """A secret, and every prefix and suffix of it of PARTIAL characters or more (a server or
+    proxy that echoes a key may cut it). Each prefix starts with the secret's first PARTIAL
+    characters and each suffix ends with its last ones, so finding those anchors and growing each
+    match as far as the secret allows finds every piece, in time linear in the secret's length;
+    a regular expression of every piece would grow with its square (a temporary S3 token of a
+    few hundred characters made one of over 100,000, compiled at each upload)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.head = secret[:PARTIAL]
+        self.tail = secret[-PARTIAL:]
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        secret, found = self.secret, []
+        at = text.find(self.head)
+        while at != -1:
+            end = at + PARTIAL
+            while end < len(text) and end - at < len(secret) and text[end] == secret[end - at]:
+                end += 1
+            found.append((at, end))
+            at = text.find(self.head, at + 1)
+        at = text.find(self.tail)
+        while at != -1:
+            end, start = at + PARTIAL, at
+            while (
+                start > 0
+                and end - start < len(secret)
+                and (text[start - 1] == secret[len(secret) - (end - start) - 1])
+            ):
+                start -= 1
+            found.append((start, end))
+            at = text.find(self.tail, at + 1)
+        return found
+
+    def scrub(self, text: str) -> str:
+        if len(self.secret) <= PARTIAL:
+            return text.replace(self.secret, REDACTED)
+        spans = sorted(self.spans(text))
+        if not spans:
+            return text
+        pieces, last = [], 0
+        for start, end in spans:
+            if start < last:  # overlaps the span before: one *** covers both
+                last = max(last, end)
+                continue
+            pieces += [text[last:start], REDACTED]
+            last = end
+        pieces.append(text[last:])
+        return "".join(pieces)
+
+
+class _Whole:
+    """A secret scrubbed only as a whole (the id:secret credential, whose id may show)."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self.secret, REDACTED)
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -55,7 +107,7 @@ class Output:
         self.quiet = quiet
         self.debug_enabled = debug
         self.json_mode = False
-        self._secrets: dict[str, re.Pattern[str]] = {}
+        self._secrets: dict[str, _Pieces | _Whole] = {}
         self._console: Console | None = None
         self._reader_gone = False
 
@@ -95,15 +147,15 @@ class Output:
             return
         if ":" in secret:
             private = secret.partition(":")[2]
-            self._secrets[secret] = re.compile(re.escape(secret))
+            self._secrets[secret] = _Whole(secret)
             self.add_secret(private)
             return
-        self._secrets[secret] = _partials(secret)
+        self._secrets[secret] = _Pieces(secret)
 
     def scrub(self, text: str) -> str:
         """Every secret, and every piece of one of 8 characters or more, replaced by ***."""
-        for pattern in self._secrets.values():
-            text = pattern.sub(REDACTED, text)
+        for secret in self._secrets.values():
+            text = secret.scrub(text)
         return text
 
     def _write(self, stream: TextIO, text: str) -> None:

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_in_terminal, siray_command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from siray_cli.output import PARTIAL, REDACTED, Output
 from siray_cli.settings import mask
 
 KEY = "sk-LEAKCHECK-0123456789abcdef"
@@ -204,6 +207,32 @@ def test_a_corrupt_config_file_is_reported_and_left_alone(siray, isolated_enviro
         assert "line 2" in result.stderr
         assert path.read_bytes() == before
     assert siray("config", "path").stdout == f"{path}\n"  # needs no parsing
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text("abAB01-_", min_size=PARTIAL + 1, max_size=40),
+    cuts=st.lists(st.tuples(st.integers(1, 40), st.booleans(), st.text("ab-x ", max_size=6))),
+)
+def test_no_piece_of_a_secret_survives_scrubbing(secret, cuts):
+    # whatever a server echoes (whole, cut at either end, run together), no prefix or suffix of
+    # PARTIAL characters or more is left
+    text = "".join((secret[:n] if head else secret[-n:]) + noise for n, head, noise in cuts)
+    output = Output()
+    output.add_secret(secret)
+    shown = output.scrub(text + secret).replace(REDACTED, "\0")
+    for n in range(PARTIAL, len(secret) + 1):
+        assert secret[:n] not in shown and secret[-n:] not in shown
+
+
+def test_a_long_token_is_scrubbed_by_its_pieces():
+    # a temporary S3 token is hundreds of characters: its pieces are found without building a
+    # pattern of every one (that grew with the square of its length)
+    token = "".join(chr(65 + (i * 7) % 26) + str(i % 10) for i in range(600))
+    output = Output()
+    output.add_secret(token)
+    echoed = f"start {token[:300]} middle {token[-450:]} end {token}"
+    assert output.scrub(echoed) == "start *** middle *** end ***"
 
 
 def test_masking():

@@ -18,11 +18,12 @@ from typing import ClassVar
 
 import httpx
 import pytest
-from conftest import emulator_stats, siray_command, subprocess_env
+from conftest import TASK_SECONDS, emulator_stats, siray_command, subprocess_env
 from hypothesis import given
 from hypothesis import strategies as st
 
 from siray_cli.emulator.faults import Fault
+from siray_cli.emulator.server import Emulator, EmulatorConfig
 from siray_cli.errors import UsageError
 from siray_cli.providers.siray.client import check_task_id
 from siray_cli.services.batch import read_jobs
@@ -349,9 +350,17 @@ SECRET_FAULTS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def keyed_emulator():
+    """One emulator with its own key for every fault below (its S3 store starts once)."""
+    with Emulator(EmulatorConfig(port=0, task_seconds=TASK_SECONDS, api_key=KEY, seed=5)) as server:
+        yield server
+
+
 @pytest.mark.parametrize("fault", SECRET_FAULTS, ids=lambda f: f"{f.action}-{f.body}")
-def test_no_secret_leaks_under_any_fault(siray, make_emulator, tmp_path, fault):
-    server = make_emulator(api_key=KEY, seed=5)
+def test_no_secret_leaks_under_any_fault(siray, keyed_emulator, tmp_path, fault):
+    server = keyed_emulator
+    server.state.faults.clear()
     (tmp_path / "x.txt").write_text("x")
     env = {"SIRAY_API_KEY": KEY}
     task_id = siray("generate", MODEL, "clean", env=env, server=server).stdout.strip()
@@ -376,6 +385,7 @@ def test_no_secret_leaks_under_any_fault(siray, make_emulator, tmp_path, fault):
             assert issued["access_key_secret"] not in everything, args
             assert issued["security_token"] not in everything, args
         assert "Traceback" not in everything, args
+    server.state.faults.clear()
 
 
 def test_a_proxy_that_echoes_the_key_is_scrubbed(siray, make_emulator):

@@ -14,6 +14,7 @@ import mimetypes
 import os
 import secrets
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,14 +160,31 @@ def check_sources(
     return sources
 
 
+_SESSION_LOCK = threading.Lock()
+_SESSION: Any = None
+
+
+def _botocore_session() -> Any:
+    """One botocore session per process, reading no AWS file: it parses S3's service model once,
+    so a client built again for a renewed token (or by the next command in the same process)
+    costs milliseconds, not a few hundred. It holds no credentials; each client gets its own."""
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            import botocore.session
+
+            session = botocore.session.Session()
+            session.set_config_variable("config_file", os.devnull)
+            session.set_config_variable("credentials_file", os.devnull)
+            _SESSION = session
+        return _SESSION
+
+
 def s3_client(token: UploadToken, *, virtual_host: bool = False) -> Any:
     """A client built from the temporary credentials only: no AWS profile, file or variable."""
-    import botocore.session
     from botocore.config import Config
 
-    session = botocore.session.Session()
-    session.set_config_variable("config_file", os.devnull)
-    session.set_config_variable("credentials_file", os.devnull)
+    session = _botocore_session()
     config = Config(
         region_name=token.region,
         signature_version="s3v4",
