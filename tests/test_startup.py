@@ -28,17 +28,28 @@ HEAVY = (
 )
 
 
-def imported_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+def run_listing_modules(
+    args: list[str], env: dict[str, str] | None = None, blocked: tuple[str, ...] = ()
+) -> tuple[str, set[str]]:
+    """Run siray's main(args) in a fresh interpreter: its stdout, and every module it imported
+    (`blocked` modules are made unimportable first)."""
     code = (
         "import sys\n"
-        "from siray_cli.app import main\n"
-        f"main({args!r})\n"
+        + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
+        + "from siray_cli.app import main\n"
+        f"code = main({args!r})\n"
         "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
+        "raise SystemExit(code)\n"
     )
     completed = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
     )
-    return set(completed.stderr.splitlines())
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout, set(completed.stderr.splitlines())
+
+
+def imported_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    return run_listing_modules(args, env)[1]
 
 
 def test_version_imports_nothing_heavy():
@@ -127,24 +138,10 @@ def test_status_on_a_pipe_imports_no_rich(emu):
         )
     # httpx's own command line (httpx/_main.py, imported by `import httpx` whenever rich is
     # installed) imports rich: kept out here, so that what is checked is siray's own code
-    code = (
-        "import sys\n"
-        "sys.modules['httpx._main'] = None\n"
-        "from siray_cli.app import main\n"
-        f"code = main(['status', {task.task_id!r}])\n"
-        "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
-        "raise SystemExit(code)\n"
+    stdout, modules = run_listing_modules(
+        ["status", task.task_id], env=subprocess_env(emu), blocked=("httpx._main",)
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=subprocess_env(emu),
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert task.task_id in completed.stdout
-    modules = set(completed.stderr.splitlines())
+    assert task.task_id in stdout
     assert not [m for m in modules if m == "rich" or m.startswith("rich.")]
 
 
@@ -152,21 +149,6 @@ def test_status_on_a_pipe_imports_no_rich(emu):
 def test_models_list_from_a_fresh_cache_builds_no_http_client(siray, emu, provider):
     env = {"SIRAY_PROVIDER": provider}
     assert siray("models", "list", env=env).exit_code == 0  # fills Siray's cache
-    code = (
-        "import sys\n"
-        "from siray_cli.app import main\n"
-        "code = main(['models', 'list'])\n"
-        "sys.stderr.write('\\n'.join(sorted(sys.modules)))\n"
-        "raise SystemExit(code)\n"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=subprocess_env(emu, **env),
-    )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.strip()
-    modules = set(completed.stderr.splitlines())
+    stdout, modules = run_listing_modules(["models", "list"], env=subprocess_env(emu, **env))
+    assert stdout.strip()
     assert not [m for m in modules if m.startswith(("httpx", "httpcore", "siray_cli.transport"))]
