@@ -248,6 +248,14 @@ def main() -> None:
     args = parser.parse_args()
     for path in generate(args.out):
         print(path)
+    readme = args.out / "README.md"
+    if readme.exists():  # its generated tables (reference.with_settings)
+        from siray_cli.reference import with_settings
+
+        text = readme.read_text(encoding="utf-8")
+        if with_settings(text) != text:
+            readme.write_text(with_settings(text), encoding="utf-8")
+            print(readme)
 
 
 if __name__ == "__main__":

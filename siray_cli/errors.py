@@ -149,14 +149,21 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
     (ExitCode.OK, "success"),
-    (ExitCode.TASK_FAILED, "the task failed or was cancelled"),
-    (ExitCode.USAGE, "usage error or invalid input"),
-    (ExitCode.AUTH, "authentication or permission error (missing key, HTTP 401, 403)"),
-    (ExitCode.TIMEOUT, "timed out waiting; the task may still finish (resume with --wait)"),
-    (ExitCode.API, "API, network or server error"),
-    (ExitCode.HANGUP, "hung up (SIGHUP), handled as Ctrl-C"),
+    (ExitCode.TASK_FAILED, "the task failed or was cancelled (run, status --wait)"),
+    (ExitCode.USAGE, "usage error or invalid input (including the server's 400 and 404)"),
+    (ExitCode.AUTH, "authentication or permission: no key, HTTP 401 or 403"),
+    (
+        ExitCode.TIMEOUT,
+        "timed out waiting; the task may still finish (siray status ID --wait resumes)",
+    ),
+    (
+        ExitCode.API,
+        "API, network or server error (including a failed download, and a task that has "
+        "started and can no longer be cancelled)",
+    ),
+    (ExitCode.HANGUP, "hung up (SIGHUP, the terminal closed), handled as Ctrl-C"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"),
-    (ExitCode.TERMINATED, "terminated (SIGTERM), handled as Ctrl-C"),
+    (ExitCode.TERMINATED, "terminated (SIGTERM, as CI runners stop jobs), handled as Ctrl-C"),
 ]
 
 

@@ -188,9 +188,7 @@ def read_retry(
 ) -> Retry:
     """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
     short or is not JSON is retried too (downloads check their own bodies)."""
-    from httpx_retries import Retry  # asyncio comes with it: only when a client is built
-
-    return Retry(
+    return _retry_class()(  # asyncio comes with httpx-retries: only when a client is built
         total=total,
         allowed_methods=list(methods),
         status_forcelist=[429, 502, 503, 504],
@@ -204,9 +202,7 @@ def read_retry(
 
 def create_retry(*, backoff: float | None = None) -> Retry:
     """The paid create POST: retried only if it never reached the server, or on 429."""
-    from httpx_retries import Retry
-
-    return Retry(
+    return _retry_class()(
         total=4,
         allowed_methods=["POST"],
         status_forcelist=[429],
@@ -304,6 +300,16 @@ class ProxyRouter(httpx.BaseTransport):
         return None if self._bypass(host) else proxy
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self._send(request)
+        except httpx.ConnectError as exc:
+            if _refused_locally_for_long(request, exc):
+                raise NothingListening(
+                    f"nothing listens on {request.url.host}:{request.url.port} ({exc})"
+                ) from exc
+            raise
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
         proxy = self.route(request.url)
         if proxy is None:
             scheme = request.url.scheme
@@ -322,6 +328,43 @@ class ProxyRouter(httpx.BaseTransport):
             transport.close()
 
 
+LOCAL_REFUSED_GRACE = 1.0  # seconds a refused connection to this machine is tried again
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+class NothingListening(httpx.ConnectError):
+    """A server on this machine (an emulator, say) has refused the connection for
+    LOCAL_REFUSED_GRACE seconds: no network outage is there to ride out, so the retries stop
+    (a task recorded on an emulator long gone would otherwise cost ~15 s of retries). Still a
+    ConnectError: the request certainly never reached a server."""
+
+
+def _refused_locally_for_long(request: httpx.Request, exc: httpx.ConnectError) -> bool:
+    host = request.url.host or ""
+    if not host.startswith(_LOOPBACK) or "refused" not in str(exc).lower():
+        return False
+    first = request.extensions.setdefault("siray_refused_since", time.monotonic())
+    return bool(time.monotonic() - first >= LOCAL_REFUSED_GRACE)
+
+
+def _retry_class() -> type[Retry]:
+    """httpx-retries' Retry, which does not retry NothingListening (made on first use: the
+    module imports asyncio)."""
+    global _RETRY
+    if _RETRY is None:
+        from httpx_retries import Retry
+
+        class SirayRetry(Retry):
+            def is_retryable_exception(self, exception: Exception) -> bool:
+                if isinstance(exception, NothingListening):
+                    return False
+                return bool(super().is_retryable_exception(exception))
+
+        _RETRY = SirayRetry
+    return _RETRY
+
+
+_RETRY: type[Retry] | None = None
 _NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, and trusts no authority at all
 _contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 _contexts_lock = threading.Lock()

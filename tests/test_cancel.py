@@ -28,9 +28,12 @@ def test_cancel_a_running_task_is_refused(siray):
     task_id = submit(siray, "x")
     assert siray("status", task_id, "--wait", "--poll-interval", "0.2").exit_code == 0
     result = siray("cancel", task_id, "--json")
-    assert result.exit_code == 2, result
+    # as for Higgsfield: the task cannot be stopped any more, exit 5 (not a usage error)
+    assert result.exit_code == 5, result
     error = json.loads(result.lines[-1])["error"]
     assert error["task_id"] == task_id and error["status_code"] == 400
+    assert error["type"] == "cancel_refused"
+    assert "has already started, and cannot be cancelled" in error["message"]
 
 
 def test_server_without_cancel_says_so_and_exits_5(siray, make_emulator):

@@ -4,6 +4,7 @@ are safe and the one that is not, and the key never shown."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from conftest import emulator_stats
@@ -114,6 +115,23 @@ def test_get_beyond_the_retry_budget_exits_5(siray, emu):
     result = siray("status", "image_abc")
     assert result.exit_code == 5, result
     assert "HTTP 502" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_server_gone_from_this_machine_is_given_up_on_quickly(siray, isolated_environment):
+    # an emulator that has stopped: a refused connection on loopback is tried again for about a
+    # second, not through the whole retry budget (~15 s), and a second task on the same host is
+    # not asked about again
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"SIRAY_BASE_URL": f"http://127.0.0.1:{port}", "SIRAY_RETRY_BACKOFF": "0.5"}
+    started = time.monotonic()
+    result = siray("status", "image_gone1", "image_gone2", env=env)
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 5, result
+    first, second = (line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert "image_gone1" in first and f"nothing listens on 127.0.0.1:{port}" in first
+    assert "image_gone2" in second and "did not answer a moment ago" in second
 
 
 def test_create_is_retried_on_429(siray, emu):

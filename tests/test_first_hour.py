@@ -136,7 +136,7 @@ def test_help_command_is_the_commands_own_help(siray):
         assert via_help.exit_code == 0, via_help
         assert via_help.stdout == direct.stdout, words
     topic = siray("help", "exit-codes")
-    assert "143" in topic.stdout and "terminated (SIGTERM)" in topic.stdout
+    assert "143" in topic.stdout and "terminated (SIGTERM" in topic.stdout
     unknown = siray("help", "nonsense")
     assert unknown.exit_code == 2
     assert "commands: generate, run, status" in unknown.stderr and "exit-codes" in unknown.stderr

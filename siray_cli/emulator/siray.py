@@ -104,7 +104,8 @@ class SirayApi:
         if wanted != kind:
             return error_response(
                 400,
-                f"{model} is a {wanted} model; send it to the {wanted} endpoint",
+                f"{model} is {'an' if wanted[:1] in 'aeiou' else 'a'} {wanted} model; "
+                f"send it to the {wanted} endpoint",
                 "invalid_model_kind",
             )
         for name in schema.get("required", []):

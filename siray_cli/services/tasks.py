@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from siray_cli.errors import CancelUnsupportedError, UsageError
+from siray_cli.errors import CancelUnsupportedError, NetworkError, UsageError
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Task
@@ -31,10 +31,36 @@ def tasks_to_show(session: Session, given: list[str], all_pending: bool) -> list
 
 
 def look_up(session: Session, providers: Providers, task_id: str) -> Task:
-    """The task's current state (asked where it was created), recorded in the history."""
-    task = providers.for_task(task_id).get(task_id)
+    """The task's current state (asked where it was created), recorded in the history.
+
+    A host that did not answer is not asked again for the next task of the same look-up (each
+    would wait out its retries: `status --all-pending` after a crash, with tasks of an emulator
+    long gone, took minutes); those tasks are reported at once."""
+    provider = providers.for_task(task_id)
+    host = provider.base_url
+    silent = providers.unreachable.get(host)
+    if silent is not None:
+        raise NetworkError(
+            f"querying {task_id}: {host} did not answer a moment ago ({silent}); not asked again",
+            task_id=task_id,
+            hint=_where_hint(session, task_id, host),
+        )
+    try:
+        task = provider.get(task_id)
+    except NetworkError as exc:
+        providers.unreachable[host] = exc.message.rpartition(": ")[2] or "no answer"
+        if provider is not providers.current:
+            exc.hint = _where_hint(session, task_id, host)
+        raise
     session.history.update(task)
     return task
+
+
+def _where_hint(session: Session, task_id: str, host: str) -> str:
+    return (
+        f"{task_id} was created on {host}, as the history records; ask again once that server "
+        f"answers (if it is gone for good, e.g. an emulator, the task is too)"
+    )
 
 
 def cancel(session: Session, providers: Providers, task_id: str) -> Task:

@@ -408,6 +408,15 @@ class SirayProvider(Provider):
                 task_id=task_id,
                 hint=f"follow it with `siray status {task_id} --wait`",
             )
+        if response.status_code == 400:  # the contract: already running or finished
+            message, code = error_message(response)
+            raise errors.CancelRefusedError(
+                f"task {task_id} has already started, and cannot be cancelled ({message})",
+                status_code=400,
+                task_id=task_id,
+                code=code,
+                hint=f"follow it with `siray status {task_id} --wait`",
+            )
         raise_for_status(response, task_id=task_id)
         try:
             return parse_status(json_body(response), kind, task_id)
