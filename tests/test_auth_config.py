@@ -281,3 +281,12 @@ def test_config_list_on_a_pipe_is_tab_separated(siray):
         1
     ].startswith("env")
     assert json.loads(siray("config", "list", "--json").stdout)["api_key"]["source"]
+
+
+def test_auth_status_without_a_server_says_so_without_an_internal_id(siray):
+    result = siray(
+        "auth", "status", env={"SIRAY_API_KEY": KEY, "SIRAY_BASE_URL": "http://127.0.0.1:9"}
+    )
+    assert result.exit_code == 5, result
+    assert result.stderr.startswith("error: checking the key: could not reach http://127.0.0.1:9")
+    assert "auth-check" not in result.stderr

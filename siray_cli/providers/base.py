@@ -263,7 +263,12 @@ class Provider(abc.ABC):
     def verify_credentials(self) -> bool:
         """True when the API takes the credential (a 404 for a task that cannot exist), False
         when it refuses it (401, 403)."""
-        from siray_cli.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+        from siray_cli.errors import (
+            AuthenticationError,
+            NetworkError,
+            NotFoundError,
+            PermissionDeniedError,
+        )
 
         try:
             self.get(self.probe_id)
@@ -271,6 +276,10 @@ class Provider(abc.ABC):
             return True
         except (AuthenticationError, PermissionDeniedError):
             return False
+        except NetworkError as exc:  # the probe's id is siray's own device: not the user's
+            exc.message = exc.message.replace(f"querying {self.probe_id}", "checking the key")
+            exc.task_id = None
+            raise
         return True
 
     def estimate(self, body: dict[str, Any]) -> dict[str, str]:
