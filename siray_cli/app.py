@@ -354,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE
     try:
         result = command.main(args=args, prog_name="siray", standalone_mode=False, obj=output)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `siray auth`: the group's help, as asked
+        exc.show(file=sys.stderr)
+        return exc.exit_code
     except click.ClickException as exc:
         output.json_mode = output.json_mode or _wants_json(args)
         output.error(

@@ -148,7 +148,8 @@ class Output:
         if ":" in secret:
             private = secret.partition(":")[2]
             self._secrets[secret] = _Whole(secret)
-            self.add_secret(private)
+            if len(private) >= 4 and private not in self._secrets:
+                self._secrets[private] = _Pieces(private)  # all of it: a ':' in it is its own
             return
         self._secrets[secret] = _Pieces(secret)
 

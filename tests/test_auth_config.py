@@ -235,6 +235,12 @@ def test_a_long_token_is_scrubbed_by_its_pieces():
     assert output.scrub(echoed) == "start *** middle *** end ***"
 
 
+def test_a_colon_inside_the_secret_of_an_id_secret_pair_is_part_of_the_secret():
+    output = Output()
+    output.add_secret("kid:s3cr3t:0123456789abcdef")
+    assert output.scrub("a s3cr3t:0123 b kid:s3cr3t:0123456789abcdef") == "a *** b ***"
+
+
 def test_masking():
     assert mask(KEY) == "sk-…cdef"
     assert mask("short") == "*****"

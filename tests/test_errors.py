@@ -201,6 +201,12 @@ def test_usage_error_from_click_exits_2(siray):
     assert result.json()["error"]["type"] == "usage_error"
 
 
+def test_a_group_without_its_command_shows_its_help(siray):
+    result = siray("auth")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Usage: siray auth") and "Commands:" in result.stderr
+
+
 def test_no_arguments_shows_help_on_stderr(siray):
     result = siray()
     assert result.exit_code == 2

@@ -292,6 +292,25 @@ def test_jsonl_jobs_upload_local_images_like_csv(siray, emu, tmp_path):
     assert task.body["image"].startswith(f"{emu.url}/uploads/")
 
 
+def test_lines_naming_the_same_file_stay_separate_jobs_on_resume(siray, emu, tmp_path):
+    # the file is uploaded once, but each line keeps its own resume key: three paid tasks are
+    # three jobs to rejoin, never one (a shared placeholder made their bodies identical)
+    (tmp_path / "x.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"same" * 20)
+    line = {"prompt": "fox", "inputs": {"image": str(tmp_path / "x.png")}}
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *({**line, "name": n} for n in "abc"))
+    model = ["-m", "black-forest-labs/flux-kontext-i2i-max", "--poll-interval", "0.1"]
+    first = siray("run", "--batch", str(jobs), *model)
+    assert first.exit_code == 0, first
+    paid = {json.loads(row)["task_id"] for row in first.lines}
+    assert len(paid) == 3
+    images = {emu.state.tasks[t].body["image"] for t in paid}
+    assert len(images) == 1  # one upload
+    again = siray("run", "--batch", str(jobs), *model, "--resume")
+    rejoined = [json.loads(row) for row in again.lines]
+    assert {r["task_id"] for r in rejoined} == paid
+    assert [r["resumed"] for r in rejoined] == ["skipped"] * 3
+
+
 def test_history_files_are_private(siray, isolated_environment):
     siray("generate", IMAGE, "private")
     siray("models", "list")

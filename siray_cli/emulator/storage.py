@@ -76,6 +76,14 @@ def _start_moto() -> dict[str, Any]:
         os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(SPOOL_ABOVE))
         moto_disk.install()
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+        # clients of its own, blind to the user's AWS setup (AWS_PROFILE naming a profile that
+        # does not exist would otherwise fail every upload)
+        import botocore.session
+
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        core.set_config_variable("config_file", os.devnull)
+        core.set_config_variable("credentials_file", os.devnull)
+        aws = boto3.session.Session(botocore_session=core)
         server = _serve_moto()
         host, port = server.server_address[:2]
         url = f"http://{host}:{port}"
@@ -85,7 +93,7 @@ def _start_moto() -> dict[str, Any]:
             "aws_access_key_id": "setup",
             "aws_secret_access_key": "setup",
         }
-        iam = boto3.client("iam", **admin)
+        iam = aws.client("iam", **admin)
         allow_all = json.dumps(
             {
                 "Version": "2012-10-17",
@@ -111,7 +119,7 @@ def _start_moto() -> dict[str, Any]:
             UserName="siray-gateway", PolicyName="gateway", PolicyDocument=allow_all
         )
         key = iam.create_access_key(UserName="siray-gateway")["AccessKey"]
-        boto3.client("s3", **admin).create_bucket(Bucket=BUCKET)
+        aws.client("s3", **admin).create_bucket(Bucket=BUCKET)
         settings.INITIAL_NO_AUTH_ACTION_COUNT = 0  # from here on, every request is checked
         gateway = {
             "endpoint_url": url,
@@ -124,8 +132,8 @@ def _start_moto() -> dict[str, Any]:
             url=url,
             role=role["Role"]["Arn"],
             gateway=gateway,
-            sts=boto3.client("sts", **gateway),
-            s3=boto3.client("s3", **gateway),
+            sts=aws.client("sts", **gateway),
+            s3=aws.client("s3", **gateway),
         )
         return _moto
 

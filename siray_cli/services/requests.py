@@ -182,9 +182,11 @@ class LocalFiles:
     def __init__(self, session: Session, *, inline: bool) -> None:
         self._session = session
         self._inline = inline
-        self._pending: dict[str, Path] = {}
-        self._placeholders: dict[Path, str] = {}
-        self._urls: dict[str, dict[str, str]] = {}  # provider name -> placeholder -> URL
+        # one placeholder per mention: a batch's --resume keys are made from bodies that still
+        # hold them, so two lines naming the same file must not become the same body
+        self._pending: dict[str, Path] = {}  # placeholder -> the file, resolved
+        self._given: dict[Path, Path] = {}  # the file, resolved -> as the user named it
+        self._uploaded: dict[str, dict[Path, str]] = {}  # provider name -> file -> URL
 
     def add(self, key: str, value: str) -> str:
         if is_remote(value):
@@ -195,33 +197,34 @@ class LocalFiles:
         problem = inputs.unreadable(path)
         if problem:
             raise UsageError(f"{key}: {problem}", hint="give a URL or an existing file")
-        known = self._placeholders.get(path.resolve())
-        if known is not None:
-            return known
         placeholder = f"{UPLOAD_PLACEHOLDER}{len(self._pending)}/{path.name}"
-        self._pending[placeholder] = path
-        self._placeholders[path.resolve()] = placeholder
+        self._pending[placeholder] = path.resolve()
+        self._given.setdefault(path.resolve(), path)
         return placeholder
 
     def upload(
         self, provider: Provider, bodies: Sequence[dict[str, Any]], transfers: Transfers
     ) -> None:
-        """Upload through `provider`, together, the files these bodies name that it does not
-        have yet."""
-        urls = self._urls.setdefault(provider.name, {})
+        """Upload through `provider`, together and once each, the files these bodies name that
+        it does not have yet."""
+        done = self._uploaded.setdefault(provider.name, {})
         named: set[str] = set()
         for body in bodies:
             _collect(body, self._pending, named)
-        waiting = {k: self._pending[k] for k in sorted(named) if k not in urls}
+        waiting = list(dict.fromkeys(self._pending[k] for k in sorted(named)))
+        waiting = [path for path in waiting if path not in done]
         if waiting:
             from siray_cli.services.uploads import upload_files
             from siray_cli.storage.upload import check_sources
 
             sources = check_sources(
-                [str(p) for p in waiting.values()], name=None, content_type=None, max_bytes=2**62
+                [str(self._given[p]) for p in waiting],
+                name=None,
+                content_type=None,
+                max_bytes=2**62,
             )
             uploaded = upload_files(self._session, provider, sources, transfers)
-            urls.update(zip(waiting, (u.url for u in uploaded), strict=True))
+            done.update(zip(waiting, (u.url for u in uploaded), strict=True))
 
     def resolve(
         self, provider: Provider, body: dict[str, Any], transfers: Transfers
@@ -231,7 +234,10 @@ class LocalFiles:
         if not self._pending:
             return body
         self.upload(provider, [body], transfers)
-        replaced: dict[str, Any] = _replace(body, self._urls[provider.name])
+        done = self._uploaded[provider.name]
+        named: set[str] = set()
+        _collect(body, self._pending, named)
+        replaced: dict[str, Any] = _replace(body, {k: done[self._pending[k]] for k in named})
         return replaced
 
 

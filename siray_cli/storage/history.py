@@ -448,6 +448,7 @@ class History:
         )
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._lock:  # not under a worker thread's statement
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None

@@ -173,7 +173,8 @@ def _botocore_session() -> Any:
         if _SESSION is None:
             import botocore.session
 
-            session = botocore.session.Session()
+            # no profile either: AWS_PROFILE naming a profile these files lack would fail
+            session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
             session.set_config_variable("config_file", os.devnull)
             session.set_config_variable("credentials_file", os.devnull)
             _SESSION = session
