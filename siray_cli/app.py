@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -15,6 +15,9 @@ from siray_cli import __version__, signals
 from siray_cli.completion import CompletingGroup
 from siray_cli.errors import EXIT_CODE_HELP, ExitCode, SirayError, exit_code_for
 from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE
+
+if TYPE_CHECKING:
+    from siray_cli.output import Output
 
 EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
     f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
@@ -366,8 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        output.always(signals.name())
-        return signals.exit_code()
+        return _interrupted(output, args)
     except SirayError as exc:
         output.report(exc)
         mapped = exit_code_for(exc)
@@ -394,9 +396,17 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
     code = int(result) if isinstance(result, int) else ExitCode.OK
     if code == ExitCode.INTERRUPTED and signals.interrupted():
-        output.always(signals.name())  # Typer turns a bare KeyboardInterrupt into a silent 130
-        return signals.exit_code()
+        return _interrupted(output, args)  # Typer turns a bare KeyboardInterrupt into a silent 130
     return code
+
+
+def _interrupted(output: "Output", args: list[str]) -> int:
+    """A signal with no task to report: say so (and, with --json, on stdout too)."""
+    output.always(signals.name())
+    if output.json_mode or _wants_json(args):
+        error = {"type": "interrupted", "message": signals.name()}
+        output.emit_json({"error": {**error, "status_code": None, "task_id": None}})
+    return signals.exit_code()
 
 
 def _click_message(exc: click.ClickException) -> str:

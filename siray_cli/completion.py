@@ -72,6 +72,13 @@ def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]
         return []
 
 
+def complete_setting(incomplete: str) -> list[tuple[str, str]]:
+    """The settings `siray config` knows, with what each is."""
+    from siray_cli.settings import KEYS
+
+    return [(name, key.help) for name, key in KEYS.items() if name.startswith(incomplete)]
+
+
 def complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     try:
         import sqlite3

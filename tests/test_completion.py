@@ -116,6 +116,7 @@ def test_bash_completes_commands_options_and_enum_values():
     assert "--poll-interval" in complete("bash", "siray run --poll")
     assert complete("bash", "siray run --kind ", cword=3) == ["image", "video"]
     assert set(complete("bash", "siray auth ", cword=2)) >= {"login", "logout", "status", "token"}
+    assert complete("bash", "siray config set ti", cword=3) == ["timeout"]
 
 
 def test_zsh_and_fish_complete_too():

@@ -170,7 +170,7 @@ def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
     big.write_bytes(b"\0" * (30 * 1024 * 1024))
     emu.state.faults.add(Fault(action="delay", delay=0.4, path="partNumber", count=0))
     process = subprocess.Popen(
-        siray_command("upload", str(big)),
+        siray_command("upload", str(big), "--json"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=subprocess_env(emu, SIRAY_UPLOAD_PART_SIZE=str(5 * 1024 * 1024)),
@@ -178,9 +178,10 @@ def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
     )
     wait_for(emu.state.store.multipart_uploads, "the upload to start")
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert json.loads(stdout)["error"]["type"] == "interrupted"  # --json says why on stdout
     emu.state.faults.clear()
     assert emu.state.store.multipart_uploads() == []
 

@@ -45,6 +45,15 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     assert done["state"] == "SUCCESS"
     assert json.loads(done["outputs"]) == ran["outputs"]
     assert json.loads(done["files"]) == ran["files"]
+    # the history is read from anywhere later: its paths are absolute, wherever -o pointed
+    relative = siray("run", MODEL, "third", "-o", "rel", "--json").json()
+    (kept,) = json.loads(
+        {r["task_id"]: r for r in rows(isolated_environment)}[relative["task_id"]]["files"]
+    )
+    assert (
+        Path(kept).is_absolute()
+        and Path(kept) == (Path("rel") / Path(relative["files"][0]).name).resolve()
+    )
     siray("status", generated, "--wait")
     assert {r["task_id"]: r for r in rows(isolated_environment)}[generated]["status"] == "SUCCESS"
     version = (

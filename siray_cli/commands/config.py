@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from siray_cli.cli import JsonOpt, get_context
+from siray_cli.completion import complete_setting
 from siray_cli.settings import KEYS, check_value, known_key, mask
 
 app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)
@@ -23,7 +24,12 @@ ReadProfileOpt = Annotated[
         show_default=False,
     ),
 ]
-KeyArg = Annotated[str, typer.Argument(help=f"One of: {', '.join(KEYS)}.", metavar="KEY")]
+KeyArg = Annotated[
+    str,
+    typer.Argument(
+        help=f"One of: {', '.join(KEYS)}.", metavar="KEY", autocompletion=complete_setting
+    ),
+]
 
 
 @app.command("list")

@@ -93,7 +93,8 @@ def download_outputs(
     finally:
         if own:
             http.close()
-    session.history.set_files(task.task_id, [str(path) for path in paths])
+    # absolute: the history is read from any directory later
+    session.history.set_files(task.task_id, [str(path.resolve()) for path in paths])
     return paths
 
 
