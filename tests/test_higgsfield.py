@@ -106,6 +106,31 @@ def test_a_502_after_the_submit_was_accepted_creates_one_job(siray, emu, isolate
     assert record["idempotency_key"]
 
 
+def test_a_resumed_unanswered_submit_is_sent_again_exactly_as_it_was(
+    siray, emu, tmp_path, isolated_environment
+):
+    # the answer to a submit naming a local image is lost every time; on --resume, the request
+    # goes again with its key and the very body first sent (the image uploaded then), not with a
+    # new upload's URL, which the service would refuse as another request under the same key
+    image = tmp_path / "in.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"kept" * 50)
+    jobs = tmp_path / "jobs.jsonl"
+    line = {"prompt": "once", "model": VIDEO, "inputs": {"image_url": str(image)}}
+    jobs.write_text(json.dumps(line) + "\n")
+    lost = Fault(action="drop-after", method="POST", path=f"^/{VIDEO}$", count=0)
+    emu.state.faults.add(lost)
+    first = siray("run", "--batch", str(jobs), "--poll-interval", "0.1", env=HF)
+    emu.state.faults.clear()
+    assert first.exit_code != 0, first
+    (unanswered,) = rows(isolated_environment)
+    assert unanswered["task_id"] is None and unanswered["idempotency_key"]
+    again = siray("run", "--batch", str(jobs), "--resume", "--poll-interval", "0.1", env=HF)
+    assert again.exit_code == 0, again
+    assert created(emu, "once") == 1
+    (task,) = [t for t in emu.state.tasks.values() if t.body.get("prompt") == "once"]
+    assert task.body["image_url"] == json.loads(unanswered["request"])["image_url"]
+
+
 def test_the_credential_is_never_printed_nor_sent_to_siray(siray, emu):
     runs = [
         siray("--debug", "run", IMAGE, "secret", env=HF),

@@ -626,6 +626,13 @@ class _BatchSession:
             # create a second paid task, so the line goes on as if the answer had come
             job.idempotency_key = uncertain.idempotency_key
             job.settles = True
+            from siray_cli.storage.history import has_redacted_data
+
+            if uncertain.request and not has_redacted_data(uncertain.request):
+                # the very body sent then (files uploaded then): under the same key, another
+                # body is another request, which the service refuses; data URLs are not kept,
+                # but rebuilt from the same files they are the same
+                job.body = dict(uncertain.request)
             return None, None
         if uncertain is not None and not self.options.resubmit_uncertain:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(uncertain.submitted_at))

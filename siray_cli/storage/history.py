@@ -82,6 +82,17 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("siray"))
 
 
+def has_redacted_data(value: Any) -> bool:
+    """Whether a recorded request lost data URLs to redact_data_urls (so is not the body sent)."""
+    if isinstance(value, str):
+        return value.startswith("<data:") and value.endswith(" bytes>")
+    if isinstance(value, list):
+        return any(has_redacted_data(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_redacted_data(v) for v in value.values())
+    return False
+
+
 def redact_data_urls(value: Any) -> Any:
     """The request as recorded: each data URL replaced by a short placeholder with its size."""
     if isinstance(value, str):
