@@ -309,6 +309,7 @@ def test_lines_naming_the_same_file_stay_separate_jobs_on_resume(siray, emu, tmp
     rejoined = [json.loads(row) for row in again.lines]
     assert {r["task_id"] for r in rejoined} == paid
     assert [r["resumed"] for r in rejoined] == ["skipped"] * 3
+    assert "uploaded" not in again.stderr  # nothing to submit: nothing uploaded again
 
 
 def test_history_files_are_private(siray, isolated_environment):

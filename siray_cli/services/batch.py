@@ -34,7 +34,12 @@ from siray_cli.errors import (
 from siray_cli.providers import command_prefix
 from siray_cli.providers.base import TERMINAL, SubmittedTask, Task, TaskKind, TaskState
 from siray_cli.services.journal import fingerprint
-from siray_cli.services.values import InputItem, check_input_value, load_json
+from siray_cli.services.values import (
+    UPLOAD_PLACEHOLDER,
+    InputItem,
+    check_input_value,
+    load_json,
+)
 from siray_cli.storage.downloads import safe_name
 
 if TYPE_CHECKING:
@@ -555,6 +560,34 @@ def _builder(
     return build
 
 
+def _may_submit_anew(
+    session: Session, providers: Providers, job: PreparedJob, options: BatchOptions
+) -> bool:
+    """With --resume, whether this line may be submitted with a body built now, as
+    _BatchSession.previous decides from the same history (it never submits the others)."""
+    provider = providers.named(job.provider)
+    records = session.history.by_job(
+        job.key,
+        provider=provider.name,
+        base_url=provider.base_url,
+        profile=session.settings.profile_name,
+    )
+    from siray_cli.storage.history import has_redacted_data
+
+    uncertain: Record | None = None
+    for record in records:  # newest first, read as previous() reads them
+        if record.task_id is None:
+            uncertain = uncertain or record
+            continue
+        if record.state is TaskState.SUCCESS or record.state not in TERMINAL:
+            return False  # skipped, downloaded again or rejoined: never submitted
+        break
+    if uncertain is not None and uncertain.idempotency_key:  # sent again with its own body
+        return not uncertain.request or has_redacted_data(uncertain.request)
+    # an unanswered submit without a key is reported, not submitted, unless asked for
+    return uncertain is None or options.resubmit_uncertain
+
+
 class _BatchSession:
     """The hooks a batch runner calls: waiting with the shared rate limit, downloads named from
     the job, the live display, and each result handed on as soon as its task ends."""
@@ -653,6 +686,8 @@ class _BatchSession:
         from siray_cli.services.polling import Peers
 
         provider = self.providers.named(job.provider)
+        if UPLOAD_PLACEHOLDER in json.dumps(job.body):  # never sent: a file was not uploaded
+            raise AssertionError(f"line {job.line}: a local file of it was not uploaded")
         task = submit(
             self.session,
             provider,
@@ -845,9 +880,12 @@ def _run_locked(
         _refuse_existing_files(jobs, options.directory)
     # every line passed: now upload the local files they name, once each per provider, all of
     # one provider's together
+    # (with --resume, only those of lines that may be submitted again: a line that succeeded, is
+    # still running or waits on an unanswered submit needs no new upload)
     by_provider: dict[str | None, list[PreparedJob]] = {}
     for job in jobs:
-        by_provider.setdefault(job.provider, []).append(job)
+        if not options.resume or _may_submit_anew(session, providers, job, options):
+            by_provider.setdefault(job.provider, []).append(job)
     for name, group in by_provider.items():
         provider = providers.named(name)
         files.upload(provider, [job.body for job in group], transfers)
