@@ -140,6 +140,10 @@ def test_profiles_by_flag_and_environment(siray):
     assert listed["model"]["value"] == "google/veo-3.1-t2v"
     assert listed["model"]["source"].startswith("profile work in ")
     assert siray("config", "list", "--profile", "nope").exit_code == 2
+    removed = siray("config", "unset", "model", "--profile", "work")
+    assert removed.exit_code == 0 and "removed model from profile work" in removed.stderr
+    again = siray("config", "unset", "model", "--profile", "work")
+    assert again.exit_code == 0 and "model was not set in profile work" in again.stderr
 
 
 def test_profile_defaults_feed_run(siray, emu, tmp_path):

@@ -191,7 +191,7 @@ def test_emulator_exec_end_to_end_with_siray_generate():
     assert "/redirect/image_" in completed.stdout
 
 
-def test_emulator_exec_unknown_command_is_a_usage_error():
+def test_emulator_exec_of_a_missing_command_exits_127_as_a_shell_does():
     completed = subprocess.run(
         siray_command("emulator", "exec", "--", "no-such-command-xyz"),
         capture_output=True,
@@ -199,7 +199,7 @@ def test_emulator_exec_unknown_command_is_a_usage_error():
         timeout=30,
         check=False,
     )
-    assert completed.returncode == 2
+    assert completed.returncode == 127  # as a shell: the command's status, were it run
     assert "command not found: no-such-command-xyz" in completed.stderr
 
 

@@ -86,10 +86,12 @@ def unset(ctx: typer.Context, name: KeyArg, profile: ProfileOpt = None) -> None:
     state = get_context(ctx)
     known_key(name)
     target = profile or state.session.settings.profile_name
-    state.session.settings.config.update(target, name, None)
-    state.output.info(
-        f"removed {name} from profile {target} ({state.session.settings.config.path})"
-    )
+    config = state.session.settings.config
+    if name not in config.profile(target):
+        state.output.info(f"{name} was not set in profile {target} ({config.path})")
+        return
+    config.update(target, name, None)
+    state.output.info(f"removed {name} from profile {target} ({config.path})")
 
 
 @app.command()

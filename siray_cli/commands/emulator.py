@@ -246,10 +246,14 @@ def exec_(
         with server:
             try:
                 completed = subprocess.run(command, env=environment, check=False)
-            except FileNotFoundError:
-                raise UsageError(f"command not found: {command[0]}") from None
-            except PermissionError:
-                raise UsageError(f"command not executable: {command[0]}") from None
+            except (FileNotFoundError, PermissionError) as exc:
+                # as a shell says it, and with its codes: 127 not found, 126 not executable
+                found = isinstance(exc, PermissionError)
+                get_context(ctx).output.error(
+                    f"command {'not executable' if found else 'not found'}: {command[0]}",
+                    hint="give CMD as a path, or a name on PATH, after --",
+                )
+                return 126 if found else 127
     finally:
         sys.stdout.flush()
     return completed.returncode if completed.returncode >= 0 else 128 - completed.returncode
