@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +27,7 @@ from siray_cli.providers.base import (
     Task,
     TaskKind,
 )
-from siray_cli.providers.common import json_body, network_error
+from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.higgsfield.parse import (
     APPLICATIONS,
     REQUEST_ID,
@@ -144,37 +143,28 @@ class HiggsfieldProvider(Provider):
         read_timeout: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._credential = credential
         self._backoff = backoff
         self._trace = trace
         self._read_timeout = read_timeout
-        self._client: httpx.Client | None = None
-        self._build_lock = threading.Lock()  # a batch's workers share one client (one pacer)
+        self._client = LazyClient(
+            self.base_url,
+            f"Key {credential}",
+            trace=trace,
+            backoff=backoff,
+            read_timeout=read_timeout,
+        )
         self._kinds: dict[str, TaskKind] = {}
 
     @property
     def _http(self) -> httpx.Client:
-        """Built on first use: a run that asks nothing builds no client."""
-        from siray_cli.transport import build_http_client
-
-        with self._build_lock:
-            if self._client is None:
-                self._client = build_http_client(
-                    base_url=self.base_url,
-                    headers={"Authorization": f"Key {self._credential}"},
-                    trace=self._trace,
-                    backoff=self._backoff,
-                    read_timeout=self._read_timeout,
-                )
-            return self._client
+        return self._client.get()
 
     @property
     def catalogue_url(self) -> str:
         return f"{self.base_url}#higgsfield"
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        self._client.close()
 
     def check_task_id(self, task_id: str) -> str:
         return check_request_id(task_id)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,7 +24,7 @@ from siray_cli.providers.base import (
     Task,
     TaskKind,
 )
-from siray_cli.providers.common import json_body, network_error
+from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.siray.parse import (
     CREATE_PATHS,
     STATUS_PATHS,
@@ -152,52 +151,34 @@ class SirayProvider(Provider):
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.gateway_url = (gateway_url or base_url).rstrip("/")
-        self._api_key = api_key
         self._backoff = backoff
-        self._read_timeout = read_timeout
         self._trace = trace
-        self._api_http: httpx.Client | None = None
-        self._gateway_http: httpx.Client | None = None
-        self._build_lock = threading.Lock()  # a batch's workers share one client (one pacer)
+        self._api = LazyClient(
+            self.base_url,
+            f"Bearer {api_key}",
+            trace=trace,
+            backoff=backoff,
+            read_timeout=read_timeout,
+        )
+        self._gateway = LazyClient(  # which takes the key as `API-KEY <key>` (the contract)
+            self.gateway_url,
+            f"API-KEY {api_key}",
+            trace=trace,
+            backoff=backoff,
+            read_timeout=read_timeout,
+        )
 
     def close(self) -> None:
-        if self._api_http is not None:
-            self._api_http.close()
-        if self._gateway_http is not None:
-            self._gateway_http.close()
+        self._api.close()
+        self._gateway.close()
 
     @property
     def _http(self) -> httpx.Client:
-        """The API host, built on first use: a run that asks nothing (the catalogue from a fresh
-        cache) builds no client."""
-        from siray_cli.transport import build_http_client
-
-        with self._build_lock:
-            if self._api_http is None:
-                self._api_http = build_http_client(
-                    base_url=self.base_url,
-                    headers={"Authorization": f"Bearer {self._api_key}"},
-                    trace=self._trace,
-                    backoff=self._backoff,
-                    read_timeout=self._read_timeout,
-                )
-            return self._api_http
+        return self._api.get()
 
     @property
     def gateway(self) -> httpx.Client:
-        """The gateway host, which takes the key as `API-KEY <key>` (the Siray API contract)."""
-        from siray_cli.transport import build_http_client
-
-        with self._build_lock:
-            if self._gateway_http is None:
-                self._gateway_http = build_http_client(
-                    base_url=self.gateway_url,
-                    headers={"Authorization": f"API-KEY {self._api_key}"},
-                    trace=self._trace,
-                    backoff=self._backoff,
-                    read_timeout=self._read_timeout,
-                )
-            return self._gateway_http
+        return self._gateway.get()
 
     def _gateway_json(self, method: str, path: str, what: str) -> object:
         """A gateway request, retried like a read (asking twice costs nothing), as JSON."""
