@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from siray_cli import signals
 from siray_cli.errors import (
@@ -560,11 +560,34 @@ def _builder(
     return build
 
 
-def _may_submit_anew(
+@dataclass(frozen=True)
+class _Earlier:
+    """With --resume, what the history says of a job on its provider, host and profile (newest
+    first): it succeeded ("done"), is still running ("running"), its submit went unanswered
+    with a key the provider honours ("resend") or without one ("report"); or it is to be
+    submitted ("submit", settling `record`, an unanswered attempt, when there is one)."""
+
+    verdict: Literal["done", "running", "resend", "report", "submit"]
+    record: Record | None = None
+
+    @property
+    def kept_body(self) -> dict[str, Any] | None:
+        """For "resend": the very body sent then (the files uploaded then); data URLs are not
+        recorded, but rebuilt from the same files they are the same."""
+        from siray_cli.storage.history import has_redacted_data
+
+        request = self.record.request if self.record is not None else None
+        return dict(request) if request and not has_redacted_data(request) else None
+
+    @property
+    def needs_new_body(self) -> bool:
+        """Whether the job is submitted with a body built now (its local files uploaded)."""
+        return self.verdict == "submit" or (self.verdict == "resend" and not self.kept_body)
+
+
+def _earlier(
     session: Session, providers: Providers, job: PreparedJob, options: BatchOptions
-) -> bool:
-    """With --resume, whether this line may be submitted with a body built now, as
-    _BatchSession.previous decides from the same history (it never submits the others)."""
+) -> _Earlier:
     provider = providers.named(job.provider)
     records = session.history.by_job(
         job.key,
@@ -572,20 +595,21 @@ def _may_submit_anew(
         base_url=provider.base_url,
         profile=session.settings.profile_name,
     )
-    from siray_cli.storage.history import has_redacted_data
-
     uncertain: Record | None = None
-    for record in records:  # newest first, read as previous() reads them
+    for record in records:  # newest first
         if record.task_id is None:
             uncertain = uncertain or record
             continue
-        if record.state is TaskState.SUCCESS or record.state not in TERMINAL:
-            return False  # skipped, downloaded again or rejoined: never submitted
-        break
-    if uncertain is not None and uncertain.idempotency_key:  # sent again with its own body
-        return not uncertain.request or has_redacted_data(uncertain.request)
-    # an unanswered submit without a key is reported, not submitted, unless asked for
-    return uncertain is None or options.resubmit_uncertain
+        if record.state is TaskState.SUCCESS:
+            return _Earlier("done", record)
+        if record.state not in TERMINAL:
+            return _Earlier("running", record)
+        break  # a definite attempt that failed, newer than any uncertain one: submit again
+    if uncertain is not None and uncertain.idempotency_key:
+        return _Earlier("resend", uncertain)
+    if uncertain is not None and not options.resubmit_uncertain:
+        return _Earlier("report", uncertain)
+    return _Earlier("submit", uncertain)
 
 
 class _BatchSession:
@@ -637,38 +661,22 @@ class _BatchSession:
         a task still running (rejoined), one that succeeded (skipped once its files are where
         this run puts them, else downloaded again from that task, never paid again), or a submit
         whose answer never came (reported, not resubmitted, unless --resubmit-uncertain)."""
-        provider = self.providers.named(job.provider)
-        records = self.session.history.by_job(
-            job.key,
-            provider=provider.name,
-            base_url=provider.base_url,
-            profile=self.session.settings.profile_name,
-        )
-        uncertain: Record | None = None
-        for record in records:  # newest first
-            if record.task_id is None:
-                uncertain = uncertain or record
-                continue
-            if record.state is TaskState.SUCCESS:
-                return None, self._already_done(job, record)
-            if record.state not in TERMINAL:
-                return record.task_id, None
-            break  # a definite attempt that failed, newer than any uncertain one: submit again
-        if uncertain is not None and uncertain.idempotency_key:
+        earlier = _earlier(self.session, self.providers, job, self.options)
+        record = earlier.record
+        if earlier.verdict == "done" and record is not None:
+            return None, self._already_done(job, record)
+        if earlier.verdict == "running" and record is not None:
+            return record.task_id, None
+        if earlier.verdict == "resend" and record is not None:
             # sent with a key the provider honours: sending it again with that key cannot
-            # create a second paid task, so the line goes on as if the answer had come
-            job.idempotency_key = uncertain.idempotency_key
+            # create a second paid task, so the line goes on as if the answer had come; under
+            # the same key, another body is another request, which the service refuses
+            job.idempotency_key = record.idempotency_key
             job.settles = True
-            from siray_cli.storage.history import has_redacted_data
-
-            if uncertain.request and not has_redacted_data(uncertain.request):
-                # the very body sent then (files uploaded then): under the same key, another
-                # body is another request, which the service refuses; data URLs are not kept,
-                # but rebuilt from the same files they are the same
-                job.body = dict(uncertain.request)
+            job.body = earlier.kept_body or job.body
             return None, None
-        if uncertain is not None and not self.options.resubmit_uncertain:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(uncertain.submitted_at))
+        if earlier.verdict == "report" and record is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted_at))
             message = (
                 f"an earlier submit of this line ({when}) got no answer and may have created a "
                 "task, so it was not submitted again; check before paying twice, then run with "
@@ -676,7 +684,7 @@ class _BatchSession:
             )
             error = {"type": "submit_uncertain", "message": message, "status_code": None}
             return None, JobResult(job.line, job.name, None, "UNCERTAIN", error=error)
-        job.settles = uncertain is not None  # --resubmit-uncertain: checked, sent again
+        job.settles = record is not None  # --resubmit-uncertain: checked, sent again
         return None, None
 
     def submit(self, job: PreparedJob) -> SubmittedTask:
@@ -884,7 +892,7 @@ def _run_locked(
     # still running or waits on an unanswered submit needs no new upload)
     by_provider: dict[str | None, list[PreparedJob]] = {}
     for job in jobs:
-        if not options.resume or _may_submit_anew(session, providers, job, options):
+        if not options.resume or _earlier(session, providers, job, options).needs_new_body:
             by_provider.setdefault(job.provider, []).append(job)
     for name, group in by_provider.items():
         provider = providers.named(name)
