@@ -76,14 +76,10 @@ def _start_moto() -> dict[str, Any]:
         os.environ.setdefault("MOTO_S3_DEFAULT_KEY_BUFFER_SIZE", str(SPOOL_ABOVE))
         moto_disk.install()
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
-        # clients of its own, blind to the user's AWS setup (AWS_PROFILE naming a profile that
-        # does not exist would otherwise fail every upload)
-        import botocore.session
+        # clients of its own, blind to the user's AWS setup, as siray's are
+        from siray_cli.storage.upload import isolated_botocore_session
 
-        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-        core.set_config_variable("config_file", os.devnull)
-        core.set_config_variable("credentials_file", os.devnull)
-        aws = boto3.session.Session(botocore_session=core)
+        aws = boto3.session.Session(botocore_session=isolated_botocore_session())
         server = _serve_moto()
         host, port = server.server_address[:2]
         url = f"http://{host}:{port}"

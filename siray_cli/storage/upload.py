@@ -164,20 +164,26 @@ _SESSION_LOCK = threading.Lock()
 _SESSION: Any = None
 
 
+def isolated_botocore_session() -> Any:
+    """A botocore session blind to the user's AWS setup: no config or credentials file, and no
+    profile (AWS_PROFILE naming one those files lack would fail). Its clients get explicit
+    credentials and settings."""
+    import botocore.session
+
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    session.set_config_variable("config_file", os.devnull)
+    session.set_config_variable("credentials_file", os.devnull)
+    return session
+
+
 def _botocore_session() -> Any:
-    """One botocore session per process, reading no AWS file: it parses S3's service model once,
-    so a client built again for a renewed token (or by the next command in the same process)
-    costs milliseconds, not a few hundred. It holds no credentials; each client gets its own."""
+    """One isolated session per process: it parses S3's service model once, so a client built
+    again for a renewed token (or by the next command in the same process) costs milliseconds,
+    not a few hundred. It holds no credentials; each client gets its own."""
     global _SESSION
     with _SESSION_LOCK:
         if _SESSION is None:
-            import botocore.session
-
-            # no profile either: AWS_PROFILE naming a profile these files lack would fail
-            session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
-            session.set_config_variable("config_file", os.devnull)
-            session.set_config_variable("credentials_file", os.devnull)
-            _SESSION = session
+            _SESSION = isolated_botocore_session()
         return _SESSION
 
 
