@@ -162,7 +162,7 @@ class Providers:
         self._session = session
         self._open: dict[str, Provider] = {}
         self._by_task: dict[str, Provider] = {}
-        self.unreachable: dict[str, str] = {}  # hosts that did not answer: why (services.tasks)
+        self.unreachable: set[str] = set()  # hosts that did not answer (services.tasks)
         self._lock = threading.RLock()  # a batch's workers share one
 
     def __enter__(self) -> Providers:

@@ -38,25 +38,23 @@ def look_up(session: Session, providers: Providers, task_id: str) -> Task:
     long gone, took minutes); those tasks are reported at once."""
     provider = providers.for_task(task_id)
     host = provider.base_url
-    silent = providers.unreachable.get(host)
-    if silent is not None:
-        raise NetworkError(
-            f"querying {task_id}: {host} did not answer a moment ago ({silent}); not asked again",
-            task_id=task_id,
-            hint=_where_hint(session, task_id, host),
-        )
     try:
+        if host in providers.unreachable:
+            raise NetworkError(
+                f"querying {task_id}: {host} did not answer a moment ago; not asked again",
+                task_id=task_id,
+            )
         task = provider.get(task_id)
     except NetworkError as exc:
-        providers.unreachable[host] = exc.message.rpartition(": ")[2] or "no answer"
+        providers.unreachable.add(host)
         if provider is not providers.current:
-            exc.hint = _where_hint(session, task_id, host)
+            exc.hint = _where_hint(task_id, host)
         raise
     session.history.update(task)
     return task
 
 
-def _where_hint(session: Session, task_id: str, host: str) -> str:
+def _where_hint(task_id: str, host: str) -> str:
     return (
         f"{task_id} was created on {host}, as the history records; ask again once that server "
         f"answers (if it is gone for good, e.g. an emulator, the task is too)"
