@@ -211,8 +211,8 @@ class LocalFiles:
         named: set[str] = set()
         for body in bodies:
             _collect(body, self._pending, named)
-        waiting = list(dict.fromkeys(self._pending[k] for k in sorted(named)))
-        waiting = [path for path in waiting if path not in done]
+        files = dict.fromkeys(self._pending[k] for k in sorted(named))  # in order, once each
+        waiting = [path for path in files if path not in done]
         if waiting:
             from siray_cli.services.uploads import upload_files
             from siray_cli.storage.upload import check_sources
@@ -235,9 +235,12 @@ class LocalFiles:
             return body
         self.upload(provider, [body], transfers)
         done = self._uploaded[provider.name]
-        named: set[str] = set()
-        _collect(body, self._pending, named)
-        replaced: dict[str, Any] = _replace(body, {k: done[self._pending[k]] for k in named})
+
+        def url(text: str) -> str:
+            path = self._pending.get(text)
+            return text if path is None else done[path]
+
+        replaced: dict[str, Any] = _replace(body, url)
         return replaced
 
 
@@ -253,13 +256,14 @@ def _collect(value: Any, pending: dict[str, Path], found: set[str]) -> None:
             _collect(item, pending, found)
 
 
-def _replace(value: Any, urls: dict[str, str]) -> Any:
+def _replace(value: Any, url: Callable[[str], str]) -> Any:
+    """`value` with every string passed through `url` (a placeholder becomes its file's URL)."""
     if isinstance(value, str):
-        return urls.get(value, value)
+        return url(value)
     if isinstance(value, list):
-        return [_replace(v, urls) for v in value]
+        return [_replace(v, url) for v in value]
     if isinstance(value, dict):
-        return {k: _replace(v, urls) for k, v in value.items()}
+        return {k: _replace(v, url) for k, v in value.items()}
     return value
 
 
