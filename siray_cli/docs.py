@@ -249,12 +249,13 @@ def main() -> None:
     for path in generate(args.out):
         print(path)
     readme = args.out / "README.md"
-    if readme.exists():  # its generated tables (reference.with_settings)
-        from siray_cli.reference import with_settings
+    if readme.exists():  # its generated tables (reference.with_generated)
+        from siray_cli.reference import with_generated
 
         text = readme.read_text(encoding="utf-8")
-        if with_settings(text) != text:
-            readme.write_text(with_settings(text), encoding="utf-8")
+        made = with_generated(text)
+        if made != text:
+            readme.write_text(made, encoding="utf-8")
             print(readme)
 
 

@@ -116,7 +116,7 @@ GENERATED: dict[str, Callable[[], str]] = {
 }
 
 
-def with_settings(readme: str) -> str:
+def with_generated(readme: str) -> str:
     """The README with its generated tables (settings, environment, exit codes) made anew from
     their one declaration each, so the README, `siray help` and the man pages agree."""
     for name, make in GENERATED.items():

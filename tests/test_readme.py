@@ -53,8 +53,8 @@ def test_a_readme_example_runs_as_written(setup, text, tmp_path):
     assert done.returncode == 0, f"{text}\nstdout: {done.stdout}\nstderr: {done.stderr}"
 
 
-def test_the_readme_lists_every_setting_from_their_declaration():
-    from siray_cli.reference import with_settings
+def test_the_readmes_settings_environment_and_exit_codes_come_from_their_declarations():
+    from siray_cli.reference import with_generated
 
     text = README.read_text(encoding="utf-8")
-    assert with_settings(text) == text, "README's settings are stale: run python -m siray_cli.docs"
+    assert with_generated(text) == text, "README's tables are stale: run python -m siray_cli.docs"
