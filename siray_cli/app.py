@@ -404,8 +404,7 @@ def _interrupted(output: "Output", args: list[str]) -> int:
     """A signal with no task to report: say so (and, with --json, on stdout too)."""
     output.always(signals.name())
     if output.json_mode or _wants_json(args):
-        error = {"type": "interrupted", "message": signals.name()}
-        output.emit_json({"error": {**error, "status_code": None, "task_id": None}})
+        output.error_json(signals.name(), error_type="interrupted")
     return signals.exit_code()
 
 

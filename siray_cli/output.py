@@ -231,16 +231,21 @@ class Output:
         if hint:
             self._write(self.stderr, f"hint: {cut(self.scrub(hint))}")
         if self.json_mode:
-            self.emit_json(
-                {
-                    "error": {
-                        "type": error_type,
-                        "message": self.scrub(message),
-                        "status_code": status_code,
-                        "task_id": task_id,
-                    }
-                }
+            self.error_json(
+                message, error_type=error_type, status_code=status_code, task_id=task_id
             )
+
+    def error_json(
+        self,
+        message: str,
+        *,
+        error_type: str,
+        status_code: int | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        """The error object of the output contract on stdout: type, message, status, task id."""
+        error = {"type": error_type, "message": self.scrub(message)}
+        self.emit_json({"error": {**error, "status_code": status_code, "task_id": task_id}})
 
     def report(self, exc: SirayError, task_id: str | None = None) -> None:
         """A typed error as its one-line message (and, with --json, its JSON object)."""
