@@ -12,6 +12,18 @@ requests per task than the fixed 2 s beat (the "vs 2s" column).
     python benchmarks/polling.py [--durations 1 3 10 30 120] [--tasks 8] [--baseline DIR]
     python benchmarks/polling.py --simulate [--tasks 2000]   # the same model on a simulated clock
     python benchmarks/polling.py --provider higgsfield [--simulate]
+    python benchmarks/polling.py --spread [SECONDS] [--tasks 20000]  # what progress tells
+
+--spread prints, for each progress value the emulator reports, the spread of the time still to
+run as a multiple of the time run so far (5th, 25th, 50th, 75th, 95th percentiles). It is why the
+goal's request count at 10 s is out of reach: at 50% the 5-95% range spans a factor of about 19,
+at 95% a factor of about 80, so progress cannot place the end within the 1.5 s lag allowed at
+10 s, and the looks must cover the range at close to the allowance: a fixed 1.5 s beat (the
+slowest that meets the lag at 10 s) costs 7.0 requests there, the fixed 2 s beat 5.4 while
+missing the lag. Without progress (Higgsfield) no schedule can promise the lag to every length
+from 1 s and stay under the beat at 10 s: a task that ends just after a look at t is seen only at
+the next look, so the looks must satisfy t' <= t + 0.5 + 0.1 t, and from the submit that is
+about 12 looks by 10 s (t = 0.5, 1.05, 1.66, ... 9.27, 10.7), against 5 for the 2 s beat.
 
 --provider higgsfield follows Higgsfield requests (no progress percentage: only the state) and
 sets siray's schedule against the fixed 2 s beat, the official client's fixed 0.5 s beat and the
@@ -47,6 +59,7 @@ from siray_cli.services.polling import AdaptiveSchedule, FixedSchedule, Schedule
 SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "siray (adaptive)": AdaptiveSchedule,
     "fixed 2 s": lambda: FixedSchedule(2.0),
+    "fixed 1.5 s": lambda: FixedSchedule(1.5),
     "fixed 0.5 s": lambda: FixedSchedule(0.5),
 }
 BODY = {"model": "alibaba/z-image-turbo-t2i", "prompt": "benchmark", "size": "1024x768"}
@@ -69,6 +82,7 @@ class DocsAdvice(Schedule):
 HIGGSFIELD_SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "siray (adaptive)": AdaptiveSchedule,
     "fixed 2 s": lambda: FixedSchedule(2.0),
+    "fixed 1.5 s": lambda: FixedSchedule(1.5),
     "docs 2 s -> 10 s": DocsAdvice,
     "fixed 0.5 s": lambda: FixedSchedule(0.5),
 }
@@ -147,6 +161,37 @@ def simulate(
     return lags, requests
 
 
+def spread(seconds: float, tasks: int) -> None:
+    """For each progress value: percentiles of (time left) / (time run so far), at a moment drawn
+    at random from each emulator timeline's run."""
+    draw = random.Random(5)
+    ratios: dict[int, list[float]] = {}
+    for seed in range(tasks):
+        timeline = build_timeline(random.Random(seed), seconds, hold=False, fail_early=False)
+        start = next(e.offset for e in timeline if e.status == "IN_PROGRESS")
+        end = timeline[-1].offset
+        moment = draw.uniform(start, end)
+        shown = [e.progress for e in timeline if e.offset <= moment][-1] or 0
+        ratios.setdefault(shown, []).append((end - moment) / (moment - start))
+    shares = (0.05, 0.25, 0.5, 0.75, 0.95)
+    print(
+        f"{'progress':>8} {'seen':>6} "
+        + " ".join(f"{f'p{share * 100:.0f}':>7}" for share in shares)
+        + f" {'p95/p5':>7}"
+    )
+    for shown, values in sorted(ratios.items()):
+        cuts = [percentile(values, share) for share in shares]
+        print(
+            f"{shown:>7}% {len(values):>6} "
+            + " ".join(f"{cut:>7.2f}" for cut in cuts)
+            + f" {cuts[-1] / cuts[0]:>7.0f}"
+        )
+    print(
+        f"({tasks} emulator timelines of {seconds:.0f} s; time left over time run so far, at a "
+        "random moment of the run, by the progress shown then)"
+    )
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -187,7 +232,18 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="a checkout whose AdaptiveSchedule to add")
     parser.add_argument("--simulate", action="store_true", help="a simulated clock, no server")
     parser.add_argument("--provider", choices=("siray", "higgsfield"), default="siray")
+    parser.add_argument(
+        "--spread",
+        type=float,
+        nargs="?",
+        const=10.0,
+        metavar="SECONDS",
+        help="what progress says of the time left, for tasks of SECONDS (10)",
+    )
     args = parser.parse_args()
+    if args.spread:
+        spread(args.spread, args.tasks or 20000)
+        return
     schedules = dict(SCHEDULES if args.provider == "siray" else HIGGSFIELD_SCHEDULES)
     if args.baseline:
         schedules = {"before (adaptive)": baseline_schedule(args.baseline), **schedules}
