@@ -133,6 +133,14 @@ WebhookOpt = Annotated[
         show_default=False,
     ),
 ]
+NewOpt = Annotated[
+    bool,
+    typer.Option(
+        "--new",
+        help="Submit a new task even if the same request, submitted earlier, was never seen to "
+        "its end (by default siray follows that task instead of paying again).",
+    ),
+]
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]

@@ -185,13 +185,14 @@ def read_retry(
     total: int = 5,
     methods: Iterable[str] = ("GET",),
     expect_json: bool = True,
+    statuses: Iterable[int] = (429, 502, 503, 504),
 ) -> Retry:
     """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
     short or is not JSON is retried too (downloads check their own bodies)."""
     return _retry_class()(  # asyncio comes with httpx-retries: only when a client is built
         total=total,
         allowed_methods=list(methods),
-        status_forcelist=[429, 502, 503, 504],
+        status_forcelist=list(statuses),
         retry_on_exceptions=list(_GET_FAULTS),
         backoff_factor=DEFAULT_BACKOFF if backoff is None else backoff,
         max_backoff_wait=MAX_RETRY_AFTER,

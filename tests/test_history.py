@@ -62,7 +62,7 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     journal = (
         sqlite3.connect(database(isolated_environment)).execute("PRAGMA journal_mode").fetchone()[0]
     )
-    assert version == 3 and journal == "wal"
+    assert version == 4 and journal == "wal"
 
 
 def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tmp_path):
@@ -203,7 +203,7 @@ def test_the_history_is_closed_when_siray_ends(emu, isolated_environment):
     )
     assert done.returncode == 0, done.stderr
     data = isolated_environment / "data"
-    assert sorted(p.name for p in data.iterdir()) == [DB_NAME]
+    assert sorted(p.name for p in data.iterdir()) == [DB_NAME, "locks"]
     assert [r["task_id"] for r in rows(isolated_environment)] == [done.stdout.strip()]
 
 
@@ -213,17 +213,17 @@ def test_two_processes_write_at_once(emu, isolated_environment):
         "import sys\n"
         "from siray_cli.app import main\n"
         "for n in range(8):\n"
-        f"    assert main(['generate', '{MODEL}', f'p{{n}}']) == 0\n"
+        f"    assert main(['generate', '{MODEL}', f'p{{n}} {{sys.argv[1]}}']) == 0\n"
     )
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code],
+            [sys.executable, "-c", code, str(index)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for index in range(3)
     ]
     outputs = [p.communicate(timeout=60) for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs

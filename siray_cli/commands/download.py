@@ -42,6 +42,7 @@ def download(
                 worst = worst or exit_code_for(exc)
                 continue
             fetched.append({"task_id": task.task_id, "files": [str(p) for p in files]})
+            session.history.deliver(task.task_id)
             if not output.json_mode:
                 output.data_lines(str(path) for path in files)
     if output.json_mode:

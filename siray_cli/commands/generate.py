@@ -10,6 +10,7 @@ from siray_cli.cli import (
     JsonOpt,
     KindOpt,
     ModelArg,
+    NewOpt,
     NoValidateOpt,
     PromptArg,
     PromptFileOpt,
@@ -33,6 +34,7 @@ def generate(
     no_validate: NoValidateOpt = False,
     inline: InlineOpt = False,
     webhook: WebhookOpt = None,
+    new: NewOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
@@ -58,10 +60,18 @@ def generate(
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
         task = submit(
-            session, provider, request.kind, request.body, announce=False, webhook=request.webhook
+            session,
+            provider,
+            request.kind,
+            request.body,
+            announce=False,
+            webhook=request.webhook,
+            job_key=request.key,
+            new=new,
         )
     if output.json_mode:
         output.result({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})
     else:
         output.data(task.task_id)
+    session.history.deliver(task.task_id)
     output.info(f"submitted {task.task_id}; follow it with: siray status {task.task_id} --wait")

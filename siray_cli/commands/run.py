@@ -14,6 +14,7 @@ from siray_cli.cli import (
     JsonOpt,
     KindOpt,
     ModelArg,
+    NewOpt,
     NoValidateOpt,
     OutputDirOpt,
     PollIntervalOpt,
@@ -64,7 +65,7 @@ ResubmitUncertainOpt = Annotated[
     bool,
     typer.Option(
         "--resubmit-uncertain",
-        help="With --resume: submit again the lines whose earlier submit got no answer "
+        help="With --batch: submit again the lines whose earlier submit got no answer "
         "(it may have created a task: check first).",
     ),
 ]
@@ -93,6 +94,7 @@ def run(
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     cancel_on_interrupt: CancelOnInterruptOpt = False,
+    new: NewOpt = False,
     batch: BatchOpt = None,
     model_opt: BatchModelOpt = None,
     concurrency: ConcurrencyOpt = 4,
@@ -115,7 +117,7 @@ def run(
     directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
         single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image, webhook]
-        if any(value for value in single) or kind or cancel_on_interrupt:
+        if any(value for value in single) or kind or cancel_on_interrupt or new:
             raise UsageError(
                 "--batch takes every job from its file",
                 hint="give the default model with --model, and inputs on each line",
@@ -148,7 +150,9 @@ def run(
         inline=inline,
         webhook=webhook,
     )
-    return _run_one(context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt)
+    return _run_one(
+        context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt, new
+    )
 
 
 def _run_one(
@@ -159,6 +163,7 @@ def _run_one(
     timeout: float,
     poll_interval: float | None,
     cancel_on_interrupt: bool,
+    new: bool,
 ) -> int:
     from siray_cli.progress import task_display
     from siray_cli.services.journal import submit
@@ -170,7 +175,15 @@ def _run_one(
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
-        task = submit(session, provider, request.kind, request.body, webhook=request.webhook)
+        task = submit(
+            session,
+            provider,
+            request.kind,
+            request.body,
+            webhook=request.webhook,
+            job_key=request.key,
+            new=new,
+        )
         final = wait_for(
             session,
             providers,
@@ -180,15 +193,34 @@ def _run_one(
             poll_interval=poll_interval,
             cancel_on_interrupt=cancel_on_interrupt,
         )[task.task_id]
+    if not final.succeeded:
+        session.history.deliver(task.task_id)  # the failure is the result, told below
     _raise_unless_succeeded(final)
     files: list[Path] = []
     if directory is not None:
-        with transfers_for(output)() as display:
-            files = download_outputs(session, final, directory, force=force, display=display)
+        # a rejoined task's files are named after it: any already there are its own
+        try:
+            with transfers_for(output)() as display:
+                files = download_outputs(
+                    session, final, directory, force=force or task.rejoined, display=display
+                )
+        except KeyboardInterrupt:
+            from shlex import quote
+
+            from siray_cli import signals
+            from siray_cli.errors import Interrupted
+
+            raise Interrupted(
+                f"{signals.name()} while downloading; task {task.task_id} succeeded",
+                hint=f"fetch its outputs with: siray download {task.task_id} -o "
+                f"{quote(str(directory))} (or run the same command again)",
+                task_id=task.task_id,
+            ) from None
     if output.json_mode:
         output.result({**final.to_json(), "model": task.model, "files": [str(p) for p in files]})
     else:
         output.data_lines([str(path) for path in files] or final.urls)
+    session.history.deliver(task.task_id)
     return ExitCode.OK
 
 

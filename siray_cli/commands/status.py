@@ -116,6 +116,8 @@ def status(
             for final in finals.values():
                 render_task(output, final)
                 seen.append(final)
+                if final.is_terminal:  # seen to its end: a rerun of its command pays anew
+                    session.history.deliver(final.task_id)
                 if not final.succeeded:
                     worst = ExitCode.TASK_FAILED
         else:

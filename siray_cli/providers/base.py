@@ -49,6 +49,7 @@ class SubmittedTask:
     task_id: str
     kind: TaskKind
     model: str
+    rejoined: bool = False  # an earlier attempt's task, found in the history, not a new one
 
 
 @dataclass(frozen=True)

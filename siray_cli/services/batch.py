@@ -4,6 +4,7 @@ soon as each task ends. No printing here: the command layer gives the callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli import signals
 from siray_cli.errors import (
@@ -32,8 +33,8 @@ from siray_cli.errors import (
     WaitTimeoutError,
 )
 from siray_cli.providers import command_prefix
-from siray_cli.providers.base import TERMINAL, SubmittedTask, Task, TaskKind, TaskState
-from siray_cli.services.journal import fingerprint
+from siray_cli.providers.base import SubmittedTask, Task, TaskKind
+from siray_cli.services.journal import Earlier, earlier, fingerprint, uncertain_message
 from siray_cli.services.values import (
     UPLOAD_PLACEHOLDER,
     InputItem,
@@ -74,10 +75,8 @@ class PreparedJob:
     name: str | None
     kind: TaskKind
     body: dict[str, Any]
-    key: str  # identifies the job's content, for --resume
-    idempotency_key: str | None = None  # an earlier unanswered submit's, to send it again with
+    key: str  # identifies the job's content (and its rank among equal lines) in the history
     provider: str | None = None
-    settles: bool = False  # its submit replaces an earlier UNCERTAIN attempt
 
 
 @dataclass
@@ -239,12 +238,16 @@ def prepare_jobs(
     build: Callable[[Job], tuple[TaskKind, dict[str, Any]]],
     source: str,
     unread: list[str] | None = None,
+    identity: Callable[[dict[str, Any]], dict[str, Any]] = lambda body: body,
 ) -> list[PreparedJob]:
     """Every line built and checked; any problem on any line (`unread`: those that could not
-    even be read) fails the batch before a submit, all of them named at once."""
+    even be read) fails the batch before a submit, all of them named at once. Each job's key is
+    made from its body as `identity` gives it (the local files it names, by what they are) and
+    from how many lines before it ask for the same."""
     prepared: list[PreparedJob] = []
     problems: list[str] = list(unread or [])
     names: dict[str, tuple[int, str]] = {}
+    seen: dict[str, int] = {}  # a body's key -> lines with it so far
     for job in jobs:
         try:
             kind, body = build(job)
@@ -265,7 +268,9 @@ def prepare_jobs(
                 )
                 continue
             names[stem] = (job.line, job.name)
-        key = fingerprint(kind, body)
+        plain = fingerprint(kind, identity(body))
+        seen[plain] = seen.get(plain, 0) + 1
+        key = fingerprint(kind, identity(body), occurrence=seen[plain] - 1)
         prepared.append(PreparedJob(job.line, job.name, kind, body, key, provider=job.provider))
     if problems:
         problems.sort(key=_line_number)
@@ -286,7 +291,7 @@ class BatchHooks:
     download: Callable[[PreparedJob, Task], list[Path]] | None
     started: Callable[[PreparedJob, str], None]
     finished: Callable[[JobResult], None]
-    # with --resume: (a task of this job still running to rejoin, or the job's result already)
+    # (a task of this job to rejoin, or the job's result already), from the history
     previous: Callable[[PreparedJob], tuple[str | None, JobResult | None]]
 
 
@@ -297,7 +302,6 @@ class BatchRunner:
         hooks: BatchHooks,
         *,
         concurrency: int,
-        resume: bool,
         hold_limit: float | None = None,
         notify: Callable[[str], None] = lambda message: None,
     ) -> None:
@@ -306,7 +310,6 @@ class BatchRunner:
         self.hold_limit = hold_limit  # seconds a job waits out a concurrency limit, at most
         self.notify = notify
         self.concurrency = max(1, min(concurrency, len(jobs) or 1))
-        self.resume = resume
         self.stop = threading.Event()
         self.results: list[JobResult] = []
         self.in_flight: dict[str, PreparedJob] = {}  # task id -> job, submitted and not ended
@@ -345,13 +348,16 @@ class BatchRunner:
                     return
                 self._done.wait(remaining)
 
-    def interrupt(self, grace: float = 15.0) -> list[str]:
-        """Stop submitting; let submits already sent finish (so their ids are recorded); return
-        the ids of the tasks left running."""
+    def interrupt(self, grace: float = 15.0) -> tuple[list[str], int]:
+        """Stop submitting; let submits already sent finish (so their ids are recorded), unless
+        a second signal forces it; return the ids of the tasks left running, and how many
+        submits are still unanswered (journalled as UNCERTAIN: they may have created tasks)."""
         self.stop.set()
-        self.join(grace)
+        with contextlib.suppress(KeyboardInterrupt):  # forced: what is known now is told
+            if grace > 0:
+                self.join(grace)
         with self._lock:
-            return list(self.in_flight)
+            return list(self.in_flight), self._submitting
 
     def _work(self) -> None:
         try:
@@ -379,13 +385,13 @@ class BatchRunner:
             except Exception:  # a display that failed must not take the other jobs with it
                 continue
 
-    def _submit(self, job: PreparedJob) -> str | None:
+    def _submit(self, job: PreparedJob) -> SubmittedTask | None:
         """Submit a job. A provider's concurrency limit is no failure: the request was refused,
         so it is sent again once one of this batch's tasks has ended (or a while has passed)."""
         held_since = time.monotonic()
         for attempt in range(CONCURRENCY_RETRIES):
             try:
-                return self.hooks.submit(job).task_id
+                return self.hooks.submit(job)
             except ConcurrencyLimitError:
                 if self.hold_limit and time.monotonic() - held_since > self.hold_limit:
                     raise
@@ -398,31 +404,32 @@ class BatchRunner:
                     self._ended.wait(CONCURRENCY_WAIT)
                 if self.stop.is_set():
                     return None
-        return self.hooks.submit(job).task_id
+        return self.hooks.submit(job)
 
     def _run(self, job: PreparedJob) -> JobResult | None:
         """The job from submit (or rejoin) to downloaded outputs. Whatever goes wrong ends as
         this job's result, never as the worker's death: the other jobs still run."""
         task_id: str | None = None
+        resumed: str | None = None
         try:
-            resumed = None
-            if self.resume:
-                task_id, done = self.hooks.previous(job)
-                if done is not None:
-                    return done
-                resumed = "rejoined" if task_id else None
+            task_id, done = self.hooks.previous(job)
+            if done is not None:
+                return done
+            resumed = "rejoined" if task_id else None
             if task_id is None:
                 with self._lock:
                     if self.stop.is_set():
                         return None
                     self._submitting += 1
                 try:
-                    task_id = self._submit(job)
+                    task = self._submit(job)
                 finally:
                     with self._lock:
                         self._submitting -= 1
-                if task_id is None:
+                if task is None:
                     return None
+                task_id = task.task_id
+                resumed = "rejoined" if task.rejoined else None
             with self._lock:
                 self.in_flight[task_id] = job
             self.hooks.started(job, task_id)
@@ -454,7 +461,9 @@ class BatchRunner:
             with self._lock:
                 if task_id:
                     self.in_flight.pop(task_id, None)
-            return _failed(job, task_id, exc)
+            failed = _failed(job, task_id, exc)
+            failed.resumed = resumed
+            return failed
 
 
 def _failed(job: PreparedJob, task_id: str | None, exc: Exception) -> JobResult:
@@ -560,56 +569,18 @@ def _builder(
     return build
 
 
-@dataclass(frozen=True)
-class _Earlier:
-    """With --resume, what the history says of a job on its provider, host and profile (newest
-    first): it succeeded ("done"), is still running ("running"), its submit went unanswered
-    with a key the provider honours ("resend") or without one ("report"); or it is to be
-    submitted ("submit", settling `record`, an unanswered attempt, when there is one)."""
-
-    verdict: Literal["done", "running", "resend", "report", "submit"]
-    record: Record | None = None
-
-    @property
-    def kept_body(self) -> dict[str, Any] | None:
-        """For "resend": the very body sent then (the files uploaded then); data URLs are not
-        recorded, but rebuilt from the same files they are the same."""
-        from siray_cli.storage.history import has_redacted_data
-
-        request = self.record.request if self.record is not None else None
-        return dict(request) if request and not has_redacted_data(request) else None
-
-    @property
-    def needs_new_body(self) -> bool:
-        """Whether the job is submitted with a body built now (its local files uploaded)."""
-        return self.verdict == "submit" or (self.verdict == "resend" and not self.kept_body)
-
-
 def _earlier(
     session: Session, providers: Providers, job: PreparedJob, options: BatchOptions
-) -> _Earlier:
-    provider = providers.named(job.provider)
-    records = session.history.by_job(
+) -> Earlier:
+    """What the history says of a job: with --resume, every earlier attempt; without, only
+    those whose result was never handed over (a run killed or timed out, or still under way)."""
+    return earlier(
+        session,
+        providers.named(job.provider),
         job.key,
-        provider=provider.name,
-        base_url=provider.base_url,
-        profile=session.settings.profile_name,
+        handed_over_too=options.resume,
+        resubmit_uncertain=options.resubmit_uncertain,
     )
-    uncertain: Record | None = None
-    for record in records:  # newest first
-        if record.task_id is None:
-            uncertain = uncertain or record
-            continue
-        if record.state is TaskState.SUCCESS:
-            return _Earlier("done", record)
-        if record.state not in TERMINAL:
-            return _Earlier("running", record)
-        break  # a definite attempt that failed, newer than any uncertain one: submit again
-    if uncertain is not None and uncertain.idempotency_key:
-        return _Earlier("resend", uncertain)
-    if uncertain is not None and not options.resubmit_uncertain:
-        return _Earlier("report", uncertain)
-    return _Earlier("submit", uncertain)
 
 
 class _BatchSession:
@@ -657,39 +628,37 @@ class _BatchSession:
         self.display.started(label(job.line, job.name), task_id)
 
     def previous(self, job: PreparedJob) -> tuple[str | None, JobResult | None]:
-        """With --resume, what the history says of this job on this provider, host and profile:
-        a task still running (rejoined), one that succeeded (skipped once its files are where
-        this run puts them, else downloaded again from that task, never paid again), or a submit
-        whose answer never came (reported, not resubmitted, unless --resubmit-uncertain)."""
-        earlier = _earlier(self.session, self.providers, job, self.options)
-        record = earlier.record
-        if earlier.verdict == "done" and record is not None:
+        """What the history says of this job on this provider, host and profile (with --resume,
+        of every earlier attempt; without, of those whose result was never handed over): a task
+        still running (rejoined), one that succeeded (skipped once its files are where this run
+        puts them, else downloaded again from that task, never paid again), or a submit whose
+        answer never came (sent again with its idempotency key where the provider takes one,
+        else reported, not resubmitted, unless --resubmit-uncertain)."""
+        from siray_cli.services.journal import job_lock
+
+        # under the job's lock: a submit of it under way in another siray is waited for, so
+        # its journalled intent is not taken for one whose answer never came
+        with job_lock(self.session, self.providers.named(job.provider), job.key):
+            found = _earlier(self.session, self.providers, job, self.options)
+        record = found.record
+        if found.verdict == "done" and record is not None:
             return None, self._already_done(job, record)
-        if earlier.verdict == "running" and record is not None:
+        if found.verdict == "running" and record is not None:
             return record.task_id, None
-        if earlier.verdict == "resend" and record is not None:
-            # sent with a key the provider honours: sending it again with that key cannot
-            # create a second paid task, so the line goes on as if the answer had come; under
-            # the same key, another body is another request, which the service refuses
-            job.idempotency_key = record.idempotency_key
-            job.settles = True
-            job.body = earlier.kept_body or job.body
-            return None, None
-        if earlier.verdict == "report" and record is not None:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted_at))
+        if found.verdict == "resend":  # the submit sends it again with its key (journal.submit)
+            job.body = found.kept_body or job.body
+        if found.verdict == "report" and record is not None:
             message = (
-                f"an earlier submit of this line ({when}) got no answer and may have created a "
-                "task, so it was not submitted again; check before paying twice, then run with "
-                "--resubmit-uncertain to submit it anyway"
+                f"{uncertain_message(record, 'this line')}; check before paying twice, then run "
+                "with --resubmit-uncertain to submit it anyway"
             )
             error = {"type": "submit_uncertain", "message": message, "status_code": None}
             return None, JobResult(job.line, job.name, None, "UNCERTAIN", error=error)
-        job.settles = record is not None  # --resubmit-uncertain: checked, sent again
         return None, None
 
     def submit(self, job: PreparedJob) -> SubmittedTask:
-        """Submit a job (journalled); once its id is recorded, an earlier UNCERTAIN attempt of
-        it that this submit replaces is settled (never before: a crash in between keeps it)."""
+        """Submit a job, journalled; under the job's lock, journal.submit looks at the history
+        again, so a task another siray submitted for this job meanwhile is rejoined instead."""
         from siray_cli.services.journal import submit
         from siray_cli.services.polling import Peers
 
@@ -703,19 +672,13 @@ class _BatchSession:
             job.body,
             announce=False,
             job_key=job.key,
+            resubmit_uncertain=self.options.resubmit_uncertain,
             batch_line=job.line,
             batch_name=job.name,
-            idempotency_key=job.idempotency_key,
         )
-        if job.settles:
-            self.session.history.settle(
-                job.key,
-                provider=provider.name,
-                base_url=provider.base_url,
-                profile=self.session.settings.profile_name,
-            )
         with self._write:
-            self._submitted[task.task_id] = time.monotonic()
+            if not task.rejoined:
+                self._submitted[task.task_id] = time.monotonic()
             if self.options.poll_interval is None:
                 self._peers.setdefault((provider.name, str(job.body.get("model"))), Peers())
         return task
@@ -849,6 +812,9 @@ class _BatchSession:
                 was_running=result.line in self._running,
             )
             self.on_result(result)
+        handed_over = result.succeeded or (result.error or {}).get("type") == "task_failed"
+        if result.task_id and handed_over:
+            self.session.history.deliver(result.task_id)
 
 
 def run_batch(
@@ -883,16 +849,18 @@ def _run_locked(
     files = LocalFiles(session, inline=options.inline)
     build = _builder(session, providers, options.default_model, options.validate, files)
     read, unread = parse_jobs(text, where)
-    jobs = prepare_jobs(read, build, where, unread)
+    jobs = prepare_jobs(read, build, where, unread, identity=files.identity)
+    found = {job.line: _earlier(session, providers, job, options) for job in jobs}
     if options.directory is not None and not options.force and not options.resume:
-        _refuse_existing_files(jobs, options.directory)
+        # (a line whose earlier task is rejoined writes that task's files, whatever is there)
+        fresh = [job for job in jobs if found[job.line].verdict not in ("done", "running")]
+        _refuse_existing_files(fresh, options.directory)
     # every line passed: now upload the local files they name, once each per provider, all of
-    # one provider's together
-    # (with --resume, only those of lines that may be submitted again: a line that succeeded, is
-    # still running or waits on an unanswered submit needs no new upload)
+    # one provider's together; only those of lines that may be submitted now (a line whose
+    # earlier task succeeded, is still running or waits on an unanswered submit needs none)
     by_provider: dict[str | None, list[PreparedJob]] = {}
     for job in jobs:
-        if not options.resume or _earlier(session, providers, job, options).needs_new_body:
+        if found[job.line].needs_new_body:
             by_provider.setdefault(job.provider, []).append(job)
     for name, group in by_provider.items():
         provider = providers.named(name)
@@ -905,7 +873,6 @@ def _run_locked(
             jobs,
             batch.hooks(),
             concurrency=options.concurrency,
-            resume=options.resume,
             hold_limit=options.timeout or None,
             notify=session.notices.info,
         )
@@ -916,16 +883,28 @@ def _run_locked(
                 runner.join(0.2)
                 signals.check()
         except KeyboardInterrupt:
-            session.notices.always(
-                "interrupted: no new task is submitted; waiting for submits under way..."
+            try:
+                session.notices.always(
+                    "interrupted: no new task is submitted; waiting for submits under way..."
+                )
+                left, unanswered = runner.interrupt()
+            except KeyboardInterrupt:  # a second signal, wherever it landed: tell what is known
+                left, unanswered = runner.interrupt(grace=0)
+            message = (
+                f"{signals.name()}; {len(left)} task{'s' if len(left) != 1 else ''} keep running"
+                + (f": {' '.join(left)}" if left else "")
             )
-            left = runner.interrupt()
-            raise Interrupted(
-                f"interrupted; {len(left)} task{'s' if len(left) != 1 else ''} keep running"
-                + (f": {' '.join(left)}" if left else ""),
-                hint="resume waiting with: siray status --all-pending --wait "
-                "(or run the batch again with --resume)",
-            ) from None
+            hint = (
+                "resume waiting with: siray status --all-pending --wait "
+                "(or run the same command again: it follows these tasks)"
+            )
+            if unanswered:
+                message += (
+                    f"; {unanswered} submit{'s' if unanswered != 1 else ''} got no answer and "
+                    "may have created tasks"
+                )
+                hint += "; `siray history --status UNCERTAIN` lists the unanswered submits"
+            raise Interrupted(message, hint=hint) from None
         finally:
             if batch.downloads is not None:
                 batch.downloads.close()
@@ -972,7 +951,7 @@ def batch_lock(text: str, where: str) -> Iterator[None]:
     from siray_cli.storage.private import private_dir
 
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-    path = private_dir(data_dir() / "locks") / f"batch-{digest}.lock"
+    path = private_dir(private_dir(data_dir()) / "locks") / f"batch-{digest}.lock"
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

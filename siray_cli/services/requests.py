@@ -13,6 +13,7 @@ from siray_cli.errors import UsageError
 from siray_cli.providers import command_prefix
 from siray_cli.providers.base import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.services import inputs
+from siray_cli.services.journal import fingerprint
 from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Request:
     kind: TaskKind
     body: dict[str, Any]
     webhook: str | None = None
+    key: str | None = None  # what identifies the job in the history (journal.fingerprint)
 
 
 def catalogue(session: Session, provider: Provider, *, refresh: bool = False) -> Catalogue:
@@ -106,7 +108,8 @@ def build_request(
         command=command_prefix(provider.name),
     )
     kind = pick_kind(spec.model, spec.kind, info)
-    return Request(kind, files.resolve(provider, body, transfers), spec.webhook)
+    key = fingerprint(kind, files.identity(body))
+    return Request(kind, files.resolve(provider, body, transfers), spec.webhook, key)
 
 
 def checked_model(session: Session, provider: Provider, name: str) -> ModelInfo | None:
@@ -201,6 +204,25 @@ class LocalFiles:
         self._pending[placeholder] = path.resolve()
         self._given.setdefault(path.resolve(), path)
         return placeholder
+
+    def identity(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as it identifies a job: each local file by its path, size and time of last
+        change (two files of one name are not one job; the same file edited is another)."""
+        if not self._pending:
+            return body
+
+        def named(text: str) -> str:
+            path = self._pending.get(text)
+            if path is None:
+                return text
+            try:
+                found = path.stat()
+            except OSError:
+                return f"file:{path}"
+            return f"file:{path}#{found.st_size}:{found.st_mtime_ns}"
+
+        replaced: dict[str, Any] = _replace(body, named)
+        return replaced
 
     def upload(
         self, provider: Provider, bodies: Sequence[dict[str, Any]], transfers: Transfers

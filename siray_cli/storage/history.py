@@ -68,6 +68,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
     """,
+    # 4: when the command that submitted a task (or a later one) handed its result over; a
+    # task never handed over is what a rerun of the same command rejoins instead of paying
+    # again (every task from before counts as handed over: nothing changes for them)
+    """
+    ALTER TABLE tasks ADD COLUMN delivered_at REAL;
+    UPDATE tasks SET delivered_at = updated_at;
+    """,
 ]
 ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
@@ -131,6 +138,7 @@ class Record:
     job_key: str | None
     batch_line: int | None
     batch_name: str | None
+    delivered_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +180,7 @@ def _record(row: sqlite3.Row) -> Record:
         job_key=row["job_key"],
         batch_line=row["batch_line"],
         batch_name=row["batch_name"],
+        delivered_at=row["delivered_at"],
     )
 
 
@@ -378,6 +387,14 @@ class History:
                 now,
                 status.task_id,
             ),
+        )
+
+    def deliver(self, task_id: str) -> None:
+        """The task's result (its outputs, its failure, or for `generate` its id) was handed over:
+        a rerun of the command that submitted it pays for a new task."""
+        self._execute(
+            "UPDATE tasks SET delivered_at = ? WHERE task_id = ? AND delivered_at IS NULL",
+            (time.time(), task_id),
         )
 
     def set_files(self, task_id: str, files: list[str]) -> None:

@@ -115,7 +115,10 @@ def submit_retry(backoff: float | None) -> Any:
     429, a timeout or a cut connection the server answers with the original request."""
     from siray_cli.transport import read_retry
 
-    return read_retry(backoff=backoff, methods=("POST",), total=4)
+    # (500 too: the contract's table lists it with 502-504 as safe to repeat with the key)
+    return read_retry(
+        backoff=backoff, methods=("POST",), total=4, statuses=(429, 500, 502, 503, 504)
+    )
 
 
 class HiggsfieldProvider(Provider):
@@ -224,8 +227,7 @@ class HiggsfieldProvider(Provider):
     def _uncertain(self, what: str) -> errors.AmbiguousSubmitError:
         return errors.AmbiguousSubmitError(
             f"{what}; the request may have been created",
-            hint="its Idempotency-Key is in the history: `siray run --batch FILE --resume` "
-            "sends it again with the same key, which cannot create a second paid request",
+            hint="sent again with the same Idempotency-Key, it cannot create a second paid request",
         )
 
     def _request(self, method: str, path: str, task_id: str) -> httpx.Response:

@@ -281,7 +281,7 @@ class SirayProvider(Provider):
                 f"the connection failed after the request was sent ({type(exc).__name__}); "
                 "the task may have been created",
                 hint="siray did not resend it, so you are not charged twice; check your Siray "
-                "dashboard before submitting again (the attempt is kept in `siray history`)",
+                "dashboard before submitting again",
             ) from exc
         if response.status_code >= 500:
             message, _code = error_message(response)

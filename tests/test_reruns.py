@@ -1,0 +1,243 @@
+"""A rerun never pays twice for what an earlier run started: a command killed (or timed out)
+before it handed its result over is rerun by CI as it was, and must follow the task it had
+started; two runs of the same jobs at once share their tasks. A run that handed its result over
+is no such case: running it again is asking for a new task. Each test drives the real entry
+point against the emulator."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import siray_command, subprocess_env
+from test_money_safety import CREATE, IMAGE, created, rows, wait_for, write_jobs
+
+from siray_cli.emulator.faults import Fault
+
+HF_IMAGE = "bytedance/seedream/v4/text-to-image"
+HF = {"SIRAY_PROVIDER": "higgsfield"}
+
+
+def start(emu, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        siray_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu, **(env or {})),
+    )
+
+
+def kill_mid_create(emu, path: str, *args: str, env: dict[str, str] | None = None) -> None:
+    """SIGKILL `siray ARGS` while its create request (to `path`) is held up for a second; the
+    server creates the task all the same, once the second is up."""
+    create = emu.state.faults.add(Fault(action="delay", delay=1, method="POST", path=path))
+    process = start(emu, *args, env=env)
+    try:
+        wait_for(lambda: create.fired, "the create request")
+        process.kill()
+        process.communicate(timeout=30)
+    finally:
+        emu.state.faults.clear()
+
+
+def recorded_ids(home: Path) -> list[str]:
+    """The task ids in the history, read while another process may be creating it."""
+    try:
+        return [r["task_id"] for r in rows(home) if r["task_id"]]
+    except sqlite3.OperationalError:  # not made yet ("no such table")
+        return []
+
+
+def test_a_run_stopped_while_waiting_is_followed_by_its_rerun_not_paid_again(
+    siray, emu, isolated_environment
+):
+    prompt = "[hold] a rerun after SIGTERM"
+    first = start(emu, "run", IMAGE, prompt)
+    wait_for(lambda: created(emu, prompt) == 1, "the task")
+    wait_for(lambda: recorded_ids(isolated_environment), "its record")
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=30)
+    assert first.returncode == 143, stderr
+    (record,) = rows(isolated_environment)
+
+    again = siray("run", IMAGE, prompt, "--timeout", "0.3", "--json")
+    assert again.exit_code == 4, again  # still held: it gave up waiting, and paid nothing
+    assert f"following task {record['task_id']} instead of paying again" in again.stderr
+    assert json.loads(again.stdout)["error"]["task_id"] == record["task_id"]
+    assert created(emu, prompt) == 1
+
+    forced = siray("run", IMAGE, prompt, "--timeout", "0.3", "--new")
+    assert forced.exit_code == 4, forced
+    assert created(emu, prompt) == 2
+
+
+def test_a_run_that_handed_its_result_over_is_run_anew(siray, emu):
+    for _ in range(2):
+        done = siray("run", IMAGE, "another one, please")
+        assert done.exit_code == 0, done
+        assert "instead of paying again" not in done.stderr
+    generated = {siray("generate", IMAGE, "and one more").stdout for _ in range(2)}
+    assert len(generated) == 2
+    assert created(emu, "another one, please") == 2 and created(emu, "and one more") == 2
+
+
+def test_a_rerun_downloads_the_outputs_of_a_task_that_ended_meanwhile(siray, emu, tmp_path):
+    """Killed after the task succeeded but before its files landed: the rerun fetches them from
+    that task (its files already there are its own), without a new task."""
+    emu.state.faults.add(Fault(action="status", status=503, path="^/(files|redirect)", count=0))
+    try:
+        first = siray("run", IMAGE, "ended meanwhile", "-o", str(tmp_path))
+    finally:
+        emu.state.faults.clear()
+    assert first.exit_code == 5, first
+    again = siray("run", IMAGE, "ended meanwhile", "-o", str(tmp_path))
+    assert again.exit_code == 0, again
+    (path,) = again.lines
+    assert Path(path).read_bytes()[:4] == b"\x89PNG"
+    assert created(emu, "ended meanwhile") == 1
+    assert siray("run", IMAGE, "ended meanwhile", "-o", str(tmp_path)).exit_code == 0
+    assert created(emu, "ended meanwhile") == 2  # handed over: the next run is a new task
+
+
+def test_two_runs_of_the_same_request_at_once_pay_once(emu):
+    prompt = "two terminals, one request"
+    emu.state.faults.add(Fault(action="delay", delay=0.5, method="POST", path=CREATE, count=2))
+    try:
+        runs = [start(emu, "run", IMAGE, prompt) for _ in range(2)]
+        outputs = [run.communicate(timeout=60) for run in runs]
+    finally:
+        emu.state.faults.clear()
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]  # the same outputs
+    assert created(emu, prompt) == 1
+
+
+def test_a_batch_rerun_without_resume_follows_the_tasks_it_had_started(
+    siray, emu, isolated_environment, tmp_path
+):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        {"prompt": "[hold] batch rerun 1", "name": "one"},
+        {"prompt": "[hold] batch rerun 2", "name": "two"},
+        {"prompt": "[hold] batch rerun 2", "name": "three"},  # the same request: its own task
+    )
+    first = start(emu, "run", "--batch", str(jobs), "-m", IMAGE)
+    wait_for(lambda: len(recorded_ids(isolated_environment)) == 3, "the tasks")
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=30)
+    assert first.returncode == 143, stderr
+    ids = sorted(r["task_id"] for r in rows(isolated_environment))
+
+    again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.3")
+    results = [json.loads(line) for line in again.lines]
+    assert sorted(r["task_id"] for r in results) == ids
+    assert {r["resumed"] for r in results} == {"rejoined"}
+    assert created(emu, "[hold] batch rerun 1") == 1
+    assert created(emu, "[hold] batch rerun 2") == 2
+
+
+def test_two_batches_of_the_same_jobs_at_once_pay_once(emu, tmp_path):
+    """The same jobs in two files that differ (a blank line): not the same batch to the batch
+    lock, but every job is submitted once, and both runs end with its outputs."""
+    prompts = [f"two batches {n}" for n in range(4)]
+    one = write_jobs(tmp_path / "one.jsonl", *({"prompt": p} for p in prompts))
+    two = tmp_path / "two.jsonl"
+    two.write_text(one.read_text() + "\n")
+    emu.state.faults.add(Fault(action="delay", delay=0.2, method="POST", path=CREATE, count=8))
+    try:
+        runs = [
+            start(emu, "run", "--batch", str(path), "-m", IMAGE, "--concurrency", "2")
+            for path in (one, two)
+        ]
+        outputs = [run.communicate(timeout=60) for run in runs]
+    finally:
+        emu.state.faults.clear()
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert [created(emu, p) for p in prompts] == [1, 1, 1, 1]
+
+
+def test_an_unanswered_submit_is_not_guessed_about_by_a_rerun(siray, emu, isolated_environment):
+    """Siray takes no idempotency key: a rerun cannot know whether the lost submit created a
+    task, so it refuses (exit 5) and says how to check; --new submits anyway."""
+    prompt = "killed mid-create, then rerun"
+    kill_mid_create(emu, CREATE, "run", IMAGE, prompt)
+    again = siray("run", IMAGE, prompt)
+    assert again.exit_code == 5, again
+    assert "got no answer and may have created a task" in again.stderr
+    assert "--new" in again.stderr
+    wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    assert siray("run", IMAGE, prompt, "--new").exit_code == 0
+    assert created(emu, prompt) == 2
+
+
+@pytest.mark.parametrize("command", ["run", "generate"])
+def test_a_higgsfield_rerun_sends_an_unanswered_submit_again_with_its_key(
+    siray, emu, isolated_environment, command
+):
+    prompt = f"higgsfield {command} killed mid-create"
+    kill_mid_create(emu, "seedream", command, HF_IMAGE, prompt, env=HF)
+    (record,) = rows(isolated_environment)
+    assert record["task_id"] is None and record["idempotency_key"]
+    wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    again = siray(command, HF_IMAGE, prompt, env=HF)
+    assert again.exit_code == 0, again
+    assert "with the same idempotency key" in again.stderr
+    assert created(emu, prompt) == 1
+    (settled,) = rows(isolated_environment)  # the unanswered attempt is settled by the answer
+    assert settled["task_id"] and settled["idempotency_key"] == record["idempotency_key"]
+
+
+def test_a_higgsfield_submit_answered_500_is_sent_again_with_its_key(siray, emu):
+    """The contract lists 500 with 502-504: a submit may be repeated with the same key. The
+    first attempt created the request, so the second gets the original back."""
+    prompt = "higgsfield answered 500"
+    emu.state.faults.add(Fault(action="drop-after", method="POST", path="seedream", count=1))
+    emu.state.faults.add(Fault(action="status", status=500, method="POST", path="seedream"))
+    try:
+        done = siray("run", HF_IMAGE, prompt, env=HF)
+    finally:
+        emu.state.faults.clear()
+    assert done.exit_code == 0, done
+    assert created(emu, prompt) == 1
+
+
+def test_a_batch_forced_to_stop_mid_submit_says_the_submits_got_no_answer(emu, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": "forced one"}, {"prompt": "forced two"})
+    create = emu.state.faults.add(
+        Fault(action="delay", delay=3, method="POST", path=CREATE, count=2)
+    )
+    process = start(emu, "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2")
+    try:
+        wait_for(lambda: create.fired == 2, "both create requests")
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        assert any("waiting for submits under way" in line for line in process.stderr)
+        process.send_signal(signal.SIGTERM)  # forced: the submits are not waited for
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        emu.state.faults.clear()
+    assert process.returncode == 143, stderr
+    assert "terminated (SIGTERM); 0 tasks keep running" in stderr
+    assert "2 submits got no answer and may have created tasks" in stderr
+    assert "siray history --status UNCERTAIN" in stderr
+
+
+def test_a_run_stopped_while_downloading_says_how_to_fetch_the_outputs(emu, tmp_path):
+    files = emu.state.faults.add(
+        Fault(action="delay", delay=5, method="GET", path="^/(files|redirect)", count=1)
+    )
+    process = start(emu, "run", IMAGE, "stopped mid-download", "-o", str(tmp_path / "out"))
+    try:
+        wait_for(lambda: files.fired, "the download")
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        emu.state.faults.clear()
+    assert process.returncode == 143, stderr
+    (task,) = [t for t in emu.state.tasks.values() if t.body["prompt"] == "stopped mid-download"]
+    assert f"siray download {task.task_id} -o {tmp_path / 'out'}" in stderr
