@@ -225,12 +225,15 @@ class Output:
         error_type: str = "error",
         status_code: int | None = None,
         task_id: str | None = None,
+        document: bool = True,
     ) -> None:
+        """The error and its hint on stderr; with --json, its JSON object on stdout too, unless
+        the command puts it in its own document (`document=False`)."""
         message = cut(self.scrub(message))
         self._write(self.stderr, f"error: {message}")
         if hint:
             self._write(self.stderr, f"hint: {cut(self.scrub(hint))}")
-        if self.json_mode:
+        if self.json_mode and document:
             self.error_json(
                 message, error_type=error_type, status_code=status_code, task_id=task_id
             )
@@ -247,15 +250,26 @@ class Output:
         error = {"type": error_type, "message": self.scrub(message)}
         self.emit_json({"error": {**error, "status_code": status_code, "task_id": task_id}})
 
-    def report(self, exc: SirayError, task_id: str | None = None) -> None:
-        """A typed error as its one-line message (and, with --json, its JSON object)."""
+    def report(self, exc: SirayError, task_id: str | None = None, *, document: bool = True) -> None:
+        """A typed error as its one-line message (and, with --json, its JSON object, unless the
+        command puts `error_object` in its own document: `document=False`)."""
         self.error(
             exc.message,
             hint=exc.hint,
             error_type=exc.error_type,
             status_code=exc.status_code,
             task_id=exc.task_id or task_id,
+            document=document,
         )
+
+    def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:
+        """The error object of the output contract, for a command's own JSON document."""
+        return {
+            "type": exc.error_type,
+            "message": self.scrub(exc.message),
+            "status_code": exc.status_code,
+            "task_id": exc.task_id or task_id,
+        }
 
     def console(self) -> Console:
         """A rich console on stderr, for live displays on a terminal (rich honours NO_COLOR)."""

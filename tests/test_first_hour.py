@@ -126,6 +126,15 @@ def test_download_of_an_unfinished_or_failed_task_says_why(siray, emu):
     failed_id = json.loads(failed.stdout)["error"]["task_id"]
     gone = siray("download", failed_id)
     assert gone.exit_code == 1 and "ended FAILURE" in gone.stderr
+    # with --json: one document, the tasks that could not be fetched in it with their error
+    done = siray("generate", IMAGE, "fetched with others", "-i", "size=1024x768").stdout.strip()
+    assert siray("status", done, "--wait").exit_code == 0
+    mixed = siray("download", held, done, "-o", "mixed", "--json")
+    assert mixed.exit_code == 2, mixed
+    first, second = json.loads(mixed.stdout)  # one document, whatever failed
+    assert first["task_id"] == held and first["files"] == []
+    assert first["error"]["type"] == "usage_error" and first["error"]["task_id"] == held
+    assert second["task_id"] == done and len(second["files"]) == 1 and "error" not in second
     siray("cancel", held)
 
 

@@ -59,13 +59,18 @@ def test_status_cancel_and_the_six_states(siray, emu):
     cancelled = siray("cancel", held, env=HF)
     assert cancelled.exit_code == 0, cancelled
     assert cancelled.stdout.strip() == f"{held}\tCANCELLED"
+    again = siray("cancel", held, env=HF)  # cancelled already: what was asked, as on Siray
+    assert again.exit_code == 0 and again.stdout.strip() == f"{held}\tCANCELLED", again
+    unknown = siray("cancel", "00000000-0000-4000-8000-000000000000", env=HF)
+    assert unknown.exit_code == 2 and "no request 00000000-" in unknown.stderr, unknown
+    assert "hint: check the id" in unknown.stderr
     done = siray("run", IMAGE, "finished", env=HF)
     finished_id = next(
         t.task_id for t in emu.state.tasks.values() if t.body["prompt"] == "finished"
     )
     refused = siray("cancel", finished_id, env=HF)
     assert done.exit_code == 0 and refused.exit_code == 5, refused
-    assert "already started, and cannot be cancelled" in refused.stderr
+    assert "has already ended (SUCCESS), and cannot be cancelled" in refused.stderr
     nsfw = siray("run", IMAGE, "[nsfw] rejected", env=HF)
     assert nsfw.exit_code == 1 and "rejected by content moderation" in nsfw.stderr
     failed = siray("run", IMAGE, "[fail] broken", env=HF)

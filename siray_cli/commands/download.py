@@ -21,7 +21,8 @@ def download(
     """Download the outputs of finished tasks later, as `run -o` does.
 
     Into -o DIR, the `output_dir` setting, or the current directory: atomic, never over an
-    existing file, recorded in the history. Prints one path per line.
+    existing file, recorded in the history. Prints one path per line (with --json, one list:
+    each task's id and files, and the error of each that could not be fetched).
     """
     from siray_cli.services.outputs import fetch_outputs
     from siray_cli.storage.downloads import prepare_output_dir
@@ -37,9 +38,12 @@ def download(
                 task, files = fetch_outputs(
                     session, providers, task_id, directory, force=force, display=display
                 )
-            except SirayError as exc:
-                output.report(exc, task_id)
+            except SirayError as exc:  # with --json, in the one document with the others
+                output.report(exc, task_id, document=False)
                 worst = worst or exit_code_for(exc)
+                fetched.append(
+                    {"task_id": task_id, "files": [], "error": output.error_object(exc, task_id)}
+                )
                 continue
             fetched.append({"task_id": task.task_id, "files": [str(p) for p in files]})
             session.history.deliver(task.task_id)

@@ -268,13 +268,22 @@ class HiggsfieldProvider(Provider):
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
         task_id = check_request_id(task_id)
         response = self._request("POST", f"/requests/{task_id}/cancel", task_id)
+        if response.status_code == 404:
+            self.get(task_id, kind)  # says which request, where, and what to check
         if response.status_code == 400:
+            # only a queued request can be cancelled: what is it now? (one cancelled already
+            # is what was asked for, as Siray answers too)
+            now = self.get(task_id, kind)
+            if now.cancelled:
+                return now
+            when = "has already ended" if now.is_terminal else "has already started"
             raise errors.CancelRefusedError(
-                f"request {task_id} has already started, and cannot be cancelled "
-                f"({_message(response)})",
+                f"request {task_id} {when} ({now.status}), and cannot be cancelled",
                 status_code=400,
                 task_id=task_id,
-                hint=f"follow it with `siray status {task_id} --wait`",
+                hint=f"follow it with `siray status {task_id} --wait`"
+                if not now.is_terminal
+                else f"see it with `siray status {task_id}`",
             )
         raise_for_status(response, task_id=task_id)
         return self.get(task_id, kind)
