@@ -211,3 +211,20 @@ def test_no_arguments_shows_help_on_stderr(siray):
     result = siray()
     assert result.exit_code == 2
     assert "Usage" in result.stderr and result.stdout == ""
+
+
+def test_a_pending_task_on_a_gone_server_does_not_stop_the_wait_for_the_others(
+    siray, emu, make_emulator
+):
+    """The README's after-a-crash recipe, with a task left on an emulator that has stopped: it
+    is reported (exit 5), and the others are still waited for."""
+    gone = make_emulator()
+    lost = siray(
+        "generate", MODEL, "[hold] on a server now gone", "-i", "size=1024x768", server=gone
+    ).stdout.strip()
+    gone.stop()
+    alive = siray("generate", MODEL, "still here", "-i", "size=1024x768").stdout.strip()
+    result = siray("status", "--all-pending", "--wait", env={"SIRAY_RETRY_BACKOFF": "0.05"})
+    assert result.exit_code == 5, result
+    assert f"{alive}\tSUCCESS" in result.stdout
+    assert lost in result.stderr and f"nothing listens on {gone.url[7:]}" in result.stderr

@@ -12,6 +12,7 @@ from siray_cli.errors import ExitCode, SirayError, exit_code_for
 if TYPE_CHECKING:
     from siray_cli.output import Output
     from siray_cli.providers.base import Task
+    from siray_cli.services.session import Providers, Session
 
 
 def duration(seconds: int | None) -> str:
@@ -101,7 +102,7 @@ def status(
         from siray_cli.storage.downloads import prepare_output_dir
 
         directory = prepare_output_dir(output_dir)
-    worst = ExitCode.OK
+    worst: int = ExitCode.OK
     seen: list[Task] = []
     with session.providers() as providers:
         if wait:
@@ -109,6 +110,10 @@ def status(
             from siray_cli.services.waiting import wait_for
 
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
+            if len(ids) > 1:  # a task whose server is gone must not keep the others from a wait
+                ids, worst = _answering(session, providers, output, ids)
+                if not ids:
+                    return worst
             display = task_display(output, ids)
             finals = wait_for(
                 session, providers, ids, display, timeout=timeout, poll_interval=poll_interval
@@ -119,7 +124,7 @@ def status(
                 if final.is_terminal:  # seen to its end: a rerun of its command pays anew
                     session.history.deliver(final.task_id)
                 if not final.succeeded:
-                    worst = ExitCode.TASK_FAILED
+                    worst = worst or ExitCode.TASK_FAILED
         else:
             for task_id in ids:
                 try:
@@ -137,3 +142,24 @@ def status(
             for task in (t for t in seen if t.succeeded):
                 download_outputs(session, task, directory, force=False, display=transfers)
     return worst
+
+
+def _answering(
+    session: "Session", providers: "Providers", output: "Output", ids: list[str]
+) -> tuple[list[str], int]:
+    """The tasks whose server answers a first look (the others reported, each with where it was
+    created), and the exit code those reports call for."""
+    from siray_cli.errors import NetworkError
+    from siray_cli.services.tasks import look_up
+
+    answering: list[str] = []
+    worst: int = ExitCode.OK
+    for task_id in ids:
+        try:
+            look_up(session, providers, task_id)
+        except NetworkError as exc:
+            output.report(exc, task_id)
+            worst = worst or exit_code_for(exc)
+            continue
+        answering.append(task_id)
+    return answering, worst
