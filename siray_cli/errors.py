@@ -116,6 +116,12 @@ class MissingAPIKeyError(SirayError):
     error_type = "missing_api_key"
 
 
+class UnusableAPIKeyError(MissingAPIKeyError):
+    """The key in effect holds characters no HTTP header can carry."""
+
+    error_type = "unusable_api_key"
+
+
 def error_for_status(status_code: int) -> type[APIError]:
     """The exception class for an HTTP error status."""
     if status_code in {400, 422}:

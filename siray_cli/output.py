@@ -22,8 +22,14 @@ if TYPE_CHECKING:
 
 REDACTED = "***"
 # C0 and C1 control characters and DEL (a tab aside): escape sequences, carriage returns, forged
-# line breaks. A tab is harmless on a terminal, and separates the fields of data lines.
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# line breaks. A tab is harmless on a terminal, and separates the fields of data lines. Also the
+# bidirectional controls (embeddings, overrides, isolates, marks), which reorder what a terminal
+# shows, and invisible characters that hide text (zero-width space and non-joiner, word joiner,
+# byte-order mark); the zero-width joiner stays, as emoji sequences are made of it.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u061c\u200b\u200c\u200e\u200f"
+    r"\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 # what json.dumps(ensure_ascii=False) leaves raw but a terminal may act on
 _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 PARTIAL = 8  # the shortest piece of a secret that is scrubbed on its own

@@ -300,3 +300,14 @@ def test_auth_status_without_a_server_says_so_without_an_internal_id(siray):
     assert result.exit_code == 5, result
     assert result.stderr.startswith("error: checking the key: could not reach http://127.0.0.1:9")
     assert "auth-check" not in result.stderr
+
+
+def test_a_key_no_header_can_carry_is_refused_in_one_line(siray):
+    """Found by an adversarial pass: a non-ASCII key ended in a UnicodeEncodeError (exit 5), and
+    a key with an escape sequence in it was saved."""
+    used = siray("status", "image_abc", env={"SIRAY_API_KEY": "sk-\u00c4BC123456789"})
+    assert used.exit_code == 3, used
+    assert "cannot carry" in used.stderr and "Traceback" not in used.stderr
+    assert "\u00c4BC123456789" not in used.stderr
+    saved = siray("auth", "login", "--with-token", "--no-verify", input="sk-a\x1b]0;x\x07bc12345\n")
+    assert saved.exit_code == 2 and "control characters" in saved.stderr, saved

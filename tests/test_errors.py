@@ -214,7 +214,7 @@ def test_no_arguments_shows_help_on_stderr(siray):
 
 
 def test_a_pending_task_on_a_gone_server_does_not_stop_the_wait_for_the_others(
-    siray, emu, make_emulator
+    siray, emu, make_emulator, request
 ):
     """The README's after-a-crash recipe, with a task left on an emulator that has stopped: it
     is reported (exit 5), and the others are still waited for."""
@@ -223,6 +223,9 @@ def test_a_pending_task_on_a_gone_server_does_not_stop_the_wait_for_the_others(
         "generate", MODEL, "[hold] on a server now gone", "-i", "size=1024x768", server=gone
     ).stdout.strip()
     gone.stop()
+    holder = socket.socket()  # its port kept, not listening: no other test's server takes it
+    holder.bind(("127.0.0.1", int(gone.url.rsplit(":", 1)[1])))
+    request.addfinalizer(holder.close)
     alive = siray("generate", MODEL, "still here", "-i", "size=1024x768").stdout.strip()
     result = siray("status", "--all-pending", "--wait", env={"SIRAY_RETRY_BACKOFF": "0.05"})
     assert result.exit_code == 5, result

@@ -22,7 +22,10 @@ MODEL = "google/gemini-2.5-flash-image-t2i"
 CREATE = "/v1/images/generations/async"
 STATUS = CREATE + "/{}"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
-HOSTILE = "\x1b[2J\x1b]0;pwned\x07[bold]red[/] \r\nerror: forged line [/]"
+HOSTILE = (
+    "\x1b[2J\x1b]0;pwned\x07[bold]red[/] \r\nerror: forged line [/]"
+    "\u202egnp.exe\u2066hidden\u2069\u200bzero-width"  # reordered and hidden text
+)
 
 
 def created(task_id: str):
@@ -56,6 +59,8 @@ def test_server_text_reaches_a_pipe_sanitized_and_json_exact(siray):
     assert result.exit_code == 0, result
     everything = result.stdout + result.stderr
     assert "\x1b" not in everything and "\r" not in everything and "\x07" not in everything
+    assert not any(c in everything for c in "\u202e\u2066\u2069\u200b")
+    assert "\\u202egnp.exe" in result.stdout  # shown as an escape
     assert len(result.stdout.splitlines()) == 1  # no forged line
     assert not any(line.startswith("error: forged") for line in everything.splitlines())
     assert json.loads(as_json.stdout)["fail_reason"] == HOSTILE  # exact in JSON
@@ -229,3 +234,40 @@ def test_a_download_without_a_size_is_capped(siray, tmp_path):
     assert result.exit_code == 5, result
     assert "more than 1000000 bytes (the download_max_size setting)" in result.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def trickled_file(handler) -> None:  # type: ignore[no-untyped-def]
+    """A file announced as 10 MB that comes one byte every 0.05 s: no single read times out."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "image/png")
+    handler.send_header("Content-Length", str(10_000_000))
+    handler.end_headers()
+    try:
+        for _ in range(400):
+            handler.wfile.write(b"x")
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:  # siray hung up
+        pass
+
+
+def test_a_trickled_download_is_given_up_on(siray, isolated_environment):
+    server = HostileServer()
+    server.on("POST", CREATE, created("image_trickled"))
+    server.on(
+        "GET",
+        STATUS.format("image_trickled"),
+        status_document("image_trickled", "SUCCESS", outputs=[server.url + "/slow.png"]),
+    )
+    server.on("GET", "/slow.png", trickled_file)
+    with server.running():
+        started = time.monotonic()
+        result = siray(
+            "run", MODEL, "x", "--no-validate", "-o", "out",
+            env={**server.env(), "SIRAY_READ_TIMEOUT": "0.5"},
+        )  # fmt: skip
+        took = time.monotonic() - started
+    assert result.exit_code == 5, result
+    assert "stalled" in result.stderr and "siray download image_trickled" in result.stderr
+    assert took < 5  # about one read timeout, not the 10 MB at 20 bytes a second
+    assert not Path("out").exists() or list(Path("out").iterdir()) == []

@@ -123,3 +123,17 @@ def test_both_create_shapes_and_missing_fields():
     assert status.status == "WEIRD_NEW_STATE" and not status.is_terminal
     assert status.urls == [] and status.progress is None and status.queued_for is None
     assert parse_status({"data": {"status": "CANCELED"}}, TaskKind.IMAGE, "i").is_terminal
+
+
+def test_a_number_beyond_a_float_is_not_sent_as_infinity(siray, emu):
+    """Found by an adversarial pass: -i seed:=1e999999 became Infinity (no JSON can carry it),
+    an internal error after the intent was journalled."""
+    forced = siray("generate", "alibaba/z-image-turbo-t2i", "x", "-i", "seed:=1e999999")
+    assert forced.exit_code == 2 and "is not valid JSON" in forced.stderr, forced
+    typed = siray(
+        "generate", "alibaba/z-image-turbo-t2i", "x", "-i", "size=1024x768",
+        "-i", "note=1e999999", "--no-validate", "--json",
+    )  # fmt: skip
+    assert typed.exit_code == 0, typed  # not JSON-typed: sent as the text it is
+    (task,) = [t for t in emu.state.tasks.values() if t.task_id == typed.json()["task_id"]]
+    assert task.body["note"] == "1e999999"

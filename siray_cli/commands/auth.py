@@ -41,9 +41,14 @@ def _read_key(with_token: bool, what: str) -> str:
             "standard input is not a terminal, so siray will not prompt for the key",
             hint='pipe it in instead: printf %s "$SIRAY_KEY" | siray auth login --with-token',
         )
+    from siray_cli.services.session import usable_key
+
     key = key.strip()
-    if not key or any(ch.isspace() for ch in key):
-        raise UsageError("that is not an API key (empty, or with spaces inside)")
+    if not usable_key(key):
+        raise UsageError(
+            "that is not an API key (empty, or with spaces, control characters or non-ASCII "
+            "characters inside)"
+        )
     return key
 
 

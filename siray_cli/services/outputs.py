@@ -75,6 +75,7 @@ def download_outputs(
                 on_start=row.start if row is not None else None,
                 on_bytes=row.advance if row is not None else None,
                 max_bytes=int(session.number("download_max_size")),
+                stall_window=session.read_timeout,
             )
             if row is not None:
                 row.done(f"saved {path}")

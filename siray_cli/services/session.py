@@ -123,6 +123,14 @@ class Session:
                 self.notices.trace(line)
         key = api_key or settings.require_api_key()
         self.notices.add_secret(key)  # an id:secret credential: the secret part too
+        if not usable_key(key):
+            from siray_cli.errors import UnusableAPIKeyError
+
+            raise UnusableAPIKeyError(
+                "the API key in effect has characters an HTTP header cannot carry (non-ASCII, "
+                "control characters or spaces)",
+                hint="check how it was set: `siray auth status` says where it comes from",
+            )
         connection = Connection(
             api_key=key,
             base_url=base_url or settings.base_url.value or "",
@@ -224,3 +232,8 @@ def looks_like_model(text: str) -> bool:
 
 def resume_hint(task_ids: list[str]) -> str:
     return f"resume with: siray status {' '.join(task_ids)} --wait"
+
+
+def usable_key(key: str) -> bool:
+    """Printable ASCII without spaces: what an Authorization header can carry as it is."""
+    return bool(key) and all("!" <= ch <= "~" for ch in key)

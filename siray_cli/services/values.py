@@ -50,11 +50,20 @@ def load_json(text: str) -> Any:
     if len(text) > MAX_JSON_BYTES:
         raise JSONTooLarge(f"JSON of {len(text)} characters, over the {MAX_JSON_BYTES} allowed")
     try:
-        value = json.loads(text, parse_constant=reject_constant)
+        value = json.loads(text, parse_constant=reject_constant, parse_float=_finite)
     except RecursionError:
         raise JSONTooLarge(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise JSONTooLarge(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _finite(text: str) -> float:
+    """A JSON number as a float, refused when it is out of a float's range (`1e999` would become
+    Infinity, which no JSON encoder may send)."""
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range for a number")
     return value
 
 

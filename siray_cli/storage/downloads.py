@@ -33,8 +33,8 @@ _EXTENSIONS = {
 }
 _KNOWN_SUFFIXES = set(_EXTENSIONS.values()) | {".jpeg"}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
-CHUNK = 256 * 1024
 ATTEMPTS = 3
+SLOWEST = 1024  # bytes a second: a download slower than this over a whole read_timeout stalled
 
 
 def _umask() -> int:
@@ -160,13 +160,30 @@ def _receive(
     max_bytes: int | None,
     on_bytes: Callable[[int], None] | None,
     task_id: str,
+    window: float | None = None,
 ) -> int:
     """The body into `sink`, capped (at its Content-Length, else at `max_bytes`), synced to
-    disk; the bytes written."""
+    disk; the bytes written. A server that trickles (under SLOWEST bytes a second over each
+    `window` seconds: the read timeout, which only bounds each single read) is given up on."""
+    import time
+
     written = 0
     cap = total if total is not None else max_bytes
-    for chunk in response.iter_bytes(CHUNK):
+    since, counted = time.monotonic(), 0  # the current window: its start, its bytes
+    for chunk in response.iter_bytes():
         written += len(chunk)
+        counted += len(chunk)
+        now = time.monotonic()
+        if window is not None and now - since >= window:
+            if counted < SLOWEST * (now - since):
+                raise DownloadError(
+                    f"downloading {response.url} stalled: {counted} bytes in the last "
+                    f"{now - since:.0f}s (less than {SLOWEST} bytes a second)",
+                    task_id=task_id,
+                    hint=f"the task succeeded; fetch its outputs later with "
+                    f"`siray download {task_id}`",
+                )
+            since, counted = now, 0
         if cap is not None and written > cap:
             limit = (
                 f"the {total} bytes it announced"
@@ -217,6 +234,7 @@ def download_one(
     on_start: Callable[[str, int | None], object] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int | None = None,
+    stall_window: float | None = None,
 ) -> Path:
     """Download one output as `<task_id>_<n><ext>` (or `<stem><ext>` when the caller names it).
 
@@ -262,7 +280,9 @@ def download_one(
                 temporary = Path(name)
                 _hold(handle)
                 with os.fdopen(handle, "wb") as sink:
-                    written = _receive(response, sink, total, max_bytes, on_bytes, task_id)
+                    written = _receive(
+                        response, sink, total, max_bytes, on_bytes, task_id, stall_window
+                    )
                 problem = _incomplete(client, response, written, total)
                 if problem == UNVERIFIED and unverified == written:
                     problem = None  # two downloads of the same size: whole, as far as can be told
