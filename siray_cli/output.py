@@ -253,8 +253,17 @@ class Output:
         task_id: str | None = None,
     ) -> None:
         """The error object of the output contract on stdout: type, message, status, task id."""
-        error = {"type": error_type, "message": self.scrub(message)}
-        self.emit_json({"error": {**error, "status_code": status_code, "task_id": task_id}})
+        self.emit_json({"error": self._error(message, error_type, status_code, task_id)})
+
+    def _error(
+        self, message: str, error_type: str, status_code: int | None, task_id: str | None
+    ) -> dict[str, Any]:
+        return {
+            "type": error_type,
+            "message": self.scrub(message),
+            "status_code": status_code,
+            "task_id": task_id,
+        }
 
     def report(self, exc: SirayError, task_id: str | None = None, *, document: bool = True) -> None:
         """A typed error as its one-line message (and, with --json, its JSON object, unless the
@@ -270,12 +279,7 @@ class Output:
 
     def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:
         """The error object of the output contract, for a command's own JSON document."""
-        return {
-            "type": exc.error_type,
-            "message": self.scrub(exc.message),
-            "status_code": exc.status_code,
-            "task_id": exc.task_id or task_id,
-        }
+        return self._error(exc.message, exc.error_type, exc.status_code, exc.task_id or task_id)
 
     def console(self) -> Console:
         """A rich console on stderr, for live displays on a terminal (rich honours NO_COLOR)."""

@@ -268,9 +268,11 @@ def prepare_jobs(
                 )
                 continue
             names[stem] = (job.line, job.name)
-        plain = fingerprint(kind, identity(body))
-        seen[plain] = seen.get(plain, 0) + 1
-        key = fingerprint(kind, identity(body), occurrence=seen[plain] - 1)
+        named = identity(body)
+        plain = fingerprint(kind, named)
+        earlier_lines = seen.get(plain, 0)
+        seen[plain] = earlier_lines + 1
+        key = fingerprint(kind, named, occurrence=earlier_lines) if earlier_lines else plain
         prepared.append(PreparedJob(job.line, job.name, kind, body, key, provider=job.provider))
     if problems:
         problems.sort(key=_line_number)
@@ -947,11 +949,10 @@ def batch_lock(text: str, where: str) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no advisory locks here
         yield
         return
-    from siray_cli.storage.history import data_dir
-    from siray_cli.storage.private import private_dir
+    from siray_cli.storage.history import lock_file
 
     digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-    path = private_dir(private_dir(data_dir()) / "locks") / f"batch-{digest}.lock"
+    path = lock_file(f"batch-{digest}.lock")
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -129,14 +129,12 @@ def job_lock(session: Session, provider: Provider, key: str) -> Iterator[None]:
         except ImportError:  # pragma: no cover - Windows: no advisory locks here
             yield
             return
-        from siray_cli.storage.history import data_dir
-        from siray_cli.storage.private import private_dir
+        from siray_cli.storage.history import lock_file
 
         if not session.history.enabled:  # no history to look in: no lock to share either
             yield
             return
-        path = private_dir(private_dir(data_dir()) / "locks") / f"{stripe}.lock"
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(lock_file(f"{stripe}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             told = False
             while True:

@@ -11,6 +11,7 @@ import mimetypes
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -165,8 +166,6 @@ def _receive(
     """The body into `sink`, capped (at its Content-Length, else at `max_bytes`), synced to
     disk; the bytes written. A server that trickles (under SLOWEST bytes a second over each
     `window` seconds: the read timeout, which only bounds each single read) is given up on."""
-    import time
-
     written = 0
     cap = total if total is not None else max_bytes
     since, counted = time.monotonic(), 0  # the current window: its start, its bytes

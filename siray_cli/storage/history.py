@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from siray_cli.providers.base import TERMINAL, Task, TaskState
-from siray_cli.storage.private import private_file
+from siray_cli.storage.private import private_dir, private_file
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
@@ -87,6 +87,11 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("siray"))
+
+
+def lock_file(name: str) -> Path:
+    """A lock file in the data directory's private `locks` folder (the directories made 0700)."""
+    return private_dir(private_dir(data_dir()) / "locks") / name
 
 
 def has_redacted_data(value: Any) -> bool:

@@ -250,12 +250,7 @@ class HiggsfieldProvider(Provider):
         task_id = check_request_id(task_id)
         response = self._request("GET", f"/requests/{task_id}/status", task_id)
         if response.status_code == 404:
-            raise errors.NotFoundError(
-                f"no request {task_id} on {self.base_url} ({_message(response)})",
-                status_code=404,
-                task_id=task_id,
-                hint="check the id; `siray status` only knows requests of this credential",
-            )
+            raise self._not_found(task_id, response)
         raise_for_status(response, task_id=task_id)
         guess = kind or self._kinds.get(task_id) or TaskKind.IMAGE
         task = parse_status(json_body(response), guess, task_id)
@@ -265,11 +260,19 @@ class HiggsfieldProvider(Provider):
             task = replace(task, kind=TaskKind.VIDEO)
         return task
 
+    def _not_found(self, task_id: str, response: httpx.Response) -> errors.NotFoundError:
+        return errors.NotFoundError(
+            f"no request {task_id} on {self.base_url} ({_message(response)})",
+            status_code=404,
+            task_id=task_id,
+            hint="check the id; `siray status` only knows requests of this credential",
+        )
+
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
         task_id = check_request_id(task_id)
         response = self._request("POST", f"/requests/{task_id}/cancel", task_id)
         if response.status_code == 404:
-            self.get(task_id, kind)  # says which request, where, and what to check
+            raise self._not_found(task_id, response)
         if response.status_code == 400:
             # only a queued request can be cancelled: what is it now? (one cancelled already
             # is what was asked for, as Siray answers too)
