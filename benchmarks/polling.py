@@ -49,10 +49,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from siray_cli.domain import Task, TaskKind
 from siray_cli.emulator.server import Emulator, EmulatorConfig
 from siray_cli.emulator.tasks import build_timeline
 from siray_cli.providers import Connection, open_provider
-from siray_cli.providers.base import Task, TaskKind
 from siray_cli.providers.siray.parse import state_of
 from siray_cli.services.polling import AdaptiveSchedule, FixedSchedule, Schedule, wait_for_tasks
 

@@ -106,9 +106,9 @@ class FirstRequest:
 
 @contextlib.contextmanager
 def request_cases(trees: list[tuple[str, Path]]) -> Iterator[dict[str, tuple[list[str], dict]]]:
+    from siray_cli.domain import TaskKind
     from siray_cli.emulator.server import Emulator, EmulatorConfig
     from siray_cli.providers import Connection, open_provider
-    from siray_cli.providers.base import TaskKind
 
     with (
         Emulator(EmulatorConfig(port=0, task_seconds=0.1, seed=3)) as emulator,

@@ -4,10 +4,10 @@ that first fetches its upload token from the gateway (as `siray upload` does):
 
 - `siray upload`;
 - boto3 like siray, the main comparison: boto3's `upload_file` with siray's settings, read from
-  siray itself (the client configuration `siray_cli.storage.upload.s3_client` builds: checksums
-  only when required, payload signing off, path-style addressing, SigV4, standard retries, its
-  connection pool; and its transfer settings: the default part size as threshold and part size,
-  MAX_PARALLEL parts at once). Goal: siray at least 0.95 x its throughput;
+  siray itself (the client configuration `siray_cli.providers.siray.upload.s3_client` builds:
+  checksums only when required, payload signing off, path-style addressing, SigV4, standard
+  retries, its connection pool; and its transfer settings: the default part size as threshold
+  and part size, MAX_PARALLEL parts at once). Goal: siray at least 0.95 x its throughput;
 - boto3 defaults: `upload_file` as boto3 ships (8 MiB parts, 10 threads, a CRC32 of every part);
 - sequential 8 MiB parts, one after another, as the official SDK (`siray` 0.3.0 on PyPI) does.
 
@@ -76,8 +76,9 @@ def make_file(path: Path, mib: int) -> None:
 
 def siray_settings() -> dict:
     """siray's S3 client configuration and transfer settings, read from siray itself."""
+    from siray_cli.domain import UploadToken
+    from siray_cli.providers.siray.upload import MAX_PARALLEL, s3_client
     from siray_cli.settings import KEYS
-    from siray_cli.storage.upload import MAX_PARALLEL, UploadToken, s3_client
 
     token = UploadToken("id", "secret", "", "us-east-1", "b", "/", "https://127.0.0.1:9", "x")
     config = s3_client(token).meta.config
@@ -139,7 +140,7 @@ class Emulator:
 SIRAY = """
 import sys, time
 import boto3.s3.transfer, botocore.session, s3transfer.manager  # as the boto3 ways, off the clock
-from siray_cli.storage import upload
+from siray_cli.providers.siray import upload
 spent = []
 round_ = upload.Uploader._round
 def timed(*args, **kwargs):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from siray_cli.domain import Task
 from siray_cli.output import Output, sanitize
-from siray_cli.providers.base import Task
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID

@@ -126,3 +126,65 @@ def test_no_setting_default_is_restated():
             ):
                 problems.append(f"{where(path, node.lineno)} restates {node.value!r}")
     assert problems == []
+
+
+def unit_of(path: Path) -> str:
+    """A file's place in the package graph: its package under siray_cli, or its own module."""
+    parts = path.relative_to(PACKAGE).parts
+    return parts[0] if len(parts) > 1 else parts[0].removesuffix(".py")
+
+
+def package_graph() -> dict[str, dict[str, str]]:
+    """unit -> {unit it imports: where the first such import is} (lazy imports count too; the
+    emulator, the other side of the wire, has its own test)."""
+    graph: dict[str, dict[str, str]] = {}
+    for path in modules():
+        unit = unit_of(path)
+        if unit == "emulator":
+            continue
+        for name, line in imported(parse(path)):
+            parts = name.split(".")
+            if parts[0] != "siray_cli" or len(parts) < 2 or parts[1] in {unit, "__init__"}:
+                continue
+            graph.setdefault(unit, {}).setdefault(parts[1], where(path, line))
+    return graph
+
+
+def test_domain_is_at_the_bottom():
+    """The shared nouns import nothing of siray but its errors, so every layer may use them."""
+    problems = [
+        f"{where_} imports siray_cli.{target}"
+        for target, where_ in package_graph().get("domain", {}).items()
+        if target != "errors"
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [("storage", {"providers", "services", "commands"}), ("providers", {"storage", "services"})],
+)
+def test_storage_and_providers_stay_below_the_services(layer, forbidden):
+    imports = package_graph().get(layer, {})
+    assert {f"{imports[t]} imports siray_cli.{t}" for t in forbidden & set(imports)} == set()
+
+
+def test_the_package_graph_has_no_circle():
+    """Packages import downward only: a circle (storage <-> providers, say) is named with the
+    import that closes it."""
+    graph = package_graph()
+    circles = []
+    for start in sorted(graph):
+        path, stack = [start], [iter(sorted(graph.get(start, {})))]
+        while stack:
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                path.pop()
+            elif step == start:
+                hops = [*path, start]
+                circles.append(" -> ".join(f"{a} ({graph[a][b]})" for a, b in zip(hops, hops[1:])))
+            elif step not in path and step > start:  # each circle once, from its least unit
+                path.append(step)
+                stack.append(iter(sorted(graph.get(step, {}))))
+    assert circles == []

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from siray_cli.domain import TaskKind
 from siray_cli.errors import ProtocolError, UsageError
-from siray_cli.providers.base import TaskKind, parse_progress
+from siray_cli.providers.base import parse_progress
 from siray_cli.providers.siray.parse import parse_status, parse_submit
 from siray_cli.services.inputs import parse_input
 from siray_cli.services.values import decode_value

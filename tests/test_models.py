@@ -12,9 +12,9 @@ from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_
 from hypothesis import given
 from hypothesis import strategies as st
 
+from siray_cli.domain import ModelInfo
 from siray_cli.emulator.faults import Fault
 from siray_cli.errors import UsageError
-from siray_cli.providers.base import ModelInfo
 from siray_cli.services.inputs import parse_input
 from siray_cli.services.validation import coerce_inputs, validate_body
 

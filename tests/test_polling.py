@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from siray_cli.domain import Task, TaskKind
 from siray_cli.emulator.server import build_timeline
-from siray_cli.providers.base import Task, TaskKind
 from siray_cli.providers.siray.parse import state_of
 from siray_cli.services.polling import (
     AdaptiveSchedule,

@@ -127,8 +127,8 @@ def test_help_of_a_command_imports_no_other_command(name):
 
 
 def test_status_on_a_pipe_imports_no_rich(emu):
+    from siray_cli.domain import TaskKind
     from siray_cli.providers import Connection, open_provider
-    from siray_cli.providers.base import TaskKind
 
     connection = Connection(api_key=emu.config.api_key, base_url=emu.url)
     with open_provider("siray", connection) as provider:

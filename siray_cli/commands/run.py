@@ -30,7 +30,7 @@ from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, Usag
 
 if TYPE_CHECKING:
     from siray_cli.cli import AppContext
-    from siray_cli.providers.base import Task
+    from siray_cli.domain import Task
     from siray_cli.services.batch import BatchOptions, JobResult
     from siray_cli.services.requests import RequestSpec
 

@@ -10,8 +10,8 @@ from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
+    from siray_cli.domain import Task
     from siray_cli.output import Output
-    from siray_cli.providers.base import Task
     from siray_cli.services.session import Providers, Session
 
 

@@ -29,7 +29,7 @@ def upload(
 ) -> None:
     """Upload files to Siray storage and print their public URLs, one per line, in order."""
     from siray_cli.services.uploads import upload_files
-    from siray_cli.storage.upload import check_sources
+    from siray_cli.storage.sources import check_sources
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output

@@ -77,7 +77,7 @@ def _start_moto() -> dict[str, Any]:
         moto_disk.install()
         settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
         # clients of its own, blind to the user's AWS setup, as siray's are
-        from siray_cli.storage.upload import isolated_botocore_session
+        from siray_cli.providers.siray.upload import isolated_botocore_session
 
         aws = boto3.session.Session(botocore_session=isolated_botocore_session())
         server = _serve_moto()

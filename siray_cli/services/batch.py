@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli import signals
+from siray_cli.domain import SubmittedTask, Task, TaskKind
 from siray_cli.errors import (
     BatchBusyError,
     ConcurrencyLimitError,
@@ -32,8 +33,8 @@ from siray_cli.errors import (
     UsageError,
     WaitTimeoutError,
 )
+from siray_cli.names import safe_name
 from siray_cli.providers import command_prefix
-from siray_cli.providers.base import SubmittedTask, Task, TaskKind
 from siray_cli.services.journal import Earlier, earlier, fingerprint, uncertain_message
 from siray_cli.services.values import (
     UPLOAD_PLACEHOLDER,
@@ -41,10 +42,9 @@ from siray_cli.services.values import (
     check_input_value,
     load_json,
 )
-from siray_cli.storage.downloads import safe_name
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import ModelInfo
+    from siray_cli.domain import ModelInfo
     from siray_cli.services.polling import AdaptiveSchedule, Schedule
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers

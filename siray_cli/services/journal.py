@@ -28,7 +28,8 @@ from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
 from siray_cli.services.session import resume_hint
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import Provider, SubmittedTask, TaskKind
+    from siray_cli.domain import SubmittedTask, TaskKind
+    from siray_cli.providers.base import Provider
     from siray_cli.services.session import Session
     from siray_cli.storage.history import Record
 
@@ -73,7 +74,7 @@ def earlier(
 ) -> Earlier:
     """The verdict on a job from its earlier attempts: all of them (a batch's --resume), or only
     those from the last REJOIN_WINDOW whose result was never handed over (any rerun)."""
-    from siray_cli.providers.base import TERMINAL, TaskState
+    from siray_cli.domain import TERMINAL, TaskState
 
     records = session.history.by_job(
         key,
@@ -223,7 +224,7 @@ def submit(
 
 
 def _rejoin(session: Session, record: Record, kind: TaskKind) -> SubmittedTask:
-    from siray_cli.providers.base import SubmittedTask
+    from siray_cli.domain import SubmittedTask
 
     assert record.task_id is not None
     when = time.strftime("%H:%M:%S", time.localtime(record.submitted_at))

@@ -7,8 +7,8 @@ import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from siray_cli.domain import ModelInfo
 from siray_cli.providers import command_prefix
-from siray_cli.providers.base import ModelInfo
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider

@@ -11,7 +11,7 @@ from siray_cli.errors import DownloadError
 if TYPE_CHECKING:
     import httpx
 
-    from siray_cli.providers.base import Task
+    from siray_cli.domain import Task
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import TransferProgress
 

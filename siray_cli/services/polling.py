@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from siray_cli.providers.base import Task
+from siray_cli.domain import Task
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from siray_cli.domain import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.errors import UsageError
 from siray_cli.providers import command_prefix
-from siray_cli.providers.base import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.services import inputs
 from siray_cli.services.journal import fingerprint
 from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
@@ -237,7 +237,7 @@ class LocalFiles:
         waiting = [path for path in files if path not in done]
         if waiting:
             from siray_cli.services.uploads import upload_files
-            from siray_cli.storage.upload import check_sources
+            from siray_cli.storage.sources import check_sources
 
             sources = check_sources(
                 [str(self._given[p]) for p in waiting],

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from siray_cli.errors import CancelUnsupportedError, NetworkError, UsageError
 
 if TYPE_CHECKING:
-    from siray_cli.providers.base import Task
+    from siray_cli.domain import Task
     from siray_cli.services.session import Providers, Session
 
 

@@ -8,9 +8,9 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from siray_cli.domain import Source, Uploaded
     from siray_cli.providers.base import Provider
     from siray_cli.services.session import Session
-    from siray_cli.storage.upload import Source, Uploaded
 
 
 class TransferRow(Protocol):

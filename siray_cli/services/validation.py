@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from siray_cli.domain import ModelInfo
 from siray_cli.errors import UsageError
-from siray_cli.providers.base import ModelInfo
 from siray_cli.services.values import (
     InputItem,
     JSONTooLarge,

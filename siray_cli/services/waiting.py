@@ -8,8 +8,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from siray_cli import signals
+from siray_cli.domain import Task
 from siray_cli.errors import Interrupted, NetworkError, SirayError, WaitTimeoutError
-from siray_cli.providers.base import Task
 from siray_cli.services.session import resume_hint
 
 if TYPE_CHECKING:

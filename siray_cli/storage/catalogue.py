@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from siray_cli.domain import ModelInfo
 from siray_cli.errors import (
     NetworkError,
     ProtocolError,
@@ -22,7 +23,6 @@ from siray_cli.errors import (
     ServerError,
     UsageError,
 )
-from siray_cli.providers.base import ModelInfo
 from siray_cli.storage.private import private_dir
 
 CACHE_FORMAT = 2  # {"format", "fetched_at", "models": [{"name", "tag", "schema"}]}

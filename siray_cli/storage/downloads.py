@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import mimetypes
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
 from siray_cli.errors import DownloadError, UsageError
+from siray_cli.names import UNSAFE, safe_name
 
 if TYPE_CHECKING:
     import httpx  # imported where a download runs: safe_name's users need no HTTP stack
@@ -33,7 +32,6 @@ _EXTENSIONS = {
     "video/quicktime": ".mov",
 }
 _KNOWN_SUFFIXES = set(_EXTENSIONS.values()) | {".jpeg"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 ATTEMPTS = 3
 SLOWEST = 1024  # bytes a second: a download slower than this over a whole read_timeout stalled
 
@@ -65,20 +63,7 @@ def extension_for(content_type: str | None, url: str) -> str:
     if suffix in _KNOWN_SUFFIXES:
         return ".jpg" if suffix == ".jpeg" else suffix
     guessed = mimetypes.guess_extension(mime) if mime else None
-    return guessed if guessed and _UNSAFE.search(guessed[1:]) is None else ".bin"
-
-
-NAME_LIMIT = 120  # characters of a file name made from a task id or a job name
-
-
-def safe_name(text: str) -> str:
-    """A file name that cannot leave its directory (no separators, no leading dots) and fits any
-    file system: a long one is cut, with a digest of the whole so two long names stay apart."""
-    name = _UNSAFE.sub("_", text).lstrip(".") or "task"
-    if len(name) <= NAME_LIMIT:
-        return name
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    return f"{name[: NAME_LIMIT - 13]}-{digest}"
+    return guessed if guessed and UNSAFE.search(guessed[1:]) is None else ".bin"
 
 
 def output_name(task_id: str, index: int, extension: str) -> str:

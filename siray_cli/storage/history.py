@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from siray_cli.providers.base import TERMINAL, Task, TaskState
+from siray_cli.domain import TERMINAL, Task, TaskState
 from siray_cli.storage.private import private_dir, private_file
 
 DB_NAME = "history.sqlite3"

@@ -18,15 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siray_cli import errors
-from siray_cli.providers.base import (
-    Capabilities,
-    ModelInfo,
-    ProgressFor,
-    Provider,
-    SubmittedTask,
-    Task,
-    TaskKind,
-)
+from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind
+from siray_cli.providers.base import Capabilities, ProgressFor, Provider
 from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.higgsfield.parse import (
     APPLICATIONS,
@@ -42,7 +35,7 @@ from siray_cli.providers.higgsfield.parse import (
 if TYPE_CHECKING:
     import httpx
 
-    from siray_cli.storage.upload import Source, Uploaded
+    from siray_cli.domain import Source, Uploaded
     from siray_cli.transport import Trace
 
 # httpx and the transport (which subclasses httpx's) are imported by the methods that send a
@@ -320,7 +313,7 @@ class HiggsfieldProvider(Provider):
     ) -> list[Uploaded]:
         """Each file through a presigned URL: its content type checked first, streamed from disk
         (bounded memory), PUT without the credential."""
-        from siray_cli.storage.upload import Uploaded
+        from siray_cli.domain import Uploaded
         from siray_cli.transport import build_http_client
 
         for source in sources:

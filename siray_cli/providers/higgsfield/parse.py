@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from siray_cli.domain import ModelInfo, OutputItem, Task, TaskKind, TaskState
 from siray_cli.errors import ProtocolError
-from siray_cli.providers.base import ModelInfo, OutputItem, Task, TaskKind, TaskState
 
 # A request id is a UUID (the OpenAPI path parameter is `format: uuid`); siray accepts any
 # 8-4-4-4-12 hexadecimal form and nothing else, so an id can name a URL path and a file.

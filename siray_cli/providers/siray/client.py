@@ -15,15 +15,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from siray_cli import errors
-from siray_cli.providers.base import (
-    Capabilities,
-    ModelInfo,
-    ProgressFor,
-    Provider,
-    SubmittedTask,
-    Task,
-    TaskKind,
-)
+from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind
+from siray_cli.providers.base import Capabilities, ProgressFor, Provider
 from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.siray.parse import (
     CREATE_PATHS,
@@ -39,7 +32,7 @@ from siray_cli.providers.siray.parse import (
 if TYPE_CHECKING:
     import httpx
 
-    from siray_cli.storage.upload import Source, Uploaded, UploadToken
+    from siray_cli.domain import Source, Uploaded, UploadToken
     from siray_cli.transport import Trace
 
 # httpx and the transport (which subclasses httpx's) are imported by the methods that send a
@@ -235,7 +228,7 @@ class SirayProvider(Provider):
         on_secret: Callable[[str], None],
     ) -> list[Uploaded]:
         """Upload over S3 with the gateway's temporary credentials, which join the secrets."""
-        from siray_cli.storage.upload import Uploader
+        from siray_cli.providers.siray.upload import Uploader
 
         def remember(token: UploadToken) -> None:
             for secret in token.secrets():

@@ -6,21 +6,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from siray_cli.errors import ProtocolError
-from siray_cli.providers.base import (
+from siray_cli.domain import (
     ModelInfo,
     OutputItem,
     SubmittedTask,
     Task,
     TaskKind,
     TaskState,
-    parse_progress,
+    UploadToken,
 )
-
-if TYPE_CHECKING:
-    from siray_cli.storage.upload import UploadToken  # boto3's module: imported by uploads only
+from siray_cli.errors import ProtocolError
+from siray_cli.providers.base import parse_progress
 
 # Paths of the Siray API: create, and status (cancel is the status path + "/cancel").
 CREATE_PATHS = {
@@ -189,8 +187,6 @@ def _expiry(value: object) -> float | None:
 
 
 def parse_upload_token(payload: object) -> UploadToken:
-    from siray_cli.storage.upload import UploadToken
-
     data = _envelope_data(payload)
     credentials = data.get("credentials")
     if not isinstance(credentials, Mapping):

@@ -10,154 +10,19 @@ expired token is replaced and the file sent again.
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import secrets
-import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from siray_cli.errors import UploadError, UsageError
-from siray_cli.storage.downloads import safe_name
+from siray_cli.domain import Source, Uploaded, UploadToken
+from siray_cli.errors import UploadError
+from siray_cli.names import safe_name
 
 EXPIRED = {"ExpiredToken", "RequestExpired", "TokenRefreshRequired", "ExpiredTokenException"}
 ROUNDS = 3
 MAX_PARALLEL = 8  # parts (and files) in flight at once
-
-
-@dataclass(frozen=True)
-class UploadToken:
-    """Temporary S3 credentials and where to put files (the Siray API's "File upload")."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    region: str
-    bucket: str
-    upload_path: str
-    upload_endpoint: str
-    access_endpoint: str
-    expires_at: float | None = None  # epoch seconds, when the gateway says
-
-    def secrets(self) -> list[str]:
-        return [self.secret_access_key, self.session_token]
-
-    def key_for(self, name: str) -> str:
-        return self.upload_path.lstrip("/") + name
-
-    def public_url(self, key: str) -> str:
-        base = self.access_endpoint.rstrip("/")
-        if "://" not in base:
-            base = "https://" + base
-        return f"{base}/{key}"
-
-
-@dataclass
-class Source:
-    """One thing to upload: a file on disk, or standard input."""
-
-    label: str  # what the user typed
-    name: str  # the name the object gets (after a unique prefix)
-    content_type: str
-    path: Path | None = None
-    stream: Any = None  # a readable object, for standard input
-    size: int | None = None
-
-
-@dataclass
-class Uploaded:
-    file: str
-    url: str
-    bytes: int
-    content_type: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "url": self.url,
-            "bytes": self.bytes,
-            "content_type": self.content_type,
-        }
-
-
-class _Prefixed:
-    """A stream whose first bytes were read already (to check it is not empty); it counts the
-    bytes it hands out, which is the size of standard input once it is sent."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = head
-        self._rest = rest
-        self.consumed = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._read(size)
-        self.consumed += len(data)
-        return data
-
-    def _read(self, size: int) -> bytes:
-        if self._head:
-            if size < 0:
-                data, self._head = self._head + self._rest.read(), b""
-                return data
-            data, self._head = self._head[:size], self._head[size:]
-            if len(data) < size:
-                data += self._rest.read(size - len(data))
-            return data
-        return self._rest.read(size)
-
-
-def check_sources(
-    arguments: list[str], *, name: str | None, content_type: str | None, max_bytes: int
-) -> list[Source]:
-    """Every argument checked before anything is uploaded; all problems reported at once."""
-    sources, problems = [], []
-    for argument in arguments:
-        if argument == "-":
-            if not name or not content_type:
-                problems.append("uploading standard input (-) needs --name and --content-type")
-                continue
-            head = sys.stdin.buffer.read(1)
-            if not head:
-                problems.append("standard input is empty")
-                continue
-            sources.append(
-                Source("-", name, content_type, stream=_Prefixed(head, sys.stdin.buffer))
-            )
-            continue
-        path = Path(argument).expanduser()
-        try:
-            if not path.exists():
-                problems.append(f"{argument}: no such file")
-            elif path.is_dir():
-                problems.append(f"{argument}: is a directory")
-            elif not os.access(path, os.R_OK):
-                problems.append(f"{argument}: not readable (permission denied)")
-            elif (size := path.stat().st_size) == 0:
-                problems.append(f"{argument}: is empty")
-            elif size > max_bytes:
-                problems.append(
-                    f"{argument}: {size} bytes, over the limit of {max_bytes} "
-                    "(the upload_max_size setting)"
-                )
-            else:
-                guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-                sources.append(
-                    Source(
-                        argument,
-                        name if name and len(arguments) == 1 else path.name,
-                        content_type or guessed,
-                        path=path,
-                        size=size,
-                    )
-                )
-        except OSError as exc:
-            problems.append(f"{argument}: {exc.strerror}")
-    if problems:
-        raise UsageError("; ".join(problems), hint="nothing was uploaded")
-    return sources
 
 
 _SESSION_LOCK = threading.Lock()
