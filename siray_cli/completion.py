@@ -83,7 +83,8 @@ def complete_task_id(incomplete: str) -> list[tuple[str, str]]:
     try:
         import sqlite3
 
-        from siray_cli.storage.history import DB_NAME, data_dir
+        from siray_cli.storage.history import DB_NAME
+        from siray_cli.storage.private import data_dir
 
         path = data_dir() / DB_NAME
         if not path.exists():

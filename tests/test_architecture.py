@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -183,7 +184,7 @@ def test_the_package_graph_has_no_circle():
                 path.pop()
             elif step == start:
                 hops = [*path, start]
-                circles.append(" -> ".join(f"{a} ({graph[a][b]})" for a, b in zip(hops, hops[1:])))
+                circles.append(" -> ".join(f"{a} ({graph[a][b]})" for a, b in pairwise(hops)))
             elif step not in path and step > start:  # each circle once, from its least unit
                 path.append(step)
                 stack.append(iter(sorted(graph.get(step, {}))))

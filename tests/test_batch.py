@@ -262,7 +262,8 @@ def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environmen
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=30)
     assert process.returncode == 130, rest
-    assert "siray status --all-pending --wait" in rest
+    # the hint takes the batch up again as it was run, without paying for a line twice
+    assert f"resume with: siray run --batch {jobs} --model {IMAGE} --resume" in rest
     with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
         recorded = {row[0] for row in db.execute("SELECT task_id FROM tasks")}
     made = {

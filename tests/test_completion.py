@@ -65,8 +65,8 @@ def catalogue(isolated_environment: Path) -> Path:
     data = isolated_environment / "data"
     data.mkdir(parents=True)
     with sqlite3.connect(data / DB_NAME) as db:
-        for migration in MIGRATIONS:
-            db.executescript(migration)
+        for _, script in MIGRATIONS:
+            db.executescript(script)
         for number, task_id in enumerate(TASK_IDS):
             db.execute(
                 "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url, "

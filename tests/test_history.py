@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from conftest import subprocess_env
 
-from siray_cli.storage.history import DB_NAME, History, redact_data_urls
+from siray_cli.storage.history import DB_NAME, MIGRATIONS, History, redact_data_urls
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
 
@@ -62,7 +62,7 @@ def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environ
     journal = (
         sqlite3.connect(database(isolated_environment)).execute("PRAGMA journal_mode").fetchone()[0]
     )
-    assert version == 4 and journal == "wal"
+    assert version == len(MIGRATIONS) and journal == "wal"
 
 
 def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tmp_path):

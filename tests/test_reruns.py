@@ -10,6 +10,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,24 +142,36 @@ def test_a_batch_rerun_without_resume_follows_the_tasks_it_had_started(
     assert created(emu, "[hold] batch rerun 2") == 2
 
 
-def test_two_batches_of_the_same_jobs_at_once_pay_once(emu, tmp_path):
+def test_two_batches_of_the_same_jobs_at_once_pay_once(make_emulator, tmp_path):
     """The same jobs in two files that differ (a blank line): not the same batch to the batch
-    lock, but every job is submitted once, and both runs end with its outputs."""
+    lock, but every job is submitted once, and both runs end with its outputs. The tasks run
+    until the emulator's clock moves, so the two runs overlap however slow this machine is."""
+    server = make_emulator(task_seconds=60)
     prompts = [f"two batches {n}" for n in range(4)]
     one = write_jobs(tmp_path / "one.jsonl", *({"prompt": p} for p in prompts))
     two = tmp_path / "two.jsonl"
     two.write_text(one.read_text() + "\n")
-    emu.state.faults.add(Fault(action="delay", delay=0.2, method="POST", path=CREATE, count=8))
-    try:
-        runs = [
-            start(emu, "run", "--batch", str(path), "-m", IMAGE, "--concurrency", "2")
-            for path in (one, two)
-        ]
-        outputs = [run.communicate(timeout=60) for run in runs]
-    finally:
-        emu.state.faults.clear()
+    server.state.faults.add(Fault(action="delay", delay=0.2, method="POST", path=CREATE, count=8))
+    runs = [
+        start(server, "run", "--batch", str(path), "-m", IMAGE, "--concurrency", "4")
+        for path in (one, two)
+    ]
+    said: list[list[str]] = [[], []]
+    readers = [
+        threading.Thread(target=lambda run=run, lines=lines: lines.extend(run.stderr), daemon=True)
+        for run, lines in zip(runs, said, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    # every line of both runs submitted, or following the other run's task
+    wait_for(lambda: all(sum("submitted" in s for s in lines) == 4 for lines in said), "starts")
+    server.state.clock.advance(120)
+    for run, reader in zip(runs, readers, strict=True):
+        run.wait(timeout=60)
+        reader.join(timeout=10)
+    outputs = ["".join(lines) for lines in said]
     assert [run.returncode for run in runs] == [0, 0], outputs
-    assert [created(emu, p) for p in prompts] == [1, 1, 1, 1]
+    assert [created(server, p) for p in prompts] == [1, 1, 1, 1], outputs
 
 
 def test_an_unanswered_submit_is_not_guessed_about_by_a_rerun(siray, emu, isolated_environment):
@@ -241,3 +254,120 @@ def test_a_run_stopped_while_downloading_says_how_to_fetch_the_outputs(emu, tmp_
     assert process.returncode == 143, stderr
     (task,) = [t for t in emu.state.tasks.values() if t.body["prompt"] == "stopped mid-download"]
     assert f"siray download {task.task_id} -o {tmp_path / 'out'}" in stderr
+
+
+def test_following_a_stopped_runs_hint_then_running_it_again_pays_once(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    """`run -o DIR` stopped while waiting: its hint keeps `-o DIR`; a `status --wait` that only
+    printed the URLs did not hand the result over where `run` asked, so running the same `run`
+    again fetches the finished task's files into DIR instead of paying for a new task."""
+    server = make_emulator(task_seconds=60)
+    prompt, out = "a run stopped before its files landed", tmp_path / "out"
+    first = start(server, "run", IMAGE, prompt, "-o", str(out))
+    wait_for(lambda: recorded_ids(isolated_environment), "its record")
+    first.send_signal(signal.SIGTERM)
+    _, stderr = first.communicate(timeout=30)
+    assert first.returncode == 143, stderr
+    (task_id,) = recorded_ids(isolated_environment)
+    assert f"resume with: siray status {task_id} --wait -o {out}" in stderr
+
+    server.state.clock.advance(120)
+    shown = siray("status", task_id, "--wait", "--timeout", "5", server=server)  # minus -o
+    assert shown.exit_code == 0 and f"{task_id}\tSUCCESS" in shown.stdout, shown
+    assert not out.exists() or not list(out.iterdir())
+
+    again = siray("run", IMAGE, prompt, "-o", str(out), server=server)
+    assert again.exit_code == 0, again
+    assert f"task {task_id} succeeded, but its files never reached {out}" in again.stderr
+    assert [Path(line).parent for line in again.lines] == [out]
+    assert created(server, prompt) == 1
+
+    # once the files are where `run` asked, running it again asks for a new task, as before
+    anew = siray("run", IMAGE, prompt, "-o", str(out), "--timeout", "0.3", server=server)
+    assert anew.exit_code == 4 and created(server, prompt) == 2, anew
+
+
+def test_following_a_stopped_batchs_hint_pays_for_no_line_twice(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    server = make_emulator(task_seconds=60)
+    out = tmp_path / "out"
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"a stopped batch, line {n}", "name": f"line{n}"} for n in range(3)),
+    )
+    process = start(server, "run", "--batch", str(jobs), "-m", IMAGE, "-o", str(out))
+    wait_for(lambda: len(recorded_ids(isolated_environment)) == 3, "three submits")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    hint = f"siray run --batch {jobs} --model {IMAGE} -o {out} --resume"
+    assert f"resume with: {hint}" in stderr
+
+    server.state.clock.advance(120)
+    # the old advice: wait for every pending task (their files do not land), then run the
+    # batch again as it was (without --resume): the lines' tasks are followed, none paid again
+    assert siray("status", "--all-pending", "--wait", server=server).exit_code == 0
+    again = siray("run", "--batch", str(jobs), "-m", IMAGE, "-o", str(out), server=server)
+    assert again.exit_code == 0, again
+    assert sorted(p.stem for p in out.iterdir()) == ["line0", "line1", "line2"]
+    assert created(server) == 3
+
+    # and the new hint, followed to the letter, pays for nothing either
+    words = hint.split()[1:]
+    assert siray(*words, server=server).exit_code == 0
+    assert created(server) == 3
+
+
+def test_a_second_host_handing_out_an_id_the_first_used_is_the_one_asked(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    """The history knows a task by provider, host and id: an id a second host hands out again
+    (a reset sandbox, another emulator) does not send `run` to the first host's task."""
+    first, second = make_emulator(), make_emulator()
+    taken = siray("generate", IMAGE, "[hold] on the first host", server=first).stdout.strip()
+    make = second.state.new_task
+    second.state.new_task = lambda *args, **kwargs: make(*args, **{**kwargs, "task_id": taken})
+    result = siray("run", IMAGE, "on the second host", "--timeout", "10", server=second)
+    assert result.exit_code == 0, result
+    assert result.stdout.startswith(f"{second.url}/"), result
+    hosts = sorted(r["base_url"] for r in rows(isolated_environment) if r["task_id"] == taken)
+    assert hosts == sorted([first.url, second.url])
+    assert siray("status", taken, server=first).exit_code == 0  # the newest host is asked
+
+
+def test_tasks_made_under_emulator_exec_stay_out_of_the_real_history(
+    siray, emu, isolated_environment
+):
+    """A task left pending on an emulator that `exec` started is gone with it: it must not stay
+    pending in the user's history (`status --all-pending` would fail for good)."""
+    inner = [*siray_command("generate", IMAGE, "[hold] under exec")]
+    ran = subprocess.run(
+        [*siray_command("emulator", "exec", "--"), *inner],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(emu),
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip()
+    assert rows(isolated_environment) == []
+    pending = siray("status", "--all-pending")
+    assert pending.exit_code == 0 and "no pending task" in pending.stderr, pending
+
+
+def test_history_forget_sets_aside_a_task_of_a_server_gone_for_good(
+    siray, make_emulator, isolated_environment
+):
+    gone = make_emulator()
+    lost = siray("generate", IMAGE, "[hold] on a server now gone", server=gone).stdout.strip()
+    gone.stop()
+    stuck = siray("status", "--all-pending")
+    assert stuck.exit_code == 5 and f"siray history forget {lost}" in stuck.stderr, stuck
+    forgot = siray("history", "forget", lost)
+    assert forgot.exit_code == 0 and "removed 1 task" in forgot.stderr, forgot
+    assert siray("status", "--all-pending").exit_code == 0
+    unknown = siray("history", "forget", "image_not_there")
+    assert unknown.exit_code == 2 and "not in the history: image_not_there" in unknown.stderr

@@ -13,15 +13,13 @@ def cancel(
     json_mode: JsonOpt = False,
 ) -> int:
     """Cancel tasks that have not started yet (a running or finished task cannot be cancelled)."""
-    from siray_cli.services import tasks
-
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
     worst = ExitCode.OK
     with session.providers() as providers:
         for task_id in task_ids:
             try:
-                result = tasks.cancel(session, providers, task_id)
+                result = providers.handle(task_id).cancel()
             except SirayError as exc:
                 output.report(exc, task_id)
                 worst = worst or exit_code_for(exc)

@@ -24,7 +24,7 @@ def download(
     existing file, recorded in the history. Prints one path per line (with --json, one list:
     each task's id and files, and the error of each that could not be fetched).
     """
-    from siray_cli.services.outputs import fetch_outputs
+    from siray_cli.services.outputs import Downloads
     from siray_cli.storage.downloads import prepare_output_dir
 
     context = get_context(ctx, json_mode)
@@ -32,12 +32,15 @@ def download(
     directory = prepare_output_dir(Path(session.option("output_dir", output_dir) or "."))
     worst = ExitCode.OK
     fetched = []
-    with session.providers() as providers, transfers_for(output)() as display:
+    with (
+        session.providers() as providers,
+        Downloads(session) as downloads,
+        transfers_for(output)() as display,
+    ):
         for task_id in dict.fromkeys(task_ids):
+            handle = providers.handle(task_id)
             try:
-                task, files = fetch_outputs(
-                    session, providers, task_id, directory, force=force, display=display
-                )
+                task, files = downloads.fetch(handle, directory, force=force, display=display)
             except SirayError as exc:  # with --json, in the one document with the others
                 output.report(exc, task_id, document=False)
                 worst = worst or exit_code_for(exc)
@@ -46,7 +49,7 @@ def download(
                 )
                 continue
             fetched.append({"task_id": task.task_id, "files": [str(p) for p in files]})
-            session.history.deliver(task.task_id)
+            handle.hand_over(task, directory)
             if not output.json_mode:
                 output.data_lines(str(path) for path in files)
     if output.json_mode:

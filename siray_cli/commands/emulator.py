@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -232,6 +233,9 @@ def exec_(
     """Start the emulator on a free port, run CMD with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and
     SIRAY_API_KEY pointing at it, stop it, and exit with CMD's status.
 
+    CMD's tasks are recorded in a history of their own (SIRAY_DATA_DIR, a temporary directory
+    removed at the end): they end with the emulator, and never stay pending in yours.
+
     The emulator's options may come before or after `exec` (after wins), always before `--`.
     """
     given = _given({k: v for k, v in locals().items() if k not in ("ctx", "command")})
@@ -242,8 +246,13 @@ def exec_(
     server = _start(_config(values), values["fault"])
     environment = dict(os.environ)
     environment.update(server.environment())
+    # CMD's tasks live and die with this emulator: they are recorded in a history of their own,
+    # removed with it, so a task left pending here never counts as pending in the user's
+    # history (where `status --all-pending` would ask a server gone for good, forever)
+    history = tempfile.TemporaryDirectory(prefix="siray-emulator-history-")
+    environment["SIRAY_DATA_DIR"] = history.name
     try:
-        with server:
+        with server, history:
             try:
                 completed = subprocess.run(command, env=environment, check=False)
             except (FileNotFoundError, PermissionError) as exc:

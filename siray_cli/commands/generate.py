@@ -38,7 +38,6 @@ def generate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
-    from siray_cli.services.journal import submit
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)
@@ -59,8 +58,7 @@ def generate(
     )
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
-        task = submit(
-            session,
+        handle = session.ledger.submit(
             provider,
             request.kind,
             request.body,
@@ -70,8 +68,9 @@ def generate(
             new=new,
         )
     if output.json_mode:
-        output.result({"task_id": task.task_id, "kind": task.kind.value, "model": task.model})
+        kind_made = (handle.kind or request.kind).value
+        output.result({"task_id": handle.task_id, "kind": kind_made, "model": handle.model})
     else:
-        output.data(task.task_id)
-    session.history.deliver(task.task_id)
-    output.info(f"submitted {task.task_id}; follow it with: siray status {task.task_id} --wait")
+        output.data(handle.task_id)
+    handle.hand_over(None)
+    output.info(f"submitted {handle.task_id}; follow it with: siray status {handle.task_id} --wait")

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from siray_cli.cli import JsonOpt, get_context
-from siray_cli.errors import UsageError
+from siray_cli.completion import complete_task_id
+from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from siray_cli.storage.history import Record
@@ -119,3 +120,31 @@ def prune(
     context = get_context(ctx)
     removed = context.session.history.prune(parse_duration(older_than))
     context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
+
+
+@app.command()
+def forget(
+    ctx: typer.Context,
+    task_ids: Annotated[
+        list[str],
+        typer.Argument(
+            help="The tasks to remove.",
+            metavar="TASK_ID...",
+            show_default=False,
+            autocompletion=complete_task_id,
+        ),
+    ],
+) -> int:
+    """Remove tasks from the history, whatever their state: a task left pending on a server that
+    is gone for good (an emulator, say) stops counting as pending. siray no longer knows it: a
+    rerun of the command that submitted it submits a new task."""
+    context = get_context(ctx)
+    history = context.session.history
+    unknown = [task_id for task_id in dict.fromkeys(task_ids) if history.find(task_id) is None]
+    removed = history.forget_tasks([t for t in dict.fromkeys(task_ids) if t not in unknown])
+    context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
+    if unknown:
+        raise UsageError(
+            f"not in the history: {', '.join(unknown)}", hint="`siray history` lists the tasks"
+        )
+    return ExitCode.OK

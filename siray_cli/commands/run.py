@@ -166,43 +166,52 @@ def _run_one(
     new: bool,
 ) -> int:
     from siray_cli.progress import task_display
-    from siray_cli.services.journal import submit
-    from siray_cli.services.outputs import download_outputs
+    from siray_cli.services.handle import wait_until_ended
+    from siray_cli.services.outputs import Downloads
     from siray_cli.services.requests import build_request
-    from siray_cli.services.waiting import wait_for
 
     session, output = context.session, context.output
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
-        task = submit(
-            session,
+        handle = session.ledger.submit(
             provider,
             request.kind,
             request.body,
+            destination=directory,
             webhook=request.webhook,
             job_key=request.key,
             new=new,
         )
-        final = wait_for(
-            session,
-            providers,
-            [task.task_id],
-            task_display(output, [task.task_id]),
-            timeout=timeout,
-            poll_interval=poll_interval,
-            cancel_on_interrupt=cancel_on_interrupt,
-        )[task.task_id]
+        try:
+            final = wait_until_ended(
+                [handle],
+                task_display(output, [handle.task_id]),
+                timeout=timeout,
+                poll_interval=poll_interval,
+                read_timeout=session.read_timeout,
+                cancel_on_interrupt=cancel_on_interrupt,
+                notify=session.notices.always,
+            )[handle.task_id]
+        except KeyboardInterrupt:  # before the wait began (the display was being made)
+            from siray_cli import signals
+            from siray_cli.errors import Interrupted
+
+            raise Interrupted(
+                f"{signals.name()} once the task was submitted; {handle.task_id} keeps running",
+                hint=handle.resume_hint(),
+                task_id=handle.task_id,
+            ) from None
     if not final.succeeded:
-        session.history.deliver(task.task_id)  # the failure is the result, told below
+        handle.hand_over(final)  # the failure is the result, told below
     _raise_unless_succeeded(final)
     files: list[Path] = []
     if directory is not None:
         # a rejoined task's files are named after it: any already there are its own
         try:
-            with transfers_for(output)() as display:
-                files = download_outputs(
-                    session, final, directory, force=force or task.rejoined, display=display
+            with Downloads(session) as downloads, transfers_for(output)() as display:
+                files = downloads.save(
+                    handle, final, directory, force=force or handle.rejoined, display=display
                 )
         except KeyboardInterrupt:
             from shlex import quote
@@ -211,16 +220,16 @@ def _run_one(
             from siray_cli.errors import Interrupted
 
             raise Interrupted(
-                f"{signals.name()} while downloading; task {task.task_id} succeeded",
-                hint=f"fetch its outputs with: siray download {task.task_id} -o "
+                f"{signals.name()} while downloading; task {handle.task_id} succeeded",
+                hint=f"fetch its outputs with: siray download {handle.task_id} -o "
                 f"{quote(str(directory))} (or run the same command again)",
-                task_id=task.task_id,
+                task_id=handle.task_id,
             ) from None
     if output.json_mode:
-        output.result({**final.to_json(), "model": task.model, "files": [str(p) for p in files]})
+        output.result({**final.to_json(), "model": handle.model, "files": [str(p) for p in files]})
     else:
         output.data_lines([str(path) for path in files] or final.urls)
-    session.history.deliver(task.task_id)
+    handle.hand_over(final, directory)
     return ExitCode.OK
 
 

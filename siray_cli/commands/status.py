@@ -12,7 +12,8 @@ from siray_cli.errors import ExitCode, SirayError, exit_code_for
 if TYPE_CHECKING:
     from siray_cli.domain import Task
     from siray_cli.output import Output
-    from siray_cli.services.session import Providers, Session
+    from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.session import Providers
 
 
 def duration(seconds: int | None) -> str:
@@ -103,63 +104,74 @@ def status(
 
         directory = prepare_output_dir(output_dir)
     worst: int = ExitCode.OK
-    seen: list[Task] = []
+    seen: list[tuple[TaskHandle, Task]] = []
     with session.providers() as providers:
+        handles = [providers.handle(task_id) for task_id in ids]
         if wait:
             from siray_cli.progress import task_display
-            from siray_cli.services.waiting import wait_for
+            from siray_cli.services.handle import wait_until_ended
 
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
-            if len(ids) > 1:  # a task whose server is gone must not keep the others from a wait
-                ids, worst = _answering(session, providers, output, ids)
-                if not ids:
+            looked: dict[str, Task] = {}
+            if len(handles) > 1:  # a task whose server is gone must not keep the others waiting
+                handles, looked, worst = _answering(providers, output, handles)
+                if not handles:
                     return worst
-            display = task_display(output, ids)
-            finals = wait_for(
-                session, providers, ids, display, timeout=timeout, poll_interval=poll_interval
+            finals = wait_until_ended(
+                handles,
+                task_display(output, [handle.task_id for handle in handles]),
+                timeout=timeout,
+                poll_interval=poll_interval,
+                read_timeout=session.read_timeout,
+                seen=looked,
             )
-            for final in finals.values():
+            for handle in handles:
+                final = finals[handle.task_id]
                 render_task(output, final)
-                seen.append(final)
-                if final.is_terminal:  # seen to its end: a rerun of its command pays anew
-                    session.history.deliver(final.task_id)
+                seen.append((handle, final))
                 if not final.succeeded:
                     worst = worst or ExitCode.TASK_FAILED
         else:
-            for task_id in ids:
+            for handle in handles:
                 try:
-                    current = look_up(session, providers, task_id)
+                    current = look_up(providers, handle)
                 except SirayError as exc:
-                    output.report(exc, task_id)
+                    output.report(exc, handle.task_id)
                     worst = worst or exit_code_for(exc)
                     continue
                 render_task(output, current)
-                seen.append(current)
+                seen.append((handle, current))
     if directory is not None:
-        from siray_cli.services.outputs import download_outputs
+        from siray_cli.services.outputs import Downloads
 
-        with transfers_for(output)() as transfers:  # each file is told as it lands
-            for task in (t for t in seen if t.succeeded):
-                download_outputs(session, task, directory, force=False, display=transfers)
+        # each file is told as it lands
+        with Downloads(session) as downloads, transfers_for(output)() as transfers:
+            for handle, task in seen:
+                if task.succeeded:
+                    downloads.save(handle, task, directory, force=False, display=transfers)
+    for handle, task in seen:
+        if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
+            handle.hand_over(task, directory)  # if that is where its command asked
     return worst
 
 
 def _answering(
-    session: "Session", providers: "Providers", output: "Output", ids: list[str]
-) -> tuple[list[str], int]:
+    providers: "Providers", output: "Output", handles: "list[TaskHandle]"
+) -> "tuple[list[TaskHandle], dict[str, Task], int]":
     """The tasks whose server answers a first look (the others reported, each with where it was
-    created), and the exit code those reports call for."""
+    created), those looks (the wait starts from them), and the exit code the reports call for."""
     from siray_cli.errors import NetworkError
     from siray_cli.services.tasks import look_up
 
-    answering: list[str] = []
+    answering: list[TaskHandle] = []
+    looked: dict[str, Task] = {}
     worst: int = ExitCode.OK
-    for task_id in ids:
+    for handle in handles:
         try:
-            look_up(session, providers, task_id)
+            looked[handle.task_id] = look_up(providers, handle)
         except NetworkError as exc:
-            output.report(exc, task_id)
+            output.report(exc, handle.task_id)
             worst = worst or exit_code_for(exc)
             continue
-        answering.append(task_id)
-    return answering, worst
+        answering.append(handle)
+    return answering, looked, worst

@@ -1,9 +1,11 @@
 """Fetching a finished task's outputs: each downloaded atomically (temporary file, size checked,
-then linked into place), never over an existing file unless forced, and recorded in history."""
+then linked into place), never over an existing file unless forced."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from shlex import quote
 from typing import TYPE_CHECKING
 
 from siray_cli.errors import DownloadError
@@ -12,19 +14,18 @@ if TYPE_CHECKING:
     import httpx
 
     from siray_cli.domain import Task
-    from siray_cli.services.session import Providers, Session
+    from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.session import Session
     from siray_cli.services.uploads import TransferProgress
+    from siray_cli.transport import Trace
 
 
-def download_client(session: Session) -> httpx.Client:
+def download_client(*, read_timeout: float, backoff: float, trace: Trace | None) -> httpx.Client:
     """An HTTP client for output files: redirects followed, bodies checked by the download."""
     from siray_cli.transport import build_http_client, timeouts
 
     return build_http_client(
-        trace=session.notices.trace if session.notices.debug else None,
-        backoff=session.backoff,
-        expect_json=False,
-        timeout=timeouts(session.read_timeout),
+        trace=trace, backoff=backoff, expect_json=False, timeout=timeouts(read_timeout)
     )
 
 
@@ -36,36 +37,30 @@ def output_stems(name: str | None, count: int) -> list[str | None]:
     return [name] if count == 1 else [f"{name}_{index}" for index in range(1, count + 1)]
 
 
-def download_outputs(
-    session: Session,
+def download_all(
     task: Task,
     directory: Path,
     *,
     force: bool,
+    max_bytes: int,
+    stall_window: float,
+    client: httpx.Client,
     display: TransferProgress | None = None,
-    client: httpx.Client | None = None,
     name: str | None = None,
-    tell_on_failure: bool = True,
+    on_failure: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Download every output of a task that succeeded; the paths are recorded in the history.
-
-    On a failed download the outputs' URLs and the files already saved are told, so nothing the
-    task made is lost."""
+    """Download every output of a task that succeeded. On a failed download `on_failure` is told
+    the outputs' URLs and the files already saved, so nothing the task made is lost."""
     from siray_cli.storage.downloads import download_one
 
-    if not task.outputs:
-        session.notices.warn(f"task {task.task_id} succeeded but listed no outputs")
-        return []
     paths: list[Path] = []
-    own = client is None
-    http = download_client(session) if client is None else client
     try:
         for index, (url, stem) in enumerate(
             zip(task.urls, output_stems(name, len(task.urls)), strict=True), start=1
         ):
             row = display.row() if display is not None else None
             path = download_one(
-                http,
+                client,
                 url,
                 directory,
                 task.task_id,
@@ -74,57 +69,106 @@ def download_outputs(
                 stem=stem,
                 on_start=row.start if row is not None else None,
                 on_bytes=row.advance if row is not None else None,
-                max_bytes=int(session.number("download_max_size")),
-                stall_window=session.read_timeout,
+                max_bytes=max_bytes,
+                stall_window=stall_window,
             )
             if row is not None:
                 row.done(f"saved {path}")
             paths.append(path)
     except DownloadError as exc:
-        if tell_on_failure:
+        if on_failure is not None:
             for url in task.urls:
-                session.notices.always(f"output of {task.task_id}: {url}")
+                on_failure(f"output of {task.task_id}: {url}")
             for path in paths:
-                session.notices.always(f"already saved: {path}")
+                on_failure(f"already saved: {path}")
         exc.task_id = task.task_id
         exc.hint = exc.hint or (
             f"the task succeeded; `siray status {task.task_id}` lists its outputs again"
         )
         raise
-    finally:
-        if own:
-            http.close()
-    # absolute: the history is read from any directory later
-    session.history.set_files(task.task_id, [str(path.resolve()) for path in paths])
     return paths
 
 
-def fetch_outputs(
-    session: Session,
-    providers: Providers,
-    task_id: str,
-    directory: Path,
-    *,
-    force: bool,
-    display: TransferProgress | None,
-) -> tuple[Task, list[Path]]:
-    """A finished task's outputs, fetched later (`siray download`): the task is looked up where
-    it was created, recorded, and its outputs downloaded as `run -o` does."""
-    from siray_cli.errors import TaskCancelledError, TaskFailedError, UsageError
+class Downloads:
+    """Saving tasks' outputs with the session's settings (size cap, stall window, retries), over
+    one HTTP client made on first use and closed with this object."""
 
-    task = providers.for_task(task_id).get(task_id)
-    session.history.update(task)
-    if task.cancelled:
-        raise TaskCancelledError(
-            f"task {task_id} was cancelled: it has no outputs", task_id=task_id
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> Downloads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            session = self.session
+            self._client = download_client(
+                read_timeout=session.read_timeout,
+                backoff=session.backoff,
+                trace=session.notices.trace if session.notices.debug else None,
+            )
+        return self._client
+
+    def save(
+        self,
+        handle: TaskHandle,
+        task: Task,
+        directory: Path,
+        *,
+        force: bool,
+        display: TransferProgress | None = None,
+        name: str | None = None,
+        tell_on_failure: bool = True,
+    ) -> list[Path]:
+        """Every output of a task that succeeded, saved in `directory` and recorded."""
+        notices = self.session.notices
+        if not task.outputs:
+            notices.warn(f"task {task.task_id} succeeded but listed no outputs")
+            return []
+        return handle.download(
+            task,
+            directory,
+            force=force,
+            max_bytes=int(self.session.number("download_max_size")),
+            stall_window=self.session.read_timeout,
+            client=self.client,
+            display=display,
+            name=name,
+            on_failure=notices.always if tell_on_failure else None,
         )
-    if task.is_terminal and not task.succeeded:
-        reason = task.fail_reason or "no reason given"
-        raise TaskFailedError(f"task {task_id} ended {task.status}: {reason}", task_id=task_id)
-    if not task.succeeded:
-        raise UsageError(
-            f"task {task_id} is {task.status}: it has no outputs yet",
-            hint=f"wait for it with `siray status {task_id} --wait -o {directory}`",
-            task_id=task_id,
-        )
-    return task, download_outputs(session, task, directory, force=force, display=display)
+
+    def fetch(
+        self,
+        handle: TaskHandle,
+        directory: Path,
+        *,
+        force: bool,
+        display: TransferProgress | None,
+    ) -> tuple[Task, list[Path]]:
+        """A finished task's outputs, fetched later (`siray download`): the task is looked up
+        where it was created, and its outputs saved as `run -o` does."""
+        from siray_cli.errors import TaskCancelledError, TaskFailedError, UsageError
+
+        task_id = handle.task_id
+        task = handle.status()
+        if task.cancelled:
+            raise TaskCancelledError(
+                f"task {task_id} was cancelled: it has no outputs", task_id=task_id
+            )
+        if task.is_terminal and not task.succeeded:
+            reason = task.fail_reason or "no reason given"
+            raise TaskFailedError(f"task {task_id} ended {task.status}: {reason}", task_id=task_id)
+        if not task.succeeded:
+            raise UsageError(
+                f"task {task_id} is {task.status}: it has no outputs yet",
+                hint=f"wait for it with `siray status {task_id} --wait -o {quote(str(directory))}`",
+                task_id=task_id,
+            )
+        return task, self.save(handle, task, directory, force=force, display=display)

@@ -20,7 +20,7 @@ import heapq
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from siray_cli.domain import Task
@@ -231,8 +231,11 @@ def wait_for_tasks(
     clock: Clock = time.monotonic,
     sleep: Sleep = time.sleep,
     first_delay: float | None = None,
+    seen: Mapping[str, Task] | None = None,
 ) -> dict[str, Task]:
     """Poll every task until it is terminal. One request per task per look; looks are spread out.
+    `seen` holds looks made just before the wait: they count as its first (a task seen ended is
+    not asked again).
 
     Raises WaitTimedOut (carrying the last status of each unfinished task) when `timeout` passes.
     """
@@ -242,7 +245,16 @@ def wait_for_tasks(
     last: dict[str, Task] = {}
     queue: list[tuple[float, int, str]] = []
     for index, task_id in enumerate(task_ids):
-        delay = schedules[task_id].next_delay(None, start) if first_delay is None else first_delay
+        earlier = (seen or {}).get(task_id)
+        if earlier is not None:
+            last[task_id] = earlier
+            if earlier.is_terminal:
+                continue
+            delay = schedules[task_id].next_delay(earlier, start)
+        elif first_delay is None:
+            delay = schedules[task_id].next_delay(None, start)
+        else:
+            delay = first_delay
         heapq.heappush(queue, (start + delay, index, task_id))
     while queue:
         due, index, task_id = heapq.heappop(queue)

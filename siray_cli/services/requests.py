@@ -13,7 +13,7 @@ from siray_cli.domain import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.errors import UsageError
 from siray_cli.providers import command_prefix
 from siray_cli.services import inputs
-from siray_cli.services.journal import fingerprint
+from siray_cli.services.ledger import fingerprint
 from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
 
 if TYPE_CHECKING:

@@ -13,7 +13,9 @@ from siray_cli.settings import Settings
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
-    from siray_cli.storage.history import History
+    from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.ledger import Ledger
+    from siray_cli.storage.history import History, Record
 
 Say = Callable[[str], None]
 
@@ -44,6 +46,7 @@ class Session:
     notices: Notices = field(default_factory=Notices)
     _history: History | None = None
     _settings: Settings | None = None
+    _ledger: Ledger | None = None
 
     @property
     def settings(self) -> Settings:
@@ -56,11 +59,21 @@ class Session:
     def history(self) -> History:
         """The task history, opened on first use (a broken one only warns)."""
         if self._history is None:
-            from siray_cli.storage.history import DB_NAME, History, data_dir
+            from siray_cli.storage.history import DB_NAME, History
+            from siray_cli.storage.private import data_dir
 
             enabled = self.option("history") != "off"
             self._history = History(data_dir() / DB_NAME, self.notices.warn, enabled=enabled)
         return self._history
+
+    @property
+    def ledger(self) -> Ledger:
+        """Every decision about paid tasks (services.ledger), over the history."""
+        if self._ledger is None:
+            from siray_cli.services.ledger import Ledger
+
+            self._ledger = Ledger(self.history, self.notices, self.settings.profile_name)
+        return self._ledger
 
     def close(self) -> None:
         """Close the history (SQLite folds its write-ahead log back in when the last connection
@@ -169,7 +182,7 @@ class Providers:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._open: dict[str, Provider] = {}
-        self._by_task: dict[str, Provider] = {}
+        self._by_task: dict[str, TaskHandle] = {}
         self.unreachable: set[str] = set()  # hosts that did not answer (services.tasks)
         self._lock = threading.RLock()  # a batch's workers share one
 
@@ -196,15 +209,22 @@ class Providers:
             raise UsageError(f"unknown provider {name!r}", hint=f"one of {', '.join(PROVIDERS)}")
         return self._connect(name, None)
 
-    def for_task(self, task_id: str) -> Provider:
+    def handle(self, task_id: str) -> TaskHandle:
+        """The task `task_id`, asked where the history says it was created (the newest of the
+        hosts that used that id); a task the history does not know is asked of the provider in
+        effect."""
+        from siray_cli.services.handle import TaskHandle
+
         with self._lock:
             if task_id not in self._by_task:
-                self._by_task[task_id] = self._look_up(task_id)
+                record = self._session.history.find(task_id)
+                self._by_task[task_id] = TaskHandle(
+                    task_id, self._provider_of(task_id, record), self._session.ledger, record=record
+                )
             return self._by_task[task_id]
 
-    def _look_up(self, task_id: str) -> Provider:
+    def _provider_of(self, task_id: str, record: Record | None) -> Provider:
         settings = self._session.settings
-        record = self._session.history.find(task_id)
         if record is None or not record.base_url:
             return self.current
         if record.provider != settings.provider:
@@ -228,10 +248,6 @@ class Providers:
 
 def looks_like_model(text: str) -> bool:
     return "/" in text and not any(ch.isspace() for ch in text)
-
-
-def resume_hint(task_ids: list[str]) -> str:
-    return f"resume with: siray status {' '.join(task_ids)} --wait"
 
 
 def usable_key(key: str) -> bool:

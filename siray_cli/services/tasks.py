@@ -1,14 +1,15 @@
 """Looking tasks up: which tasks a command means (the ids given, the latest, every pending one)
-and their current state, recorded in the history."""
+and their current state, each look recorded by the task's handle."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from siray_cli.errors import CancelUnsupportedError, NetworkError, UsageError
+from siray_cli.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
     from siray_cli.domain import Task
+    from siray_cli.services.handle import TaskHandle
     from siray_cli.services.session import Providers, Session
 
 
@@ -30,47 +31,30 @@ def tasks_to_show(session: Session, given: list[str], all_pending: bool) -> list
     return [latest.task_id]
 
 
-def look_up(session: Session, providers: Providers, task_id: str) -> Task:
-    """The task's current state (asked where it was created), recorded in the history.
+def look_up(providers: Providers, handle: TaskHandle) -> Task:
+    """The task's current state, asked where it was created.
 
     A host that did not answer is not asked again for the next task of the same look-up (each
     would wait out its retries: `status --all-pending` after a crash, with tasks of an emulator
     long gone, took minutes); those tasks are reported at once."""
-    provider = providers.for_task(task_id)
-    host = provider.base_url
+    host = handle.provider.base_url
     try:
         if host in providers.unreachable:
             raise NetworkError(
-                f"querying {task_id}: {host} did not answer a moment ago; not asked again",
-                task_id=task_id,
+                f"querying {handle.task_id}: {host} did not answer a moment ago; not asked again",
+                task_id=handle.task_id,
             )
-        task = provider.get(task_id)
+        return handle.status()
     except NetworkError as exc:
         providers.unreachable.add(host)
-        if provider is not providers.current:
-            exc.hint = _where_hint(task_id, host)
+        if handle.provider is not providers.current:
+            exc.hint = _where_hint(handle.task_id, host)
         raise
-    session.history.update(task)
-    return task
 
 
 def _where_hint(task_id: str, host: str) -> str:
     return (
         f"{task_id} was created on {host}, as the history records; ask again once that server "
-        f"answers (if it is gone for good, e.g. an emulator, the task is too)"
+        f"answers (if it is gone for good, an emulator say, the task is too: "
+        f"`siray history forget {task_id}` sets it aside)"
     )
-
-
-def cancel(session: Session, providers: Providers, task_id: str) -> Task:
-    """Ask the task's provider to cancel it; its answer is recorded in the history (a cancelled
-    task is no longer pending there)."""
-    provider = providers.for_task(task_id)
-    if not provider.capabilities.supports_cancel:
-        raise CancelUnsupportedError(
-            f"{provider.name} has no way to cancel a task; {task_id} keeps running",
-            task_id=task_id,
-            hint=f"follow it with `siray status {task_id} --wait`",
-        )
-    task = provider.cancel(task_id)
-    session.history.update(task)
-    return task

@@ -9,26 +9,37 @@ is reported once, as a warning, and never stops a generation.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from siray_cli.domain import TERMINAL, Task, TaskState
-from siray_cli.storage.private import private_dir, private_file
+from siray_cli.storage.private import private_file
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
 _DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
 
-MIGRATIONS: list[str] = [
-    # 1: the tasks table
-    """
+MIGRATIONS: list[tuple[str, str]] = []  # (name, script), in the order they are applied
+
+
+def migration(function: Callable[[], str]) -> Callable[[], str]:
+    """Declare the next schema step (`m005_...`): its number is its place in the list, which
+    `PRAGMA user_version` records, so a step is never renamed, reordered or removed."""
+    number = len(MIGRATIONS) + 1
+    assert function.__name__.startswith(f"m{number:03d}_"), function.__name__
+    MIGRATIONS.append((function.__name__, function()))
+    return function
+
+
+@migration
+def m001_tasks() -> str:
+    return """
     CREATE TABLE tasks (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         task_id TEXT UNIQUE,
@@ -51,10 +62,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX tasks_submitted ON tasks (submitted_at);
     CREATE INDEX tasks_job ON tasks (job_key);
-    """,
-    # 2: the provider that created each task (every task before it was Siray's), and each
-    # task's state in siray's own words (providers name states differently)
     """
+
+
+@migration
+def m002_provider_and_state() -> str:
+    """The provider that created each task (every task before it was Siray's), and each task's
+    state in siray's own words (providers name states differently)."""
+    return """
     ALTER TABLE tasks ADD COLUMN provider TEXT NOT NULL DEFAULT 'siray';
     ALTER TABLE tasks ADD COLUMN state TEXT NOT NULL DEFAULT 'SUBMITTED';
     UPDATE tasks SET state = CASE upper(status)
@@ -62,36 +77,77 @@ MIGRATIONS: list[str] = [
         WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILURE' THEN 'FAILURE'
         WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'CANCELED' THEN 'CANCELLED'
         WHEN 'UNCERTAIN' THEN 'UNKNOWN' ELSE 'SUBMITTED' END;
-    """,
-    # 3: the Idempotency-Key a submit was sent with (providers that take one), so a submit whose
-    # answer was lost can be sent again with it, safely
     """
-    ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;
-    """,
-    # 4: when the command that submitted a task (or a later one) handed its result over; a
-    # task never handed over is what a rerun of the same command rejoins instead of paying
-    # again (every task from before counts as handed over: nothing changes for them)
-    """
+
+
+@migration
+def m003_idempotency_key() -> str:
+    """The Idempotency-Key a submit was sent with (providers that take one), so a submit whose
+    answer was lost can be sent again with it, safely."""
+    return "ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;"
+
+
+@migration
+def m004_delivered_at() -> str:
+    """When the command that submitted a task (or a later one) handed its result over; a task
+    never handed over is what a rerun of the same command rejoins instead of paying again (every
+    task from before counts as handed over: nothing changes for them)."""
+    return """
     ALTER TABLE tasks ADD COLUMN delivered_at REAL;
     UPDATE tasks SET delivered_at = updated_at;
-    """,
-]
+    """
+
+
+@migration
+def m005_tasks_by_host_and_destination() -> str:
+    """A task is known by its provider, host and id (two hosts, an emulator and a reset sandbox
+    say, may hand out the same id), not by its id alone; and `destination` holds where the
+    submitting command asked for its files (an absolute directory; NULL: printed), so a result
+    is handed over only once it got there. SQLite cannot drop a UNIQUE constraint: the table is
+    made again."""
+    return """
+    CREATE TABLE tasks_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id TEXT,
+        kind TEXT NOT NULL,
+        model TEXT NOT NULL,
+        request TEXT NOT NULL,
+        submitted_at REAL NOT NULL,
+        base_url TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        status TEXT NOT NULL,
+        progress INTEGER,
+        outputs TEXT NOT NULL DEFAULT '[]',
+        fail_reason TEXT NOT NULL DEFAULT '',
+        finished_at REAL,
+        files TEXT NOT NULL DEFAULT '[]',
+        updated_at REAL NOT NULL,
+        job_key TEXT,
+        batch_line INTEGER,
+        batch_name TEXT,
+        provider TEXT NOT NULL DEFAULT 'siray',
+        state TEXT NOT NULL DEFAULT 'SUBMITTED',
+        idempotency_key TEXT,
+        delivered_at REAL,
+        destination TEXT
+    );
+    INSERT INTO tasks_new (id, task_id, kind, model, request, submitted_at, base_url, profile,
+        status, progress, outputs, fail_reason, finished_at, files, updated_at, job_key,
+        batch_line, batch_name, provider, state, idempotency_key, delivered_at)
+        SELECT id, task_id, kind, model, request, submitted_at, base_url, profile, status,
+        progress, outputs, fail_reason, finished_at, files, updated_at, job_key, batch_line,
+        batch_name, provider, state, idempotency_key, delivered_at FROM tasks;
+    DROP TABLE tasks;
+    ALTER TABLE tasks_new RENAME TO tasks;
+    CREATE UNIQUE INDEX tasks_key ON tasks (provider, base_url, task_id);
+    CREATE INDEX tasks_id ON tasks (task_id);
+    CREATE INDEX tasks_submitted ON tasks (submitted_at);
+    CREATE INDEX tasks_job ON tasks (job_key);
+    """
+
+
 ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
-
-
-def data_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("SIRAY_DATA_DIR"):
-        return Path(env["SIRAY_DATA_DIR"]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("siray"))
-
-
-def lock_file(name: str) -> Path:
-    """A lock file in the data directory's private `locks` folder (the directories made 0700)."""
-    return private_dir(private_dir(data_dir()) / "locks") / name
 
 
 def has_redacted_data(value: Any) -> bool:
@@ -144,6 +200,8 @@ class Record:
     batch_line: int | None
     batch_name: str | None
     delivered_at: float | None = None
+    destination: str | None = None  # the directory its files were asked into; None: printed
+    row: int = 0  # the row's own id
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,6 +244,8 @@ def _record(row: sqlite3.Row) -> Record:
         batch_line=row["batch_line"],
         batch_name=row["batch_name"],
         delivered_at=row["delivered_at"],
+        destination=row["destination"],
+        row=row["id"],
     )
 
 
@@ -217,7 +277,7 @@ class History:
         self._connection: sqlite3.Connection | None = None
         self._broken = not enabled
         self._lock = threading.RLock()  # one connection, shared by a batch's threads
-        self._written: dict[str, tuple[object, ...]] = {}  # last state written, per task
+        self._written: dict[int, tuple[object, ...]] = {}  # last state written, per row
 
     @property
     def enabled(self) -> bool:
@@ -248,7 +308,7 @@ class History:
             raise sqlite3.DatabaseError(
                 f"the history was written by a newer siray (schema {version})"
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for number, (_, script) in enumerate(MIGRATIONS[version:], start=version + 1):
             connection.execute("BEGIN IMMEDIATE")
             try:
                 current = connection.execute("PRAGMA user_version").fetchone()[0]
@@ -320,6 +380,7 @@ class History:
         batch_line: int | None = None,
         batch_name: str | None = None,
         idempotency_key: str | None = None,
+        destination: str | None = None,
     ) -> int | None:
         """Record a submit: with no task id, as UNCERTAIN (its answer never came, or it is about
         to be sent). The row's id, to confirm or forget it; None when the history is off."""
@@ -328,8 +389,9 @@ class History:
             _, inserted = self._execute(
                 "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url,"
                 " profile, provider, status, state, updated_at, job_key, batch_line, batch_name,"
-                " idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(task_id) DO NOTHING",
+                " idempotency_key, destination) VALUES"
+                " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(provider, base_url, task_id) DO NOTHING",
                 (
                     task_id,
                     kind,
@@ -346,6 +408,7 @@ class History:
                     batch_line,
                     batch_name,
                     idempotency_key,
+                    destination,
                 ),
             )
             if inserted != 1:
@@ -354,34 +417,40 @@ class History:
         return int(rows[0][0]) if rows else None
 
     def confirm(self, row: int | None, task_id: str) -> None:
-        """The journalled submit `row` created task `task_id`."""
+        """The journalled submit `row` created task `task_id`. The host has just created it: a
+        row it had under the same id (a host reset since, handing ids out again) is of another
+        task, long gone there, and makes way."""
         if row is None:
             return
         with self._lock:
-            _, updated = self._execute(
-                "UPDATE OR IGNORE tasks SET task_id = ?, status = 'SUBMITTED', state = ?,"
-                " updated_at = ? WHERE id = ?",
+            self._execute(
+                "DELETE FROM tasks WHERE task_id = ? AND id != ? AND (provider, base_url) ="
+                " (SELECT provider, base_url FROM tasks WHERE id = ?)",
+                (task_id, row, row),
+            )
+            self._execute(
+                "UPDATE tasks SET task_id = ?, status = 'SUBMITTED', state = ?, updated_at = ?"
+                " WHERE id = ?",
                 (task_id, TaskState.SUBMITTED.value, time.time(), row),
             )
-            if updated == 0:  # the history knows that id already: keep the one row
-                self.forget(row)
 
     def forget(self, row: int | None) -> None:
         """The journalled submit `row` certainly created nothing (the server refused it)."""
         if row is not None:
             self._execute("DELETE FROM tasks WHERE id = ? AND task_id IS NULL", (row,))
 
-    def update(self, status: Task) -> None:
-        """Record a task's last known state; a poll that saw nothing new writes nothing."""
+    def update(self, row: int, status: Task) -> None:
+        """Record a task's last known state in its row; a poll that saw nothing new writes
+        nothing."""
         state = (status.status, status.progress, tuple(status.outputs), status.fail_reason)
         with self._lock:
-            if self._written.get(status.task_id) == state:
+            if self._written.get(row) == state:
                 return
-            self._written[status.task_id] = state
+            self._written[row] = state
         now = time.time()
         self._execute(
             "UPDATE tasks SET status = ?, state = ?, progress = ?, outputs = ?, fail_reason = ?,"
-            " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE task_id = ?",
+            " finished_at = COALESCE(finished_at, ?), updated_at = ? WHERE id = ?",
             (
                 status.status,
                 status.state.value,
@@ -390,22 +459,21 @@ class History:
                 status.fail_reason,
                 now if status.is_terminal else None,
                 now,
-                status.task_id,
+                row,
             ),
         )
 
-    def deliver(self, task_id: str) -> None:
-        """The task's result (its outputs, its failure, or for `generate` its id) was handed over:
-        a rerun of the command that submitted it pays for a new task."""
+    def deliver(self, row: int) -> None:
+        """The task's result was handed over where its command asked (see Ledger.hand_over)."""
         self._execute(
-            "UPDATE tasks SET delivered_at = ? WHERE task_id = ? AND delivered_at IS NULL",
-            (time.time(), task_id),
+            "UPDATE tasks SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
+            (time.time(), row),
         )
 
-    def set_files(self, task_id: str, files: list[str]) -> None:
+    def set_files(self, row: int, files: list[str]) -> None:
         self._execute(
-            "UPDATE tasks SET files = ?, updated_at = ? WHERE task_id = ?",
-            (json.dumps(files), time.time(), task_id),
+            "UPDATE tasks SET files = ?, updated_at = ? WHERE id = ?",
+            (json.dumps(files), time.time(), row),
         )
 
     def query(
@@ -446,8 +514,21 @@ class History:
         records = self.query(limit=1, with_id=True)
         return records[0] if records else None
 
-    def find(self, task_id: str) -> Record | None:
-        rows, _ = self._execute("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+    def find(
+        self, task_id: str, *, provider: str | None = None, base_url: str | None = None
+    ) -> Record | None:
+        """The task `task_id` (on that provider and host, when given); of several hosts that
+        used the same id, the newest."""
+        clauses, values = ["task_id = ?"], [task_id]
+        for column, value in (("provider", provider), ("base_url", base_url)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        rows, _ = self._execute(
+            f"SELECT * FROM tasks WHERE {' AND '.join(clauses)}"
+            " ORDER BY submitted_at DESC, id DESC LIMIT 1",
+            values,
+        )
         records = self._records(rows)
         return records[0] if records else None
 
@@ -468,6 +549,16 @@ class History:
             f"DELETE FROM tasks WHERE submitted_at < ? AND (state IN "
             f"({', '.join('?' * len(ENDED))}) OR task_id IS NULL)",
             (time.time() - older_than, *ENDED),
+        )
+        return deleted
+
+    def forget_tasks(self, task_ids: Sequence[str]) -> int:
+        """Remove the named tasks (on every host that used the id), whatever their state."""
+        if not task_ids:
+            return 0
+        _, deleted = self._execute(
+            f"DELETE FROM tasks WHERE task_id IN ({', '.join('?' * len(task_ids))})",
+            tuple(task_ids),
         )
         return deleted
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 
 DIRECTORY_MODE = 0o700
@@ -44,3 +45,13 @@ def private_file(path: Path) -> Path:
     finally:
         os.close(descriptor)
     return path
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the task history and the lock files live (SIRAY_DATA_DIR moves it)."""
+    env = os.environ if env is None else env
+    if env.get("SIRAY_DATA_DIR"):
+        return Path(env["SIRAY_DATA_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("siray"))

@@ -1,0 +1,116 @@
+"""Planning a batch before anything is paid for: each line's request built and checked (its
+model's schema fetched once), files the lines would write that exist already refused, the
+local files of the lines that may be submitted uploaded, and one run of a batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from siray_cli.errors import BatchBusyError, UsageError
+from siray_cli.names import safe_name
+from siray_cli.providers import command_prefix
+from siray_cli.services.batch.jobs import MAX_REPORTED, Job, PreparedJob
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from siray_cli.domain import ModelInfo, TaskKind
+    from siray_cli.services.ledger import PriorAttempt
+    from siray_cli.services.requests import LocalFiles
+    from siray_cli.services.session import Providers, Session
+    from siray_cli.services.uploads import Transfers
+
+
+def builder(
+    session: Session, providers: Providers, default_model: str | None, validate: bool, files: Any
+) -> Callable[[Job], tuple[TaskKind, dict[str, Any]]]:
+    from siray_cli.services.requests import build_body, checked_model, pick_kind
+
+    infos: dict[tuple[str, str], ModelInfo] = {}
+
+    def build(job: Job) -> tuple[TaskKind, dict[str, Any]]:
+        model = job.model or default_model
+        if not model:
+            raise UsageError("no model (give one on the line, or --model for every line)")
+        provider = providers.named(job.provider)
+        info = None
+        if validate:
+            info = infos.get((provider.name, model)) or checked_model(session, provider, model)
+            if info is not None:
+                infos[(provider.name, model)] = info
+        body = build_body(
+            model,
+            job.prompt,
+            dict(job.inputs),
+            job.items,
+            info=info,
+            local_file=files.add,
+            command=command_prefix(provider.name),
+        )
+        return pick_kind(model, None, info), body
+
+    return build
+
+
+def upload_files(
+    providers: Providers,
+    jobs: list[PreparedJob],
+    found: dict[int, PriorAttempt],
+    files: LocalFiles,
+    transfers: Transfers,
+) -> None:
+    """Upload the local files the lines name, once each per provider, all of one provider's
+    together; only those of lines that may be submitted now (a line whose earlier task
+    succeeded, is still running or waits on an unanswered submit needs none)."""
+    by_provider: dict[str | None, list[PreparedJob]] = {}
+    for job in jobs:
+        if found[job.line].needs_new_body:
+            by_provider.setdefault(job.provider, []).append(job)
+    for name, group in by_provider.items():
+        provider = providers.named(name)
+        files.upload(provider, [job.body for job in group], transfers)
+        for job in group:
+            job.body = files.resolve(provider, job.body, transfers)
+
+
+def refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
+    """Files a named job would write that exist already: refused before anything is paid for
+    (downloading over them is refused anyway, after the task ran)."""
+    import glob
+
+    clashes = []
+    for job in jobs:
+        if job.name is None:
+            continue
+        stem = glob.escape(safe_name(job.name))
+        found = sorted({*directory.glob(f"{stem}.*"), *directory.glob(f"{stem}_[0-9]*.*")})
+        clashes += [f"line {job.line}: {path} exists" for path in found]
+    if clashes:
+        raise UsageError(
+            f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already, "
+            "nothing was submitted: " + "; ".join(clashes[:MAX_REPORTED]),
+            hint="--resume skips the lines already done, --force overwrites, or choose another -o",
+        )
+
+
+@contextmanager
+def batch_lock(text: str, where: str) -> Iterator[None]:
+    """One run of a batch at a time: two runs of the same jobs (the same file, or its copy) would
+    each pay for every job that the other has not recorded yet. A second run is refused."""
+    import hashlib
+
+    from siray_cli.storage.locks import LockBusy, flock
+
+    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    try:
+        with flock(f"batch-{digest}.lock", wait=False, write_pid=True):
+            yield
+    except LockBusy as busy:
+        raise BatchBusyError(
+            f"another siray is running the batch in {where} (pid {busy.holder or '?'}); "
+            "nothing was submitted",
+            hint="wait for it to end, then run again with --resume",
+        ) from None

@@ -1,0 +1,384 @@
+"""The Ledger: every decision about money, in one place. A paid task is never lost and never paid
+twice, whoever runs siray and however it ends.
+
+- The intent is recorded (UNCERTAIN, with the request's fingerprint) before the create request is
+  sent, so even a SIGKILL mid-request leaves a trace that a rerun finds instead of paying again;
+  the answer then confirms it (with the task id) or, when the server certainly refused it,
+  removes it.
+- A rerun of the same request (the same job key on the same provider, host and profile) first
+  asks for the PriorAttempt: a task whose result was never handed over (the command was killed,
+  timed out, or is still running in another process) is rejoined, an unanswered submit is sent
+  again with its idempotency key, or, without one, reported rather than guessed about. The look
+  and the submit happen under a lock per job, so two processes never both pay for one job.
+- A result is handed over where the submitting command asked: a task submitted by `run -o DIR`
+  is handed over once its files are in DIR, not when a `status --wait` printed its URLs, so a
+  rerun of that `run` fetches them instead of paying again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from siray_cli import signals
+from siray_cli.domain import TERMINAL, Task, TaskKind, TaskState
+from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
+
+if TYPE_CHECKING:
+    from siray_cli.providers.base import Provider
+    from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.session import Notices
+    from siray_cli.storage.history import History, Record
+
+INTERRUPT_NOTICE = "interrupt received: stopping once the task id is known (again to force)"
+REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
+LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
+
+Verdict = Literal["done", "running", "resend", "report", "submit"]
+
+
+@dataclass(frozen=True)
+class PriorAttempt:
+    """What the history says of a job on one provider, host and profile (newest first): it
+    succeeded ("done"), is still running ("running"), its submit went unanswered with a key the
+    provider honours ("resend") or without one ("report"); or it is to be submitted ("submit",
+    settling `record`, an unanswered attempt, when there is one)."""
+
+    verdict: Verdict
+    record: Record | None = None
+
+    @property
+    def kept_body(self) -> dict[str, Any] | None:
+        """For "resend": the very body sent then (the files uploaded then); data URLs are not
+        recorded, but rebuilt from the same files they are the same."""
+        from siray_cli.storage.history import has_redacted_data
+
+        request = self.record.request if self.record is not None else None
+        return dict(request) if request and not has_redacted_data(request) else None
+
+    @property
+    def needs_new_body(self) -> bool:
+        """Whether the job is submitted with a body built now (its local files uploaded)."""
+        return self.verdict == "submit" or (self.verdict == "resend" and not self.kept_body)
+
+
+def uncertain_message(record: Record, what: str = "this request") -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted_at))
+    return (
+        f"an earlier submit of {what} ({when}) got no answer and may have created a task, so it "
+        "was not submitted again"
+    )
+
+
+def fingerprint(kind: TaskKind, body: dict[str, Any], occurrence: int = 0) -> str:
+    """What identifies a request's content: the same job submitted again has the same one. A
+    batch's second line asking for the very same thing (`occurrence` 1) is another job."""
+    document: dict[str, Any] = {"kind": kind.value, "body": body}
+    if occurrence:
+        document["occurrence"] = occurrence
+    canonical = json.dumps(document, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def same_place(a: Path | str, b: Path | str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+class Ledger:
+    """The history's journal verbs, for one profile. Every method is safe to call whatever
+    happened to the history (a broken one only warns, once)."""
+
+    def __init__(self, history: History, notices: Notices, profile: str) -> None:
+        self.history = history
+        self.notices = notices
+        self.profile = profile
+
+    # -- the verdict on earlier attempts
+
+    def prior(
+        self,
+        provider: Provider,
+        key: str,
+        *,
+        handed_over_too: bool,
+        resubmit_uncertain: bool = False,
+    ) -> PriorAttempt:
+        """The verdict on a job from its earlier attempts: all of them (a batch's --resume), or
+        only those from the last REJOIN_WINDOW whose result was never handed over (any rerun)."""
+        records = self.history.by_job(
+            key, provider=provider.name, base_url=provider.base_url, profile=self.profile
+        )
+        if not handed_over_too:
+            since = time.time() - REJOIN_WINDOW
+            records = [r for r in records if r.delivered_at is None and r.submitted_at >= since]
+        uncertain: Record | None = None
+        for record in records:  # newest first
+            if record.task_id is None:
+                uncertain = uncertain or record
+                continue
+            if record.state is TaskState.SUCCESS:
+                return PriorAttempt("done", record)
+            if record.state not in TERMINAL:
+                return PriorAttempt("running", record)
+            break  # a definite attempt that failed, newer than any uncertain one: submit again
+        if uncertain is not None and uncertain.idempotency_key:
+            return PriorAttempt("resend", uncertain)
+        if uncertain is not None and not resubmit_uncertain:
+            return PriorAttempt("report", uncertain)
+        return PriorAttempt("submit", uncertain)
+
+    @contextmanager
+    def job_lock(self, provider: Provider, key: str) -> Iterator[None]:
+        """Held from the look at a job's earlier attempts until its submit is journalled: another
+        siray (or another thread of this one) submitting the same job waits, then finds its
+        task."""
+        from siray_cli.storage.locks import flock
+
+        digest = hashlib.sha256(
+            json.dumps([provider.name, provider.base_url, self.profile, key]).encode()
+        ).digest()
+        stripe = f"job-{int.from_bytes(digest[:4], 'big') % LOCK_STRIPES:03d}"
+        with _thread_locks_guard:
+            in_process = _thread_locks.setdefault(stripe, threading.Lock())
+        with in_process:
+            if not self.history.enabled:  # no history to look in: no lock to share either
+                yield
+                return
+            main = threading.current_thread() is threading.main_thread()
+            with flock(
+                f"{stripe}.lock",
+                wait=True,
+                on_wait=lambda: self.notices.info(
+                    "waiting for another siray that is submitting a request..."
+                ),
+                sleep=signals.sleep if main else time.sleep,
+            ):
+                yield
+
+    # -- submitting
+
+    def submit(
+        self,
+        provider: Provider,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        destination: Path | None = None,
+        announce: bool = True,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+        job_key: str | None = None,
+        new: bool = False,
+        resubmit_uncertain: bool = False,
+        batch_line: int | None = None,
+        batch_name: str | None = None,
+    ) -> TaskHandle:
+        """Create the task and record it before anything else happens, unless an earlier attempt
+        of the same job was never handed over (then that task's handle is returned, `rejoined`
+        set; `new` skips the look). `destination` is where this command will hand the result
+        over (a directory; None: printed). A Ctrl-C while the create request is in flight is
+        held until its answer is in and the id has been shown."""
+        key = job_key or fingerprint(kind, body)
+        settles = False
+        where = str(destination.resolve()) if destination is not None else None
+        with self.job_lock(provider, key):
+            if not new:
+                found = self.prior(
+                    provider, key, handed_over_too=False, resubmit_uncertain=resubmit_uncertain
+                )
+                record = found.record
+                if found.verdict in ("running", "done") and record is not None:
+                    return self._rejoin(provider, record, kind, destination)
+                if found.verdict == "report" and record is not None:
+                    raise AmbiguousSubmitError(
+                        uncertain_message(record),
+                        hint="check `siray history --status UNCERTAIN` before paying twice; "
+                        "--new submits it anyway",
+                    )
+                if found.verdict == "resend" and record is not None:
+                    # sent with a key the provider honours: sending it again with that key
+                    # cannot create a second paid task; under the same key, another body is
+                    # another request, which the service refuses, so the body is the one sent
+                    idempotency_key = record.idempotency_key
+                    body = found.kept_body or body
+                    self.notices.info(
+                        "an earlier submit of this request got no answer: sending it again "
+                        "with the same idempotency key (never a second task)"
+                    )
+                settles = record is not None
+            handle = self._send(
+                provider,
+                kind,
+                body,
+                announce=announce,
+                idempotency_key=idempotency_key,
+                webhook=webhook,
+                job_key=key,
+                batch_line=batch_line,
+                batch_name=batch_name,
+                destination=where,
+            )
+            handle.asked = destination
+            if settles:  # never before the id is recorded: a crash in between keeps the attempt
+                self.history.settle(
+                    key, provider=provider.name, base_url=provider.base_url, profile=self.profile
+                )
+        return handle
+
+    def _rejoin(
+        self, provider: Provider, record: Record, kind: TaskKind, destination: Path | None
+    ) -> TaskHandle:
+        from siray_cli.services.handle import TaskHandle
+
+        assert record.task_id is not None
+        when = time.strftime("%H:%M:%S", time.localtime(record.submitted_at))
+        day = time.strftime("%Y-%m-%d", time.localtime(record.submitted_at))
+        if day != time.strftime("%Y-%m-%d"):
+            when = f"{day} {when}"
+        if record.state is TaskState.SUCCESS and destination is not None:
+            self.notices.always(
+                f"the same request was submitted at {when} and task {record.task_id} succeeded, "
+                f"but its files never reached {destination}: fetching them instead of paying "
+                "again (--new submits another)"
+            )
+        else:
+            self.notices.always(
+                f"the same request was submitted at {when} and its result never handed over: "
+                f"following task {record.task_id} instead of paying again (--new submits another)"
+            )
+        return TaskHandle(
+            record.task_id,
+            provider,
+            self,
+            kind=kind,
+            model=record.model,
+            record=record,
+            rejoined=True,
+            asked=destination,
+        )
+
+    def _send(
+        self,
+        provider: Provider,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        announce: bool,
+        idempotency_key: str | None,
+        webhook: str | None,
+        job_key: str,
+        batch_line: int | None,
+        batch_name: str | None,
+        destination: str | None,
+    ) -> TaskHandle:
+        from siray_cli.services.handle import TaskHandle
+
+        history = self.history
+        if provider.capabilities.supports_idempotency and idempotency_key is None:
+            idempotency_key = str(uuid.uuid4())  # journalled with the intent, before sending
+        if not provider.capabilities.supports_idempotency:
+            idempotency_key = None
+        model = str(body.get("model", ""))
+        handle: TaskHandle | None = None
+        try:
+            with signals.deferred_interrupts(INTERRUPT_NOTICE):
+                row = history.record_submit(
+                    task_id=None,
+                    kind=kind.value,
+                    model=model,
+                    request=body,
+                    base_url=provider.base_url,
+                    profile=self.profile,
+                    provider=provider.name,
+                    idempotency_key=idempotency_key,
+                    job_key=job_key,
+                    batch_line=batch_line,
+                    batch_name=batch_name,
+                    destination=destination,
+                )
+                try:
+                    task = provider.submit(
+                        kind, body, idempotency_key=idempotency_key, webhook=webhook
+                    )
+                except AmbiguousSubmitError as exc:  # the journalled intent stays, UNCERTAIN
+                    if history.enabled and idempotency_key:
+                        exc.hint = (
+                            f"{exc.hint}: run the same command again to do so (the key is in "
+                            "`siray history`)"
+                        )
+                    elif history.enabled:
+                        exc.hint = (
+                            f"{exc.hint}; the attempt is in `siray history --status UNCERTAIN`"
+                        )
+                    raise
+                except SirayError:  # refused (a 4xx, a connection never made): nothing made
+                    history.forget(row)
+                    raise
+                except KeyboardInterrupt:  # forced by a second signal: the task may exist
+                    self.notices.always(
+                        "interrupted while submitting: the task may have been "
+                        "created; the attempt is in `siray history`"
+                    )
+                    raise
+                history.confirm(row, task.task_id)
+                handle = TaskHandle(
+                    task.task_id, provider, self, kind=task.kind, model=task.model, row=row
+                )
+                if announce:
+                    self.notices.always(f"task {task.task_id} submitted ({task.model})")
+        except KeyboardInterrupt:
+            if handle is None:
+                raise
+            # a signal held while the create was in flight: the task exists and keeps running
+            raise Interrupted(
+                f"{signals.name()} once the task was submitted; {handle.task_id} keeps running",
+                hint=handle.resume_hint(),
+                task_id=handle.task_id,
+            ) from None
+        return handle
+
+    # -- what a handle records
+
+    def record_for(self, handle: TaskHandle) -> Record | None:
+        return self.history.find(
+            handle.task_id, provider=handle.provider.name, base_url=handle.provider.base_url
+        )
+
+    def saw(self, handle: TaskHandle, task: Task) -> None:
+        """A look at the task: its state is recorded (nothing when it did not change)."""
+        if handle.row is not None:
+            self.history.update(handle.row, task)
+
+    def saved(self, handle: TaskHandle, files: list[Path]) -> None:
+        """The task's outputs were saved there (absolute: the history is read from anywhere)."""
+        if handle.row is not None:
+            self.history.set_files(handle.row, [str(path.resolve()) for path in files])
+
+    def hand_over(self, handle: TaskHandle, task: Task | None, directory: Path | None) -> None:
+        """The command told the task's result: its failure, its id or outputs (printed), or its
+        files (saved in `directory`). It counts as handed over, so that a rerun of the command
+        that submitted it pays for a new task, only where that command asked: a task whose
+        files were asked into a directory is handed over once they are there."""
+        if handle.row is None:
+            return
+        if task is not None and task.is_terminal and not task.succeeded:
+            self.history.deliver(handle.row)  # the failure is the result, wherever told
+            return
+        asked = handle.destination()
+        if asked is None or (directory is not None and same_place(directory, asked)):
+            self.history.deliver(handle.row)
+
+    def forget(self, task_ids: list[str]) -> int:
+        return self.history.forget_tasks(task_ids)
