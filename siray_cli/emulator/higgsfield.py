@@ -21,7 +21,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from siray_cli.emulator import media
-from siray_cli.emulator.server import EmulatorState, Request, Response, Router, json_response
+from siray_cli.emulator.http import Request, Response, Router, json_response
+from siray_cli.emulator.state import EmulatorState
 from siray_cli.emulator.tasks import Task
 
 # The application ids the contract names: kind, required arguments, and their JSON types.

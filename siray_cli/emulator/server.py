@@ -1,325 +1,42 @@
-"""The emulator's HTTP server: a small router (method + path pattern -> handler) and what every
-emulated API shares: fault injection, authentication helpers, logging, request counts, the task
-store read against an advanceable clock, the object store, and the control endpoints under
-`/_emulator/`. Each emulated API is a module that registers its routes on the router
-(`siray.register`); they share one origin. Standard library only (http.server), so faults such as
-dropped connections and truncated bodies can be produced byte for byte.
+"""The emulator's HTTP server: it builds the router, lets each emulated API register its routes
+on it (the control endpoints, Siray, then Higgsfield, all on one origin), and answers every
+request through it, injecting the faults asked for. Standard library only (http.server), so
+faults such as dropped connections and truncated bodies can be produced byte for byte.
+
+The pieces live below it (`http`: request, response, router; `state`: configuration and the
+shared state) and no emulator module imports this one: there is no import circle to keep in
+order (tests/test_architecture.py holds that).
 """
 
 from __future__ import annotations
 
-import json
-import random
-import re
-import secrets
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from siray_cli.emulator import catalogue
-from siray_cli.emulator.clock import Clock
-from siray_cli.emulator.faults import Fault, Faults
-from siray_cli.emulator.storage import ObjectStore
-from siray_cli.emulator.tasks import (
-    DUPLICATE_WINDOW,
-    FAIL_MARKER,
-    HOLD_MARKER,
-    Event,
-    Task,
-    build_timeline,
+from siray_cli.emulator import control, higgsfield, siray
+from siray_cli.emulator.faults import Fault
+from siray_cli.emulator.http import Request, Response, Router, error_response
+from siray_cli.emulator.state import (
+    EMULATOR_API_KEY,
+    HIGGSFIELD_KEY,
+    EmulatorConfig,
+    EmulatorState,
 )
+from siray_cli.emulator.tasks import build_timeline
 
-EMULATOR_API_KEY = "siray-emulator-key"
-HIGGSFIELD_KEY = "hfkey-2f9c:s3cr3t-hf-emulator-5d1e"  # id:secret, sharing nothing
-DEFAULT_PORT = 8787
-
-
-@dataclass
-class EmulatorConfig:
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    api_key: str = EMULATOR_API_KEY
-    higgsfield_key: str = HIGGSFIELD_KEY  # id:secret
-    higgsfield_concurrency: int | None = None  # Higgsfield requests queued or running at once
-    task_seconds: float = 3.0
-    task_jitter: float = 0.15  # each task's length varies by up to this share
-    create_shape: str = "nested"  # nested: data.task_id (API.md); flat: top-level task_id; id
-    cancel_supported: bool = True
-    seed: int | None = None
-    log: Callable[[str], None] | None = None
-    extra_models: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
-    sts_token_requests: int | None = None  # each upload token expires after this many S3 requests
-    sts_mode: str = "ok"  # ok, bad-secret or no-token: credentials the store will refuse
-    tls: bool = False  # serve https (the API and the S3 store) with a throwaway certificate
-    clock: Clock = field(default_factory=Clock)  # what every task timeline is read against
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def json_response(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, json.dumps(document).encode(), headers=headers or {})
-
-
-def error_response(
-    status: int, message: str, code: str, kind: str = "invalid_request_error"
-) -> Response:
-    return json_response(status, {"error": {"message": message, "type": kind, "code": code}})
-
-
-# routing -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Request:
-    method: str  # as routed: HEAD is answered as GET
-    path: str  # without the query string
-    target: str  # the request line's target, query string included
-    body: bytes
-    headers: Message
-    params: dict[str, str] = field(default_factory=dict)  # the route pattern's named groups
-
-
-RouteHandler = Callable[[Request], Response]
-Guard = Callable[[Request], Response | None]
-
-
-@dataclass(frozen=True)
-class Route:
-    methods: tuple[str, ...]
-    pattern: re.Pattern[str]
-    handler: RouteHandler
-
-
-def not_found(request: Request) -> Response:
-    return error_response(404, f"no route for {request.method} {request.path}", "not_found")
-
-
-class Router:
-    """Routes in registration order; the first whose method and full path match answers.
-
-    A guard covers every path under a prefix, routed or not (an unknown path under `/v1/` without
-    a key is a 401, as on the real service), and answers instead of the route when it objects.
-    Path templates turn concrete paths into the names the request counts use."""
-
-    def __init__(self) -> None:
-        self._routes: list[Route] = []
-        self._guards: list[tuple[str, Guard]] = []
-        self._templates: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = []
-
-    def add(self, methods: str | tuple[str, ...], pattern: str, handler: RouteHandler) -> None:
-        methods = (methods,) if isinstance(methods, str) else methods
-        self._routes.append(Route(methods, re.compile(pattern), handler))
-
-    def guard(self, prefix: str, check: Guard) -> None:
-        self._guards.append((prefix, check))
-
-    def template(self, pattern: str, replacement: str | Callable[[re.Match[str]], str]) -> None:
-        self._templates.append((re.compile(pattern), replacement))
-
-    def path_template(self, path: str) -> str:
-        for pattern, replacement in self._templates:
-            path = pattern.sub(replacement, path)
-        return path
-
-    def dispatch(self, request: Request) -> Response:
-        for prefix, check in self._guards:
-            if request.path.startswith(prefix):
-                denied = check(request)
-                if denied is not None:
-                    return denied
-                break
-        for route in self._routes:
-            if request.method not in route.methods:
-                continue
-            match = route.pattern.fullmatch(request.path)
-            if match is not None:
-                return route.handler(replace(request, params=match.groupdict()))
-        return not_found(request)
-
-
-def check_auth(request: Request, scheme: str, api_key: str) -> Response | None:
-    """None when the request carries `Authorization: <scheme> <api_key>`, else the 401."""
-    header = request.headers.get("Authorization", "")
-    given_scheme, _, key = header.partition(" ")
-    if not header:
-        return error_response(401, "Missing API key", "invalid_api_key")
-    if given_scheme != scheme or not secrets.compare_digest(key.strip(), api_key):
-        return error_response(401, "Invalid API key", "invalid_api_key")
-    return None
-
-
-# shared state --------------------------------------------------------------------------------
-class EmulatorState:
-    def __init__(self, config: EmulatorConfig) -> None:
-        self.config = config
-        self.clock = config.clock
-        self.tasks: dict[str, Task] = {}
-        self.lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.user_agents: Counter[str] = Counter()
-        self.faults = Faults(config.seed)
-        self.models = {**catalogue.MODELS, **config.extra_models}
-        self.store = ObjectStore(self.faults, config.sts_token_requests, config.log)
-        self._random = random.Random(config.seed)
-        self._answering = 0
-        self._answered = threading.Condition()
-
-    @contextmanager
-    def answering(self) -> Iterator[None]:
-        """Counts the requests being answered, so a stop can wait for their log lines."""
-        with self._answered:
-            self._answering += 1
-        try:
-            yield
-        finally:
-            with self._answered:
-                self._answering -= 1
-                self._answered.notify_all()
-
-    def wait_answered(self, timeout: float) -> None:
-        with self._answered:
-            self._answered.wait_for(lambda: self._answering == 0, timeout=timeout)
-
-    def count(self, method: str, template: str, user_agent: str) -> None:
-        with self.lock:
-            self.requests[f"{method} {template}"] += 1
-            self.user_agents[user_agent] += 1
-
-    def public_base(self, request: Request) -> str:
-        """The origin the client reached, for URLs handed back to it."""
-        host = request.headers.get("Host") or f"{self.config.host}:{self.config.port}"
-        return f"{'https' if self.config.tls else 'http'}://{host}"
-
-    def stats(self) -> dict[str, Any]:
-        with self.lock:
-            tasks = list(self.tasks.values())
-            requests = dict(self.requests)
-            user_agents = dict(self.user_agents)
-        now = self.clock.monotonic()
-        seen: dict[str, float] = {}
-        duplicates = 0
-        for task in sorted(tasks, key=lambda t: t.created):
-            body = json.dumps([task.kind, task.body], sort_keys=True)
-            if body in seen and task.created - seen[body] < DUPLICATE_WINDOW:
-                duplicates += 1
-            seen[body] = task.created
-        return {
-            "tasks_created": len(tasks),
-            "duplicates": duplicates,
-            "requests": requests,
-            "user_agents": user_agents,
-            "tasks": [
-                {
-                    "task_id": task.task_id,
-                    "model": task.model,
-                    "kind": task.kind,
-                    "status": task.current(now)[0].status,
-                    "created_at": task.created_wall,
-                    "status_requests": task.status_requests,
-                    "finishes_at": None
-                    if task.finish_offset is None or task.cancelled_at
-                    else task.created_wall + task.finish_offset,
-                }
-                for task in tasks
-            ],
-        }
-
-    def new_task(
-        self,
-        kind: str,
-        model: str,
-        body: dict[str, Any],
-        fail_reason: str,
-        task_id: str | None = None,
-    ) -> Task:
-        with self.lock:
-            task_id = task_id or f"{kind}_{secrets.token_hex(6)[:11]}"
-            seed = self._random.random()
-        prompt = str(body.get("prompt", ""))
-        rng = random.Random(f"{task_id}{seed}")
-        failed = FAIL_MARKER in prompt
-        if failed and not fail_reason:
-            fail_reason = "emulator: the prompt asked for a failure ([fail])"
-        timeline = build_timeline(
-            rng,
-            self.config.task_seconds,
-            hold=HOLD_MARKER in prompt,
-            jitter=self.config.task_jitter,
-            fail_early=bool(fail_reason) and not failed,
-        )
-        if failed:
-            timeline[-1] = Event(timeline[-1].offset, "FAILURE", timeline[-2].progress)
-        task = Task(
-            task_id,
-            kind,
-            model,
-            body,
-            self.clock.monotonic(),
-            self.clock.time(),
-            timeline,
-            fail_reason,
-        )
-        with self.lock:
-            self.tasks[task_id] = task
-        return task
-
-
-# control endpoints ---------------------------------------------------------------------------
-def register_control(router: Router, state: EmulatorState) -> None:
-    """`/_emulator/...`: counts, faults, the object store and the clock, for tests and users."""
-
-    def stats(request: Request) -> Response:
-        return json_response(200, state.stats())
-
-    def add_fault(request: Request) -> Response:
-        try:
-            spec = json.loads(request.body)
-            fault = Fault(**spec) if isinstance(spec, dict) else Fault.parse(str(spec))
-        except (ValueError, TypeError) as exc:
-            return error_response(400, str(exc), "invalid_fault")
-        state.faults.add(fault)
-        return json_response(200, {"ok": True})
-
-    def clear_faults(request: Request) -> Response:
-        state.faults.clear()
-        return json_response(200, {"ok": True})
-
-    def uploads(request: Request) -> Response:
-        store = state.store
-        return json_response(
-            200,
-            {"multipart_uploads": store.multipart_uploads(), "tokens_issued": store.tokens_issued},
-        )
-
-    def advance_clock(request: Request) -> Response:
-        try:
-            spec = json.loads(request.body or b"null")
-            seconds = spec.get("advance") if isinstance(spec, dict) else None
-            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-                raise ValueError('send {"advance": SECONDS}')
-            offset = state.clock.advance(float(seconds))
-        except ValueError as exc:
-            return error_response(400, str(exc), "invalid_clock")
-        return json_response(200, {"offset": offset})
-
-    router.add("GET", "/_emulator/stats", stats)
-    router.add("POST", "/_emulator/faults", add_fault)
-    router.add("GET", "/_emulator/uploads", uploads)
-    router.add("DELETE", "/_emulator/faults", clear_faults)
-    router.add("POST", "/_emulator/clock", advance_clock)
+# the names the CLI, the tests and the benchmarks have always imported from here
+__all__ = [
+    "EMULATOR_API_KEY",
+    "HIGGSFIELD_KEY",
+    "Emulator",
+    "EmulatorConfig",
+    "build_timeline",
+]
 
 
 # the HTTP plumbing ---------------------------------------------------------------------------
@@ -482,10 +199,8 @@ class Emulator:
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.state = EmulatorState(self.config)
-        from siray_cli.emulator import higgsfield, siray
-
         router = Router()
-        register_control(router, self.state)
+        control.register(router, self.state)
         siray.register(router, self.state)
         higgsfield.register(router, self.state)  # on the same origin, after Siray's routes
         handler = type("BoundHandler", (Handler,), {"state": self.state, "router": router})

@@ -17,8 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from siray_cli.emulator import catalogue, media
-from siray_cli.emulator.server import (
-    EmulatorState,
+from siray_cli.emulator.http import (
     Request,
     Response,
     Router,
@@ -26,6 +25,7 @@ from siray_cli.emulator.server import (
     error_response,
     json_response,
 )
+from siray_cli.emulator.state import EmulatorState
 from siray_cli.emulator.storage import BUCKET, UPLOAD_PATH, StorageUnavailable
 from siray_cli.emulator.tasks import Task
 
