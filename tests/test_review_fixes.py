@@ -1,0 +1,94 @@
+"""Fixes from a review: a request's retries share one deadline, downloads are not inflated
+without bound, the config file is read with a size cap, a key no header can carry is refused
+wherever it is read, a Higgsfield cancel is told as the server answered it, and a refused
+loopback connection always ends as "nothing listens". Each test drives the real entry point
+against the emulator or a small fake server (tests/hostile.py)."""
+
+from __future__ import annotations
+
+import time
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from hostile import HostileServer
+
+MODEL = "google/gemini-2.5-flash-image-t2i"
+CREATE = "/v1/images/generations/async"
+STATUS = CREATE + "/{}"
+CATALOGUE = "/api/model-verse/models"
+
+
+def refusing(status: int, retry_after: str | None = None, after: float = 0.0):
+    """An error answer, `after` seconds late, with a Retry-After when given."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(after)
+        body = b'{"error": {"message": "busy"}}'
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        if retry_after is not None:
+            handler.send_header("Retry-After", retry_after)
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+LOOK = ("GET", STATUS.format("image_busy"), 503, ["status", "image_busy"])
+REQUESTS = [
+    LOOK,
+    ("GET", CATALOGUE, 503, ["models", "list", "--refresh"]),
+    ("POST", CREATE, 429, ["generate", MODEL, "x", "--no-validate"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "args"), REQUESTS, ids=["status", "catalogue", "create"]
+)
+def test_a_retry_after_beyond_the_request_deadline_is_not_waited_for(
+    siray, method, path, status, args
+):
+    # a read timeout of 0.5 s gives each request 1 s in all: a 1 s Retry-After would end past
+    # it, so the first answer stands (it used to be five pauses of a second, one per retry)
+    server = HostileServer()
+    server.on(method, path, refusing(status, retry_after="1"))
+    with server.running():
+        started = time.monotonic()
+        result = siray(*args, env={**server.env(), "SIRAY_READ_TIMEOUT": "0.5"})
+        took = time.monotonic() - started
+    assert result.exit_code == 5, result
+    assert f"HTTP {status}" in result.stderr and "Traceback" not in result.stderr
+    assert server.requests.count((method, path)) == 1, server.requests
+    assert took < 2.5, took
+
+
+def test_slow_failing_answers_are_retried_only_within_the_request_deadline(siray):
+    # each 503 comes 0.3 s late; with a read timeout of 0.4 s the look has 0.8 s in all: two
+    # answers and a third attempt cut short, not six attempts (1.8 s)
+    method, path, _status, args = LOOK
+    server = HostileServer()
+    server.on(method, path, refusing(503, after=0.3))
+    with server.running():
+        started = time.monotonic()
+        result = siray(*args, env={**server.env(), "SIRAY_READ_TIMEOUT": "0.4"})
+        took = time.monotonic() - started
+    assert result.exit_code == 5, result
+    assert "Traceback" not in result.stderr
+    assert server.requests.count((method, path)) <= 3, server.requests
+    assert took < 1.6, took
+
+
+def test_an_answer_that_never_comes_is_waited_for_once_per_request_deadline(siray):
+    # no answer at all: the attempts together take the request's deadline (twice the read
+    # timeout), not a read timeout each
+    method, path, _status, args = LOOK
+    server = HostileServer()
+    server.on(method, path, lambda handler: time.sleep(3))
+    with server.running():
+        started = time.monotonic()
+        result = siray(*args, env={**server.env(), "SIRAY_READ_TIMEOUT": "0.25"})
+        took = time.monotonic() - started
+    assert result.exit_code == 5, result
+    assert server.requests.count((method, path)) <= 3, server.requests
+    assert took < 1.2, took
