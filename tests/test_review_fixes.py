@@ -6,16 +6,19 @@ against the emulator or a small fake server (tests/hostile.py)."""
 
 from __future__ import annotations
 
+import gzip
+import os
 import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from hostile import HostileServer
+from hostile import HostileServer, status_document
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
 CREATE = "/v1/images/generations/async"
 STATUS = CREATE + "/{}"
 CATALOGUE = "/api/model-verse/models"
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def refusing(status: int, retry_after: str | None = None, after: float = 0.0):
@@ -92,3 +95,93 @@ def test_an_answer_that_never_comes_is_waited_for_once_per_request_deadline(sira
     assert result.exit_code == 5, result
     assert server.requests.count((method, path)) <= 3, server.requests
     assert took < 1.2, took
+
+
+def gzipped_file(size: int, asked: list[str]):
+    """`size` zero bytes as a gzip-compressed PNG (a few KB per ten MB on the wire), sent
+    whatever was asked for; the Accept-Encoding of each request is noted in `asked`."""
+    packed = gzip.compress(b"\0" * size, compresslevel=9)
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.headers.get("Accept-Encoding", ""))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(packed)))
+        handler.end_headers()
+        handler.wfile.write(packed)
+
+    return answer
+
+
+def finished_task_with(server: HostileServer, task_id: str, path: str, answer) -> None:
+    server.on("POST", CREATE, {"code": "success", "data": {"task_id": task_id}})
+    server.on(
+        "GET",
+        STATUS.format(task_id),
+        status_document(task_id, "SUCCESS", outputs=[server.url + path]),
+    )
+    server.on("GET", path, answer)
+
+
+@pytest.mark.parametrize(
+    ("size", "env", "why"),
+    [
+        (50 * 1024 * 1024, {"SIRAY_DOWNLOAD_MAX_SIZE": "1000000"}, "download_max_size"),
+        (20 * 1024 * 1024, {}, "100 times as many"),  # the default 4 GiB is no bound here
+    ],
+    ids=["past download_max_size", "past the inflation bound"],
+)
+def test_a_gzip_bomb_download_is_refused_and_leaves_nothing(siray, tmp_path, size, env, why):
+    asked: list[str] = []
+    server = HostileServer()
+    finished_task_with(server, "image_bomb", "/bomb.png", gzipped_file(size, asked))
+    out = tmp_path / "out"
+    with server.running():
+        result = siray(
+            "run", MODEL, "x", "--no-validate", "-o", str(out), env={**server.env(), **env}
+        )
+    assert asked and set(asked) == {"identity"}, asked
+    assert result.exit_code == 5, result
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "/bomb.png failed" in error and why in error, result
+    assert "Traceback" not in result.stderr
+    assert list(out.iterdir()) == []  # no file, and no temporary one either
+
+
+def compressed_png(body: bytes, encoding: str):
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "image/png")
+        handler.send_header("Content-Encoding", encoding)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return answer
+
+
+def test_a_file_compressed_anyway_is_saved_inflated(siray, tmp_path):
+    picture = PNG + os.urandom(300_000)  # a picture hardly compresses: well within the bound
+    server = HostileServer()
+    finished_task_with(
+        server, "image_zipped", "/zipped.png", compressed_png(gzip.compress(picture), "gzip")
+    )
+    with server.running():
+        result = siray(
+            "run", MODEL, "x", "--no-validate", "-o", str(tmp_path / "out"), env=server.env()
+        )
+    assert result.exit_code == 0, result
+    assert (tmp_path / "out" / "image_zipped_1.png").read_bytes() == picture
+
+
+def test_a_file_in_an_encoding_siray_does_not_unpack_is_refused(siray, tmp_path):
+    server = HostileServer()
+    finished_task_with(server, "image_br", "/br.png", compressed_png(b"\x1b\x03\x00\xf8", "br"))
+    with server.running():
+        result = siray(
+            "run", MODEL, "x", "--no-validate", "-o", str(tmp_path / "out"), env=server.env()
+        )
+    assert result.exit_code == 5, result
+    assert "compressed it as 'br'" in result.stderr and "Traceback" not in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []
