@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import resource
+import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import siray_command, subprocess_env
 from hostile import HostileServer, status_document
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
@@ -185,3 +188,43 @@ def test_a_file_in_an_encoding_siray_does_not_unpack_is_refused(siray, tmp_path)
     assert result.exit_code == 5, result
     assert "compressed it as 'br'" in result.stderr and "Traceback" not in result.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def errors_of(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_config_file_past_the_size_cap_is_refused_in_one_line(siray, isolated_environment):
+    config = isolated_environment / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[profiles.default]\ntimeout = 45\n" + "# padding\n" * 200_000)  # 2 MB
+    config.chmod(0o600)
+    result = siray("config", "list")
+    assert result.exit_code == 2, result
+    (error,) = errors_of(result)
+    assert f"config file {config} is larger than 1 MiB" in error, result
+    assert "Traceback" not in result.stderr
+
+
+def _at_most_a_gigabyte() -> None:
+    # before the cap, reading /dev/zero whole ended only when memory did: here, at 1 GiB
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def test_a_config_file_linked_to_dev_zero_is_refused(emu, isolated_environment):
+    config = isolated_environment / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.symlink_to("/dev/zero")
+    result = subprocess.run(
+        siray_command("status", "image_abc"),
+        env=subprocess_env(emu),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        preexec_fn=_at_most_a_gigabyte,
+    )
+    assert result.returncode == 2, result
+    (error,) = errors_of(result)
+    assert f"config file {config} is larger than 1 MiB" in error, result
+    assert "Traceback" not in result.stderr and "chmod" not in result.stderr
