@@ -228,3 +228,57 @@ def test_a_config_file_linked_to_dev_zero_is_refused(emu, isolated_environment):
     (error,) = errors_of(result)
     assert f"config file {config} is larger than 1 MiB" in error, result
     assert "Traceback" not in result.stderr and "chmod" not in result.stderr
+
+
+BAD_KEY = "sk-HEAD\x1b]0;pwned\x07MIDDLE\u00e9TAIL1234"
+BAD_PARTS = ("HEAD", "MIDDLE", "TAIL", "\x1b", "pwned")
+
+
+def assert_refused_without_the_key(result, exit_code: int = 3) -> None:
+    assert result.exit_code == exit_code, result
+    (error,) = errors_of(result)
+    assert "cannot carry" in error, result
+    everything = result.stdout + result.stderr
+    assert not [part for part in BAD_PARTS if part in everything], result
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["auth", "token"], {"SIRAY_API_KEY": BAD_KEY}),
+        (["--api-key", BAD_KEY, "auth", "status", "--offline"], {}),
+        (["--provider", "higgsfield", "auth", "token"], {"HF_KEY": f"id:{BAD_KEY}"}),
+        (
+            ["--provider", "higgsfield", "config", "list"],
+            {"HF_KEY": None, "HF_API_KEY": "id", "HF_API_SECRET": BAD_KEY},
+        ),
+    ],
+    ids=["SIRAY_API_KEY", "--api-key", "HF_KEY", "HF_API_KEY+HF_API_SECRET"],
+)
+def test_a_key_no_header_can_carry_is_refused_where_it_is_read(siray, args, env):
+    # before, only a key about to be sent was checked: these printed it, or part of it
+    assert_refused_without_the_key(siray(*args, env={"SIRAY_API_KEY": "sk-fine", **env}))
+
+
+def test_a_key_no_header_can_carry_in_any_profile_is_refused(siray, isolated_environment):
+    config = isolated_environment / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    escaped = BAD_KEY.replace("\x1b", "\\u001b").replace("\x07", "\\u0007")
+    config.write_text(
+        f'[profiles.default]\napi_key = "sk-fine-default-key"\n\n'
+        f'[profiles.other]\napi_key = "{escaped}"\nhf_key = "id:{escaped}"\n'
+    )
+    config.chmod(0o600)
+    env = {"SIRAY_API_KEY": None, "HF_KEY": None}
+    assert siray("config", "list", env=env).exit_code == 0  # the default profile's key is fine
+    assert_refused_without_the_key(siray("config", "list", "--profile", "other", env=env))
+    assert_refused_without_the_key(siray("--profile", "other", "auth", "token", env=env))
+    assert_refused_without_the_key(
+        siray("--profile", "other", "--provider", "higgsfield", "auth", "token", env=env)
+    )
+
+
+def test_config_set_refuses_a_key_no_header_can_carry_without_echoing_it(siray):
+    assert_refused_without_the_key(siray("config", "set", "api_key", BAD_KEY), exit_code=2)
+    assert siray("config", "get", "api_key", env={"SIRAY_API_KEY": None}).stdout == ""
