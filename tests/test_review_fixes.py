@@ -17,6 +17,8 @@ import pytest
 from conftest import siray_command, subprocess_env
 from hostile import HostileServer, status_document
 
+from siray_cli.emulator.faults import Fault
+
 MODEL = "google/gemini-2.5-flash-image-t2i"
 CREATE = "/v1/images/generations/async"
 STATUS = CREATE + "/{}"
@@ -282,3 +284,36 @@ def test_a_key_no_header_can_carry_in_any_profile_is_refused(siray, isolated_env
 def test_config_set_refuses_a_key_no_header_can_carry_without_echoing_it(siray):
     assert_refused_without_the_key(siray("config", "set", "api_key", BAD_KEY), exit_code=2)
     assert siray("config", "get", "api_key", env={"SIRAY_API_KEY": None}).stdout == ""
+
+
+HF = {"SIRAY_PROVIDER": "higgsfield"}
+HF_IMAGE = "bytedance/seedream/v4/text-to-image"
+LOOK_PATH = "path=^/requests/.+/status$,method=GET,count=0"  # every look, retries included
+FAILING_LOOKS = [f"action=status,status=500,body=html,{LOOK_PATH}", f"action=drop,{LOOK_PATH}"]
+
+
+@pytest.mark.parametrize("fault", FAILING_LOOKS, ids=["500", "dropped"])
+def test_a_higgsfield_cancel_stands_when_the_look_after_it_fails(siray, emu, fault):
+    held = siray("generate", HF_IMAGE, "[hold] then a failing look", env=HF).stdout.strip()
+    emu.state.faults.add(Fault.parse(fault))
+    result = siray("cancel", held, env=HF)
+    emu.state.faults.clear()
+    assert result.exit_code == 0, result
+    assert result.stdout == f"{held}\tCANCELLED\n"
+    assert siray("status", held, "--json", env=HF).json()["status"] == "CANCELLED"
+
+
+def test_a_refused_higgsfield_cancel_gives_the_servers_words_when_the_look_fails(siray, emu):
+    assert siray("run", HF_IMAGE, "finished before the cancel", env=HF).exit_code == 0
+    (done,) = [
+        t.task_id
+        for t in emu.state.tasks.values()
+        if t.body["prompt"] == "finished before the cancel"
+    ]
+    emu.state.faults.add(Fault.parse(FAILING_LOOKS[0]))
+    result = siray("cancel", done, env=HF)
+    emu.state.faults.clear()
+    assert result.exit_code == 5, result
+    (error,) = errors_of(result)
+    assert f"request {done} cannot be cancelled" in error
+    assert "Request has already started and cannot be canceled (HTTP 400)" in error
