@@ -242,7 +242,13 @@ class BoundedRetries(httpx.BaseTransport):
         timeouts: dict[str, float | None] = dict(request.extensions.get("timeout") or {})
         with deadline(time.monotonic() + self._seconds):
             ends: float = _deadline.at
-            return self._send(request, timeouts, ends)
+            try:
+                return self._send(request, timeouts, ends)
+            except httpx.ConnectError as exc:
+                # whether the grace ran out first or the retries did: nothing listens there
+                if isinstance(exc, NothingListening) or not _refused_locally(request, exc):
+                    raise
+                raise nothing_listens(request) from exc
 
     def _send(
         self, request: httpx.Request, timeouts: dict[str, float | None], ends: float
@@ -415,10 +421,8 @@ class ProxyRouter(httpx.BaseTransport):
         try:
             return self._send(request)
         except httpx.ConnectError as exc:
-            if _refused_locally_for_long(request, exc):
-                raise NothingListening(
-                    f"nothing listens on {request.url.host}:{request.url.port} ({exc})"
-                ) from exc
+            if _refused_locally(request, exc) and _refused_for_long(request):
+                raise nothing_listens(request) from exc
             raise
 
     def _send(self, request: httpx.Request) -> httpx.Response:
@@ -445,18 +449,55 @@ _LOOPBACK = ("127.", "::1", "localhost")
 
 
 class NothingListening(httpx.ConnectError):
-    """A server on this machine (an emulator, say) has refused the connection for
-    LOCAL_REFUSED_GRACE seconds: no network outage is there to ride out, so the retries stop
-    (a task recorded on an emulator long gone would otherwise cost ~15 s of retries). Still a
+    """A server on this machine (an emulator, say) refuses the connection: once it has done so
+    for LOCAL_REFUSED_GRACE seconds, no network outage is there to ride out, so the retries stop
+    (a task recorded on an emulator long gone would otherwise cost ~15 s of retries); and when
+    the retries run out sooner (a short backoff), that is still what happened. Still a
     ConnectError: the request certainly never reached a server."""
 
 
-def _refused_locally_for_long(request: httpx.Request, exc: httpx.ConnectError) -> bool:
+def nothing_listens(request: httpx.Request) -> NothingListening:
+    return NothingListening(
+        f"nothing listens on {request.url.host}:{request.url.port}", request=request
+    )
+
+
+def _refused_locally(request: httpx.Request, exc: httpx.ConnectError) -> bool:
     host = request.url.host or ""
-    if not host.startswith(_LOOPBACK) or "refused" not in str(exc).lower():
-        return False
+    return host.startswith(_LOOPBACK) and "refused" in str(exc).lower()
+
+
+def _refused_for_long(request: httpx.Request) -> bool:
     first = request.extensions.setdefault("siray_refused_since", time.monotonic())
     return bool(time.monotonic() - first >= LOCAL_REFUSED_GRACE)
+
+
+# What went wrong, in words, by the kind of error (the most specific first).
+_WORDS: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ConnectTimeout, "connecting timed out"),
+    (httpx.ReadTimeout, "no answer within the read timeout"),
+    (httpx.WriteTimeout, "sending the request timed out"),
+    (httpx.PoolTimeout, "no connection was free in time"),
+    (httpx.ProxyError, "the proxy failed"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.RemoteProtocolError, "the server broke off or garbled its answer"),
+    (httpx.ReadError, "the connection failed while reading the answer"),
+    (httpx.WriteError, "the connection failed while sending the request"),
+    (httpx.DecodingError, "the answer could not be decoded"),
+    (httpx.UnsupportedProtocol, "the URL's scheme is not supported"),
+    (httpx.TooManyRedirects, "too many redirects"),
+    (httpx.TimeoutException, "timed out"),
+)
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong with a request, for people: what happened and the detail, never an
+    exception's class name."""
+    if isinstance(exc, (NothingListening, AnswerTooSlow, AnswerTooLarge)):
+        return str(exc)
+    words = next((said for kind, said in _WORDS if isinstance(exc, kind)), "the request failed")
+    detail = str(exc).strip()
+    return f"{words}: {detail}" if detail and detail.lower() != "timed out" else words
 
 
 def _retry_class() -> type[Retry]:

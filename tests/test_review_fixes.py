@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import resource
+import socket
 import subprocess
 import time
 from http.server import BaseHTTPRequestHandler
@@ -317,3 +318,36 @@ def test_a_refused_higgsfield_cancel_gives_the_servers_words_when_the_look_fails
     (error,) = errors_of(result)
     assert f"request {done} cannot be cancelled" in error
     assert "Request has already started and cannot be canceled (HTTP 400)" in error
+
+
+CLASS_NAMES = ("ConnectError", "NothingListening", "Error:", "Exception")
+
+
+def test_a_refused_loopback_connection_always_ends_as_nothing_listens(siray):
+    # with no backoff the retries run out in milliseconds, long before the second of grace: it
+    # used to end as a bare "(ConnectError: [Errno 111] Connection refused)" (the grace itself
+    # is test_errors' business)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        env = {"SIRAY_BASE_URL": f"http://127.0.0.1:{port}", "SIRAY_RETRY_BACKOFF": "0"}
+        looked = siray("status", "image_gone1", env=env)
+        submitted = siray("generate", MODEL, "x", "--no-validate", env=env)
+    assert looked.exit_code == 5, looked
+    (error,) = errors_of(looked)
+    assert f"could not reach http://127.0.0.1:{port} (nothing listens on 127.0.0.1:{port})" in error
+    assert submitted.exit_code == 5, submitted
+    (error,) = errors_of(submitted)
+    assert f"nothing was submitted (nothing listens on 127.0.0.1:{port})" in error
+    for result in (looked, submitted):
+        assert not [name for name in CLASS_NAMES if name in result.stderr], result
+
+
+def test_other_network_failures_are_told_in_words(siray):
+    server = HostileServer()
+    server.on("GET", STATUS.format("image_slow"), lambda handler: time.sleep(2))
+    with server.running():
+        result = siray("status", "image_slow", env={**server.env(), "SIRAY_READ_TIMEOUT": "0.2"})
+    assert result.exit_code == 5, result
+    assert "(no answer within the read timeout)" in result.stderr, result
+    assert "ReadTimeout" not in result.stderr and "Error" not in result.stderr

@@ -333,6 +333,8 @@ def download_one(
     """
     import httpx
 
+    from siray_cli.transport import describe
+
     last_error = ""
     unverified: int | None = None  # the size of an earlier download whose size was not told
     for _attempt in range(ATTEMPTS):
@@ -383,7 +385,7 @@ def download_one(
                 temporary = None
                 return target
         except httpx.HTTPError as exc:
-            last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            last_error = describe(exc)
         except OSError as exc:  # the disk, not the network: trying again would not help
             raise DownloadError(
                 f"cannot write the output of {task_id} to {directory}: "

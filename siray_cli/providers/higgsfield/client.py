@@ -191,7 +191,7 @@ class HiggsfieldProvider(Provider):
         never sent twice; with one, it is sent again (same key) after an unanswered attempt."""
         import httpx
 
-        from siray_cli.transport import BadBody
+        from siray_cli.transport import BadBody, describe
 
         application = str(body.get("model", ""))
         flat = {k: v for k, v in body.items() if k != "model"}
@@ -207,12 +207,11 @@ class HiggsfieldProvider(Provider):
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise errors.NetworkError(
-                f"could not connect to {self.base_url}; nothing was submitted "
-                f"({type(exc).__name__})",
+                f"could not connect to {self.base_url}; nothing was submitted ({describe(exc)})",
                 hint="check your network and --base-url / SIRAY_HIGGSFIELD_BASE_URL",
             ) from exc
         except (httpx.HTTPError, BadBody) as exc:
-            raise self._uncertain(f"the connection failed ({type(exc).__name__})") from exc
+            raise self._uncertain(f"the connection failed ({describe(exc)})") from exc
         if response.status_code >= 500:
             raise self._uncertain(
                 f"the server failed: {_message(response)} (HTTP {response.status_code})"
