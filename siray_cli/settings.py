@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from siray_cli.errors import MissingAPIKeyError, UsageError
+from siray_cli.errors import MissingAPIKeyError, UnusableAPIKeyError, UsageError
 from siray_cli.storage.config import CONFIG_NAME, ConfigFile, config_dir
 
 DEFAULT_BASE_URL = "https://api.siray.ai"
@@ -70,8 +70,25 @@ def _provider(value: str) -> str:
     return word
 
 
+def header_safe(key: str) -> bool:
+    """Printable ASCII without spaces: what an Authorization header can carry as it is."""
+    return bool(key) and all("!" <= ch <= "~" for ch in key)
+
+
+UNSAFE_KEY = "has characters an HTTP header cannot carry (non-ASCII, control characters or spaces)"
+
+
+def _api_key(value: str) -> str:
+    value = _text(value)
+    if not header_safe(value):
+        raise ValueError(UNSAFE_KEY)
+    return value
+
+
 def _credential(value: str) -> str:
     value = value.strip()
+    if value and not header_safe(value):
+        raise ValueError(UNSAFE_KEY)
     if not value or any(ch.isspace() for ch in value):
         raise ValueError("must be key_id:key_secret")
     return value
@@ -150,7 +167,7 @@ KEYS: dict[str, Key] = {
             _provider,
             "the API siray speaks to: siray or higgsfield",
         ),
-        Key("api_key", "SIRAY_API_KEY", "--api-key", None, _text, "the API key", secret=True),
+        Key("api_key", "SIRAY_API_KEY", "--api-key", None, _api_key, "the API key", secret=True),
         Key("base_url", "SIRAY_BASE_URL", "--base-url", DEFAULT_BASE_URL, _url, "the API host"),
         Key(
             "gateway_url",
@@ -325,7 +342,8 @@ def check_value(name: str, raw: str) -> str:
     try:
         return key.check(raw)
     except ValueError as exc:
-        raise UsageError(f"{name} {raw!r} {exc}") from None
+        shown = "" if key.secret else f" {raw!r}"  # a key is never echoed, not even a bad one
+        raise UsageError(f"{name}{shown} {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -433,6 +451,15 @@ class Settings:
         try:
             return Setting(key.check(setting.value or ""), setting.source)
         except ValueError as exc:
+            stripped = (setting.value or "").strip()
+            if key.secret and stripped and not header_safe(stripped):
+                # checked wherever a key is read (any profile, any variable), not only when one
+                # is sent: `auth token` or `config list` would print it; never shown, not masked
+                raise UnusableAPIKeyError(
+                    f"{name} (from {setting.source}) {exc}",
+                    hint="set it again where it comes from, as issued: a key is printable "
+                    "ASCII without spaces",
+                ) from None
             shown = mask(setting.value) if key.secret else repr(setting.value)
             raise UsageError(f"{name} {shown} (from {setting.source}) {exc}") from None
 

@@ -1,10 +1,12 @@
 """The HTTP transport every provider and download shares: httpx with retries, pacing, proxies
 and a --debug trace.
 
-Retries are httpx-retries' transport: GETs ride through connection errors, timeouts, truncated
-bodies, 429 and 502/503/504 with jittered exponential backoff, honouring a capped Retry-After.
-The create POST is retried only when it certainly never reached the server (the connection was
-never made) or on 429; anything else could start a second paid task.
+Retries follow an httpx-retries Retry policy: GETs ride through connection errors, timeouts,
+truncated bodies, 429 and 502/503/504 with jittered exponential backoff, honouring a capped
+Retry-After. The create POST is retried only when it certainly never reached the server (the
+connection was never made) or on 429; anything else could start a second paid task. Whatever
+the policy, a request and all its retries end within one overall deadline (REQUEST_BUDGET read
+timeouts): six attempts of a full read timeout each would keep a look waiting for minutes.
 """
 
 from __future__ import annotations
@@ -37,8 +39,11 @@ def timeouts(read: float) -> httpx.Timeout:
 
 
 def timeout_of(timeout: httpx.Timeout) -> float:
-    """The read timeout: an API request's overall deadline is twice it."""
+    """The read timeout: a request's overall deadline, retries included, is REQUEST_BUDGET of it."""
     return timeout.read if timeout.read is not None else 60.0
+
+
+REQUEST_BUDGET = 2.0  # read timeouts a request may take in all, every retry and pause included
 
 
 MAX_RETRY_AFTER = 30.0
@@ -214,6 +219,115 @@ def create_retry(*, backoff: float | None = None) -> Retry:
     )
 
 
+class BoundedRetries(httpx.BaseTransport):
+    """Sends a request, and sends it again as its Retry policy allows (the request's own, in
+    extensions["retry"], else the client's), all before one overall deadline: each attempt's
+    timeouts are cut to the time left, and a pause that would end past the deadline is not
+    taken; the last answer or error then stands. With `keep_body_reads` (downloads), the body,
+    read after this returns, keeps the full read timeout between reads: a large file may take
+    long, and the download's own stall check bounds it."""
+
+    def __init__(
+        self,
+        inner: httpx.BaseTransport,
+        retry: Retry,
+        *,
+        seconds: float,
+        keep_body_reads: bool = False,
+    ) -> None:
+        self._inner, self._retry, self._seconds = inner, retry, seconds
+        self._keep_body_reads = keep_body_reads
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts: dict[str, float | None] = dict(request.extensions.get("timeout") or {})
+        with deadline(time.monotonic() + self._seconds):
+            ends: float = _deadline.at
+            try:
+                return self._send(request, timeouts, ends)
+            except httpx.ConnectError as exc:
+                # whether the grace ran out first or the retries did: nothing listens there
+                if isinstance(exc, NothingListening) or not _refused_locally(request, exc):
+                    raise
+                raise nothing_listens(request) from exc
+
+    def _send(
+        self, request: httpx.Request, timeouts: dict[str, float | None], ends: float
+    ) -> httpx.Response:
+        retry: Retry = request.extensions.get("retry") or self._retry
+        if not retry.is_retryable_method(request.method):
+            return self._attempt(request, timeouts, ends)
+        while True:
+            last: httpx.Response | Exception
+            try:
+                response = self._attempt(request, timeouts, ends)
+            except Exception as exc:
+                if retry.is_exhausted() or not retry.is_retryable_exception(exc):
+                    raise
+                last = exc
+            else:
+                if retry.is_exhausted():
+                    return response
+                if retry.is_retryable_status_code(response.status_code):
+                    last = response
+                elif retry.validate_response is None:
+                    return response
+                else:
+                    response.request = request
+                    try:
+                        retry.validate_response(response)
+                    except Exception as exc:
+                        if not retry.is_retryable_exception(exc):
+                            raise
+                        response.close()
+                        last = exc
+                    else:
+                        return response
+            retry = retry.increment()
+            pause = _pause(retry, last)
+            if time.monotonic() + pause >= ends:
+                if isinstance(last, Exception):
+                    raise last
+                return last
+            if isinstance(last, httpx.Response):
+                last.close()
+            time.sleep(pause)
+            retry.elapsed_sleep += pause
+
+    def _attempt(
+        self, request: httpx.Request, timeouts: dict[str, float | None], ends: float
+    ) -> httpx.Response:
+        left = ends - time.monotonic()
+        if left <= 0:
+            raise AnswerTooSlow("no time left for the request", request=request)
+        request.extensions["timeout"] = {
+            name: left if value is None else min(value, left) for name, value in timeouts.items()
+        }
+        response = self._inner.handle_request(request)
+        if self._keep_body_reads:  # httpcore reads this dict again for every read of the body
+            request.extensions["timeout"] = dict(timeouts)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _pause(retry: Retry, last: httpx.Response | Exception) -> float:
+    """Seconds to wait before the next attempt: the server's Retry-After (capped), else the
+    policy's jittered backoff; within the policy's total of pauses."""
+    wait = 0.0
+    header = last.headers.get("Retry-After", "") if isinstance(last, httpx.Response) else ""
+    if header.strip() and retry.respect_retry_after_header:
+        try:
+            wait = min(retry.parse_retry_after(header), retry.max_backoff_wait)
+        except ValueError:
+            wait = 0.0
+    if wait <= 0 and retry.attempts_made > 0:
+        wait = retry.backoff_strategy()
+    if retry.total_timeout is not None:
+        wait = min(wait, max(0.0, retry.total_timeout - retry.elapsed_sleep))
+    return float(wait)
+
+
 class TraceTransport(httpx.BaseTransport):
     """Reports every attempt (method, URL, status, time) to the `--debug` trace; never headers."""
 
@@ -251,6 +365,9 @@ class Pacer:
     def wait(self) -> None:
         with self._lock:
             delay = self._not_before - time.monotonic()
+        outer = getattr(_deadline, "at", None)
+        if outer is not None:  # the request ends then anyway: sleeping past it only delays that
+            delay = min(delay, outer - time.monotonic())
         if delay > 0:
             time.sleep(min(delay, MAX_RETRY_AFTER))
 
@@ -304,10 +421,8 @@ class ProxyRouter(httpx.BaseTransport):
         try:
             return self._send(request)
         except httpx.ConnectError as exc:
-            if _refused_locally_for_long(request, exc):
-                raise NothingListening(
-                    f"nothing listens on {request.url.host}:{request.url.port} ({exc})"
-                ) from exc
+            if _refused_locally(request, exc) and _refused_for_long(request):
+                raise nothing_listens(request) from exc
             raise
 
     def _send(self, request: httpx.Request) -> httpx.Response:
@@ -334,18 +449,55 @@ _LOOPBACK = ("127.", "::1", "localhost")
 
 
 class NothingListening(httpx.ConnectError):
-    """A server on this machine (an emulator, say) has refused the connection for
-    LOCAL_REFUSED_GRACE seconds: no network outage is there to ride out, so the retries stop
-    (a task recorded on an emulator long gone would otherwise cost ~15 s of retries). Still a
+    """A server on this machine (an emulator, say) refuses the connection: once it has done so
+    for LOCAL_REFUSED_GRACE seconds, no network outage is there to ride out, so the retries stop
+    (a task recorded on an emulator long gone would otherwise cost ~15 s of retries); and when
+    the retries run out sooner (a short backoff), that is still what happened. Still a
     ConnectError: the request certainly never reached a server."""
 
 
-def _refused_locally_for_long(request: httpx.Request, exc: httpx.ConnectError) -> bool:
+def nothing_listens(request: httpx.Request) -> NothingListening:
+    return NothingListening(
+        f"nothing listens on {request.url.host}:{request.url.port}", request=request
+    )
+
+
+def _refused_locally(request: httpx.Request, exc: httpx.ConnectError) -> bool:
     host = request.url.host or ""
-    if not host.startswith(_LOOPBACK) or "refused" not in str(exc).lower():
-        return False
+    return host.startswith(_LOOPBACK) and "refused" in str(exc).lower()
+
+
+def _refused_for_long(request: httpx.Request) -> bool:
     first = request.extensions.setdefault("siray_refused_since", time.monotonic())
     return bool(time.monotonic() - first >= LOCAL_REFUSED_GRACE)
+
+
+# What went wrong, in words, by the kind of error (the most specific first).
+_WORDS: tuple[tuple[type[Exception], str], ...] = (
+    (httpx.ConnectTimeout, "connecting timed out"),
+    (httpx.ReadTimeout, "no answer within the read timeout"),
+    (httpx.WriteTimeout, "sending the request timed out"),
+    (httpx.PoolTimeout, "no connection was free in time"),
+    (httpx.ProxyError, "the proxy failed"),
+    (httpx.ConnectError, "could not connect"),
+    (httpx.RemoteProtocolError, "the server broke off or garbled its answer"),
+    (httpx.ReadError, "the connection failed while reading the answer"),
+    (httpx.WriteError, "the connection failed while sending the request"),
+    (httpx.DecodingError, "the answer could not be decoded"),
+    (httpx.UnsupportedProtocol, "the URL's scheme is not supported"),
+    (httpx.TooManyRedirects, "too many redirects"),
+    (httpx.TimeoutException, "timed out"),
+)
+
+
+def describe(exc: BaseException) -> str:
+    """What went wrong with a request, for people: what happened and the detail, never an
+    exception's class name."""
+    if isinstance(exc, (NothingListening, AnswerTooSlow, AnswerTooLarge)):
+        return str(exc)
+    words = next((said for kind, said in _WORDS if isinstance(exc, kind)), "the request failed")
+    detail = str(exc).strip()
+    return f"{words}: {detail}" if detail and detail.lower() != "timed out" else words
 
 
 def _retry_class() -> type[Retry]:
@@ -394,19 +546,18 @@ def build_http_client(
     """An HTTP client with siray's stack: retries (`backoff`, default DEFAULT_BACKOFF), pacing,
     bounded JSON answers and the proxy rules. `timeout` defaults to DEFAULT_TIMEOUT, or to
     `timeouts(read_timeout)` when a read timeout is given."""
-    from httpx_retries import RetryTransport
-
     if timeout is None:
         timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
 
+    budget = REQUEST_BUDGET * timeout_of(timeout)
     inner: httpx.BaseTransport = ProxyRouter()
     if expect_json:  # downloads bound their own bodies (by size and Content-Length)
-        inner = BoundedTransport(inner, seconds=2 * timeout_of(timeout), limit=JSON_BODY_LIMIT)
+        inner = BoundedTransport(inner, seconds=budget, limit=JSON_BODY_LIMIT)
     if trace is not None:
         inner = TraceTransport(inner, trace)
     inner = PacingTransport(inner, Pacer())
     retry = read_retry(backoff=backoff, expect_json=expect_json)
-    transport = RetryTransport(transport=inner, retry=retry)
+    transport = BoundedRetries(inner, retry, seconds=budget, keep_body_reads=not expect_json)
     all_headers = {"User-Agent": USER_AGENT}
     all_headers.update(headers or {})
     return httpx.Client(

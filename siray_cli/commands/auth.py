@@ -13,7 +13,7 @@ from siray_cli.errors import (
     ExitCode,
     UsageError,
 )
-from siray_cli.settings import mask, stored_key
+from siray_cli.settings import header_safe, mask, stored_key
 
 app = typer.Typer(help="Log in, show the key in effect, log out.", no_args_is_help=True)
 
@@ -41,10 +41,8 @@ def _read_key(with_token: bool, what: str) -> str:
             "standard input is not a terminal, so siray will not prompt for the key",
             hint='pipe it in instead: printf %s "$SIRAY_KEY" | siray auth login --with-token',
         )
-    from siray_cli.services.session import usable_key
-
     key = key.strip()
-    if not usable_key(key):
+    if not header_safe(key):
         raise UsageError(
             "that is not an API key (empty, or with spaces, control characters or non-ASCII "
             "characters inside)"

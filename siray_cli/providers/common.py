@@ -69,7 +69,7 @@ def json_body(response: httpx.Response) -> object:
 
 def network_error(exc: Exception, what: str, url: str, setting: str) -> errors.NetworkError:
     """`what` got no answer from `url`; `setting` names the flag and variable that move it."""
-    from siray_cli.transport import AnswerTooLarge, AnswerTooSlow
+    from siray_cli.transport import AnswerTooLarge, AnswerTooSlow, describe
 
     if isinstance(exc, (AnswerTooSlow, AnswerTooLarge)):
         return errors.NetworkError(
@@ -83,6 +83,6 @@ def network_error(exc: Exception, what: str, url: str, setting: str) -> errors.N
             "point SSL_CERT_FILE at that authority's certificate"
         )
     return errors.NetworkError(
-        f"{what}: could not reach {url} ({type(exc).__name__}: {exc or 'no detail'})",
+        f"{what}: could not reach {url} ({describe(exc)})",
         hint=hint,
     )

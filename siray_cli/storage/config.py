@@ -16,6 +16,9 @@ from siray_cli.errors import ConfigError
 from siray_cli.storage.private import private_dir
 
 CONFIG_NAME = "config.toml"
+# A config file holds a few hundred bytes; one far larger is not one (a symlink to /dev/zero,
+# say), and reading it whole could take all memory.
+CONFIG_LIMIT = 1024 * 1024
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -54,17 +57,15 @@ class ConfigFile:
             return self._data
         except OSError as exc:
             raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
-        if info.st_mode & 0o077 and self._warn is not None:
+        if stat.S_ISFIFO(info.st_mode):  # opening it would wait for a writer
+            raise ConfigError(f"cannot read config file {self.path}: it is a pipe")
+        # (a device's mode is not the user's to change: no chmod advice for /dev/null)
+        if stat.S_ISREG(info.st_mode) and info.st_mode & 0o077 and self._warn is not None:
             self._warn(
                 f"config file {self.path} can be read by other users; run: chmod 600 {self.path}"
             )
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise ConfigError(f"cannot read config file {self.path}: {reason}") from None
-        try:
-            data = _load_toml(text)
+            data = _load_toml(self._read_text())
         except ValueError as exc:  # tomllib.TOMLDecodeError: "... (at line 3, column 5)"
             raise ConfigError(
                 f"config file {self.path} is not valid TOML: {exc}",
@@ -79,6 +80,23 @@ class ConfigFile:
             )
         self._data = data
         return data
+
+    def _read_text(self) -> str:
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read(CONFIG_LIMIT + 1)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {self.path}: {exc.strerror}") from None
+        if len(raw) > CONFIG_LIMIT:
+            raise ConfigError(
+                f"config file {self.path} is larger than {CONFIG_LIMIT // 1024**2} MiB; siray "
+                "does not read it",
+                hint="a config file holds a few settings: fix it by hand, or move it away",
+            )
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"cannot read config file {self.path}: not UTF-8 text") from None
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         profiles: dict[str, dict[str, Any]] = self.load().get("profiles", {})
@@ -97,7 +115,7 @@ class ConfigFile:
         import tomlkit
 
         self.load()  # a file that cannot be parsed is reported, and left as it is
-        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        text = self._read_text() if self.path.exists() else ""
         document = tomlkit.parse(text)
         profiles = document.setdefault("profiles", tomlkit.table(is_super_table=True))
         if profile not in profiles:

@@ -10,7 +10,7 @@ import mimetypes
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
@@ -34,6 +34,12 @@ _EXTENSIONS = {
 _KNOWN_SUFFIXES = set(_EXTENSIONS.values()) | {".jpeg"}
 ATTEMPTS = 3
 SLOWEST = 1024  # bytes a second: a download slower than this over a whole read_timeout stalled
+# Downloads ask for no compression; a server that compresses anyway is inflated here, in pieces
+# of PIECE bytes, to at most INFLATION times what it sent: images and videos hardly compress,
+# while a gzip bomb inflates a thousandfold.
+INFLATION = 100
+PIECE = 64 * 1024
+_INFLATABLE = {"gzip": 16 + 15, "x-gzip": 16 + 15, "deflate": 15}  # zlib wbits: gzip, zlib
 
 
 def _umask() -> int:
@@ -102,8 +108,7 @@ def _incomplete(
     if written == 0:
         return "the server sent an empty file"
     framed = total is not None or "chunked" in response.headers.get("transfer-encoding", "")
-    encoded = response.headers.get("content-encoding", "identity") != "identity"
-    if not framed and not encoded:
+    if not framed and _encoding(response) == "identity":
         # ended by closing the connection: only asking again tells a cut body from a whole one
         size = _announced_size(client, str(response.url))
         if size is None:
@@ -139,8 +144,90 @@ def _sweep(directory: Path, name: str) -> None:
             os.close(descriptor)
 
 
+def _encoding(response: httpx.Response) -> str:
+    word = response.headers.get("content-encoding", "").strip().lower()
+    return "identity" if word in ("", "identity") else word
+
+
+def _inflated(
+    response: httpx.Response, declared: int | None, max_bytes: int | None, task_id: str
+) -> Iterator[bytes]:
+    """The body of a compressed answer, inflated piece by piece. Stops (DownloadError) once it
+    grows past INFLATION times its Content-Length (or what has come so far, when none is
+    given) or past `max_bytes`; a stream that ends early or is corrupt is an httpx error, so
+    the download is tried again."""
+    import zlib
+
+    import httpx
+
+    decoder = zlib.decompressobj(_INFLATABLE[_encoding(response)])
+    received = inflated = 0
+    try:
+        for raw in response.iter_raw():
+            received += len(raw)
+            pending = raw
+            while True:
+                piece = decoder.decompress(pending, PIECE)
+                pending = decoder.unconsumed_tail
+                inflated += len(piece)
+                _check_inflation(response, inflated, declared, received, max_bytes, task_id)
+                if piece:
+                    yield piece
+                if not pending and len(piece) < PIECE:
+                    break
+        rest = decoder.flush()
+    except zlib.error as exc:
+        raise httpx.DecodingError(f"the compressed file is corrupt ({exc})") from None
+    inflated += len(rest)
+    _check_inflation(response, inflated, declared, received, max_bytes, task_id)
+    if rest:
+        yield rest
+    if not decoder.eof:
+        raise httpx.DecodingError("the compressed file ends early")
+
+
+def _body(
+    response: httpx.Response, max_bytes: int | None, task_id: str
+) -> tuple[int | None, Iterable[bytes]]:
+    """The size the file's bytes must have (None: not announced), and those bytes."""
+    expected = response.headers.get("content-length")
+    declared = int(expected) if expected and expected.isdigit() else None
+    encoding = _encoding(response)
+    if encoding == "identity":
+        return declared, response.iter_raw()
+    if encoding not in _INFLATABLE:
+        raise DownloadError(
+            f"downloading {response.url} failed: the server compressed it as {encoding!r}, "
+            "which siray did not ask for and does not unpack",
+            task_id=task_id,
+        )
+    return None, _inflated(response, declared, max_bytes, task_id)
+
+
+def _check_inflation(
+    response: httpx.Response,
+    inflated: int,
+    declared: int | None,
+    received: int,
+    max_bytes: int | None,
+    task_id: str,
+) -> None:
+    sent = declared if declared is not None else max(received, PIECE)
+    if max_bytes is not None and inflated > max_bytes and max_bytes <= INFLATION * sent:
+        why = f"more than {max_bytes} bytes (the download_max_size setting) once uncompressed"
+    elif inflated > INFLATION * sent:
+        why = (
+            f"its {sent} compressed bytes inflate to more than {INFLATION * sent} bytes "
+            f"({INFLATION} times as many)"
+        )
+    else:
+        return
+    raise DownloadError(f"downloading {response.url} failed: {why}", task_id=task_id)
+
+
 def _receive(
     response: httpx.Response,
+    chunks: Iterable[bytes],
     sink: BinaryIO,
     total: int | None,
     max_bytes: int | None,
@@ -148,13 +235,14 @@ def _receive(
     task_id: str,
     window: float | None = None,
 ) -> int:
-    """The body into `sink`, capped (at its Content-Length, else at `max_bytes`), synced to
-    disk; the bytes written. A server that trickles (under SLOWEST bytes a second over each
-    `window` seconds: the read timeout, which only bounds each single read) is given up on."""
+    """The body (`chunks` of `response`) into `sink`, capped (at its Content-Length, else at
+    `max_bytes`), synced to disk; the bytes written. A server that trickles (under SLOWEST bytes
+    a second over each `window` seconds: the read timeout, which only bounds each single read)
+    is given up on."""
     written = 0
     cap = total if total is not None else max_bytes
     since, counted = time.monotonic(), 0  # the current window: its start, its bytes
-    for chunk in response.iter_bytes():
+    for chunk in chunks:
         written += len(chunk)
         counted += len(chunk)
         now = time.monotonic()
@@ -195,11 +283,14 @@ def _hold(descriptor: int) -> None:
     fcntl.flock(descriptor, fcntl.LOCK_EX)
 
 
+IDENTITY = {"Accept-Encoding": "identity"}  # a file's own bytes, its length what is announced
+
+
 def _announced_size(client: httpx.Client, url: str) -> int | None:
     import httpx
 
     try:
-        head = client.head(url)
+        head = client.head(url, headers=IDENTITY)
     except httpx.HTTPError:
         return None
     length = head.headers.get("content-length", "")
@@ -227,12 +318,14 @@ def download_one(
     """
     import httpx
 
+    from siray_cli.transport import describe
+
     last_error = ""
     unverified: int | None = None  # the size of an earlier download whose size was not told
     for _attempt in range(ATTEMPTS):
         temporary: Path | None = None
         try:
-            with client.stream("GET", url) as response:
+            with client.stream("GET", url, headers=IDENTITY) as response:
                 if response.status_code >= 400:
                     raise DownloadError(
                         f"downloading {url} failed: HTTP {response.status_code}", task_id=task_id
@@ -252,9 +345,7 @@ def download_one(
                         hint="pass --force to overwrite, or choose another -o directory",
                         task_id=task_id,
                     )
-                expected = response.headers.get("content-length")
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                total = int(expected) if expected and expected.isdigit() and not encoded else None
+                total, chunks = _body(response, max_bytes, task_id)
                 if on_start is not None:
                     on_start(target.name, total)
                 _sweep(directory, target.name)
@@ -265,7 +356,7 @@ def download_one(
                 _hold(handle)
                 with os.fdopen(handle, "wb") as sink:
                     written = _receive(
-                        response, sink, total, max_bytes, on_bytes, task_id, stall_window
+                        response, chunks, sink, total, max_bytes, on_bytes, task_id, stall_window
                     )
                 problem = _incomplete(client, response, written, total)
                 if problem == UNVERIFIED and unverified == written:
@@ -279,7 +370,7 @@ def download_one(
                 temporary = None
                 return target
         except httpx.HTTPError as exc:
-            last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            last_error = describe(exc)
         except OSError as exc:  # the disk, not the network: trying again would not help
             raise DownloadError(
                 f"cannot write the output of {task_id} to {directory}: "

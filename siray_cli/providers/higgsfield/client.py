@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siray_cli import errors
-from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind
+from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind, TaskState
 from siray_cli.providers.base import Capabilities, ProgressFor, Provider
 from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.higgsfield.parse import (
@@ -183,7 +183,7 @@ class HiggsfieldProvider(Provider):
         never sent twice; with one, it is sent again (same key) after an unanswered attempt."""
         import httpx
 
-        from siray_cli.transport import BadBody
+        from siray_cli.transport import BadBody, describe
 
         application = str(body.get("model", ""))
         flat = {k: v for k, v in body.items() if k != "model"}
@@ -199,12 +199,11 @@ class HiggsfieldProvider(Provider):
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise errors.NetworkError(
-                f"could not connect to {self.base_url}; nothing was submitted "
-                f"({type(exc).__name__})",
+                f"could not connect to {self.base_url}; nothing was submitted ({describe(exc)})",
                 hint="check your network and --base-url / SIRAY_HIGGSFIELD_BASE_URL",
             ) from exc
         except (httpx.HTTPError, BadBody) as exc:
-            raise self._uncertain(f"the connection failed ({type(exc).__name__})") from exc
+            raise self._uncertain(f"the connection failed ({describe(exc)})") from exc
         if response.status_code >= 500:
             raise self._uncertain(
                 f"the server failed: {_message(response)} (HTTP {response.status_code})"
@@ -262,27 +261,54 @@ class HiggsfieldProvider(Provider):
         )
 
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
+        """The server's answer to the cancel decides; the status look after it only adds to it
+        (what the request is now), and its failure changes nothing."""
         task_id = check_request_id(task_id)
         response = self._request("POST", f"/requests/{task_id}/cancel", task_id)
         if response.status_code == 404:
             raise self._not_found(task_id, response)
         if response.status_code == 400:
-            # only a queued request can be cancelled: what is it now? (one cancelled already
-            # is what was asked for, as Siray answers too)
-            now = self.get(task_id, kind)
-            if now.cancelled:
-                return now
-            when = "has already ended" if now.is_terminal else "has already started"
-            raise errors.CancelRefusedError(
-                f"request {task_id} {when} ({now.status}), and cannot be cancelled",
-                status_code=400,
-                task_id=task_id,
-                hint=f"follow it with `siray status {task_id} --wait`"
-                if not now.is_terminal
-                else f"see it with `siray status {task_id}`",
-            )
+            return self._cancel_refused(task_id, kind, _message(response))
         raise_for_status(response, task_id=task_id)
-        return self.get(task_id, kind)
+        # the 202: canceled (and refunded), whatever a look says next (it may lag behind)
+        now = self._look_after_cancel(task_id, kind)
+        if now is not None and now.cancelled:
+            return now
+        return Task(
+            task_id=task_id,
+            kind=kind or self._kinds.get(task_id) or TaskKind.IMAGE,
+            status="CANCELLED",
+            state=TaskState.CANCELLED,
+        )
+
+    def _cancel_refused(self, task_id: str, kind: TaskKind | None, said: str) -> Task:
+        # only a queued request can be cancelled: what is it now? (one cancelled already is
+        # what was asked for, as Siray answers too)
+        now = self._look_after_cancel(task_id, kind)
+        if now is not None and now.cancelled:
+            return now
+        if now is None:
+            what, hint = "cannot be cancelled", f"see it with `siray status {task_id}`"
+        elif now.is_terminal:
+            what = f"has already ended ({now.status}), and cannot be cancelled"
+            hint = f"see it with `siray status {task_id}`"
+        else:
+            what = f"has already started ({now.status}), and cannot be cancelled"
+            hint = f"follow it with `siray status {task_id} --wait`"
+        raise errors.CancelRefusedError(
+            f"request {task_id} {what}: {said} (HTTP 400)",
+            status_code=400,
+            task_id=task_id,
+            hint=hint,
+        )
+
+    def _look_after_cancel(self, task_id: str, kind: TaskKind | None) -> Task | None:
+        try:
+            return self.get(task_id, kind)
+        except errors.SirayError as exc:
+            if self._trace is not None:
+                self._trace(f"the status look after cancelling {task_id} failed: {exc.message}")
+            return None
 
     def estimate(self, body: dict[str, Any]) -> dict[str, str]:
         import httpx

@@ -253,7 +253,7 @@ class SirayProvider(Provider):
         documents no idempotency key, so `idempotency_key` is not sent)."""
         import httpx
 
-        from siray_cli.transport import create_retry
+        from siray_cli.transport import create_retry, describe
 
         model = str(body.get("model", ""))
         try:
@@ -265,13 +265,12 @@ class SirayProvider(Provider):
             response.read()
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise errors.NetworkError(
-                f"could not connect to {self.base_url}; nothing was submitted "
-                f"({type(exc).__name__})",
+                f"could not connect to {self.base_url}; nothing was submitted ({describe(exc)})",
                 hint="check your network and --base-url / SIRAY_BASE_URL",
             ) from exc
         except httpx.HTTPError as exc:
             raise errors.AmbiguousSubmitError(
-                f"the connection failed after the request was sent ({type(exc).__name__}); "
+                f"the connection failed after the request was sent ({describe(exc)}); "
                 "the task may have been created",
                 hint="siray did not resend it, so you are not charged twice; check your Siray "
                 "dashboard before submitting again",
