@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from siray_cli import completion
-from siray_cli.storage.history import DB_NAME, MIGRATIONS
+from siray_cli.storage.history import DB_NAME
+from siray_cli.storage.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {shell: ROOT / "completions" / f"siray.{shell}" for shell in completion.SHELLS}

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 from conftest import subprocess_env
 
-from siray_cli.storage.history import DB_NAME, MIGRATIONS, History, redact_data_urls
+from siray_cli.storage.history import DB_NAME, History
+from siray_cli.storage.migrations import MIGRATIONS
+from siray_cli.storage.records import redact_data_urls
 
 MODEL = "google/gemini-2.5-flash-image-t2i"
 

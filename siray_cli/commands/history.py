@@ -13,7 +13,7 @@ from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from siray_cli.storage.history import Record
+    from siray_cli.storage.records import Record
 
 app = typer.Typer(
     help="The tasks siray submitted, newest first (recorded locally).",

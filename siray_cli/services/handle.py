@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from siray_cli.services.ledger import Ledger
     from siray_cli.services.polling import Schedule
     from siray_cli.services.uploads import TransferProgress
-    from siray_cli.storage.history import Record
+    from siray_cli.storage.records import Record
 
 LAST_LOOK = 2.0  # seconds (or the read timeout, if shorter) the look made as --timeout runs out
 # may take to be answered

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.session import Notices
-    from siray_cli.storage.history import History, Record
+    from siray_cli.storage.history import History
+    from siray_cli.storage.records import Record
 
 INTERRUPT_NOTICE = "interrupt received: stopping once the task id is known (again to force)"
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
@@ -59,7 +60,7 @@ class PriorAttempt:
     def kept_body(self) -> dict[str, Any] | None:
         """For "resend": the very body sent then (the files uploaded then); data URLs are not
         recorded, but rebuilt from the same files they are the same."""
-        from siray_cli.storage.history import has_redacted_data
+        from siray_cli.storage.records import has_redacted_data
 
         request = self.record.request if self.record is not None else None
         return dict(request) if request and not has_redacted_data(request) else None

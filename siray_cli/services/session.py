@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.ledger import Ledger
-    from siray_cli.storage.history import History, Record
+    from siray_cli.storage.history import History
+    from siray_cli.storage.records import Record
 
 Say = Callable[[str], None]
 

@@ -9,244 +9,23 @@ is reported once, as a warning, and never stops a generation.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from siray_cli.domain import TERMINAL, Task, TaskState
+from siray_cli.storage.migrations import MIGRATIONS
 from siray_cli.storage.private import private_file
+from siray_cli.storage.records import Record, record_from_row, redact_data_urls
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
-_DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
-
-MIGRATIONS: list[tuple[str, str]] = []  # (name, script), in the order they are applied
-
-
-def migration(function: Callable[[], str]) -> Callable[[], str]:
-    """Declare the next schema step (`m005_...`): its number is its place in the list, which
-    `PRAGMA user_version` records, so a step is never renamed, reordered or removed."""
-    number = len(MIGRATIONS) + 1
-    assert function.__name__.startswith(f"m{number:03d}_"), function.__name__
-    MIGRATIONS.append((function.__name__, function()))
-    return function
-
-
-@migration
-def m001_tasks() -> str:
-    return """
-    CREATE TABLE tasks (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id TEXT UNIQUE,
-        kind TEXT NOT NULL,
-        model TEXT NOT NULL,
-        request TEXT NOT NULL,
-        submitted_at REAL NOT NULL,
-        base_url TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        status TEXT NOT NULL,
-        progress INTEGER,
-        outputs TEXT NOT NULL DEFAULT '[]',
-        fail_reason TEXT NOT NULL DEFAULT '',
-        finished_at REAL,
-        files TEXT NOT NULL DEFAULT '[]',
-        updated_at REAL NOT NULL,
-        job_key TEXT,
-        batch_line INTEGER,
-        batch_name TEXT
-    );
-    CREATE INDEX tasks_submitted ON tasks (submitted_at);
-    CREATE INDEX tasks_job ON tasks (job_key);
-    """
-
-
-@migration
-def m002_provider_and_state() -> str:
-    """The provider that created each task (every task before it was Siray's), and each task's
-    state in siray's own words (providers name states differently)."""
-    return """
-    ALTER TABLE tasks ADD COLUMN provider TEXT NOT NULL DEFAULT 'siray';
-    ALTER TABLE tasks ADD COLUMN state TEXT NOT NULL DEFAULT 'SUBMITTED';
-    UPDATE tasks SET state = CASE upper(status)
-        WHEN 'QUEUED' THEN 'QUEUED' WHEN 'IN_PROGRESS' THEN 'IN_PROGRESS'
-        WHEN 'SUCCESS' THEN 'SUCCESS' WHEN 'FAILURE' THEN 'FAILURE'
-        WHEN 'CANCELLED' THEN 'CANCELLED' WHEN 'CANCELED' THEN 'CANCELLED'
-        WHEN 'UNCERTAIN' THEN 'UNKNOWN' ELSE 'SUBMITTED' END;
-    """
-
-
-@migration
-def m003_idempotency_key() -> str:
-    """The Idempotency-Key a submit was sent with (providers that take one), so a submit whose
-    answer was lost can be sent again with it, safely."""
-    return "ALTER TABLE tasks ADD COLUMN idempotency_key TEXT;"
-
-
-@migration
-def m004_delivered_at() -> str:
-    """When the command that submitted a task (or a later one) handed its result over; a task
-    never handed over is what a rerun of the same command rejoins instead of paying again (every
-    task from before counts as handed over: nothing changes for them)."""
-    return """
-    ALTER TABLE tasks ADD COLUMN delivered_at REAL;
-    UPDATE tasks SET delivered_at = updated_at;
-    """
-
-
-@migration
-def m005_tasks_by_host_and_destination() -> str:
-    """A task is known by its provider, host and id (two hosts, an emulator and a reset sandbox
-    say, may hand out the same id), not by its id alone; and `destination` holds where the
-    submitting command asked for its files (an absolute directory; NULL: printed), so a result
-    is handed over only once it got there. SQLite cannot drop a UNIQUE constraint: the table is
-    made again."""
-    return """
-    CREATE TABLE tasks_new (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        task_id TEXT,
-        kind TEXT NOT NULL,
-        model TEXT NOT NULL,
-        request TEXT NOT NULL,
-        submitted_at REAL NOT NULL,
-        base_url TEXT NOT NULL,
-        profile TEXT NOT NULL,
-        status TEXT NOT NULL,
-        progress INTEGER,
-        outputs TEXT NOT NULL DEFAULT '[]',
-        fail_reason TEXT NOT NULL DEFAULT '',
-        finished_at REAL,
-        files TEXT NOT NULL DEFAULT '[]',
-        updated_at REAL NOT NULL,
-        job_key TEXT,
-        batch_line INTEGER,
-        batch_name TEXT,
-        provider TEXT NOT NULL DEFAULT 'siray',
-        state TEXT NOT NULL DEFAULT 'SUBMITTED',
-        idempotency_key TEXT,
-        delivered_at REAL,
-        destination TEXT
-    );
-    INSERT INTO tasks_new (id, task_id, kind, model, request, submitted_at, base_url, profile,
-        status, progress, outputs, fail_reason, finished_at, files, updated_at, job_key,
-        batch_line, batch_name, provider, state, idempotency_key, delivered_at)
-        SELECT id, task_id, kind, model, request, submitted_at, base_url, profile, status,
-        progress, outputs, fail_reason, finished_at, files, updated_at, job_key, batch_line,
-        batch_name, provider, state, idempotency_key, delivered_at FROM tasks;
-    DROP TABLE tasks;
-    ALTER TABLE tasks_new RENAME TO tasks;
-    CREATE UNIQUE INDEX tasks_key ON tasks (provider, base_url, task_id);
-    CREATE INDEX tasks_id ON tasks (task_id);
-    CREATE INDEX tasks_submitted ON tasks (submitted_at);
-    CREATE INDEX tasks_job ON tasks (job_key);
-    """
-
 
 ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
-
-
-def has_redacted_data(value: Any) -> bool:
-    """Whether a recorded request lost data URLs to redact_data_urls (so is not the body sent)."""
-    if isinstance(value, str):
-        return value.startswith("<data:") and value.endswith(" bytes>")
-    if isinstance(value, list):
-        return any(has_redacted_data(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_redacted_data(v) for v in value.values())
-    return False
-
-
-def redact_data_urls(value: Any) -> Any:
-    """The request as recorded: each data URL replaced by a short placeholder with its size."""
-    if isinstance(value, str):
-        match = _DATA_URL.match(value)
-        if match is None:
-            return value
-        payload = match.group(3)
-        padding = payload[-2:].count("=")
-        size = len(payload) * 3 // 4 - padding if match.group(2) else len(payload)
-        return f"<data:{match.group(1) or 'text/plain'}, {size} bytes>"
-    if isinstance(value, list):
-        return [redact_data_urls(v) for v in value]
-    if isinstance(value, dict):
-        return {k: redact_data_urls(v) for k, v in value.items()}
-    return value
-
-
-@dataclass(frozen=True)
-class Record:
-    task_id: str | None
-    kind: str
-    model: str
-    request: dict[str, Any]
-    submitted_at: float
-    base_url: str
-    profile: str
-    provider: str
-    status: str  # the provider's word
-    state: TaskState
-    idempotency_key: str | None
-    progress: int | None
-    outputs: list[str]
-    fail_reason: str
-    finished_at: float | None
-    files: list[str]
-    job_key: str | None
-    batch_line: int | None
-    batch_name: str | None
-    delivered_at: float | None = None
-    destination: str | None = None  # the directory its files were asked into; None: printed
-    row: int = 0  # the row's own id
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "task_id": self.task_id,
-            "kind": self.kind,
-            "model": self.model,
-            "status": self.status,
-            "progress": self.progress,
-            "outputs": self.outputs,
-            "fail_reason": self.fail_reason,
-            "submitted_at": self.submitted_at,
-            "finished_at": self.finished_at,
-            "files": self.files,
-            "base_url": self.base_url,
-            "profile": self.profile,
-            "provider": self.provider,
-            "request": self.request,
-        }
-
-
-def _record(row: sqlite3.Row) -> Record:
-    return Record(
-        task_id=row["task_id"],
-        kind=row["kind"],
-        model=row["model"],
-        request=json.loads(row["request"]),
-        submitted_at=row["submitted_at"],
-        base_url=row["base_url"],
-        profile=row["profile"],
-        provider=row["provider"],
-        status=row["status"],
-        state=TaskState(row["state"]),
-        idempotency_key=row["idempotency_key"],
-        progress=row["progress"],
-        outputs=json.loads(row["outputs"]),
-        fail_reason=row["fail_reason"],
-        finished_at=row["finished_at"],
-        files=json.loads(row["files"]),
-        job_key=row["job_key"],
-        batch_line=row["batch_line"],
-        batch_name=row["batch_name"],
-        delivered_at=row["delivered_at"],
-        destination=row["destination"],
-        row=row["id"],
-    )
 
 
 def _busy(exc: BaseException) -> bool:
@@ -356,7 +135,7 @@ class History:
         records = []
         for row in rows:
             try:
-                records.append(_record(row))
+                records.append(record_from_row(row))
             except (ValueError, TypeError, KeyError, IndexError) as exc:
                 if not self._warned_rows:
                     self._warn(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from siray_cli.services.outputs import Downloads
     from siray_cli.services.polling import AdaptiveSchedule, Schedule
     from siray_cli.services.session import Providers, Session
-    from siray_cli.storage.history import Record
+    from siray_cli.storage.records import Record
 
 STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
 
