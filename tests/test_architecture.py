@@ -227,3 +227,36 @@ def test_no_import_circle_inside_the_emulator():
         if circle is not None:
             steps = [f"{where(names[a], graph[a][b])} imports {b}" for a, b in pairwise(circle)]
             pytest.fail("import circle: " + "; ".join(steps))
+
+
+def test_only_the_history_command_touches_the_history():
+    """Commands ask the session for task handles and the Ledger; the history itself is read and
+    written below them (`siray history` alone lists and prunes it)."""
+    problems = []
+    for path in modules("commands"):
+        if path.name == "history.py":
+            continue
+        for node in ast.walk(parse(path)):
+            if isinstance(node, ast.Attribute) and node.attr == "history":
+                problems.append(f"{where(path, node.lineno)} touches .history")
+    assert problems == []
+
+
+def test_only_the_ledger_writes_what_a_task_did():
+    """A task's state, files and hand-over are recorded by the Ledger (through a TaskHandle), in
+    one place, never by a hand-written call elsewhere."""
+    writes = {"update", "deliver", "set_files", "record_submit", "confirm", "settle"}
+    problems = []
+    for path in modules():
+        where_ = path.relative_to(PACKAGE).parts
+        if where_ in {("services", "ledger.py"), ("storage", "history.py")}:
+            continue
+        for node in ast.walk(parse(path)):
+            call = node.func if isinstance(node, ast.Call) else None
+            if (
+                isinstance(call, ast.Attribute)
+                and call.attr in writes
+                and "history" in ast.unparse(call.value)
+            ):
+                problems.append(f"{where(path, node.lineno)} calls {ast.unparse(call)}")
+    assert problems == []
