@@ -199,7 +199,7 @@ def main() -> None:
         )
     print(f"(median, min and max of {args.runs} interleaved rounds, byte-compiled trees)")
     probe = (
-        "import sys; from siray_cli.app import main; main(['--version']); "
+        "import sys; from siray_cli.main import run; run(['--version']); "
         f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
     )
     loaded = subprocess.run(

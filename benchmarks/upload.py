@@ -150,7 +150,7 @@ def timed(*args, **kwargs):
     finally:
         spent.append(time.perf_counter() - started)
 upload.Uploader._round = timed
-from siray_cli.entry import main
+from siray_cli.main import main
 path, report = sys.argv[1], sys.argv[2]
 sys.argv = ["siray", "upload", path]
 code = main()

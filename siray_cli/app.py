@@ -1,9 +1,7 @@
-"""The root of the command tree: global options, command registration, and main(), which turns
-every exception into one message and one documented exit code."""
+"""The command tree: the root's global options and the registration of every command, each built
+only when it runs (see main.py for the console script and its exception table)."""
 
-import contextlib
 import importlib
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import click
 import typer
 
-from siray_cli import __version__, signals
+from siray_cli import __version__
 from siray_cli.completion import CompletingGroup
-from siray_cli.errors import EXIT_CODE_HELP, ExitCode, SirayError, exit_code_for
+from siray_cli.errors import EXIT_CODE_HELP
 from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE
 
 if TYPE_CHECKING:
-    from siray_cli.output import Output
+    pass
 
 EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
     f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
@@ -275,7 +273,7 @@ def root(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    from siray_cli.cli import AppContext, notices_for
+    from siray_cli.commands._context import AppContext, notices_for
     from siray_cli.output import Output
     from siray_cli.services.session import Session
     from siray_cli.settings import Settings
@@ -309,126 +307,3 @@ def root_command() -> click.Command:
     if not _root:
         _root.append(typer.main.get_command(app))
     return _root[0]
-
-
-def _wants_json(args: list[str]) -> bool:
-    before_separator = args[: args.index("--")] if "--" in args else args
-    return "--json" in before_separator
-
-
-# Options of the root that may also come after the command, as gh takes them: moved before it.
-ANYWHERE = ("-q", "--quiet", "--debug")
-ROOT_VALUE_OPTIONS = ("--provider", "--api-key", "--base-url", "--gateway-url", "--profile")
-
-
-def hoist_global_options(args: list[str]) -> list[str]:
-    """`siray status ID -q` as `siray -q status ID`. Only before `--`, never inside `emulator`
-    (whose `exec` passes everything on to its command)."""
-    end = args.index("--") if "--" in args else len(args)
-    command, index = None, 0
-    while index < end:  # the command: the first word that is not a root option or its value
-        if args[index] in ROOT_VALUE_OPTIONS:
-            index += 2
-        elif args[index].startswith("-"):
-            index += 1
-        else:
-            command = index
-            break
-    if command is None or args[command] == "emulator":
-        return args
-    moved = [a for a in args[command:end] if a in ANYWHERE]
-    if not moved:
-        return args
-    rest = [a for a in args[command:end] if a not in ANYWHERE]
-    return [*args[:command], *moved, *rest, *args[end:]]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The console script. Returns the exit code (see EXIT_CODE_HELP)."""
-    args = hoist_global_options(sys.argv[1:] if argv is None else list(argv))
-    from siray_cli.output import Output
-
-    output = Output()
-    command = root_command()
-    if not args and not os.environ.get("_SIRAY_COMPLETE"):
-        # help that nobody asked for is not data: it goes to stderr, with the usage exit code
-        with contextlib.redirect_stdout(sys.stderr):
-            command.main(args=["--help"], prog_name="siray", standalone_mode=False, obj=output)
-        return ExitCode.USAGE
-    try:
-        result = command.main(args=args, prog_name="siray", standalone_mode=False, obj=output)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `siray auth`: the group's help, as asked
-        exc.show(file=sys.stderr)
-        return exc.exit_code
-    except click.ClickException as exc:
-        output.json_mode = output.json_mode or _wants_json(args)
-        output.error(
-            _click_message(exc),
-            hint=_usage_hint(exc),
-            error_type="usage_error" if isinstance(exc, click.UsageError) else "error",
-        )
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        return _interrupted(output, args)
-    except SirayError as exc:
-        output.report(exc)
-        mapped = exit_code_for(exc)
-        return signals.exit_code() if mapped == ExitCode.INTERRUPTED else mapped
-    except BrokenPipeError:
-        # the reader of stdout went away (`| head`): nothing more to say to anyone
-        _silence_stdout()
-        return ExitCode.OK
-    except Exception as exc:  # a bug: say so in one line, with the traceback only under --debug
-        if signals.interrupted():  # a Ctrl-C that library code turned into another exception
-            output.always(signals.name())
-            return signals.exit_code()
-        if output.debug_enabled:
-            import traceback
-
-            output.always(output.scrub(traceback.format_exc()))
-        output.error(
-            f"internal error: {type(exc).__name__}: {exc}",
-            hint="run again with --debug for the traceback, and report it",
-            error_type="internal_error",
-        )
-        return ExitCode.API
-    if output.reader_gone:
-        _silence_stdout()
-    code = int(result) if isinstance(result, int) else ExitCode.OK
-    if code == ExitCode.INTERRUPTED and signals.interrupted():
-        return _interrupted(output, args)  # Typer turns a bare KeyboardInterrupt into a silent 130
-    return code
-
-
-def _interrupted(output: "Output", args: list[str]) -> int:
-    """A signal with no task to report: say so (and, with --json, on stdout too)."""
-    output.always(signals.name())
-    if output.json_mode or _wants_json(args):
-        output.error_json(signals.name(), error_type="interrupted")
-    return signals.exit_code()
-
-
-def _click_message(exc: click.ClickException) -> str:
-    """Click's message in one line. A mistyped command keeps Typer's suggestions, which are
-    ordered by closeness, and not Click's own list as well."""
-    if isinstance(exc, click.exceptions.NoSuchCommand):
-        message = exc.message
-    else:
-        message = exc.format_message()
-    return " ".join(message.split())
-
-
-def _usage_hint(exc: click.ClickException) -> str | None:
-    context = getattr(exc, "ctx", None)
-    if context is None:
-        return None
-    return f"`{context.command_path} --help` shows the usage"
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on a closed pipe."""
-    try:
-        descriptor = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(descriptor, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):
-        pass

@@ -203,6 +203,18 @@ class Interrupted(SirayError):
     error_type = "interrupted"
 
 
+class NotCancelledError(UsageError):
+    """A cancel of a task that had already ended: nothing was cancelled."""
+
+    error_type = "not_cancelled"
+
+
+class InternalError(SirayError):
+    """A bug: said in one line, with the traceback only under --debug."""
+
+    error_type = "internal_error"
+
+
 # Most specific first: the first class the exception is an instance of decides.
 _EXIT_CODES: list[tuple[type[SirayError], ExitCode]] = [
     (UsageError, ExitCode.USAGE),

@@ -15,12 +15,13 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from siray_cli.scrub import Secrets
+
 if TYPE_CHECKING:
     from rich.console import Console
 
     from siray_cli.errors import SirayError
 
-REDACTED = "***"
 # C0 and C1 control characters and DEL (a tab aside): escape sequences, carriage returns, forged
 # line breaks. A tab is harmless on a terminal, and separates the fields of data lines. Also the
 # bidirectional controls (embeddings, overrides, isolates, marks), which reorder what a terminal
@@ -32,7 +33,6 @@ _CONTROL = re.compile(
 )
 # what json.dumps(ensure_ascii=False) leaves raw but a terminal may act on
 _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
-PARTIAL = 8  # the shortest piece of a secret that is scrubbed on its own
 MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
 
 
@@ -40,68 +40,6 @@ def sanitize(text: str) -> str:
     """Text made safe for a terminal line: each control character shown as an escape, so a
     server's string can neither move the cursor nor forge a line of siray's."""
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-class _Pieces:
-    """A secret, and every prefix and suffix of it of PARTIAL characters or more (a server or
-    proxy that echoes a key may cut it). Each prefix starts with the secret's first PARTIAL
-    characters and each suffix ends with its last ones, so finding those anchors and growing each
-    match as far as the secret allows finds every piece, in time linear in the secret's length;
-    a regular expression of every piece would grow with its square (a temporary S3 token of a
-    few hundred characters made one of over 100,000, compiled at each upload)."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-        self.head = secret[:PARTIAL]
-        self.tail = secret[-PARTIAL:]
-
-    def spans(self, text: str) -> list[tuple[int, int]]:
-        secret, found = self.secret, []
-        at = text.find(self.head)
-        while at != -1:
-            end = at + PARTIAL
-            while end < len(text) and end - at < len(secret) and text[end] == secret[end - at]:
-                end += 1
-            found.append((at, end))
-            at = text.find(self.head, at + 1)
-        at = text.find(self.tail)
-        while at != -1:
-            end, start = at + PARTIAL, at
-            while (
-                start > 0
-                and end - start < len(secret)
-                and (text[start - 1] == secret[len(secret) - (end - start) - 1])
-            ):
-                start -= 1
-            found.append((start, end))
-            at = text.find(self.tail, at + 1)
-        return found
-
-    def scrub(self, text: str) -> str:
-        if len(self.secret) <= PARTIAL:
-            return text.replace(self.secret, REDACTED)
-        spans = sorted(self.spans(text))
-        if not spans:
-            return text
-        pieces, last = [], 0
-        for start, end in spans:
-            if start < last:  # overlaps the span before: one *** covers both
-                last = max(last, end)
-                continue
-            pieces += [text[last:start], REDACTED]
-            last = end
-        pieces.append(text[last:])
-        return "".join(pieces)
-
-
-class _Whole:
-    """A secret scrubbed only as a whole (the id:secret credential, whose id may show)."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    def scrub(self, text: str) -> str:
-        return text.replace(self.secret, REDACTED)
 
 
 def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
@@ -113,7 +51,7 @@ class Output:
         self.quiet = quiet
         self.debug_enabled = debug
         self.json_mode = False
-        self._secrets: dict[str, _Pieces | _Whole] = {}
+        self.secrets = Secrets()
         self._console: Console | None = None
         self._reader_gone = False
 
@@ -147,23 +85,12 @@ class Output:
         return self.stderr_is_tty and not self.quiet and os.environ.get("TERM") != "dumb"
 
     def add_secret(self, secret: str | None) -> None:
-        """A secret never shown. Of an id:secret credential the id may be shown: the whole is
-        scrubbed as a whole, and the secret part by its pieces too."""
-        if not secret or len(secret) < 4 or secret in self._secrets:
-            return
-        if ":" in secret:
-            private = secret.partition(":")[2]
-            self._secrets[secret] = _Whole(secret)
-            if len(private) >= 4 and private not in self._secrets:
-                self._secrets[private] = _Pieces(private)  # all of it: a ':' in it is its own
-            return
-        self._secrets[secret] = _Pieces(secret)
+        """A secret never shown (see scrub.Secrets)."""
+        self.secrets.add(secret)
 
     def scrub(self, text: str) -> str:
         """Every secret, and every piece of one of 8 characters or more, replaced by ***."""
-        for secret in self._secrets.values():
-            text = secret.scrub(text)
-        return text
+        return self.secrets.scrub(text)
 
     def _write(self, stream: TextIO, text: str) -> None:
         """One line: scrubbed of secrets, then of control characters."""
@@ -223,63 +150,32 @@ class Output:
         if self.debug_enabled:
             self._write(self.stderr, f"debug: {message}")
 
-    def error(
+    def report(
         self,
-        message: str,
-        *,
-        hint: str | None = None,
-        error_type: str = "error",
-        status_code: int | None = None,
+        exc: SirayError,
         task_id: str | None = None,
+        *,
         document: bool = True,
+        line: bool = True,
     ) -> None:
-        """The error and its hint on stderr; with --json, its JSON object on stdout too, unless
-        the command puts it in its own document (`document=False`)."""
-        message = cut(self.scrub(message))
-        self._write(self.stderr, f"error: {message}")
-        if hint:
-            self._write(self.stderr, f"hint: {cut(self.scrub(hint))}")
+        """The one way an error is told: its message and hint on stderr (unless `line` is off:
+        the command said it in its own words) and, with --json, its error object on stdout,
+        unless the command puts `error_object` in its own document (`document=False`)."""
+        if line:
+            self._write(self.stderr, f"error: {cut(self.scrub(exc.message))}")
+            if exc.hint:
+                self._write(self.stderr, f"hint: {cut(self.scrub(exc.hint))}")
         if self.json_mode and document:
-            self.error_json(
-                message, error_type=error_type, status_code=status_code, task_id=task_id
-            )
-
-    def error_json(
-        self,
-        message: str,
-        *,
-        error_type: str,
-        status_code: int | None = None,
-        task_id: str | None = None,
-    ) -> None:
-        """The error object of the output contract on stdout: type, message, status, task id."""
-        self.emit_json({"error": self._error(message, error_type, status_code, task_id)})
-
-    def _error(
-        self, message: str, error_type: str, status_code: int | None, task_id: str | None
-    ) -> dict[str, Any]:
-        return {
-            "type": error_type,
-            "message": self.scrub(message),
-            "status_code": status_code,
-            "task_id": task_id,
-        }
-
-    def report(self, exc: SirayError, task_id: str | None = None, *, document: bool = True) -> None:
-        """A typed error as its one-line message (and, with --json, its JSON object, unless the
-        command puts `error_object` in its own document: `document=False`)."""
-        self.error(
-            exc.message,
-            hint=exc.hint,
-            error_type=exc.error_type,
-            status_code=exc.status_code,
-            task_id=exc.task_id or task_id,
-            document=document,
-        )
+            self.emit_json({"error": self.error_object(exc, task_id)})
 
     def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:
-        """The error object of the output contract, for a command's own JSON document."""
-        return self._error(exc.message, exc.error_type, exc.status_code, exc.task_id or task_id)
+        """The error object of the output contract: type, message, status, task id."""
+        return {
+            "type": exc.error_type,
+            "message": cut(self.scrub(exc.message)),
+            "status_code": exc.status_code,
+            "task_id": exc.task_id or task_id,
+        }
 
     def console(self) -> Console:
         """A rich console on stderr, for live displays on a terminal (rich honours NO_COLOR)."""

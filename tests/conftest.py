@@ -20,8 +20,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from siray_cli.app import main
 from siray_cli.emulator.server import EMULATOR_API_KEY, Emulator, EmulatorConfig
+from siray_cli.main import run as main
 
 TASK_SECONDS = 0.1
 POLL_INTERVAL = "0.1"

@@ -14,7 +14,8 @@ from conftest import run_in_terminal, siray_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from siray_cli.output import PARTIAL, REDACTED, Output
+from siray_cli.output import Output
+from siray_cli.scrub import PARTIAL, REDACTED
 from siray_cli.settings import mask
 
 KEY = "sk-LEAKCHECK-0123456789abcdef"

@@ -280,7 +280,7 @@ def test_a_mishandled_ctrl_c_still_ends_siray_with_130(emu, tmp_path, case):
     (tmp_path / "interrupted.py").write_text(
         "import os, signal, sys, time, weakref\n"
         "from siray_cli import signals\n"
-        "from siray_cli.entry import main\n"
+        "from siray_cli.main import main\n"
         "signals.install()\n"
         + MISHANDLED_INTERRUPTS[case]
         + f"sys.argv = ['siray', 'run', {MODEL!r}, '[hold] mishandled {case}']\n"

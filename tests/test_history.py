@@ -213,7 +213,7 @@ def test_two_processes_write_at_once(emu, isolated_environment):
     env = subprocess_env(emu)
     code = (
         "import sys\n"
-        "from siray_cli.app import main\n"
+        "from siray_cli.main import run as main\n"
         "for n in range(8):\n"
         f"    assert main(['generate', '{MODEL}', f'p{{n}} {{sys.argv[1]}}']) == 0\n"
     )

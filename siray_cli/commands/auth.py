@@ -7,10 +7,12 @@ from typing import Annotated
 import click
 import typer
 
-from siray_cli.cli import AppContext, JsonOpt, get_context
+from siray_cli.commands._context import AppContext, get_context
+from siray_cli.commands._options import JsonOpt
 from siray_cli.errors import (
     AuthenticationError,
     ExitCode,
+    MissingAPIKeyError,
     UsageError,
 )
 from siray_cli.settings import header_safe, mask, stored_key
@@ -127,10 +129,10 @@ def status(
             ]
         )
     if not key.value:
-        output.error(
-            "no API key",
-            hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key",
-            error_type="missing_api_key",
+        output.report(
+            MissingAPIKeyError(
+                "no API key", hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key"
+            )
         )
         return ExitCode.AUTH
     return ExitCode.AUTH if works is False else ExitCode.OK

@@ -2,8 +2,9 @@
 
 import typer
 
-from siray_cli.cli import JsonOpt, TaskIdsArg, get_context
-from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.commands._context import get_context
+from siray_cli.commands._options import JsonOpt, TaskIdsArg
+from siray_cli.errors import ExitCode, NotCancelledError, SirayError, exit_code_for
 from siray_cli.output import sanitize
 
 
@@ -31,11 +32,11 @@ def cancel(
             if result.cancelled:
                 output.info(f"cancelled {result.task_id}")
             else:
-                output.error(
+                refused = NotCancelledError(
                     f"task {result.task_id} had already ended ({result.status}); "
                     "nothing was cancelled",
-                    error_type="not_cancelled",
                     task_id=result.task_id,
                 )
-                worst = worst or ExitCode.USAGE
+                output.report(refused)
+                worst = worst or exit_code_for(refused)
     return worst

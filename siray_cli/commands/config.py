@@ -4,7 +4,8 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, get_context
+from siray_cli.commands._context import get_context
+from siray_cli.commands._options import JsonOpt
 from siray_cli.completion import complete_setting
 from siray_cli.settings import KEYS, check_value, known_key, mask
 

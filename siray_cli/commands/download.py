@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, OutputDirOpt, TaskIdsArg, get_context, transfers_for
+from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._options import JsonOpt, OutputDirOpt, TaskIdsArg
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 

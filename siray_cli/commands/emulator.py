@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from siray_cli.cli import get_context
+from siray_cli.commands._context import get_context
 from siray_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -258,9 +258,11 @@ def exec_(
             except (FileNotFoundError, PermissionError) as exc:
                 # as a shell says it, and with its codes: 127 not found, 126 not executable
                 found = isinstance(exc, PermissionError)
-                get_context(ctx).output.error(
-                    f"command {'not executable' if found else 'not found'}: {command[0]}",
-                    hint="give CMD as a path, or a name on PATH, after --",
+                get_context(ctx).output.report(
+                    UsageError(
+                        f"command {'not executable' if found else 'not found'}: {command[0]}",
+                        hint="give CMD as a path, or a name on PATH, after --",
+                    )
                 )
                 return 126 if found else 127
     finally:

@@ -2,7 +2,8 @@
 
 import typer
 
-from siray_cli.cli import (
+from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._options import (
     ImageOpt,
     InputJsonOpt,
     InputOpt,
@@ -12,8 +13,6 @@ from siray_cli.cli import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
-    get_context,
-    transfers_for,
 )
 
 

@@ -2,7 +2,8 @@
 
 import typer
 
-from siray_cli.cli import (
+from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._options import (
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -16,8 +17,6 @@ from siray_cli.cli import (
     PromptFileOpt,
     PromptOpt,
     WebhookOpt,
-    get_context,
-    transfers_for,
 )
 
 

@@ -6,7 +6,8 @@ from typing import Annotated
 import click
 import typer
 
-from siray_cli.cli import JsonOpt, get_context
+from siray_cli.commands._context import get_context
+from siray_cli.commands._options import JsonOpt
 from siray_cli.errors import UsageError
 from siray_cli.reference import TOPICS
 

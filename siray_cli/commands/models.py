@@ -5,7 +5,8 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, Kind, RefreshOpt, get_context
+from siray_cli.commands._context import get_context
+from siray_cli.commands._options import JsonOpt, Kind, RefreshOpt
 from siray_cli.completion import complete_model
 
 KindFilterOpt = Annotated[

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.cli import (
+from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._options import (
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -23,13 +24,11 @@ from siray_cli.cli import (
     PromptOpt,
     TimeoutOpt,
     WebhookOpt,
-    get_context,
-    transfers_for,
 )
 from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, UsageError
 
 if TYPE_CHECKING:
-    from siray_cli.cli import AppContext
+    from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
     from siray_cli.services.batch import BatchOptions, JobResult
     from siray_cli.services.requests import RequestSpec

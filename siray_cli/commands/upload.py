@@ -4,7 +4,8 @@ from typing import Annotated
 
 import typer
 
-from siray_cli.cli import JsonOpt, get_context, transfers_for
+from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._options import JsonOpt
 
 
 def upload(

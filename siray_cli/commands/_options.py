@@ -1,12 +1,9 @@
-"""What every command shares: the invocation's context (the output sink and the services'
-session, handed down through Typer's `ctx.obj`), and the option declarations used by several
-commands, written once."""
+"""The options several commands share, declared once as `Annotated` aliases (`JsonOpt`,
+`TimeoutOpt`, ...), with their help, checks and completions."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,9 +13,7 @@ from siray_cli.completion import complete_model, complete_task_id
 from siray_cli.settings import KEYS, check_flag
 
 if TYPE_CHECKING:
-    from siray_cli.output import Output
-    from siray_cli.progress import TransferDisplay
-    from siray_cli.services.session import Notices, Session
+    pass
 
 
 class Kind(str, enum.Enum):
@@ -158,36 +153,3 @@ ModelArg = Annotated[
         autocompletion=complete_model,
     ),
 ]
-
-
-@dataclass
-class AppContext:
-    output: Output
-    session: Session
-
-
-def notices_for(output: Output) -> Notices:
-    """The services' messages, routed to the output sink."""
-    from siray_cli.services.session import Notices
-
-    return Notices(
-        info=output.info,
-        always=output.always,
-        warn=output.warn,
-        trace=output.trace,
-        add_secret=output.add_secret,
-        debug=output.debug_enabled,
-    )
-
-
-def get_context(ctx: typer.Context, json_mode: bool = False) -> AppContext:
-    context: AppContext = ctx.find_root().obj
-    context.output.json_mode = context.output.json_mode or json_mode
-    return context
-
-
-def transfers_for(output: Output) -> Callable[[], TransferDisplay]:
-    """The live display of uploads and downloads (bars on a terminal, lines elsewhere)."""
-    from siray_cli.progress import TransferDisplay
-
-    return lambda: TransferDisplay(output)
