@@ -290,10 +290,18 @@ def root(
         "history": "off" if no_history else None,
     }
 
-    def settings() -> Settings:  # read on first use: `siray CMD --help` reads no config file
-        return Settings(flags, profile=profile, warn=output.warn, on_secret=output.add_secret)
+    environment = output.environment
 
-    session = Session(settings, notices_for(output))
+    def settings() -> Settings:  # read on first use: `siray CMD --help` reads no config file
+        return Settings(
+            flags,
+            profile=profile,
+            env=environment.variables,
+            warn=output.warn,
+            on_secret=output.add_secret,
+        )
+
+    session = Session(settings, notices_for(output), environment)
     ctx.obj = AppContext(output, session)
     ctx.call_on_close(session.close)
 

@@ -9,12 +9,11 @@ terminal and no markup is interpreted.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from siray_cli.environment import Environment
 from siray_cli.scrub import Secrets
 
 if TYPE_CHECKING:
@@ -47,42 +46,38 @@ def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 class Output:
-    def __init__(self, *, quiet: bool = False, debug: bool = False) -> None:
+    def __init__(
+        self, *, quiet: bool = False, debug: bool = False, environment: Environment | None = None
+    ) -> None:
         self.quiet = quiet
         self.debug_enabled = debug
         self.json_mode = False
+        self.environment = environment or Environment()
         self.secrets = Secrets()
         self._console: Console | None = None
         self._reader_gone = False
 
-    # streams are looked up at call time: test runners swap sys.stdout and sys.stderr
     @property
     def stdout(self) -> TextIO:
-        return sys.stdout
+        return self.environment.stdout
 
     @property
     def stderr(self) -> TextIO:
-        return sys.stderr
-
-    @staticmethod
-    def _isatty(stream: TextIO) -> bool:
-        try:
-            return stream.isatty()
-        except (AttributeError, ValueError):
-            return False
+        return self.environment.stderr
 
     @property
     def stdout_is_tty(self) -> bool:
-        return self._isatty(self.stdout)
+        return self.environment.isatty("stdout")
 
     @property
     def stderr_is_tty(self) -> bool:
-        return self._isatty(self.stderr)
+        return self.environment.isatty("stderr")
 
     @property
     def interactive(self) -> bool:
         """Live displays only on a terminal, and never with --quiet."""
-        return self.stderr_is_tty and not self.quiet and os.environ.get("TERM") != "dumb"
+        dumb = self.environment.variables.get("TERM") == "dumb"
+        return self.stderr_is_tty and not self.quiet and not dumb
 
     def add_secret(self, secret: str | None) -> None:
         """A secret never shown (see scrub.Secrets)."""

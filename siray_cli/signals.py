@@ -34,6 +34,7 @@ HANDLED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
 HOLD_LIMIT = 10.0  # seconds a held signal waits for the create request's answer
+HOLD_NOTICE = "interrupt received: stopping once the task id is known (again to force)"
 
 
 def _remember(signum: int) -> None:
@@ -102,7 +103,9 @@ def sleep(seconds: float) -> None:
 
 
 @contextmanager
-def deferred_interrupts(notice: str = "") -> Iterator[None]:
+def deferred_interrupts(say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Inside the block, the first signal is held (`say` tells the user so) until the block
+    ends; a second one, or HOLD_LIMIT seconds, forces it through."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread receives signals
         return
@@ -115,9 +118,8 @@ def deferred_interrupts(notice: str = "") -> Iterator[None]:
             _remember(received[0])
             raise KeyboardInterrupt
         received.append(signum)
-        if notice:
-            sys.stderr.write(notice + "\n")
-            sys.stderr.flush()
+        if say is not None:
+            say(HOLD_NOTICE)
         main = threading.main_thread().ident
         threading.Thread(target=_force_later, args=(force, main, signum), daemon=True).start()
 

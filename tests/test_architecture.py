@@ -50,10 +50,12 @@ def where(path: Path, line: int) -> str:
     return f"{path.relative_to(PACKAGE.parent)}:{line}"
 
 
-@pytest.mark.parametrize("layer", ["services", "providers"])
-def test_services_and_providers_never_print_nor_import_typer_or_rich(layer):
+@pytest.mark.parametrize("layer", ["services", "providers", "storage", "signals.py"])
+def test_nothing_below_the_commands_prints_nor_imports_typer_or_rich(layer):
+    """Below the commands, the process's streams come from an Environment (environment.py),
+    never from `sys`: a test builds one where a process is not the point."""
     problems = []
-    for path in modules(layer):
+    for path in modules(layer) if not layer.endswith(".py") else [PACKAGE / layer]:
         tree = parse(path)
         for name, line in imported(tree):
             if name.split(".")[0] in {"typer", "rich", "click"}:
@@ -63,7 +65,7 @@ def test_services_and_providers_never_print_nor_import_typer_or_rich(layer):
                 problems.append(f"{where(path, node.lineno)} calls print()")
             if (
                 isinstance(node, ast.Attribute)
-                and node.attr in {"stdout", "stderr"}
+                and node.attr in {"stdin", "stdout", "stderr"}
                 and getattr(node.value, "id", None) == "sys"
             ):
                 problems.append(f"{where(path, node.lineno)} uses sys.{node.attr}")

@@ -39,6 +39,7 @@ def upload(
         name=name,
         content_type=content_type,
         max_bytes=int(session.number("upload_max_size")),
+        stdin=lambda: session.environment.stdin_bytes,
     )
     with session.provider() as provider:
         results = upload_files(session, provider, sources, transfers_for(output))

@@ -6,10 +6,9 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from siray_cli.errors import UsageError
 from siray_cli.services.values import (
@@ -56,7 +55,8 @@ def parse_input(item: str) -> InputItem:
 class StdinOnce:
     """Standard input, read only when asked for, and at most once."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
         self._used_by: str | None = None
 
     def read(self, purpose: str) -> str:
@@ -65,7 +65,7 @@ class StdinOnce:
                 f"standard input is already used for {self._used_by}; it cannot also give {purpose}"
             )
         self._used_by = purpose
-        return sys.stdin.read()
+        return self._stream.read()
 
 
 def _read_text_file(path: str, what: str, stdin: StdinOnce) -> str:

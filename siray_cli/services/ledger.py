@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from siray_cli.storage.history import History
     from siray_cli.storage.records import Record
 
-INTERRUPT_NOTICE = "interrupt received: stopping once the task id is known (again to force)"
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
 LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
 
@@ -294,7 +293,7 @@ class Ledger:
         model = str(body.get("model", ""))
         handle: TaskHandle | None = None
         try:
-            with signals.deferred_interrupts(INTERRUPT_NOTICE):
+            with signals.deferred_interrupts(self.notices.always):
                 row = history.record_submit(
                     task_id=None,
                     kind=kind.value,

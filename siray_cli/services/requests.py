@@ -88,7 +88,7 @@ def build_request(
     """Everything `generate` and `run` send, checked before anything is paid for: the local
     inputs first, then (unless --no-validate) the model's schema from the catalogue; local
     files are uploaded (or inlined) only once all of that passed."""
-    stdin = inputs.StdinOnce()
+    stdin = inputs.StdinOnce(session.environment.stdin)
     text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
     items = [inputs.parse_input(item) for item in spec.input_items]

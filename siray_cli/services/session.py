@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from siray_cli.environment import Environment
 from siray_cli.errors import UsageError
 from siray_cli.settings import Settings
 
@@ -45,6 +46,7 @@ class Session:
 
     make_settings: Settings | Callable[[], Settings]
     notices: Notices = field(default_factory=Notices)
+    environment: Environment = field(default_factory=Environment)
     _history: History | None = None
     _settings: Settings | None = None
     _ledger: Ledger | None = None

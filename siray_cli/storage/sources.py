@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -40,22 +40,30 @@ class _Prefixed:
 
 
 def check_sources(
-    arguments: list[str], *, name: str | None, content_type: str | None, max_bytes: int
+    arguments: list[str],
+    *,
+    name: str | None,
+    content_type: str | None,
+    max_bytes: int,
+    stdin: Callable[[], IO[bytes]] | None = None,
 ) -> list[Source]:
-    """Every argument checked before anything is uploaded; all problems reported at once."""
+    """Every argument checked before anything is uploaded; all problems reported at once.
+    `stdin` gives standard input's bytes, for `-`."""
     sources, problems = [], []
     for argument in arguments:
         if argument == "-":
             if not name or not content_type:
                 problems.append("uploading standard input (-) needs --name and --content-type")
                 continue
-            head = sys.stdin.buffer.read(1)
+            if stdin is None:
+                problems.append("standard input (-) cannot be uploaded here")
+                continue
+            stream = stdin()
+            head = stream.read(1)
             if not head:
                 problems.append("standard input is empty")
                 continue
-            sources.append(
-                Source("-", name, content_type, stream=_Prefixed(head, sys.stdin.buffer))
-            )
+            sources.append(Source("-", name, content_type, stream=_Prefixed(head, stream)))
             continue
         path = Path(argument).expanduser()
         try:

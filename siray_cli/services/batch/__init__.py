@@ -94,7 +94,7 @@ def run_batch(
     """Check every line, upload the local files they name, then run them all. A Ctrl-C stops
     submitting, lets the submits under way finish, and raises Interrupted naming the ids left
     running and the command that takes the batch up again."""
-    text, where = read_source(options.source)
+    text, where = read_source(options.source, session.environment.stdin)
     with batch_lock(text, where):
         return _run_locked(session, providers, options, text, where, display, transfers, on_result)
 

@@ -8,11 +8,10 @@ import csv
 import io
 import json
 import re
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from siray_cli.domain import TaskKind
 from siray_cli.errors import SirayError, UsageError
@@ -216,10 +215,10 @@ def prepare_jobs(
     return prepared
 
 
-def read_source(source: str) -> tuple[str, str]:
+def read_source(source: str, stdin: TextIO) -> tuple[str, str]:
     """The batch file's text (or standard input's, for `-`), and how to name it in messages."""
     if source == "-":
-        return sys.stdin.read().removeprefix(BOM), "standard input"
+        return stdin.read().removeprefix(BOM), "standard input"
     try:
         return Path(source).read_text(encoding="utf-8-sig"), source
     except FileNotFoundError:
