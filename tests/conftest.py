@@ -1,30 +1,92 @@
-"""Fixtures: every test drives the real `siray` entry point against the real emulator over
-loopback HTTP, with config, data and cache directories in a temporary place and no SIRAY_*
-variables leaking in from the machine."""
+"""Fixtures, and where a test goes.
+
+Every test drives the real `siray` entry point against the real emulator over loopback HTTP (or
+a small fake server), with config, data and cache directories in a temporary place and no
+SIRAY_* variables leaking in from the machine. The fixtures are here: `siray` (run `siray ARGS`
+in-process on pipes), `emu` (the shared emulator, faults cleared), `make_emulator` (one of your
+own, with other settings), `isolated_environment` (the temporary home, returned as its path).
+
+Helpers are not here: tests/helpers.py holds what several modules use, once (running siray in a
+process or on a terminal, `wait_for`, `write_jobs`, `created`, `rows`, the shared model names
+and routes); tests/hostile.py is the fake server that misbehaves on purpose. Import from those,
+never from another test module. A helper one module needs stays in that module.
+
+Where a new test goes. A test of what one command does goes in that command's module:
+
+    test_run.py            siray run (one task: submit, wait, download, every way it ends)
+    test_batch.py          siray run --batch (and --resume)
+    test_generate.py       siray generate (inputs in every form, the bare id)
+    test_status.py         siray status (and --wait)
+    test_cancel.py         siray cancel
+    test_upload.py         siray upload, and local files as inputs (the S3 store)
+    test_models.py         siray models, the catalogue cache, schema-driven inputs
+    test_history.py        siray history, and the history database under every command
+    test_auth_config.py    siray auth and siray config (profiles, precedence, the key's safety)
+    test_emulator.py       siray emulator, and the emulator's fidelity to the API contract
+    test_completion.py     shell completion (the protocol and the real bash, zsh and fish)
+    test_docs.py           generated man pages, completions and help topics never drift
+
+    siray download and siray estimate have no module yet: download's tests so far are in
+    test_first_hour.py; a new test of either starts test_download.py / test_estimate.py.
+    `siray ls` is `siray history`'s alias (test_history.py).
+
+A test of a property that holds across commands goes in the module of that property:
+
+    test_money_safety.py   no paid task lost or paid twice: signals, SIGKILL mid-create,
+                           batch jobs failing oddly, resumes that verify
+    test_reruns.py         a command rerun (by CI, after a kill or timeout) follows the task
+                           the earlier run started instead of paying again
+    test_ledger.py         the Ledger's decision table, as unit tests (a temporary history
+                           and a fake provider, no emulator): follow, submit or report
+    test_faults.py         injected faults (dropped, truncated, refused requests; Ctrl-C at a
+                           random moment): no duplicate, no lost id, no partial file, no secret
+    test_errors.py         every exit code and error shape, and which retries are safe
+    test_hostile_servers.py  a hostile or broken server (tests/hostile.py) can neither hang,
+                           flood, forge output nor make siray print a secret
+    test_polling.py        the wait loop's schedules, on a fake clock (no emulator)
+    test_inputs.py         parsers of what users type and what the API answers (unit and
+                           property tests, no emulator)
+    test_startup.py        start-up stays light: what --version and --help import
+    test_first_hour.py     a newcomer's first hour: what the README and --help promise works
+    test_readme.py         the README's shell examples run as written
+    test_architecture.py   the package's layering, read from the source
+
+Modules whose name does not say what they hold:
+
+    test_higgsfield.py         every command against the Higgsfield provider (--provider
+                               higgsfield): a provider's test goes here, not in the command's
+    test_higgsfield_client.py  the official Higgsfield client runs against the emulator
+                               (the emulator's fidelity, like test_emulator.py)
+    test_review_fixes.py       fixes from one review, grouped by the review rather than by
+                               property: retries sharing one deadline, downloads inflated
+                               without bound, the config file's size cap, keys no header can
+                               carry, a Higgsfield cancel, a refused loopback connection. A new
+                               test of one of those belongs in the module of its property
+                               (errors, hostile servers, auth/config, higgsfield), not here.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import pty
-import select
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
+from helpers import (
+    POLL_INTERVAL,
+    TASK_SECONDS,
+    Result,
+    emulator_env,
+    emulator_stats,
+    run_in_terminal,
+    siray_command,
+    subprocess_env,
+)
 
 from siray_cli.emulator.server import EMULATOR_API_KEY, Emulator, EmulatorConfig
 from siray_cli.main import run as main
-
-TASK_SECONDS = 0.1
-POLL_INTERVAL = "0.1"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -86,23 +148,6 @@ def make_emulator() -> Iterator[Any]:
         server.stop()
 
 
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def lines(self) -> list[str]:
-        return self.stdout.splitlines()
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-    def __repr__(self) -> str:  # shown by pytest when an assertion fails
-        return f"Result(exit={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
-
-
 class _Entry:
     """Lets click's CliRunner call siray's real main(), exception table included."""
 
@@ -110,16 +155,6 @@ class _Entry:
 
     def main(self, args: list[str], prog_name: str, **_: Any) -> None:
         raise SystemExit(main(list(args)))
-
-
-def emulator_env(server: Emulator, **extra: str) -> dict[str, str]:
-    env = server.environment()
-    env["SIRAY_RETRY_BACKOFF"] = "0.01"
-    # a fixed 0.1 s beat instead of the adaptive schedule's first look after 1 s: a test that is
-    # about the schedule (or reads where poll_interval came from) unsets it
-    env["SIRAY_POLL_INTERVAL"] = POLL_INTERVAL
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
@@ -147,64 +182,11 @@ def siray(emu: Emulator) -> Any:
     return invoke
 
 
-def subprocess_env(server: Emulator, **extra: str) -> dict[str, str]:
-    # the isolated config, data and cache directories stay; any other SIRAY_* does not
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_") or k.endswith("_DIR")}
-    env.update(emulator_env(server))
-    env.update(extra)
-    return env
-
-
-def siray_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "siray_cli", *args]
-
-
-def run_in_terminal(
-    args: list[str],
-    env: Mapping[str, str],
-    timeout: float = 30,
-    answer: tuple[str, str] | None = None,
-) -> tuple[int, str]:
-    """Run a command with stdin, stdout and stderr on a pseudo-terminal; return (exit, screen).
-
-    `answer` = (prompt, text): type `text` once `prompt` has appeared on the screen.
-    """
-    controller, terminal = pty.openpty()
-    env = {"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30", **env}
-    process = subprocess.Popen(
-        args, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
-    )
-    os.close(terminal)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([controller], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(controller, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-            if answer is not None and answer[0].encode() in b"".join(chunks):
-                os.write(controller, answer[1].encode())
-                answer = None
-        elif process.poll() is not None:
-            break
-    os.close(controller)
-    code = process.wait(timeout=10)
-    return code, b"".join(chunks).decode("utf-8", "replace")
-
-
-def emulator_stats(server: Emulator) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/_emulator/stats")
-    response.raise_for_status()
-    return dict(response.json())
-
-
+# still importable from here for a module written before helpers.py; new code imports helpers
 __all__ = [
     "EMULATOR_API_KEY",
+    "POLL_INTERVAL",
+    "TASK_SECONDS",
     "Result",
     "emulator_stats",
     "run_in_terminal",

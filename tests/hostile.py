@@ -42,19 +42,33 @@ def trickle(document: Any, pause: float = 0.2) -> Answer:
     return answer
 
 
-def gzip_bomb(size: int) -> Answer:
-    """`size` bytes of spaces, gzipped (a few KB on the wire per hundred MB)."""
-    packed = gzip.compress(b" " * size, compresslevel=9)
+def encoded(
+    body: bytes, content_type: str, encoding: str, asked: list[str] | None = None
+) -> Answer:
+    """`body` as it is (already compressed), sent with `Content-Encoding: encoding` whatever was
+    asked for; the Accept-Encoding of each request is noted in `asked` when given."""
 
     def answer(handler: BaseHTTPRequestHandler) -> None:
+        if asked is not None:
+            asked.append(handler.headers.get("Accept-Encoding", ""))
         handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Encoding", "gzip")
-        handler.send_header("Content-Length", str(len(packed)))
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Encoding", encoding)
+        handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        handler.wfile.write(packed)
+        handler.wfile.write(body)
 
     return answer
+
+
+def gzip_bomb(size: int) -> Answer:
+    """`size` bytes of spaces, gzipped (a few KB on the wire per hundred MB)."""
+    return encoded(gzip.compress(b" " * size, compresslevel=9), "application/json", "gzip")
+
+
+def task_created(task_id: str) -> Answer:
+    """The answer to a create: the task `task_id` was created."""
+    return lambda handler: send_json(handler, {"code": "success", "data": {"task_id": task_id}})
 
 
 def status_document(task_id: str, status: str = "SUCCESS", **fields: Any) -> dict[str, Any]:

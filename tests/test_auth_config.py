@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import run_in_terminal, siray_command
+from helpers import run_in_terminal, siray_command
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -7,27 +7,22 @@ import json
 import re
 import signal
 import sqlite3
-import subprocess
 import time
-from pathlib import Path
 
 import httpx
-from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
+from helpers import Z_IMAGE as IMAGE
+from helpers import (
+    created,
+    database,
+    emulator_stats,
+    run_in_terminal,
+    siray_command,
+    start,
+    subprocess_env,
+    write_jobs,
+)
 
 from siray_cli.emulator.faults import Fault
-from siray_cli.storage.history import DB_NAME
-
-IMAGE = "alibaba/z-image-turbo-t2i"
-
-
-def write_jobs(path: Path, *jobs: dict) -> Path:
-    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
-    return path
-
-
-def created(emu) -> int:
-    return emulator_stats(emu)["tasks_created"]
-
 
 JOBS = [
     {"prompt": "a red fox", "name": "fox", "inputs": {"size": "1024x768"}},
@@ -155,7 +150,7 @@ def test_resume_skips_succeeded_lines_and_pays_only_for_the_rest(
     assert created(emu) == before + 1  # only the failed line was submitted again
     resumed = {json.loads(line)["line"]: json.loads(line)["resumed"] for line in again.lines}
     assert resumed == {1: "skipped", 2: "skipped", 3: None}
-    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+    with sqlite3.connect(database(isolated_environment)) as db:
         lines = [row[0] for row in db.execute("SELECT batch_line FROM tasks ORDER BY id")]
     assert lines == [1, 2, 3, 3] or sorted(lines) == [1, 2, 3, 3]
 
@@ -245,13 +240,7 @@ def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environmen
         tmp_path / "jobs.jsonl",
         *({"prompt": f"[hold] interrupted {n}", "inputs": {"size": "1024x768"}} for n in range(5)),
     )
-    process = subprocess.Popen(
-        siray_command("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2")
     assert process.stderr is not None
     seen = []
     while len(seen) < 2:
@@ -264,7 +253,7 @@ def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environmen
     assert process.returncode == 130, rest
     # the hint takes the batch up again as it was run, without paying for a line twice
     assert f"resume with: siray run --batch {jobs} --model {IMAGE} --resume" in rest
-    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+    with sqlite3.connect(database(isolated_environment)) as db:
         recorded = {row[0] for row in db.execute("SELECT task_id FROM tasks")}
     made = {
         t.task_id

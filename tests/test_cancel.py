@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-MODEL = "alibaba/z-image-turbo-t2i"
+from helpers import Z_IMAGE as MODEL
 
 
 def submit(siray, prompt: str, **kw) -> str:

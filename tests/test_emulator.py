@@ -10,13 +10,12 @@ import sys
 
 import httpx
 import pytest
-from conftest import siray_command
+from helpers import CREATE, siray_command
 
 from siray_cli.emulator.catalogue import MODELS
 from siray_cli.emulator.faults import Fault, FaultSpecError
 
 KEY = {"Authorization": "Bearer siray-emulator-key"}
-CREATE = "/v1/images/generations/async"
 BODY = {"model": "alibaba/z-image-turbo-t2i", "prompt": "x", "size": "1024x768"}
 
 

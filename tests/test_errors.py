@@ -7,11 +7,11 @@ import socket
 import time
 
 import pytest
-from conftest import emulator_stats
+from helpers import Z_IMAGE as MODEL
+from helpers import created, emulator_stats
 
 from siray_cli.emulator.faults import Fault
 
-MODEL = "alibaba/z-image-turbo-t2i"
 GEN = ("generate", MODEL, "x", "-i", "size=1024x768")
 
 
@@ -135,13 +135,13 @@ def test_a_server_gone_from_this_machine_is_given_up_on_quickly(siray, isolated_
 
 
 def test_create_is_retried_on_429(siray, emu):
-    before = emulator_stats(emu)["tasks_created"]
+    before = created(emu)
     emu.state.faults.add(
         Fault(action="status", status=429, retry_after=0.1, method="POST", count=2)
     )
     result = siray(*GEN)
     assert result.exit_code == 0, result
-    assert emulator_stats(emu)["tasks_created"] == before + 1
+    assert created(emu) == before + 1
 
 
 @pytest.mark.parametrize("action", ["drop-after", "drop", "truncate", "malformed"])
@@ -160,7 +160,7 @@ def test_create_is_never_resent_after_it_may_have_arrived(siray, emu, action):
 
 
 def test_create_still_rate_limited_says_nothing_was_submitted(siray, emu):
-    before = emulator_stats(emu)["tasks_created"]
+    before = created(emu)
     emu.state.faults.add(
         Fault(action="status", status=429, retry_after=0.01, method="POST", count=0)
     )
@@ -169,7 +169,7 @@ def test_create_still_rate_limited_says_nothing_was_submitted(siray, emu):
     assert result.exit_code == 5, result
     assert "nothing was submitted" in result.stderr
     assert result.json()["error"]["type"] == "rate_limited"
-    assert emulator_stats(emu)["tasks_created"] == before
+    assert created(emu) == before
 
 
 def test_create_5xx_is_not_resent(siray, emu):

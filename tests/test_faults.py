@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -18,7 +17,16 @@ from typing import ClassVar
 
 import httpx
 import pytest
-from conftest import TASK_SECONDS, emulator_stats, siray_command, subprocess_env
+from helpers import (
+    CREATE,
+    TASK_SECONDS,
+    emulator_stats,
+    rows,
+    start,
+    subprocess_env,
+    wait_for,
+)
+from helpers import GEMINI_IMAGE as MODEL
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -28,11 +36,8 @@ from siray_cli.errors import UsageError
 from siray_cli.providers.siray.client import check_task_id
 from siray_cli.services.batch import read_jobs
 from siray_cli.settings import KEYS, check_value
-from siray_cli.storage.history import DB_NAME
 
-MODEL = "google/gemini-2.5-flash-image-t2i"
 SOAK = bool(os.environ.get("SIRAY_SOAK"))  # the long run: more requests and more seeds
-CREATE = "/v1/images/generations/async"
 POST_FAULTS = [
     Fault(action="drop", method="POST", path=CREATE, count=0, rate=0.3),
     Fault(action="drop-after", method="POST", path=CREATE, count=0, rate=0.3),
@@ -47,15 +52,6 @@ POST_FAULTS = [
         action="status", status=429, retry_after=0.01, method="POST", path=CREATE, count=0, rate=0.3
     ),
 ]
-
-
-def history_rows(home: Path) -> list[dict]:
-    path = home / "data" / DB_NAME
-    if not path.exists():
-        return []
-    with sqlite3.connect(path) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM tasks")]
 
 
 @pytest.mark.parametrize("fault", POST_FAULTS, ids=lambda f: f"{f.action}-{f.status}-{f.body}")
@@ -82,7 +78,7 @@ def test_no_silent_duplicate_under_any_post_fault(siray, emu, isolated_environme
     assert all(len(ids) == 1 for ids in created.values()), "a silent duplicate"
     uncertain = {
         json.loads(r["request"])["prompt"]
-        for r in history_rows(isolated_environment)
+        for r in rows(isolated_environment)
         if r["status"] == "UNCERTAIN"
     }
     for prompt, result in outcomes.items():
@@ -158,23 +154,16 @@ def test_downloads_that_keep_failing_leave_nothing(siray, emu, tmp_path):
     assert "output of image_" in result.stderr
 
 
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
 def test_ctrl_c_during_an_upload_leaves_no_multipart_upload(emu, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (30 * 1024 * 1024))
     emu.state.faults.add(Fault(action="delay", delay=0.4, path="partNumber", count=0))
-    process = subprocess.Popen(
-        siray_command("upload", str(big), "--json"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=subprocess_env(emu, SIRAY_UPLOAD_PART_SIZE=str(5 * 1024 * 1024)),
-        text=True,
+    process = start(
+        emu,
+        "upload",
+        str(big),
+        "--json",
+        env={"SIRAY_UPLOAD_PART_SIZE": str(5 * 1024 * 1024)},
     )
     wait_for(emu.state.store.multipart_uploads, "the upload to start")
     process.send_signal(signal.SIGINT)
@@ -208,13 +197,7 @@ def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environme
         emu.state.faults.add(catalogue)
     elif phase == "create in flight":
         emu.state.faults.add(create)
-    process = subprocess.Popen(
-        siray_command("run", MODEL, prompt),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", MODEL, prompt)
     try:
         if phase == "loading the catalogue":
             wait_for(lambda: catalogue.fired, "the catalogue request")
@@ -233,7 +216,7 @@ def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environme
             process.kill()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
-    recorded = {r["task_id"] for r in history_rows(isolated_environment)}
+    recorded = {r["task_id"] for r in rows(isolated_environment)}
     if phase == "loading the catalogue":
         assert created() == [], stderr  # nothing was sent
     else:
@@ -312,13 +295,7 @@ def test_sigint_during_a_batch_never_loses_a_task_id(emu, isolated_environment, 
         "".join(json.dumps({"prompt": f"[hold] batch {seed} {n}"}) + "\n" for n in range(6))
     )
     emu.state.faults.add(Fault(action="delay", delay=0.2, method="POST", path=CREATE, count=0))
-    process = subprocess.Popen(
-        siray_command("run", "--batch", str(jobs), "-m", MODEL, "--concurrency", "3"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", "--batch", str(jobs), "-m", MODEL, "--concurrency", "3")
     time.sleep(rng.uniform(0.3, 1.5))
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -329,7 +306,7 @@ def test_sigint_during_a_batch_never_loses_a_task_id(emu, isolated_environment, 
         for t in emu.state.tasks.values()
         if t.body["prompt"].startswith(f"[hold] batch {seed} ")
     ]
-    recorded = {r["task_id"] for r in history_rows(isolated_environment)}
+    recorded = {r["task_id"] for r in rows(isolated_environment)}
     assert set(created) <= recorded
     missing = [task_id for task_id in created if task_id not in stderr]
     if missing:

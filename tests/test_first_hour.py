@@ -8,9 +8,8 @@ import os
 import subprocess
 import sys
 
-from conftest import run_in_terminal, siray_command, subprocess_env
-
-IMAGE = "alibaba/z-image-turbo-t2i"
+from helpers import Z_IMAGE as IMAGE
+from helpers import run_in_terminal, siray_command, subprocess_env
 
 
 def test_emulator_options_may_come_after_exec(emu, tmp_path):

@@ -5,14 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import emulator_stats
-
-MODEL = "alibaba/z-image-turbo-t2i"
-
-
-def last_body(emu) -> dict:
-    task = max(emu.state.tasks.values(), key=lambda t: t.created)
-    return task.body
+from helpers import Z_IMAGE as MODEL
+from helpers import emulator_stats, last_body
 
 
 def test_generate_prints_the_bare_id(siray, emu):

@@ -5,31 +5,18 @@ credential printed or sent elsewhere)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from pathlib import Path
 
 import httpx
-from conftest import emulator_stats
+from helpers import HF, created, emulator_stats, rows
+from helpers import HF_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
 from siray_cli.emulator.server import HIGGSFIELD_KEY
-from siray_cli.storage.history import DB_NAME
 
-IMAGE = "bytedance/seedream/v4/text-to-image"
 VIDEO = "kling-video/v2.1/pro/image-to-video"
-HF = {"SIRAY_PROVIDER": "higgsfield"}
 SECRET = HIGGSFIELD_KEY.split(":")[1]
-
-
-def rows(home: Path) -> list[dict]:
-    with sqlite3.connect(home / "data" / DB_NAME) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
-
-
-def created(emu, prompt: str) -> int:
-    return sum(1 for t in emu.state.tasks.values() if t.body.get("prompt") == prompt)
 
 
 def test_run_an_image_end_to_end(siray, emu, tmp_path, isolated_environment):

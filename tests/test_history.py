@@ -12,23 +12,12 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import subprocess_env
+from helpers import GEMINI_IMAGE as MODEL
+from helpers import database, rows, subprocess_env
 
 from siray_cli.storage.history import DB_NAME, History
 from siray_cli.storage.migrations import MIGRATIONS
 from siray_cli.storage.records import redact_data_urls
-
-MODEL = "google/gemini-2.5-flash-image-t2i"
-
-
-def database(home: Path) -> Path:
-    return home / "data" / DB_NAME
-
-
-def rows(home: Path) -> list[dict]:
-    with sqlite3.connect(database(home)) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
 
 
 def test_generate_and_run_are_recorded_then_updated(siray, emu, isolated_environment, tmp_path):

@@ -7,35 +7,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import run_in_terminal, siray_command
-from hostile import HostileServer, gzip_bomb, send_json, status_document, trickle
+from helpers import CREATE, STATUS, rows, run_in_terminal, siray_command
+from helpers import GEMINI_IMAGE as MODEL
+from hostile import (
+    HostileServer,
+    gzip_bomb,
+    send_json,
+    status_document,
+    task_created,
+    trickle,
+)
 
-from siray_cli.storage.history import DB_NAME
-
-MODEL = "google/gemini-2.5-flash-image-t2i"
-CREATE = "/v1/images/generations/async"
-STATUS = CREATE + "/{}"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 HOSTILE = (
     "\x1b[2J\x1b]0;pwned\x07[bold]red[/] \r\nerror: forged line [/]"
     "\u202egnp.exe\u2066hidden\u2069\u200bzero-width"  # reordered and hidden text
 )
-
-
-def created(task_id: str):
-    return lambda handler: send_json(handler, {"code": "success", "data": {"task_id": task_id}})
-
-
-def history(home: Path) -> list[dict]:
-    with sqlite3.connect(home / "data" / DB_NAME) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
 
 
 def png(handler) -> None:
@@ -68,7 +60,7 @@ def test_server_text_reaches_a_pipe_sanitized_and_json_exact(siray):
 
 def test_server_markup_on_a_terminal_is_shown_not_interpreted(isolated_environment):
     server = HostileServer()
-    server.on("POST", CREATE, created("image_markup"))
+    server.on("POST", CREATE, task_created("image_markup"))
     server.on("GET", STATUS.format("image_markup"), status_document("image_markup", "[/bold]"))
     with server.running():
         env = {**os.environ, **server.env()}
@@ -85,19 +77,19 @@ def test_server_markup_on_a_terminal_is_shown_not_interpreted(isolated_environme
 
 def test_an_unusable_task_id_from_a_create_is_uncertain_not_a_file(siray, isolated_environment):
     server = HostileServer()
-    server.on("POST", CREATE, created("../../etc/passwd"))
+    server.on("POST", CREATE, task_created("../../etc/passwd"))
     with server.running():
         result = siray("run", MODEL, "x", "--no-validate", "-o", "out", env=server.env())
     assert result.exit_code == 5, result
     assert "unusable task id" in result.stderr and "may have been created" in result.stderr
-    (record,) = history(isolated_environment)
+    (record,) = rows(isolated_environment)
     assert record["task_id"] is None and record["status"] == "UNCERTAIN"
     assert not Path("out").exists() or list(Path("out").iterdir()) == []
 
 
 def test_the_id_asked_for_is_kept_whatever_the_answer_says(siray, isolated_environment):
     server = HostileServer()
-    server.on("POST", CREATE, created("image_asked"))
+    server.on("POST", CREATE, task_created("image_asked"))
     server.on(
         "GET",
         STATUS.format("image_asked"),
@@ -109,7 +101,7 @@ def test_the_id_asked_for_is_kept_whatever_the_answer_says(siray, isolated_envir
     assert result.exit_code == 0, result
     assert result.json()["task_id"] == "image_asked"
     assert result.json()["files"] == [str(Path("out") / "image_asked_1.png")]
-    (record,) = history(isolated_environment)
+    (record,) = rows(isolated_environment)
     assert record["task_id"] == "image_asked" and record["status"] == "SUCCESS"
 
 
@@ -162,7 +154,7 @@ def test_a_job_that_fails_in_an_unexpected_way_fails_alone(siray, tmp_path):
     task id, the others still run, and the batch exits 1."""
     server = HostileServer()
     ids = iter(["image_bad", "image_good"])
-    server.on("POST", CREATE, lambda handler: created(next(ids))(handler))  # noqa: PLW0108
+    server.on("POST", CREATE, lambda handler: task_created(next(ids))(handler))  # noqa: PLW0108
     server.on(
         "GET",
         STATUS.format("image_bad"),
@@ -213,7 +205,7 @@ def test_a_full_disk_names_the_file_the_task_and_how_to_fetch_later(siray, emu, 
 
 def test_a_download_without_a_size_is_capped(siray, tmp_path):
     server = HostileServer()
-    server.on("POST", CREATE, created("image_big"))
+    server.on("POST", CREATE, task_created("image_big"))
     server.on(
         "GET",
         STATUS.format("image_big"),
@@ -253,7 +245,7 @@ def trickled_file(handler) -> None:  # type: ignore[no-untyped-def]
 
 def test_a_trickled_download_is_given_up_on(siray, isolated_environment):
     server = HostileServer()
-    server.on("POST", CREATE, created("image_trickled"))
+    server.on("POST", CREATE, task_created("image_trickled"))
     server.on(
         "GET",
         STATUS.format("image_trickled"),

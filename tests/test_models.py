@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
+from helpers import (
+    created,
+    emulator_stats,
+    last_body,
+    run_in_terminal,
+    siray_command,
+    subprocess_env,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -138,10 +145,6 @@ def test_a_corrupt_cache_is_replaced_with_a_warning(siray, isolated_environment)
     assert json.loads(path.read_text())["models"]
 
 
-def last_body(emu) -> dict:
-    return max(emu.state.tasks.values(), key=lambda t: t.created).body
-
-
 def test_inputs_are_coerced_by_the_schema(siray, emu):
     result = siray(
         "generate",
@@ -231,11 +234,11 @@ def test_local_files_in_image_fields_are_uploaded_or_inlined(siray, emu, tmp_pat
     ],
 )
 def test_validation_messages_read_like_a_person_wrote_them(siray, emu, args, message):
-    before = emulator_stats(emu)["tasks_created"]
+    before = created(emu)
     result = siray("generate", IDEOGRAM, "poster", "-i", "image=https://e.com/i.png", *args)
     assert result.exit_code == 2, result
     assert message in result.stderr
-    assert emulator_stats(emu)["tasks_created"] == before  # nothing was paid for
+    assert created(emu) == before  # nothing was paid for
 
 
 def test_missing_inputs_are_reported_all_at_once(siray):

@@ -13,40 +13,20 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import emulator_stats, siray_command, subprocess_env
+from helpers import (
+    CREATE,
+    created,
+    database,
+    rows,
+    siray_command,
+    start,
+    subprocess_env,
+    wait_for,
+    write_jobs,
+)
+from helpers import GEMINI_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
-from siray_cli.storage.history import DB_NAME
-
-IMAGE = "google/gemini-2.5-flash-image-t2i"
-CREATE = "/v1/images/generations/async"
-
-
-def write_jobs(path: Path, *jobs: dict) -> Path:
-    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
-    return path
-
-
-def created(emu, prompt: str | None = None) -> int:
-    """Tasks the emulator created (with this prompt): other tests share the emulator."""
-    if prompt is None:
-        return int(emulator_stats(emu)["tasks_created"])
-    return sum(1 for task in emu.state.tasks.values() if task.body.get("prompt") == prompt)
-
-
-def rows(home: Path) -> list[dict]:
-    if not (home / "data" / DB_NAME).exists():
-        return []
-    with sqlite3.connect(home / "data" / DB_NAME) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
-
-
-def wait_for(condition, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -62,13 +42,7 @@ def test_sigterm_and_sighup_during_the_create_keep_the_task(
     create = emu.state.faults.add(
         Fault(action="delay", delay=0.6, method="POST", path=CREATE, count=1)
     )
-    process = subprocess.Popen(
-        siray_command("run", IMAGE, prompt),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", IMAGE, prompt)
     try:
         wait_for(lambda: create.fired, "the create request")
         time.sleep(0.1)
@@ -87,13 +61,7 @@ def test_sigterm_and_sighup_during_the_create_keep_the_task(
 
 
 def test_sigterm_while_waiting_exits_143_and_says_how_to_resume(emu, isolated_environment):
-    process = subprocess.Popen(
-        siray_command("run", IMAGE, "[hold] terminated while waiting"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", IMAGE, "[hold] terminated while waiting")
     wait_for(
         lambda: any(
             t.body["prompt"] == "[hold] terminated while waiting" for t in emu.state.tasks.values()
@@ -350,7 +318,7 @@ def test_config_set_keeps_comments_and_unknown_keys(siray, isolated_environment)
 def test_a_corrupt_history_row_is_skipped_with_a_warning(siray, isolated_environment):
     first = siray("generate", IMAGE, "row one").stdout.strip()
     second = siray("generate", IMAGE, "row two").stdout.strip()
-    with sqlite3.connect(isolated_environment / "data" / DB_NAME) as db:
+    with sqlite3.connect(database(isolated_environment)) as db:
         db.execute("UPDATE tasks SET outputs = '{not json' WHERE task_id = ?", (first,))
     result = siray("history", "--json")
     assert result.exit_code == 0, result

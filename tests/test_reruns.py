@@ -8,29 +8,27 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import siray_command, subprocess_env
-from test_money_safety import CREATE, IMAGE, created, rows, wait_for, write_jobs
+from helpers import (
+    CREATE,
+    HF,
+    HF_IMAGE,
+    created,
+    recorded_ids,
+    rows,
+    siray_command,
+    start,
+    subprocess_env,
+    wait_for,
+    write_jobs,
+)
+from helpers import GEMINI_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
-
-HF_IMAGE = "bytedance/seedream/v4/text-to-image"
-HF = {"SIRAY_PROVIDER": "higgsfield"}
-
-
-def start(emu, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        siray_command(*args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu, **(env or {})),
-    )
 
 
 def kill_mid_create(emu, path: str, *args: str, env: dict[str, str] | None = None) -> None:
@@ -44,14 +42,6 @@ def kill_mid_create(emu, path: str, *args: str, env: dict[str, str] | None = Non
         process.communicate(timeout=30)
     finally:
         emu.state.faults.clear()
-
-
-def recorded_ids(home: Path) -> list[str]:
-    """The task ids in the history, read while another process may be creating it."""
-    try:
-        return [r["task_id"] for r in rows(home) if r["task_id"]]
-    except sqlite3.OperationalError:  # not made yet ("no such table")
-        return []
 
 
 def test_a_run_stopped_while_waiting_is_followed_by_its_rerun_not_paid_again(

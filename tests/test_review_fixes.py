@@ -15,14 +15,12 @@ import time
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from conftest import siray_command, subprocess_env
-from hostile import HostileServer, status_document
+from helpers import CREATE, HF, HF_IMAGE, STATUS, siray_command, subprocess_env
+from helpers import GEMINI_IMAGE as MODEL
+from hostile import HostileServer, encoded, status_document, task_created
 
 from siray_cli.emulator.faults import Fault
 
-MODEL = "google/gemini-2.5-flash-image-t2i"
-CREATE = "/v1/images/generations/async"
-STATUS = CREATE + "/{}"
 CATALOGUE = "/api/model-verse/models"
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -106,22 +104,11 @@ def test_an_answer_that_never_comes_is_waited_for_once_per_request_deadline(sira
 def gzipped_file(size: int, asked: list[str]):
     """`size` zero bytes as a gzip-compressed PNG (a few KB per ten MB on the wire), sent
     whatever was asked for; the Accept-Encoding of each request is noted in `asked`."""
-    packed = gzip.compress(b"\0" * size, compresslevel=9)
-
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        asked.append(handler.headers.get("Accept-Encoding", ""))
-        handler.send_response(200)
-        handler.send_header("Content-Type", "image/png")
-        handler.send_header("Content-Encoding", "gzip")
-        handler.send_header("Content-Length", str(len(packed)))
-        handler.end_headers()
-        handler.wfile.write(packed)
-
-    return answer
+    return encoded(gzip.compress(b"\0" * size, compresslevel=9), "image/png", "gzip", asked)
 
 
 def finished_task_with(server: HostileServer, task_id: str, path: str, answer) -> None:
-    server.on("POST", CREATE, {"code": "success", "data": {"task_id": task_id}})
+    server.on("POST", CREATE, task_created(task_id))
     server.on(
         "GET",
         STATUS.format(task_id),
@@ -156,15 +143,7 @@ def test_a_gzip_bomb_download_is_refused_and_leaves_nothing(siray, tmp_path, siz
 
 
 def compressed_png(body: bytes, encoding: str):
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "image/png")
-        handler.send_header("Content-Encoding", encoding)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    return answer
+    return encoded(body, "image/png", encoding)
 
 
 def test_a_file_compressed_anyway_is_saved_inflated(siray, tmp_path):
@@ -287,8 +266,6 @@ def test_config_set_refuses_a_key_no_header_can_carry_without_echoing_it(siray):
     assert siray("config", "get", "api_key", env={"SIRAY_API_KEY": None}).stdout == ""
 
 
-HF = {"SIRAY_PROVIDER": "higgsfield"}
-HF_IMAGE = "bytedance/seedream/v4/text-to-image"
 LOOK_PATH = "path=^/requests/.+/status$,method=GET,count=0"  # every look, retries included
 FAILING_LOOKS = [f"action=status,status=500,body=html,{LOOK_PATH}", f"action=drop,{LOOK_PATH}"]
 

@@ -9,14 +9,20 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import emulator_stats, run_in_terminal, siray_command, subprocess_env
+from helpers import Z_IMAGE as MODEL
+from helpers import (
+    created,
+    emulator_stats,
+    run_in_terminal,
+    siray_command,
+    start,
+    subprocess_env,
+)
 
 from siray_cli.emulator.faults import Fault
 from siray_cli.errors import DownloadError
 from siray_cli.storage.downloads import download_one
 from siray_cli.transport import build_http_client
-
-MODEL = "alibaba/z-image-turbo-t2i"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -174,11 +180,11 @@ def test_a_server_supplied_id_cannot_write_outside_the_directory(siray, tmp_path
 def test_output_dir_that_is_a_file_fails_before_submitting(siray, emu, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    before = emulator_stats(emu)["tasks_created"]
+    before = created(emu)
     result = siray("run", MODEL, "x", "-i", "size=1024x768", "-o", str(blocker))
     assert result.exit_code == 2, result
     assert "is a file" in result.stderr
-    assert emulator_stats(emu)["tasks_created"] == before
+    assert created(emu) == before
 
 
 def test_failed_download_exits_5_and_keeps_the_task_id_and_urls(siray, emu, tmp_path):
@@ -227,13 +233,7 @@ def test_run_in_a_pipe_subprocess_prints_only_the_output(emu):
 
 
 def _interrupt_while_waiting(emu, *extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    process = subprocess.Popen(
-        siray_command("run", MODEL, "wait [hold]", "-i", "size=1024x768", *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=subprocess_env(emu),
-    )
+    process = start(emu, "run", MODEL, "wait [hold]", "-i", "size=1024x768", *extra)
     assert process.stderr is not None
     first = process.stderr.readline()
     assert "submitted" in first, first

@@ -11,7 +11,7 @@ import sys
 import click
 import pytest
 import typer
-from conftest import subprocess_env
+from helpers import subprocess_env
 
 from siray_cli import docs
 from siray_cli.app import COMMANDS, root_app, whole_tree

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import run_in_terminal, siray_command, subprocess_env
-
-MODEL = "alibaba/z-image-turbo-t2i"
+from helpers import Z_IMAGE as MODEL
+from helpers import run_in_terminal, siray_command, subprocess_env
 
 
 def submit(siray, prompt: str = "x", model: str = MODEL, *extra: str) -> str:

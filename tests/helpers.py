@@ -1,0 +1,191 @@
+"""What the tests share, defined once: import it as `from helpers import ...` (tests/ is on the
+path, as for conftest). Fixtures stay in conftest.py; a fake server that misbehaves on purpose
+is in hostile.py. Where a module's tests all use one model, the module imports it under its own
+short name (`from helpers import Z_IMAGE as MODEL`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from siray_cli.emulator.server import Emulator
+from siray_cli.storage.history import DB_NAME
+
+# -- the emulator's pace -------------------------------------------------------------------------
+
+TASK_SECONDS = 0.1  # how long an emulated task runs (the shared emulator's task_seconds)
+POLL_INTERVAL = "0.1"
+
+# -- models and routes ---------------------------------------------------------------------------
+
+Z_IMAGE = "alibaba/z-image-turbo-t2i"  # an image model that requires a size (-i size=1024x768)
+GEMINI_IMAGE = "google/gemini-2.5-flash-image-t2i"  # an image model that requires no input
+HF_IMAGE = "bytedance/seedream/v4/text-to-image"  # an image model of the Higgsfield routes
+HF = {"SIRAY_PROVIDER": "higgsfield"}  # the env that points siray at the Higgsfield routes
+CREATE = "/v1/images/generations/async"  # the paid request of an image task
+STATUS = CREATE + "/{}"  # .format(task_id): the look at an image task
+
+
+# -- running siray -------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """What the `siray` fixture returns for one run."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Result(exit={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+def emulator_env(server: Emulator, **extra: str) -> dict[str, str]:
+    env = server.environment()
+    env["SIRAY_RETRY_BACKOFF"] = "0.01"
+    # a fixed 0.1 s beat instead of the adaptive schedule's first look after 1 s: a test that is
+    # about the schedule (or reads where poll_interval came from) unsets it
+    env["SIRAY_POLL_INTERVAL"] = POLL_INTERVAL
+    env.update(extra)
+    return env
+
+
+def subprocess_env(server: Emulator, **extra: str) -> dict[str, str]:
+    # the isolated config, data and cache directories stay; any other SIRAY_* does not
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_") or k.endswith("_DIR")}
+    env.update(emulator_env(server))
+    env.update(extra)
+    return env
+
+
+def siray_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "siray_cli", *args]
+
+
+def start(emu: Emulator, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`siray ARGS` in a process of its own against `emu`, stdout and stderr piped as text: for
+    a test that signals, kills or races it."""
+    return subprocess.Popen(
+        siray_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=subprocess_env(emu, **(env or {})),
+    )
+
+
+def run_in_terminal(
+    args: list[str],
+    env: Mapping[str, str],
+    timeout: float = 30,
+    answer: tuple[str, str] | None = None,
+) -> tuple[int, str]:
+    """Run a command with stdin, stdout and stderr on a pseudo-terminal; return (exit, screen).
+
+    `answer` = (prompt, text): type `text` once `prompt` has appeared on the screen.
+    """
+    controller, terminal = pty.openpty()
+    env = {"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30", **env}
+    process = subprocess.Popen(
+        args, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.1)
+        if ready:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if answer is not None and answer[0].encode() in b"".join(chunks):
+                os.write(controller, answer[1].encode())
+                answer = None
+        elif process.poll() is not None:
+            break
+    os.close(controller)
+    code = process.wait(timeout=10)
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def write_jobs(path: Path, *jobs: dict) -> Path:
+    """A `run --batch` file: one JSON job a line."""
+    path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
+    return path
+
+
+# -- what the emulator saw -----------------------------------------------------------------------
+
+
+def emulator_stats(server: Emulator) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/_emulator/stats")
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def created(emu: Emulator, prompt: str | None = None) -> int:
+    """Tasks the emulator created (with this prompt): other tests share the emulator."""
+    if prompt is None:
+        return int(emulator_stats(emu)["tasks_created"])
+    return sum(1 for task in emu.state.tasks.values() if task.body.get("prompt") == prompt)
+
+
+def last_body(emu: Emulator) -> dict:
+    """The request body of the task the emulator created last."""
+    return max(emu.state.tasks.values(), key=lambda t: t.created).body
+
+
+# -- what the history holds ----------------------------------------------------------------------
+
+
+def database(home: Path) -> Path:
+    """The history database under the isolated home (the `isolated_environment` fixture)."""
+    return home / "data" / DB_NAME
+
+
+def rows(home: Path) -> list[dict]:
+    """Every history row, oldest first; none while there is no history yet."""
+    if not database(home).exists():
+        return []
+    with sqlite3.connect(database(home)) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM tasks ORDER BY id")]
+
+
+def recorded_ids(home: Path) -> list[str]:
+    """The task ids in the history, read while another process may be creating it."""
+    try:
+        return [r["task_id"] for r in rows(home) if r["task_id"]]
+    except sqlite3.OperationalError:  # not made yet ("no such table")
+        return []
