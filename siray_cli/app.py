@@ -293,7 +293,13 @@ def root(
     }
 
     def settings() -> Settings:  # read on first use: `siray CMD --help` reads no config file
-        return Settings(flags, profile=profile, warn=output.warn, on_secret=output.add_secret)
+        return Settings(
+            flags,
+            profile=profile,
+            warn=output.warn,
+            on_secret=output.add_secret,
+            trace=output.trace,
+        )
 
     session = Session(settings, notices_for(output))
     ctx.obj = AppContext(output, session)

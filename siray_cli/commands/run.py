@@ -27,6 +27,7 @@ from siray_cli.cli import (
     transfers_for,
 )
 from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, UsageError
+from siray_cli.settings_keys import MODEL, OUTPUT_DIR
 
 if TYPE_CHECKING:
     from siray_cli.cli import AppContext
@@ -113,7 +114,7 @@ def run(
     context = get_context(ctx, json_mode)
     session = context.session
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
-    target = session.option("output_dir", output_dir)
+    target = session.settings.read(OUTPUT_DIR, output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
         single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image, webhook]
@@ -124,7 +125,7 @@ def run(
             )
         options = BatchOptions(
             source=batch,
-            default_model=session.option("model", model_opt),
+            default_model=session.settings.read(MODEL, model_opt),
             concurrency=concurrency,
             directory=directory,
             force=force,

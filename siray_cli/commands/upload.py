@@ -37,7 +37,7 @@ def upload(
         files,
         name=name,
         content_type=content_type,
-        max_bytes=int(session.number("upload_max_size")),
+        max_bytes=session.settings.upload_max_size,
     )
     with session.provider() as provider:
         results = upload_files(session, provider, sources, transfers_for(output))
