@@ -14,11 +14,11 @@ from typing import Any, Generic, TypeVar
 
 from siray_cli.errors import MissingAPIKeyError, UnusableAPIKeyError, UsageError
 from siray_cli.parsers import UNSAFE_KEY, Parser, header_safe
+from siray_cli.providers import DEFAULT_PROVIDER, ProviderSpec, spec_of
 from siray_cli.settings_keys import (
     CATALOGUE_TTL,
     DEFAULT_BASE_URL,
     DEFAULT_GATEWAY_URL,
-    DEFAULT_HIGGSFIELD_URL,
     DOWNLOAD_MAX_SIZE,
     HISTORY,
     KEYS,
@@ -35,7 +35,6 @@ from siray_cli.storage.config import CONFIG_NAME, ConfigFile, config_dir
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_GATEWAY_URL",
-    "DEFAULT_HIGGSFIELD_URL",
     "KEYS",
     "UNSAFE_KEY",
     "Key",
@@ -44,11 +43,6 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_PROFILE = "default"
-
-
-def stored_key(provider: str) -> str:
-    """The profile key a provider's credential is saved under."""
-    return "api_key" if provider == "siray" else "hf_key"
 
 
 def mask(secret: str | None) -> str:
@@ -137,8 +131,13 @@ class Settings:
     def provider(self) -> str:
         """The provider in effect (--provider, SIRAY_PROVIDER, the profile's, else siray)."""
         if self._provider is None:
-            self._provider = self.get("provider").value or "siray"
+            self._provider = self.get("provider").value or DEFAULT_PROVIDER
         return self._provider
+
+    @property
+    def spec(self) -> ProviderSpec:
+        """What the provider in effect declares (its credential, hosts, hints)."""
+        return spec_of(self.provider)
 
     def for_profile(self, name: str | None) -> Settings:
         """These settings as another profile (`config list --profile NAME`) gives them."""
@@ -158,18 +157,20 @@ class Settings:
     def _key(self, key: Key[T]) -> Key[T]:
         if key.name == "provider":
             return key
-        return PROVIDER_KEYS.get(self.provider, {}).get(key.name, key)
+        return PROVIDER_KEYS[self.provider].get(key.name, key)
 
     def _profile_value(self, name: str) -> object:
-        """A profile's value. A Higgsfield credential is kept apart (`hf_key`), so one profile
-        can hold both and neither is ever sent to the other; a profile's hosts serve only the
-        provider it is for (its `provider`, else siray)."""
+        """A profile's value. A credential a provider keeps apart (Higgsfield's `hf_key`) is its
+        own whatever the profile, so one profile can hold both and neither is ever sent to the
+        other; the shared `api_key` and the hosts serve only the provider the profile is for
+        (its `provider`, else the default)."""
         values = self.profile_values()
         if name not in ("api_key", "base_url", "gateway_url"):
             return values.get(name)
-        if name == "api_key" and self.provider != "siray":
-            return values.get(stored_key(self.provider))
-        if (values.get("provider") or "siray") != self.provider:
+        stored_as = self.spec.credential.stored_as
+        if name == "api_key" and stored_as != name:
+            return values.get(stored_as)
+        if (values.get("provider") or DEFAULT_PROVIDER) != self.provider:
             return None
         return values.get(name)
 
@@ -284,17 +285,8 @@ class Settings:
     def require_api_key(self) -> str:
         key = self.api_key.value
         if not key:
-            if self.provider == "higgsfield":
-                raise MissingAPIKeyError(
-                    "no Higgsfield credential",
-                    hint="set HF_KEY (key_id:key_secret), or HF_API_KEY and HF_API_SECRET, or run "
-                    "`siray --provider higgsfield auth login` (offline: `siray emulator exec`)",
-                )
-            raise MissingAPIKeyError(
-                "no API key",
-                hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key "
-                "(offline: `siray emulator exec -- CMD`)",
-            )
+            credential = self.spec.credential
+            raise MissingAPIKeyError(credential.missing, hint=credential.missing_hint)
         return key
 
     def describe(self, names: list[str] | None = None) -> list[str]:

@@ -8,23 +8,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from siray_cli.parsers import (
-    URL,
-    APIKey,
-    Bytes,
-    Choice,
-    IdAndSecret,
-    Parser,
-    Seconds,
-    Switch,
-    Text,
-)
-from siray_cli.providers import PROVIDERS
+from siray_cli.parsers import URL, Bytes, Choice, Parser, Seconds, Switch, Text
+from siray_cli.providers import DEFAULT_PROVIDER, PROVIDERS, REGISTRY, ProviderSpec
 
 T = TypeVar("T")
-
-DEFAULT_BASE_URL = "https://api.siray.ai"
-DEFAULT_GATEWAY_URL = "https://api-gateway.siray.ai"
 
 
 @dataclass(frozen=True)
@@ -47,27 +34,54 @@ PROVIDER = Key(
     "provider",
     "SIRAY_PROVIDER",
     "--provider",
-    "siray",
+    DEFAULT_PROVIDER,
     Choice(PROVIDERS),
-    "the API siray speaks to: siray or higgsfield",
+    f"the API siray speaks to: {' or '.join(PROVIDERS)}",
 )
-API_KEY = Key("api_key", "SIRAY_API_KEY", "--api-key", None, APIKey(), "the API key", secret=True)
-BASE_URL = Key(
-    "base_url",
-    "SIRAY_BASE_URL",
-    "--base-url",
-    DEFAULT_BASE_URL,
-    URL(DEFAULT_BASE_URL),
-    "the API host",
-)
-GATEWAY_URL = Key(
-    "gateway_url",
-    "SIRAY_GATEWAY_URL",
-    "--gateway-url",
-    DEFAULT_GATEWAY_URL,
-    URL(DEFAULT_BASE_URL),
-    "the gateway host (uploads, model catalogue)",
-)
+
+
+def provider_keys(spec: ProviderSpec) -> dict[str, Key[str]]:
+    """The credential and hosts as a provider declares them: its own variables and defaults
+    (the profile keys stay the same; a profile belongs to one provider, its `provider` key)."""
+    url = URL(DEFAULT_SPEC.base_url.default)
+    credential = spec.credential
+    keys = {
+        "api_key": Key(
+            "api_key",
+            credential.env,
+            "--api-key",
+            None,
+            credential.parser,
+            credential.help,
+            secret=True,
+            pair=credential.pair,
+        ),
+        "base_url": Key(
+            "base_url",
+            spec.base_url.env,
+            "--base-url",
+            spec.base_url.default,
+            url,
+            spec.base_url.help,
+        ),
+    }
+    if spec.gateway_url is not None:
+        host = spec.gateway_url
+        keys["gateway_url"] = Key(
+            "gateway_url", host.env, "--gateway-url", host.default, url, host.help
+        )
+    return keys
+
+
+DEFAULT_SPEC = REGISTRY[DEFAULT_PROVIDER]
+PROVIDER_KEYS: dict[str, dict[str, Key[Any]]] = {
+    name: provider_keys(spec) for name, spec in REGISTRY.items()
+}
+API_KEY = PROVIDER_KEYS[DEFAULT_PROVIDER]["api_key"]
+BASE_URL = PROVIDER_KEYS[DEFAULT_PROVIDER]["base_url"]
+GATEWAY_URL = PROVIDER_KEYS[DEFAULT_PROVIDER]["gateway_url"]
+DEFAULT_BASE_URL = BASE_URL.default
+DEFAULT_GATEWAY_URL = GATEWAY_URL.default
 MODEL = Key(
     "model",
     "SIRAY_MODEL",
@@ -185,30 +199,4 @@ KEYS: dict[str, Key[Any]] = {
         READ_TIMEOUT,
         RETRY_BACKOFF,
     )
-}
-
-DEFAULT_HIGGSFIELD_URL = "https://api.higgsfield.ai"
-# What a setting means when another provider is in effect: its own variable and default. The
-# same profile key holds the value; a profile belongs to one provider (its `provider` key).
-PROVIDER_KEYS: dict[str, dict[str, Key[Any]]] = {
-    "higgsfield": {
-        "api_key": Key(
-            "api_key",
-            "HF_KEY",
-            "--api-key",
-            None,
-            IdAndSecret(),
-            "the Higgsfield credential, key_id:key_secret (or HF_API_KEY and HF_API_SECRET)",
-            secret=True,
-            pair=("HF_API_KEY", "HF_API_SECRET"),
-        ),
-        "base_url": Key(
-            "base_url",
-            "SIRAY_HIGGSFIELD_BASE_URL",
-            "--base-url",
-            DEFAULT_HIGGSFIELD_URL,
-            URL(DEFAULT_BASE_URL),
-            "the Higgsfield API host",
-        ),
-    }
 }
