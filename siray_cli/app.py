@@ -12,6 +12,7 @@ import typer
 from siray_cli import __version__
 from siray_cli.completion import CompletingGroup
 from siray_cli.errors import EXIT_CODE_HELP
+from siray_cli.providers import DEFAULT_PROVIDER, PROVIDERS
 from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE
 
 if TYPE_CHECKING:
@@ -210,8 +211,8 @@ def root(
         str | None,
         typer.Option(
             "--provider",
-            help="The API to speak to: siray or higgsfield (default: $SIRAY_PROVIDER, the "
-            "profile's provider, else siray).",
+            help=f"The API to speak to: {' or '.join(PROVIDERS)} (default: $SIRAY_PROVIDER, "
+            f"the profile's provider, else {DEFAULT_PROVIDER}).",
             show_default=False,
         ),
     ] = None,
@@ -299,6 +300,7 @@ def root(
             env=environment.variables,
             warn=output.warn,
             on_secret=output.add_secret,
+            trace=output.trace,
         )
 
     session = Session(settings, notices_for(output), environment)

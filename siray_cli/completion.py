@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 import typer.core
@@ -29,6 +29,9 @@ from click.shell_completion import (
     split_arg_string,
 )
 
+if TYPE_CHECKING:
+    from siray_cli.providers import ProviderSpec
+
 PROG_NAME = "siray"
 COMPLETE_VAR = "_SIRAY_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -40,24 +43,31 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BASH_LITERAL = re.compile(r"[\w./@%+,=-]")
 
 
-def _provider(ctx: click.Context | None) -> str:
-    """The provider the command line names (--provider, else SIRAY_PROVIDER), else siray."""
+def _provider(ctx: click.Context | None) -> ProviderSpec:
+    """The provider the command line names (--provider, else SIRAY_PROVIDER), else the default
+    (a name siray does not know too: completing must not fail)."""
+    from siray_cli.providers import DEFAULT_PROVIDER, REGISTRY
+
     root = ctx.find_root().params if ctx is not None else {}
-    return str(root.get("provider") or os.environ.get("SIRAY_PROVIDER") or "siray").lower()
+    name = str(root.get("provider") or os.environ.get("SIRAY_PROVIDER") or "").lower()
+    return REGISTRY.get(name) or REGISTRY[DEFAULT_PROVIDER]
 
 
 def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
-    """Model names of the provider in effect: Siray's from the cached catalogue, Higgsfield's
-    from the application ids siray knows."""
+    """Model names of the provider in effect: from the catalogue cached from its server (Siray's
+    gateway), or those its package knows (Higgsfield's application ids)."""
     try:
         import json
 
-        from siray_cli.providers import built_in_models
+        from siray_cli.providers import REGISTRY
 
-        if _provider(ctx) == "higgsfield":
-            known = built_in_models("higgsfield")
+        spec = _provider(ctx)
+        if not spec.completes_from_cache:
+            known = spec.built_in_models()
             return sorted((n, tag) for n, tag in known.items() if n.startswith(incomplete))
-        elsewhere = built_in_models("higgsfield")
+        # the cache keeps every host's catalogue: another provider's names are not this one's
+        others = [other for other in REGISTRY.values() if other is not spec]
+        elsewhere = {name for other in others for name in other.built_in_models()}
         from siray_cli.storage.catalogue import cache_dir
 
         names: dict[str, str] = {}

@@ -5,19 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from siray_cli.settings import DEFAULT_HIGGSFIELD_URL, KEYS
+from siray_cli.providers import DEFAULT_PROVIDER, REGISTRY, ProviderSpec
+from siray_cli.settings import KEYS
+
+
+def provider_environment(spec: ProviderSpec) -> list[tuple[str, str]]:
+    """The variables another provider than the default reads instead of the settings' own."""
+    when = f"with --provider {spec.name}:"
+    credential, host = spec.credential, spec.base_url
+    rows = [(credential.env, f"{when} {credential.help} (--api-key wins)")]
+    if credential.pair:
+        rows.append((", ".join(credential.pair), f"{when} {credential.pair_help}"))
+    rows.append((host.env, f"{when} {host.help} (--base-url wins), default: {host.default}"))
+    return rows
+
 
 # variables that are not settings of the config file
 OTHER_ENVIRONMENT: list[tuple[str, str]] = [
-    (
-        "HF_KEY",
-        "with --provider higgsfield: the credential, key_id:key_secret (--api-key wins)",
-    ),
-    ("HF_API_KEY, HF_API_SECRET", "with --provider higgsfield: the key id and secret, apart"),
-    (
-        "SIRAY_HIGGSFIELD_BASE_URL",
-        f"with --provider higgsfield: the API host (--base-url wins), default: "
-        f"{DEFAULT_HIGGSFIELD_URL}",
+    *(
+        row
+        for name, spec in REGISTRY.items()
+        if name != DEFAULT_PROVIDER
+        for row in provider_environment(spec)
     ),
     ("SIRAY_PROFILE", "the config profile to use (--profile wins), default: default"),
     ("SIRAY_CONFIG_DIR", "the directory of config.toml"),

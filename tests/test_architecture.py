@@ -20,6 +20,9 @@ SEAM = {
     "Connection",
     "open_provider",
     "PROVIDERS",
+    "REGISTRY",
+    "ProviderSpec",
+    "spec_of",
     "DEFAULT_PROVIDER",
     "built_in_models",
     "command_prefix",
@@ -111,14 +114,17 @@ def test_only_providers_know_a_provider():
 
 
 def test_no_setting_default_is_restated():
-    """Defaults live in settings.KEYS; help texts and messages read them from there (a unit
-    such as 86400 s a day may still appear as a number)."""
+    """Defaults live in settings_keys.KEYS (a host's in its provider's spec.py, which KEYS
+    reads); help texts and messages read them from there (a unit such as 86400 s a day may
+    still appear as a number)."""
     urls = {key.default for key in KEYS.values() if key.default and "://" in key.default}
     numbers = {int(key.default) for key in KEYS.values() if key.default and key.default.isdigit()}
     numbers = {n for n in numbers if n >= 100}  # 60 or 0.5 mean many things
     problems = []
     for path in modules():
-        if path.name == "settings.py" or "emulator" in path.parts:
+        a_spec = path.name == "spec.py" and path.parent.parent.name == "providers"
+        declares = a_spec or path.name == "settings_keys.py"
+        if declares or "emulator" in path.parts:
             continue
         for node in ast.walk(parse(path)):
             if isinstance(node, ast.Constant) and (
@@ -262,4 +268,47 @@ def test_only_the_ledger_writes_what_a_task_did():
                 and "history" in ast.unparse(call.value)
             ):
                 problems.append(f"{where(path, node.lineno)} calls {ast.unparse(call)}")
+
+
+PROVIDER_NAMES = {"siray", "higgsfield"}
+
+
+def names_a_provider(node: ast.expr) -> bool:
+    """The literal name of a provider, or a tuple, list or set of literals holding one."""
+    if isinstance(node, ast.Constant):
+        return node.value in PROVIDER_NAMES
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(names_a_provider(element) for element in node.elts)
+    return False
+
+
+def test_no_provider_name_is_compared_outside_providers():
+    """What a provider is (its credential, host, catalogue, hints) is declared by its package in
+    the registry: a branch on a provider's name anywhere else is knowledge that leaked, and the
+    place a third provider would be forgotten. Comparisons, `in`, match/case and lookups by a
+    literal name (`table["higgsfield"]`, `.get("higgsfield")`) all count."""
+    problems = []
+    for path in modules():
+        if path.relative_to(PACKAGE).parts[0] in {"providers", "emulator"}:
+            continue
+        for node in ast.walk(parse(path)):
+            found: ast.expr | None = None
+            if isinstance(node, ast.Compare):
+                ops = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
+                sides = [node.left, *node.comparators]
+                if any(isinstance(op, ops) for op in node.ops):
+                    found = next((side for side in sides if names_a_provider(side)), None)
+            elif isinstance(node, ast.MatchValue) and names_a_provider(node.value):
+                found = node.value
+            elif isinstance(node, ast.Subscript) and names_a_provider(node.slice):
+                found = node.slice
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "get"
+                and node.args
+                and names_a_provider(node.args[0])
+            ):
+                found = node.args[0]
+            if found is not None:
+                problems.append(f"{where(path, node.lineno)} compares {ast.unparse(found)}")
     assert problems == []

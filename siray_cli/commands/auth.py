@@ -15,7 +15,7 @@ from siray_cli.errors import (
     MissingAPIKeyError,
     UsageError,
 )
-from siray_cli.settings import header_safe, mask, stored_key
+from siray_cli.settings import header_safe, mask
 
 app = typer.Typer(help="Log in, show the key in effect, log out.", no_args_is_help=True)
 
@@ -71,10 +71,8 @@ def login(
     output = state.output
     settings = state.session.settings
     name = profile or settings.profile_name
-    higgsfield = settings.provider == "higgsfield"
-    key = _read_key(
-        with_token, "Higgsfield key (key_id:key_secret)" if higgsfield else "Siray API key"
-    )
+    credential = settings.spec.credential
+    key = _read_key(with_token, credential.prompt)
     output.add_secret(key)
     if not no_verify and not key_works(state, key):
         raise AuthenticationError(
@@ -82,11 +80,10 @@ def login(
             "nothing was saved",
             hint="check the key, or save it anyway with --no-verify",
         )
-    settings.config.update(name, stored_key(settings.provider), key)
+    settings.config.update(name, credential.stored_as, key)
     output.info(f"saved key {mask(key)} to profile {name} in {settings.config.path}")
-    variable = "HF_KEY" if higgsfield else "SIRAY_API_KEY"
-    if os.environ.get(variable):
-        output.warn(f"{variable} is set, and takes precedence over the saved key")
+    if os.environ.get(credential.env):
+        output.warn(f"{credential.env} is set, and takes precedence over the saved key")
 
 
 @app.command()
@@ -144,7 +141,7 @@ def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
     state = get_context(ctx)
     name = profile or state.session.settings.profile_name
     config = state.session.settings.config
-    stored = stored_key(state.session.settings.provider)
+    stored = state.session.settings.spec.credential.stored_as
     if stored not in config.profile(name):
         state.output.info(f"profile {name} holds no key; nothing to do")
         return

@@ -7,7 +7,7 @@ import typer
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt
 from siray_cli.completion import complete_setting
-from siray_cli.settings import KEYS, check_value, known_key, mask
+from siray_cli.settings import KEYS, check_value, known_key, mask, stored_value
 
 app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)
 
@@ -72,7 +72,7 @@ def set_(
     """Store a setting in a profile (checked first, by the rule of its flag)."""
     state = get_context(ctx)
     checked = check_value(name, value)
-    stored: str | float = float(checked) if KEYS[name].number else checked
+    stored = stored_value(name, checked)
     target = profile or state.session.settings.profile_name
     state.session.settings.config.update(target, name, stored)
     shown = mask(checked) if KEYS[name].secret else checked

@@ -8,6 +8,7 @@ import typer
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import JsonOpt, OutputDirOpt, TaskIdsArg
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.settings_keys import OUTPUT_DIR
 
 
 def download(
@@ -30,7 +31,8 @@ def download(
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
-    directory = prepare_output_dir(Path(session.option("output_dir", output_dir) or "."))
+    target = session.settings.read(OUTPUT_DIR, output_dir)
+    directory = prepare_output_dir(Path(target or "."))
     worst = ExitCode.OK
     fetched = []
     with (

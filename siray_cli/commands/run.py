@@ -26,6 +26,7 @@ from siray_cli.commands._options import (
     WebhookOpt,
 )
 from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, UsageError
+from siray_cli.settings_keys import MODEL, OUTPUT_DIR
 
 if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
@@ -112,7 +113,7 @@ def run(
     context = get_context(ctx, json_mode)
     session = context.session
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
-    target = session.option("output_dir", output_dir)
+    target = session.settings.read(OUTPUT_DIR, output_dir)
     directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
         single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image, webhook]
@@ -123,7 +124,7 @@ def run(
             )
         options = BatchOptions(
             source=batch,
-            default_model=session.option("model", model_opt),
+            default_model=session.settings.read(MODEL, model_opt),
             concurrency=concurrency,
             directory=directory,
             force=force,

@@ -38,7 +38,7 @@ def upload(
         files,
         name=name,
         content_type=content_type,
-        max_bytes=int(session.number("upload_max_size")),
+        max_bytes=session.settings.upload_max_size,
         stdin=lambda: session.environment.stdin_bytes,
     )
     with session.provider() as provider:

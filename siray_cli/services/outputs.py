@@ -136,7 +136,7 @@ class Downloads:
             task,
             directory,
             force=force,
-            max_bytes=int(self.session.number("download_max_size")),
+            max_bytes=self.session.settings.download_max_size,
             stall_window=self.session.read_timeout,
             client=self.client,
             display=display,

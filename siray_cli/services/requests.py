@@ -55,7 +55,7 @@ def catalogue(session: Session, provider: Provider, *, refresh: bool = False) ->
         cache_path(provider.catalogue_url),
         provider.list_models,
         warn=session.notices.warn,
-        ttl=session.number("catalogue_ttl"),
+        ttl=session.settings.catalogue_ttl,
     )
     return store.load(refresh=refresh)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from siray_cli.environment import Environment
 from siray_cli.errors import UsageError
 from siray_cli.settings import Settings
+from siray_cli.settings_keys import MODEL, POLL_INTERVAL, TIMEOUT
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
@@ -65,7 +66,7 @@ class Session:
             from siray_cli.storage.history import DB_NAME, History
             from siray_cli.storage.private import data_dir
 
-            enabled = self.option("history") != "off"
+            enabled = self.settings.history
             self._history = History(data_dir() / DB_NAME, self.notices.warn, enabled=enabled)
         return self._history
 
@@ -84,26 +85,13 @@ class Session:
         if self._history is not None:
             self._history.close()
 
-    def option(self, name: str, flag_value: object = None) -> str | None:
-        """A setting's value by the usual precedence, traced under --debug."""
-        setting = self.settings.get(name, flag_value)
-        self.notices.trace(f"{name} = {setting.value} from {setting.source}")
-        return setting.value
-
-    def number(self, name: str, flag_value: float | None = None) -> float:
-        """A numeric setting that has a default (KEYS declares it)."""
-        value = self.option(name, flag_value)
-        if value is None:
-            raise AssertionError(f"setting {name} has no default")  # KEYS gives every one
-        return float(value)
-
     @property
     def read_timeout(self) -> float:
-        return self.number("read_timeout")
+        return self.settings.read_timeout
 
     @property
     def backoff(self) -> float:
-        return self.settings.backoff
+        return self.settings.retry_backoff
 
     def wait_options(
         self, timeout: float | None, poll_interval: float | None
@@ -113,9 +101,8 @@ class Session:
             self.notices.trace("timeout = 0 (none) from flag --timeout")
             resolved_timeout = 0.0
         else:
-            resolved_timeout = self.number("timeout", timeout)
-        interval = self.option("poll_interval", poll_interval)
-        return resolved_timeout, None if interval is None else float(interval)
+            resolved_timeout = self.settings.defaulted(TIMEOUT, timeout)
+        return resolved_timeout, self.settings.read(POLL_INTERVAL, poll_interval)
 
     def providers(self) -> Providers:
         """The provider in effect, and those that created tasks elsewhere (see Providers)."""
@@ -165,10 +152,10 @@ class Session:
         """MODEL [PROMPT], where a lone argument that is not a model name is the prompt of the
         default model (`siray run "a red fox"` with `model` set)."""
         if first is not None and second is None and not looks_like_model(first):
-            default = self.option("model")
+            default = self.settings.read(MODEL)
             if default is not None:
                 return default, first
-        model = self.option("model", first)
+        model = self.settings.read(MODEL, first)
         if model is None:
             raise UsageError(
                 "no model given",

@@ -58,8 +58,8 @@ def upload_files(
         results = provider.upload(
             sources,
             progress,
-            part_size=int(session.number("upload_part_size")),
-            virtual_host=session.option("s3_addressing") == "virtual",
+            part_size=session.settings.upload_part_size,
+            virtual_host=session.settings.s3_addressing == "virtual",
             on_secret=session.notices.add_secret,
         )
         for result in results:
