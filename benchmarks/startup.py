@@ -22,7 +22,7 @@ installed, and with it rich, pygments and click: every command that speaks HTTP 
 `import typer, httpx` line too. siray does not block it (that would mean reaching into a private
 module of httpx); its own code imports no rich on a pipe (tests/test_startup.py).
 
-siray ends with `gc.freeze()` (siray_cli/entry.py): the interpreter's last full garbage
+siray ends with `gc.freeze()` (siray_cli/main.py): the interpreter's last full garbage
 collection would walk every object the imports made (30-70 ms for a status run, more than the
 request), and nothing is left to run that it could matter to; what must be closed (the history's
 SQLite connection) is closed by the command. The `python -c` baselines do not do this, so part of
