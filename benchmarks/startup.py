@@ -138,7 +138,9 @@ def request_cases(trees: list[tuple[str, Path]]) -> Iterator[dict[str, tuple[lis
             found[f"models list, fresh cache [{label}]"] = ([*command, "models", "list"], env)
             first = {**env, "SIRAY_BASE_URL": listener.url, "SIRAY_GATEWAY_URL": listener.url}
             found[f"generate: first request [{label}]"] = (
-                [*command, "generate", "--no-validate", MODEL, "a red fox"],
+                # --new: each round's create gets no answer (the listener closes), and a rerun
+                # of an unanswered submit is refused rather than guessed about
+                [*command, "generate", "--no-validate", "--new", MODEL, "a red fox"],
                 {**first, "_FIRST_REQUEST": "1"},
             )
         yield {
@@ -158,7 +160,9 @@ def measure(command: list[str], extra: dict) -> float:
         process = subprocess.Popen(
             command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        listener.event.wait(30)
+        if not listener.event.wait(30):
+            process.kill()
+            raise SystemExit(f"no request from {' '.join(command)} in 30 s")
         elapsed = listener.arrived[-1] - started
         process.wait()
         return elapsed
