@@ -143,6 +143,7 @@ class IdAndSecret(Parser[str]):
         text = text.strip()
         if text and not header_safe(text):
             raise ValueError(UNSAFE_KEY)
-        if not text or any(ch.isspace() for ch in text):
-            raise ValueError("must be key_id:key_secret")
+        key_id, colon, secret = text.partition(":")
+        if not key_id or not colon or not secret or any(ch.isspace() for ch in text):
+            raise ValueError("must be key_id:key_secret (the key's id and its secret, joined by :)")
         return text

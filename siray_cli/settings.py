@@ -213,8 +213,12 @@ class Settings:
                     hint="set it again where it comes from, as issued: a key is printable "
                     "ASCII without spaces",
                 ) from None
-            shown = mask(found.value) if key.secret else repr(found.value)
-            raise UsageError(f"{key.name} {shown} (from {found.source}) {exc}") from None
+            if key.secret:  # a credential of the wrong form: refused here, not by the server
+                raise UnusableAPIKeyError(
+                    f"{key.name} {mask(found.value)} (from {found.source}) {exc}",
+                    hint="set it again where it comes from, as issued",
+                ) from None
+            raise UsageError(f"{key.name} {found.value!r} (from {found.source}) {exc}") from None
         return Setting(key.parser.show(typed), found.source, typed)
 
     def get(self, name: str, flag_value: object = None) -> Setting[Any]:

@@ -285,3 +285,17 @@ def test_completion_offers_the_providers_own_model_names(siray, emu):
     assert VIDEO in complete("siray run kling", SIRAY_PROVIDER="higgsfield")
     siray("models", "list", env=HF)  # caches the Higgsfield list too
     assert not [n for n in complete("siray run bytedance/seedream/") if "v4" in n]
+
+
+def test_higgsfield_input_is_checked_before_anything_is_sent(siray, emu):
+    """A credential not of the id:secret form is refused here (exit 3), not by a 401; a webhook
+    must be an http(s) URL; a mistyped application id is sent as given, with the closest one."""
+    before = created(emu)
+    bad_key = siray("generate", IMAGE, "x", env={**HF, "HF_KEY": "no-colon-in-it"})
+    assert bad_key.exit_code == 3, bad_key
+    assert "must be key_id:key_secret" in bad_key.stderr and "no-colon" not in bad_key.stderr
+    hook = siray("generate", IMAGE, "x", "--webhook", "ftp://example.com/hook", env=HF)
+    assert hook.exit_code == 2 and "must be an http(s) URL" in hook.stderr, hook
+    assert created(emu) == before
+    typo = siray("generate", IMAGE[:-1], "x", env=HF)
+    assert f"(did you mean {IMAGE}?)" in typo.stderr, typo

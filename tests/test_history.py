@@ -346,3 +346,23 @@ def test_a_task_is_asked_about_where_it_was_created(siray, emu, make_emulator):
     # --base-url names a host, and wins over the history
     forced = siray("--base-url", other.url, "status", task_id, env=elsewhere)
     assert forced.exit_code == 2 and f"no task {task_id} on {other.url}" in forced.stderr
+
+
+def test_status_filters_take_any_case_and_plain_words_and_refuse_others(siray, emu):
+    done = siray("generate", MODEL, "a filter that finishes").stdout.strip()
+    failed = siray("run", MODEL, "a filter that fails [fail]")
+    assert failed.exit_code == 1, failed
+    siray("status", done, "--wait")
+
+    def listed(word: str) -> list[str]:
+        result = siray("history", "--status", word, "--json")
+        assert result.exit_code == 0, result
+        return [r["status"] for r in result.json()]
+
+    assert listed("Success") == listed("done") == listed("SUCCEEDED") == ["SUCCESS"]
+    assert listed("failed") == listed("FAILURE") == ["FAILURE"]
+    assert listed("in-progress") == listed("running") == []
+    wrong = siray("history", "--status", "faild")
+    assert wrong.exit_code == 2, wrong
+    assert "is not a state siray knows (did you mean failed?)" in wrong.stderr
+    assert "one of submitted, queued, in_progress, success, failure" in wrong.stderr

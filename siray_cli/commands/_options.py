@@ -119,10 +119,26 @@ InlineOpt = Annotated[
         help="Send local files as data URLs in the request instead of uploading them first.",
     ),
 ]
+
+
+def _webhook(value: str | None) -> str | None:
+    """A webhook is an http(s) URL with a host: the provider would refuse anything else only
+    after the request was paid for."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter("must be an http(s) URL, such as https://example.com/hook")
+    return value.strip()
+
+
 WebhookOpt = Annotated[
     str | None,
     typer.Option(
         "--webhook",
+        callback=_webhook,
         help="A URL the provider POSTs the finished task to (Higgsfield's hf_webhook).",
         metavar="URL",
         show_default=False,

@@ -48,6 +48,38 @@ def parse_since(text: str, now: float) -> float:
     return moment.timestamp()
 
 
+STATES = ("SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS", "FAILURE", "CANCELLED", "UNKNOWN")
+# words people use for them (any case, `-` or a space for `_`)
+STATE_WORDS: dict[str, tuple[str, ...]] = {
+    **{state: (state,) for state in STATES},
+    "UNCERTAIN": ("UNCERTAIN",),
+    "DONE": ("SUCCESS",),
+    "SUCCEEDED": ("SUCCESS",),
+    "COMPLETED": ("SUCCESS",),
+    "FAILED": ("FAILURE",),
+    "CANCELED": ("CANCELLED",),
+    "RUNNING": ("IN_PROGRESS",),
+    "PENDING": ("SUBMITTED", "QUEUED", "IN_PROGRESS", "UNKNOWN"),
+}
+
+
+def parse_states(text: str) -> tuple[str, ...]:
+    """`--status` as the states it means: `success`, `failed`, `done`, `in-progress`..."""
+    word = text.strip().upper().replace("-", "_").replace(" ", "_")
+    if word in STATE_WORDS:
+        return STATE_WORDS[word]
+    import difflib
+
+    close = difflib.get_close_matches(word, list(STATE_WORDS), n=1)
+    raise UsageError(
+        f"--status {text!r} is not a state siray knows"
+        + (f" (did you mean {close[0].lower()}?)" if close else ""),
+        hint="one of "
+        + ", ".join(w.lower() for w in [*STATES, "UNCERTAIN"])
+        + "; or done, failed, running, pending",
+    )
+
+
 def age(seconds: float) -> str:
     seconds = max(0.0, seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -72,7 +104,13 @@ def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many tasks.")] = 20,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only tasks in this status.", show_default=False)
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only tasks in this state (success, failure, cancelled, in_progress, queued, "
+            "uncertain; done, failed, running, pending), in any case.",
+            show_default=False,
+        ),
     ] = None,
     model: Annotated[
         str | None,
@@ -93,7 +131,7 @@ def history(
     now = time.time()
     records = context.session.history.query(
         limit=limit,
-        status=status,
+        states=parse_states(status) if status else None,
         model=model,
         since=parse_since(since, now) if since else None,
     )

@@ -120,9 +120,15 @@ def checked_model(session: Session, provider: Provider, name: str) -> ModelInfo 
     except UsageError:
         if not provider.capabilities.open_catalogue:
             raise
+        import difflib
+
+        from siray_cli.providers import built_in_models
+
+        close = difflib.get_close_matches(name, list(built_in_models(provider.name)), n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
         session.notices.info(
             f"note: {name} is not one of the {provider.name} applications siray knows; "
-            "it is sent as given"
+            f"it is sent as given{guess}"
         )
         return None
 

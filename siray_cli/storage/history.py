@@ -259,19 +259,24 @@ class History:
         self,
         *,
         limit: int | None = None,
-        status: str | None = None,
+        states: Sequence[str] | None = None,
         model: str | None = None,
         since: float | None = None,
         pending: bool = False,
         with_id: bool = False,
     ) -> list[Record]:
         """Tasks newest first, UNCERTAIN submits (no task id) included unless `with_id` or
-        `pending` (a task to look at again needs its id)."""
+        `pending` (a task to look at again needs its id); `states`: only tasks in those states
+        (siray's words for them, UNCERTAIN for a submit whose answer never came)."""
         clauses: list[str] = ["task_id IS NOT NULL"] if with_id or pending else ["1"]
         values: list[object] = []
-        if status:
-            clauses.append("upper(status) = upper(?)")
-            values.append(status)
+        if states is not None:
+            known = [state for state in states if state != UNCERTAIN]
+            either = ["task_id IS NULL"] if UNCERTAIN in states else []
+            if known:
+                either.append(f"(task_id IS NOT NULL AND state IN ({', '.join('?' * len(known))}))")
+                values.extend(known)
+            clauses.append(f"({' OR '.join(either) or '0'})")
         if model:
             clauses.append("model LIKE ?")
             values.append(f"%{model}%")
