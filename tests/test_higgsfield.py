@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 from helpers import HF, created, emulator_stats, rows
 from helpers import HF_IMAGE as IMAGE
 
@@ -299,3 +300,27 @@ def test_higgsfield_input_is_checked_before_anything_is_sent(siray, emu):
     assert created(emu) == before
     typo = siray("generate", IMAGE[:-1], "x", env=HF)
     assert f"(did you mean {IMAGE}?)" in typo.stderr, typo
+
+
+def test_estimate_gives_numbers_to_scripts_and_the_price_as_given_to_people(siray, emu):
+    before = created(emu)
+    priced = siray("estimate", IMAGE, "a priced fox", "--json", env=HF)
+    assert priced.exit_code == 0, priced
+    document = priced.json()
+    assert document["model"] == IMAGE
+    assert isinstance(document["credits"], float) and isinstance(document["usd"], float)
+    shown = siray("estimate", IMAGE, "a priced fox", env=HF)
+    assert [line.split("\t")[0] for line in shown.lines] == ["credits", "usd"]
+    assert float(shown.lines[1].split("\t")[1]) == document["usd"]
+    assert created(emu) == before  # pricing creates nothing
+    siray_side = siray("estimate", "alibaba/z-image-turbo-t2i", "x", "--no-validate")
+    assert siray_side.exit_code == 2 and "no price endpoint" in siray_side.stderr, siray_side
+
+
+@pytest.mark.parametrize("value", ["abc", "NaN", "Infinity", ""])
+def test_an_estimate_that_is_not_a_number_is_no_price(value):
+    from siray_cli.errors import ProtocolError
+    from siray_cli.providers.higgsfield.parse import parse_estimate
+
+    with pytest.raises(ProtocolError, match="not a number"):
+        parse_estimate({"credits": value, "usd": "0.1"})

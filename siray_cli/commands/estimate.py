@@ -52,7 +52,7 @@ def estimate(
             provider.estimate({})  # says why, as a usage error
         request = build_request(session, provider, spec, transfers_for(output))
         price = provider.estimate(request.body)
-    if output.json_mode:
-        output.result({"model": model, **price})
+    if output.json_mode:  # numbers for scripts (`jq '.usd * 100'`); the text as given for people
+        output.result({"model": model, **{name: float(value) for name, value in price.items()}})
     else:
         output.data_lines(f"{name}\t{value}" for name, value in price.items())

@@ -139,8 +139,20 @@ def parse_upload_slot(payload: object) -> tuple[str, str, dict[str, str]]:
 
 
 def parse_estimate(payload: object) -> dict[str, str]:
+    """The price, as the decimal strings the contract gives (`"1.500"`); anything that is not a
+    finite decimal number is the server's mistake, not a price."""
+    from decimal import Decimal, InvalidOperation
+
     data = _object(payload)
-    return {key: str(data[key]) for key in ("credits", "usd") if key in data}
+    price = {key: str(data[key]).strip() for key in ("credits", "usd") if key in data}
+    for key, text in price.items():
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            number = Decimal("NaN")
+        if not number.is_finite():
+            raise ProtocolError(f"the estimate's {key} is not a number")
+    return price
 
 
 # The application ids the contract names, with their kind and the arguments it shows
