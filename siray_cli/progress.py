@@ -48,6 +48,10 @@ class TaskDisplay:
     def update(self, status: Task) -> None:
         raise NotImplementedError
 
+    def note(self, message: str) -> None:
+        """A line for people while the display runs (a file saved as its task ended)."""
+        raise NotImplementedError
+
 
 class LineTaskDisplay(TaskDisplay):
     """One line on stderr when a task's status or progress changes."""
@@ -63,11 +67,15 @@ class LineTaskDisplay(TaskDisplay):
         self._seen[status.task_id] = key
         self._output.info(f"{status.task_id}: {describe(status)}")
 
+    def note(self, message: str) -> None:
+        self._output.info(message)
+
 
 class RichTaskDisplay(TaskDisplay):
     """Spinner, status word, bar with percent, elapsed time: one row per task."""
 
     def __init__(self, output: Output, task_ids: list[str]) -> None:
+        self._output = output
         from rich.progress import (
             BarColumn,
             Progress,
@@ -112,6 +120,11 @@ class RichTaskDisplay(TaskDisplay):
         self._progress.update(row, completed=completed, state=state)
         if status.is_terminal:
             self._progress.stop_task(row)
+
+    def note(self, message: str) -> None:
+        from rich.text import Text
+
+        self._progress.console.print(Text(self._output.scrub(message)))  # above the rows
 
 
 def task_display(output: Output, task_ids: list[str]) -> TaskDisplay:

@@ -93,3 +93,16 @@ def test_status_wait_on_a_terminal_shows_a_bar(emu):
     code, screen = run_in_terminal(siray_command("status", task_id, "--wait"), subprocess_env(emu))
     assert code == 0, screen
     assert "━" in screen and "SUCCESS" in screen
+
+
+def test_waiting_for_several_tasks_saves_each_ones_files_as_it_ends(siray, emu, tmp_path):
+    """`status --all-pending --wait -o DIR`: a task that ended is downloaded then, not once every
+    task has ended; a task still held at the timeout does not keep the others' files back."""
+    held = siray("generate", MODEL, "[hold] never ends", "-i", "size=1024x768").stdout.strip()
+    done = siray("generate", MODEL, "the one that ends", "-i", "size=1024x768").stdout.strip()
+    out = tmp_path / "out"
+    waited = siray("status", "--all-pending", "--wait", "-o", str(out), "--timeout", "2")
+    assert waited.exit_code == 4, waited  # the held one timed out
+    (saved,) = out.iterdir()
+    assert saved.name.startswith(f"{done}_"), waited
+    assert f"saved {out}" in waited.stderr and held in waited.stderr

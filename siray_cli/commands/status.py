@@ -1,5 +1,6 @@
 """`siray status`: the state of one or more tasks, optionally waiting until they end."""
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,10 +12,11 @@ from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
+    from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
     from siray_cli.output import Output
-    from siray_cli.services.handle import TaskHandle
-    from siray_cli.services.session import Providers
+    from siray_cli.services.handle import TaskHandle, TaskWatcher
+    from siray_cli.services.session import Providers, Session
 
 
 def duration(seconds: int | None) -> str:
@@ -106,32 +108,14 @@ def status(
         directory = prepare_output_dir(output_dir)
     worst: int = ExitCode.OK
     seen: list[tuple[TaskHandle, Task]] = []
+    saved: set[str] = set()  # tasks whose files are in `directory`
     with session.providers() as providers:
         handles = [providers.handle(task_id) for task_id in ids]
         if wait:
-            from siray_cli.progress import task_display
-            from siray_cli.services.handle import wait_until_ended
-
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
-            looked: dict[str, Task] = {}
-            if len(handles) > 1:  # a task whose server is gone must not keep the others waiting
-                handles, looked, worst = _answering(providers, output, handles)
-                if not handles:
-                    return worst
-            finals = wait_until_ended(
-                handles,
-                task_display(output, [handle.task_id for handle in handles]),
-                timeout=timeout,
-                poll_interval=poll_interval,
-                read_timeout=session.read_timeout,
-                seen=looked,
+            worst = _wait(
+                context, providers, handles, directory, timeout, poll_interval, seen, saved
             )
-            for handle in handles:
-                final = finals[handle.task_id]
-                render_task(output, final)
-                seen.append((handle, final))
-                if not final.succeeded:
-                    worst = worst or ExitCode.TASK_FAILED
         else:
             for handle in handles:
                 try:
@@ -142,7 +126,7 @@ def status(
                     continue
                 render_task(output, current)
                 seen.append((handle, current))
-    if directory is not None:
+    if directory is not None and not wait:
         from siray_cli.services.outputs import Downloads
 
         # each file is told as it lands
@@ -152,7 +136,56 @@ def status(
                     downloads.save(handle, task, directory, force=False, display=transfers)
     for handle, task in seen:
         if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
-            handle.hand_over(task, directory)  # if that is where its command asked
+            # if that is where its command asked
+            handle.hand_over(task, directory if handle.task_id in saved else None)
+    return worst
+
+
+def _wait(
+    context: "AppContext",
+    providers: "Providers",
+    handles: "list[TaskHandle]",
+    directory: Path | None,
+    timeout: float,
+    poll_interval: float | None,
+    seen: "list[tuple[TaskHandle, Task]]",
+    saved: set[str],
+) -> int:
+    """`status --wait`: every task waited for (one whose server is gone reported, the others
+    still waited for), each task's files fetched into `directory` as soon as it ends; adds to
+    `seen` and `saved`, and returns the exit code."""
+    from siray_cli.progress import task_display
+    from siray_cli.services.handle import wait_until_ended
+
+    session, output = context.session, context.output
+    looked: dict[str, Task] = {}
+    worst: int = ExitCode.OK
+    if len(handles) > 1:  # a task whose server is gone must not keep the others waiting
+        handles, looked, worst = _answering(providers, output, handles)
+        if not handles:
+            return worst
+    with contextlib.ExitStack() as stack:
+        saving = None
+        if directory is not None:
+            saving = _Saving(session, stack, directory, {h.task_id: h for h in handles}, saved)
+        finals = wait_until_ended(
+            handles,
+            task_display(output, [handle.task_id for handle in handles]),
+            timeout=timeout,
+            poll_interval=poll_interval,
+            read_timeout=session.read_timeout,
+            seen=looked,
+            on_end=saving,
+        )
+    for exc in saving.failures if saving is not None else []:
+        output.report(exc)
+        worst = worst or exit_code_for(exc)
+    for handle in handles:
+        final = finals[handle.task_id]
+        render_task(output, final)
+        seen.append((handle, final))
+        if not final.succeeded:
+            worst = worst or ExitCode.TASK_FAILED
     return worst
 
 
@@ -176,3 +209,36 @@ def _answering(
             continue
         answering.append(handle)
     return answering, looked, worst
+
+
+class _Saving:
+    """`status --wait -o DIR`: a task's files are fetched as soon as it ends, while the others
+    are still waited for; a failed download is told at the end, and the wait goes on."""
+
+    def __init__(
+        self,
+        session: "Session",
+        stack: contextlib.ExitStack,
+        directory: Path,
+        handles: "dict[str, TaskHandle]",
+        saved: set[str],
+    ) -> None:
+        from siray_cli.services.outputs import Downloads
+
+        self.downloads = stack.enter_context(Downloads(session))
+        self.directory, self.handles, self.saved = directory, handles, saved
+        self.failures: list[SirayError] = []
+
+    def __call__(self, task: "Task", watcher: "TaskWatcher") -> None:
+        if not task.succeeded:
+            return
+        try:
+            files = self.downloads.save(
+                self.handles[task.task_id], task, self.directory, force=False
+            )
+        except SirayError as exc:
+            self.failures.append(exc)
+            return
+        self.saved.add(task.task_id)
+        for path in files:
+            watcher.note(f"saved {path}")

@@ -157,6 +157,8 @@ class TaskWatcher(Protocol):
 
     def update(self, status: Task) -> None: ...
 
+    def note(self, message: str) -> None: ...
+
 
 def wait(
     handles: Sequence[TaskHandle],
@@ -168,10 +170,12 @@ def wait(
     sleep: Callable[[float], None] = signals.sleep,
     before_look: Callable[[], None] | None = None,
     seen: Mapping[str, Task] | None = None,
+    on_end: Callable[[Task], None] | None = None,
 ) -> dict[str, Task]:
     """Poll until every task ends (`timeout` 0: no limit), each look recorded. No request
     outlives --timeout, but the look made at the deadline gets a moment to be answered.
-    `seen`: looks made just before, taken as the first. Raises WaitTimeoutError (without a
+    `seen`: looks made just before, taken as the first; `on_end` is told of each task as it
+    ends (its files fetched then, not once all have ended). Raises WaitTimeoutError (without a
     hint: the caller knows how to resume) or the NetworkError of a look that failed."""
     from siray_cli.services.polling import WaitTimedOut, wait_for_tasks
     from siray_cli.transport import deadline
@@ -183,9 +187,18 @@ def wait(
             before_look()
         return by_id[task_id].status()
 
+    ended: set[str] = set()
+
     def updated(task: Task) -> None:
         if on_update is not None:
             on_update(task)
+        if on_end is not None and task.is_terminal and task.task_id not in ended:
+            ended.add(task.task_id)
+            on_end(task)
+
+    for task in (seen or {}).values():  # ended before the wait began: told all the same
+        if task.task_id in by_id and task.is_terminal:
+            updated(task)
 
     grace = min(LAST_LOOK, read_timeout)
     ends = time.monotonic() + timeout if timeout else None
@@ -227,6 +240,7 @@ def wait_until_ended(
     cancel_on_interrupt: bool = False,
     notify: Callable[[str], None] = lambda message: None,
     seen: Mapping[str, Task] | None = None,
+    on_end: Callable[[Task, TaskWatcher], None] | None = None,
 ) -> dict[str, Task]:
     """`wait` with a live display, for a command in the foreground: a timeout or a Ctrl-C
     becomes an error that says how to resume (with the output options of the command that
@@ -242,6 +256,7 @@ def wait_until_ended(
                 schedule=default_schedule(poll_interval),
                 on_update=watcher.update,
                 seen=seen,
+                on_end=None if on_end is None else lambda task: on_end(task, watcher),
             )
     except WaitTimeoutError as exc:
         exc.hint = resume_hint(handles)
