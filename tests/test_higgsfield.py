@@ -5,12 +5,13 @@ credential printed or sent elsewhere)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import HF, created, emulator_stats, rows
+from helpers import HF, created, emulator_stats, rows, siray_command, start, subprocess_env
 from helpers import HF_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
@@ -72,8 +73,10 @@ def test_errors_are_spelled_out_with_their_exit_codes(siray, emu):
     assert missing.exit_code == 2 and "image_url: Field required" in missing.stderr
     checked = siray("run", VIDEO, "no image", env=HF)  # caught before anything is sent
     assert checked.exit_code == 2 and "missing required input: image_url" in checked.stderr
-    busy = siray("run", IMAGE, "[busy] too many", env=HF)
-    assert busy.exit_code == 2 and "concurrency limit" in busy.stderr
+    # the account's concurrency limit is waited out, as far as --timeout allows: then exit 4
+    busy = siray("run", IMAGE, "[busy] too many", "--timeout", "0.5", env=HF)
+    assert busy.exit_code == 4 and "concurrency limit was still reached" in busy.stderr, busy
+    assert "nothing was submitted" in busy.stderr
     credits = siray("run", IMAGE, "[credits] poor", env=HF)
     assert credits.exit_code == 3 and "not enough credits" in credits.stderr
     blocked = siray("run", IMAGE, "[blocked] later", env=HF)
@@ -324,3 +327,30 @@ def test_an_estimate_that_is_not_a_number_is_no_price(value):
 
     with pytest.raises(ProtocolError, match="not a number"):
         parse_estimate({"credits": value, "usd": "0.1"})
+
+
+def test_a_run_waits_out_the_concurrency_limit_and_says_so(make_emulator, tmp_path):
+    """A single run refused for the account's concurrency limit is held back, visibly, until a
+    slot frees (here: the task holding it is cancelled), then runs: a temporary condition, not
+    a usage error."""
+    server = make_emulator(higgsfield_concurrency=1)
+    env = {**HF, "SIRAY_RETRY_BACKOFF": "0.02"}  # tries every 0.2 s
+    holder = subprocess.run(
+        [*siray_command("generate", IMAGE, "[hold] the one slot")],
+        env=subprocess_env(server, **env),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    waiting = start(server, "run", IMAGE, "waits for a slot", "--timeout", "30", env=env)
+    assert waiting.stderr is not None
+    line = waiting.stderr.readline()
+    assert "the provider's concurrency limit is reached (nothing was submitted)" in line, line
+    assert "trying again every 0.2s, until" in line
+    subprocess.run(
+        [*siray_command("cancel", holder)], env=subprocess_env(server, **env), check=True
+    )
+    out, rest = waiting.communicate(timeout=30)
+    assert waiting.returncode == 0, rest
+    assert out.startswith(server.url)
+    assert emulator_stats(server)["tasks_created"] == 2

@@ -37,6 +37,7 @@ def generate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
+    from siray_cli.services.ledger import when_admitted
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)
@@ -57,15 +58,21 @@ def generate(
     )
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
-        handle = session.ledger.submit(
-            provider,
-            request.kind,
-            request.body,
-            announce=False,
-            webhook=request.webhook,
-            job_key=request.key,
-            new=new,
+        handle = when_admitted(
+            lambda: session.ledger.submit(
+                provider,
+                request.kind,
+                request.body,
+                announce=False,
+                webhook=request.webhook,
+                job_key=request.key,
+                new=new,
+            ),
+            patience=session.wait_options(None, None)[0] or None,
+            say=output.always,
+            backoff=session.backoff,
         )
+        assert handle is not None  # (no pause that stops)
     if output.json_mode:
         kind_made = (handle.kind or request.kind).value
         output.result({"task_id": handle.task_id, "kind": kind_made, "model": handle.model})

@@ -167,6 +167,7 @@ def _run_one(
 ) -> int:
     from siray_cli.progress import task_display
     from siray_cli.services.handle import wait_until_ended
+    from siray_cli.services.ledger import when_admitted
     from siray_cli.services.outputs import Downloads
     from siray_cli.services.requests import build_request
 
@@ -174,15 +175,21 @@ def _run_one(
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
-        handle = session.ledger.submit(
-            provider,
-            request.kind,
-            request.body,
-            destination=directory,
-            webhook=request.webhook,
-            job_key=request.key,
-            new=new,
+        handle = when_admitted(
+            lambda: session.ledger.submit(
+                provider,
+                request.kind,
+                request.body,
+                destination=directory,
+                webhook=request.webhook,
+                job_key=request.key,
+                new=new,
+            ),
+            patience=timeout or None,
+            say=output.always,
+            backoff=session.backoff,
         )
+        assert handle is not None  # (no pause that stops)
         try:
             final = wait_until_ended(
                 [handle],

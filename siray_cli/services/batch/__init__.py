@@ -140,6 +140,7 @@ def _run_locked(
             concurrency=options.concurrency,
             hold_limit=options.timeout or None,
             notify=session.notices.info,
+            backoff=session.backoff,
         )
         started = time.monotonic()
         try:

@@ -10,13 +10,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from siray_cli.errors import ConcurrencyLimitError
 from siray_cli.services.batch.job import JobResult, LineFlow, Stopped, failed_result
 from siray_cli.services.batch.jobs import PreparedJob, label
 from siray_cli.services.handle import TaskHandle
-
-CONCURRENCY_RETRIES = 120  # times a job refused for the account's concurrency limit waits
-CONCURRENCY_WAIT = 5.0  # seconds at most before it tries again, if no task of the batch ends
+from siray_cli.services.ledger import when_admitted
 
 
 class BatchRunner:
@@ -28,11 +25,13 @@ class BatchRunner:
         concurrency: int,
         hold_limit: float | None = None,
         notify: Callable[[str], None] = lambda message: None,
+        backoff: float = 0.5,
     ) -> None:
         self.jobs = jobs
         self.flow = flow
         self.hold_limit = hold_limit  # seconds a job waits out a concurrency limit, at most
         self.notify = notify
+        self.backoff = backoff  # paces the tries of a submit held back by a concurrency limit
         self.concurrency = max(1, min(concurrency, len(jobs) or 1))
         self.stop = threading.Event()
         self.results: list[JobResult] = []
@@ -111,24 +110,22 @@ class BatchRunner:
 
     def _submit(self, job: PreparedJob) -> TaskHandle | None:
         """Submit a job. A provider's concurrency limit is no failure: the request was refused,
-        so it is sent again once one of this batch's tasks has ended (or a while has passed)."""
-        held_since = time.monotonic()
-        for attempt in range(CONCURRENCY_RETRIES):
-            try:
-                return self.flow.submit(job)
-            except ConcurrencyLimitError:
-                if self.hold_limit and time.monotonic() - held_since > self.hold_limit:
-                    raise
-                if attempt == 0:
-                    self.notify(
-                        f"{label(job.line, job.name)}: the provider's concurrency limit is "
-                        "reached; held back until a task ends"
-                    )
-                with self._ended:
-                    self._ended.wait(CONCURRENCY_WAIT)
-                if self.stop.is_set():
-                    return None
-        return self.flow.submit(job)
+        so it is sent again once one of this batch's tasks has ended (or a while has passed),
+        for as long as --timeout allows."""
+
+        def pause(seconds: float) -> bool:
+            with self._ended:
+                self._ended.wait(seconds)
+            return self.stop.is_set()
+
+        return when_admitted(
+            lambda: self.flow.submit(job),
+            patience=self.hold_limit,
+            say=self.notify,
+            backoff=self.backoff,
+            what=label(job.line, job.name),
+            pause=pause,
+        )
 
     def _run(self, job: PreparedJob) -> JobResult | None:
         """The job from submit (or rejoin) to downloaded outputs. Whatever goes wrong ends as
