@@ -62,7 +62,13 @@ def mask(secret: str | None) -> str:
 def known_key(name: str) -> Key[Any]:
     key = KEYS.get(name)
     if key is None:
-        raise UsageError(f"unknown setting {name!r}", hint=f"valid settings: {', '.join(KEYS)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, list(KEYS), n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        raise UsageError(
+            f"unknown setting {name!r}{guess}", hint=f"valid settings: {', '.join(KEYS)}"
+        )
     return key
 
 

@@ -312,3 +312,9 @@ def test_a_key_no_header_can_carry_is_refused_in_one_line(siray):
     assert "\u00c4BC123456789" not in used.stderr
     saved = siray("auth", "login", "--with-token", "--no-verify", input="sk-a\x1b]0;x\x07bc12345\n")
     assert saved.exit_code == 2 and "control characters" in saved.stderr, saved
+
+
+def test_a_mistyped_setting_name_gets_the_closest(siray):
+    typo = siray("config", "set", "timout", "5")
+    assert typo.exit_code == 2, typo
+    assert "unknown setting 'timout' (did you mean timeout?)" in typo.stderr

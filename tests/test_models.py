@@ -244,8 +244,10 @@ def test_validation_messages_read_like_a_person_wrote_them(siray, emu, args, mes
 def test_missing_inputs_are_reported_all_at_once(siray):
     result = siray("generate", IDEOGRAM, "poster")
     assert result.exit_code == 2
-    assert "missing required inputs: aspect_ratio, image" in result.stderr
-    assert "for example: -i aspect_ratio=... -i image=..." in result.stderr
+    # every missing input at once, an enum's with the values it may take
+    assert "missing required inputs: aspect_ratio (one of 1:1, 16:9, " in result.stderr
+    assert "), image\n" in result.stderr
+    assert "for example: -i aspect_ratio=1:1 -i image=..." in result.stderr
 
 
 def test_no_validate_meets_the_servers_own_check(siray):
@@ -375,3 +377,10 @@ def test_parsing_and_coercion_never_crash(text, key):
             validate_body(body, INFO)
         except UsageError as exc:
             assert exc.message
+
+
+def test_a_missing_enum_input_lists_its_values_and_an_example_that_works(siray, emu):
+    missing = siray("generate", "alibaba/z-image-turbo-t2i", "a fox")
+    assert missing.exit_code == 2, missing
+    assert "missing required input: size (one of 1024x768, 768x1024, 1024x1024)" in missing.stderr
+    assert "for example: -i size=1024x768" in missing.stderr

@@ -10,6 +10,7 @@ import difflib
 import json
 import math
 from collections.abc import Callable, Sequence
+from shlex import quote
 from typing import Any
 
 from siray_cli.domain import ModelInfo
@@ -174,6 +175,22 @@ def apply_defaults(body: dict[str, Any], info: ModelInfo) -> None:
             body[name] = default
 
 
+def _choices(name: str, info: ModelInfo) -> list[str]:
+    enum = info.properties.get(name, {}).get("enum")
+    return [str(choice) for choice in enum] if isinstance(enum, list) else []
+
+
+def _with_choices(name: str, info: ModelInfo) -> str:
+    """`size (one of 1024x768, 768x1024)`: a missing input with the values it may take."""
+    choices = _choices(name, info)
+    return f"{name} (one of {', '.join(choices)})" if choices else name
+
+
+def _example(name: str, info: ModelInfo) -> str:
+    choices = _choices(name, info)
+    return quote(choices[0]) if choices else "..."
+
+
 def _suggest(value: object, choices: Sequence[object]) -> str:
     text = str(value)
     names = [str(choice) for choice in choices]
@@ -230,7 +247,8 @@ def validate_body(
     missing = [name for name in info.required if name not in body and name not in earlier]
     if missing:
         problems.append(
-            f"missing required input{'s' if len(missing) > 1 else ''}: {', '.join(missing)}"
+            f"missing required input{'s' if len(missing) > 1 else ''}: "
+            + ", ".join(_with_choices(name, info) for name in missing)
         )
     known = set(info.properties)
     unknown = [k for k in [*body, *earlier] if k not in known and k not in IGNORED_KEYS]
@@ -253,7 +271,9 @@ def validate_body(
         if error.validator not in ("required", "additionalProperties")
     )
     if problems:
-        example = " ".join(f"-i {name}=..." for name in missing if name != "prompt")
+        example = " ".join(
+            f"-i {name}={_example(name, info)}" for name in missing if name != "prompt"
+        )
         raise UsageError(
             f"invalid inputs for {info.name}: " + "; ".join(problems),
             hint=f"see `{command} models show {info.name}`"

@@ -383,12 +383,14 @@ class SirayProvider(Provider):
             )
         if response.status_code == 400:  # the contract: already running or finished
             message, code = error_message(response)
+            # the server's words say why (started, or ended); said once, not twice over
+            reason = message or "it has already started"
             raise errors.CancelRefusedError(
-                f"task {task_id} has already started, and cannot be cancelled ({message})",
+                reason if task_id in reason else f"task {task_id} was not cancelled: {reason}",
                 status_code=400,
                 task_id=task_id,
                 code=code,
-                hint=f"follow it with `siray status {task_id} --wait`",
+                hint=f"`siray status {task_id}` shows where it is",
             )
         raise_for_status(response, task_id=task_id)
         try:
