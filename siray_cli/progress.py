@@ -23,6 +23,54 @@ def shown(text: str) -> str:
     return escape(sanitize(text))
 
 
+def task_columns(bar: Any) -> list[Any]:
+    """The columns of a task's row, the same for `run`, `status --wait` and a batch: spinner,
+    name, state, bar (pulsing while the provider tells no progress), `45%` (or `3/10` for a
+    batch's overall row), and the task's age: since its submit, for a task rejoined too."""
+    import time
+
+    from rich.progress import ProgressColumn, SpinnerColumn, TextColumn
+    from rich.text import Text
+
+    class Amount(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            if task.total is None:
+                return Text("")
+            if task.fields.get("count"):
+                return Text(f"{int(task.completed)}/{int(task.total)}")
+            return Text(f"{task.percentage:>3.0f}%")
+
+    class Age(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            since = task.fields.get("since")
+            seconds = time.time() - since if since else (task.elapsed or 0)
+            minutes, secs = divmod(int(max(0.0, seconds)), 60)
+            hours, minutes = divmod(minutes, 60)
+            return Text(f"{hours}:{minutes:02d}:{secs:02d}", style="progress.elapsed")
+
+    return [
+        SpinnerColumn(finished_text="[green]✓[/]"),
+        TextColumn("{task.description}"),
+        TextColumn("[bold]{task.fields[state]}[/]"),
+        bar(),
+        Amount(),
+        Age(),
+    ]
+
+
+def row_update(status: Task) -> dict[str, Any]:
+    """A row's new bar and state: full on success, the provider's percentage while it tells
+    one, else a pulsing bar (Higgsfield tells none: an empty bar at 0% said nothing)."""
+    state = shown(status.status)
+    if status.is_terminal and not status.succeeded:
+        state = f"[red]{state}[/]"
+    if status.succeeded:
+        return {"total": 100, "completed": 100, "state": state}
+    if status.progress is None:
+        return {"total": 100 if status.is_terminal else None, "state": state}
+    return {"total": 100, "completed": status.progress, "state": state}
+
+
 def describe(status: Task) -> str:
     """A state change as one line (a failure's reason is told once, by the final report)."""
     text = status.status
@@ -74,29 +122,19 @@ class LineTaskDisplay(TaskDisplay):
 class RichTaskDisplay(TaskDisplay):
     """Spinner, status word, bar with percent, elapsed time: one row per task."""
 
-    def __init__(self, output: Output, task_ids: list[str]) -> None:
-        self._output = output
-        from rich.progress import (
-            BarColumn,
-            Progress,
-            SpinnerColumn,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def __init__(
+        self, output: Output, task_ids: list[str], since: dict[str, float] | None = None
+    ) -> None:
+        from rich.progress import BarColumn, Progress
 
+        self._output = output
         self._progress: Progress = Progress(
-            SpinnerColumn(finished_text="[green]✓[/]"),
-            TextColumn("{task.description}"),
-            TextColumn("[bold]{task.fields[state]}[/]"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeElapsedColumn(),
-            console=output.console(),
-            transient=False,
+            *task_columns(BarColumn), console=output.console(), transient=False
         )
         self._rows: dict[str, TaskID] = {
-            task_id: self._progress.add_task(shown(task_id), total=100, state="SUBMITTED")
+            task_id: self._progress.add_task(
+                shown(task_id), total=None, state="SUBMITTED", since=(since or {}).get(task_id)
+            )
             for task_id in task_ids
         }
 
@@ -111,13 +149,9 @@ class RichTaskDisplay(TaskDisplay):
         row = self._rows.get(status.task_id)
         if row is None:
             row = self._rows[status.task_id] = self._progress.add_task(
-                shown(status.task_id), total=100
+                shown(status.task_id), total=None, state="", since=None
             )
-        state = shown(status.status)
-        if status.is_terminal and not status.succeeded:
-            state = f"[red]{state}[/]"
-        completed = 100 if status.succeeded else (status.progress or 0)
-        self._progress.update(row, completed=completed, state=state)
+        self._progress.update(row, **row_update(status))
         if status.is_terminal:
             self._progress.stop_task(row)
 
@@ -127,9 +161,12 @@ class RichTaskDisplay(TaskDisplay):
         self._progress.console.print(Text(self._output.scrub(message)))  # above the rows
 
 
-def task_display(output: Output, task_ids: list[str]) -> TaskDisplay:
+def task_display(
+    output: Output, task_ids: list[str], since: dict[str, float] | None = None
+) -> TaskDisplay:
+    """`since`: when each task was submitted (epoch seconds), where it is known, for its age."""
     if output.interactive:
-        return RichTaskDisplay(output, task_ids)
+        return RichTaskDisplay(output, task_ids, since)
     return LineTaskDisplay(output)
 
 
@@ -242,35 +279,22 @@ class BatchDisplay(_OptionalLive):
         self._progress: Progress | None = None
         self._rows: dict[str, TaskID] = {}
         if output.interactive:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
+            from rich.progress import BarColumn, Progress
 
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                TextColumn("[bold]{task.fields[state]}[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=output.console(),
+            self._progress = Progress(*task_columns(BarColumn), console=output.console())
+            self._overall = self._progress.add_task(
+                "batch", total=total, state=self._counts(), count=True, since=None
             )
-            self._overall = self._progress.add_task("batch", total=total, state=self._counts())
 
     def _counts(self) -> str:
         return f"done {self._done} · failed {self._failed} · running {self._running}"
 
-    def started(self, label: str, task_id: str) -> None:
+    def started(self, label: str, task_id: str, since: float | None = None) -> None:
         with self._lock:
             self._running += 1
             if self._progress is not None:
                 self._rows[task_id] = self._progress.add_task(
-                    shown(f"{label} {task_id}"), total=100, state="SUBMITTED"
+                    shown(f"{label} {task_id}"), total=None, state="SUBMITTED", since=since
                 )
                 self._progress.update(self._overall, state=self._counts())
             else:
@@ -284,9 +308,7 @@ class BatchDisplay(_OptionalLive):
             self._seen[status.task_id] = key
             row = self._rows.get(status.task_id)
             if self._progress is not None and row is not None:
-                self._progress.update(
-                    row, completed=status.progress or 0, state=shown(status.status)
-                )
+                self._progress.update(row, **row_update(status))
             elif self._progress is None and not status.is_terminal:
                 self._output.info(f"{label} {status.task_id}: {describe(status)}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import struct
 import subprocess
@@ -262,3 +263,39 @@ def test_ctrl_c_with_cancel_on_interrupt_cancels(emu):
     tasks = {t["task_id"]: t for t in emulator_stats(emu)["tasks"]}
     assert tasks[task_id]["status"] == "CANCELLED"
     assert "CANCELLED" in completed.stderr
+
+
+AGE = re.compile(r"(\d+):(\d\d):(\d\d)")
+
+
+def test_on_a_terminal_a_task_without_progress_pulses_and_a_rejoined_one_shows_its_age(
+    make_emulator,
+):
+    """Higgsfield tells no percentage: the row shows its state and time, never a bar stuck at
+    0%. A rerun that follows the earlier task counts its age from that task's submit."""
+    server = make_emulator(task_seconds=60)
+    env = subprocess_env(server, SIRAY_PROVIDER="higgsfield")
+    args = siray_command("run", "bytedance/seedream/v4/text-to-image", "an old fox")
+    code, first = run_in_terminal([*args, "--timeout", "1"], env)
+    assert code == 4, first
+    assert "QUEUED" in first or "IN_PROGRESS" in first
+    assert "0%" not in first
+    time.sleep(1)
+    code, again = run_in_terminal([*args, "--timeout", "0.5"], env)
+    assert code == 4 and "instead of paying again" in again, again
+    ages = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in AGE.findall(again)]
+    assert ages and max(ages) >= 2, again  # from the first run's submit, not from 0:00
+
+
+def test_a_batch_row_shows_a_percentage_as_a_single_run_does(make_emulator, tmp_path):
+    server = make_emulator(task_seconds=1)
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        "".join(f'{{"prompt": "row {n}", "inputs": {{"size": "1024x768"}}}}\n' for n in range(2))
+    )
+    code, screen = run_in_terminal(
+        siray_command("run", "--batch", str(jobs), "-m", MODEL), subprocess_env(server)
+    )
+    assert code == 0, screen
+    assert "/100" not in screen and re.search(r"\d+%", screen), screen
+    assert re.search(r"\b[0-2]/2\b", screen), screen  # the batch's own row counts lines

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
     from siray_cli.services.batch import BatchOptions, JobResult
+    from siray_cli.services.handle import TaskHandle
     from siray_cli.services.requests import RequestSpec
 
 BatchOpt = Annotated[
@@ -193,7 +194,7 @@ def _run_one(
         try:
             final = wait_until_ended(
                 [handle],
-                task_display(output, [handle.task_id]),
+                task_display(output, [handle.task_id], _since(handle)),
                 timeout=timeout,
                 poll_interval=poll_interval,
                 read_timeout=session.read_timeout,
@@ -238,6 +239,11 @@ def _run_one(
         output.data_lines([str(path) for path in files] or final.urls)
     handle.hand_over(final, directory)
     return ExitCode.OK
+
+
+def _since(handle: "TaskHandle") -> dict[str, float]:
+    """A rejoined task's age counts from its submit, not from this run."""
+    return {handle.task_id: handle.submitted_at} if handle.submitted_at else {}
 
 
 def _raise_unless_succeeded(final: "Task") -> None:

@@ -170,7 +170,11 @@ def _wait(
             saving = _Saving(session, stack, directory, {h.task_id: h for h in handles}, saved)
         finals = wait_until_ended(
             handles,
-            task_display(output, [handle.task_id for handle in handles]),
+            task_display(
+                output,
+                [handle.task_id for handle in handles],
+                {h.task_id: h.submitted_at for h in handles if h.submitted_at},
+            ),
             timeout=timeout,
             poll_interval=poll_interval,
             read_timeout=session.read_timeout,
