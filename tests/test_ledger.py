@@ -229,3 +229,85 @@ def test_a_job_on_another_host_or_profile_is_another_job(ledger, provider):
     assert verdict(ledger, elsewhere) == "submit"
     other_profile = Ledger(ledger.history, ledger.notices, "work")
     assert other_profile.prior(provider, KEY, handed_over_too=False).verdict == "submit"
+
+
+def test_a_result_taken_up_by_a_later_command_leaves_the_rerun_free(ledger, provider, tmp_path):
+    """`siray status ID --wait -o DIR` (the hint of a stopped `run -o DIR`) hands the result over
+    as a later command: running the stopped `run` again follows the task instead of paying; once
+    that rerun (the submitting command) has handed it over, the next run is a new task."""
+    out = tmp_path / "out"
+    handle = submit(ledger, provider, destination=out)
+    done = task(handle.task_id, TaskState.SUCCESS)
+    later = ledger_handle(ledger, provider, handle.task_id)
+    later.seen(done)
+    later.hand_over(done, out)
+    assert verdict(ledger, provider) == "done"
+    rerun = submit(ledger, provider, destination=out)
+    assert rerun.rejoined and len(provider.submits) == 1
+    rerun.hand_over(done, out)
+    assert verdict(ledger, provider) == "submit"
+
+
+def test_a_task_rejoined_by_another_command_is_handed_over_where_its_submitter_asked(
+    ledger, provider, tmp_path
+):
+    """`generate` with the request of a stopped `run -o DIR` follows its task and prints the id:
+    that does not put the files in DIR, so the run's rerun still follows the task."""
+    submit(ledger, provider, destination=tmp_path / "out")
+    printed = submit(ledger, provider)  # generate: destination None
+    assert printed.rejoined
+    printed.hand_over(None)
+    assert verdict(ledger, provider) == "running"
+
+
+def test_resume_resends_an_old_unanswered_submit_with_its_key(ledger):
+    """A batch's --resume looks at every earlier attempt, however old: the submit it sends for
+    an unanswered one older than the rerun window uses that attempt's key, not a new one."""
+    provider = FakeProvider(idempotent=True)
+    provider.fail = AmbiguousSubmitError("no answer", hint="resend")
+    with pytest.raises(AmbiguousSubmitError):
+        submit(ledger, provider)
+    provider.fail = None
+    ledger.history._execute("UPDATE tasks SET submitted_at = ?", (time.time() - 2 * REJOIN_WINDOW,))
+    assert verdict(ledger, provider, handed_over_too=True) == "resend"
+    submit(ledger, provider, handed_over_too=True)
+    first, second = provider.submits
+    assert second["key"] == first["key"] is not None
+    assert [r.task_id for r in ledger.history.query()] == ["t2"]  # the attempt settled
+
+
+def test_a_task_from_before_destinations_were_kept_is_handed_over_only_by_saved_files(tmp_path):
+    """Schema 4 knew nothing of where a task's files were asked: a task not handed over when
+    the history is upgraded is not taken as handed over by printing its outputs."""
+    import sqlite3
+
+    from siray_cli.storage.migrations import MIGRATIONS
+
+    path = tmp_path / "history.sqlite3"
+    with sqlite3.connect(path) as db:
+        for _, script in MIGRATIONS[:4]:
+            db.executescript(script)
+        db.execute("PRAGMA user_version = 4")
+        db.execute(
+            "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url, profile,"
+            " status, updated_at, job_key, provider, state) VALUES ('old', 'image', 'm/one',"
+            " '{}', ?, ?, 'default', 'SUCCESS', ?, ?, 'fake', 'SUCCESS')",
+            (time.time(), FakeProvider.base_url, time.time(), KEY),
+        )
+    ledger = Ledger(History(path, print), Notices(), "default")
+    provider = FakeProvider()
+    handle = ledger_handle(ledger, provider, "old")
+    handle.hand_over(task("old", TaskState.SUCCESS))  # printed
+    assert verdict(ledger, provider) == "done"
+    handle.hand_over(task("old", TaskState.SUCCESS), tmp_path / "anywhere")
+    assert verdict(ledger, provider, handed_over_too=False) == "done"  # by a later command
+    rerun = submit(ledger, provider)
+    assert rerun.rejoined and provider.submits == []
+
+
+def ledger_handle(ledger: Ledger, provider: FakeProvider, task_id: str) -> Any:
+    """A handle as `status` or `download` makes one: from the history, taken up later."""
+    from siray_cli.services.handle import TaskHandle
+
+    record = ledger.history.find(task_id)
+    return TaskHandle(task_id, provider, ledger, record=record, resuming=True)

@@ -361,3 +361,26 @@ def test_history_forget_sets_aside_a_task_of_a_server_gone_for_good(
     assert siray("status", "--all-pending").exit_code == 0
     unknown = siray("history", "forget", "image_not_there")
     assert unknown.exit_code == 2 and "not in the history: image_not_there" in unknown.stderr
+
+
+def test_a_stopped_batchs_hint_keeps_the_profile_and_host_it_ran_with(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    """The batch ran with --profile and --base-url: the command its hint gives does too (under
+    another profile, or on the default host, every line would be paid again)."""
+    server = make_emulator(task_seconds=60)
+    assert siray("--profile", "work", "config", "set", "timeout", "100").exit_code == 0
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *({"prompt": f"profiled {n}"} for n in range(2)))
+    root = ["--profile", "work", "--base-url", server.url]
+    process = start(server, *root, "run", "--batch", str(jobs), "-m", IMAGE)
+    wait_for(lambda: len(recorded_ids(isolated_environment)) == 2, "two submits")
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    hint = (
+        f"siray --profile work --base-url {server.url} run --batch {jobs} --model {IMAGE} --resume"
+    )
+    assert f"resume with: {hint}" in stderr
+    server.state.clock.advance(120)
+    assert siray(*hint.split()[1:], env={"SIRAY_BASE_URL": "http://127.0.0.1:9"}).exit_code == 0
+    assert created(server) == 2

@@ -21,6 +21,7 @@ from siray_cli.errors import (
     SirayError,
     WaitTimeoutError,
 )
+from siray_cli.storage.records import UNKNOWN_PLACE
 
 if TYPE_CHECKING:
     import httpx
@@ -56,6 +57,7 @@ class TaskHandle:
         record: Record | None = None,
         rejoined: bool = False,
         asked: Path | _FromHistory | None = FROM_HISTORY,
+        resuming: bool = False,
     ) -> None:
         self.task_id = task_id
         self.provider = provider
@@ -66,6 +68,9 @@ class TaskHandle:
         self.row = row if row is not None else (record.row if record is not None else None)
         self.rejoined = rejoined  # an earlier attempt's task, found in the history
         self.asked = asked  # where this command hands the result over (None: printed)
+        # taken up by a command other than the one that submitted it (status, download, a
+        # batch's --resume): its hand-over leaves a rerun of the submitting command free
+        self.resuming = resuming
         self.last: Task | None = None
 
     def destination(self) -> Path | str | None:
@@ -145,11 +150,17 @@ class TaskHandle:
 
 
 def resume_hint(handles: Sequence[TaskHandle]) -> str:
+    """The command that follows the tasks to their end, with the profile and host of this one
+    and the directory their files were asked into (absolute: it works from anywhere)."""
     ids = " ".join(handle.task_id for handle in handles)
-    places = {str(h.destination()) for h in handles if h.destination() is not None}
-    if len(places) == 1:
-        return f"resume with: siray status {ids} --wait -o {quote(places.pop())}"
-    return f"resume with: siray status {ids} --wait"
+    prefix = handles[0].ledger.prefix if handles else "siray"
+    places = {
+        str(Path(place).expanduser().resolve())
+        for place in (h.destination() for h in handles)
+        if place is not None and place != UNKNOWN_PLACE
+    }
+    where = f" -o {quote(places.pop())}" if len(places) == 1 else ""
+    return f"resume with: {prefix} status {ids} --wait{where}"
 
 
 class TaskWatcher(Protocol):

@@ -37,6 +37,7 @@ from siray_cli.errors import (
     SirayError,
     WaitTimeoutError,
 )
+from siray_cli.storage.records import UNKNOWN_PLACE
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
@@ -107,10 +108,13 @@ class Ledger:
     """The history's journal verbs, for one profile. Every method is safe to call whatever
     happened to the history (a broken one only warns, once)."""
 
-    def __init__(self, history: History, notices: Notices, profile: str) -> None:
+    def __init__(
+        self, history: History, notices: Notices, profile: str, prefix: str = "siray"
+    ) -> None:
         self.history = history
         self.notices = notices
         self.profile = profile
+        self.prefix = prefix  # how hints spell siray: the same provider, host and profile
 
     # -- the verdict on earlier attempts
 
@@ -128,8 +132,14 @@ class Ledger:
             key, provider=provider.name, base_url=provider.base_url, profile=self.profile
         )
         if not handed_over_too:
+            # handed over by a later command (a hint followed: `status --wait -o DIR`, say) is
+            # not handed over to this one: its rerun follows the task instead of paying again
             since = time.time() - REJOIN_WINDOW
-            records = [r for r in records if r.delivered_at is None and r.submitted_at >= since]
+            records = [
+                r
+                for r in records
+                if (r.delivered_at is None or r.delivered_by == "later") and r.submitted_at >= since
+            ]
         uncertain: Record | None = None
         for record in records:  # newest first
             if record.task_id is None:
@@ -189,6 +199,7 @@ class Ledger:
         job_key: str | None = None,
         new: bool = False,
         resubmit_uncertain: bool = False,
+        handed_over_too: bool = False,
         batch_line: int | None = None,
         batch_name: str | None = None,
     ) -> TaskHandle:
@@ -203,7 +214,10 @@ class Ledger:
         with self.job_lock(provider, key):
             if not new:
                 found = self.prior(
-                    provider, key, handed_over_too=False, resubmit_uncertain=resubmit_uncertain
+                    provider,
+                    key,
+                    handed_over_too=handed_over_too,  # the scope the caller looked in (--resume)
+                    resubmit_uncertain=resubmit_uncertain,
                 )
                 record = found.record
                 if found.verdict in ("running", "done") and record is not None:
@@ -265,6 +279,9 @@ class Ledger:
                 f"the same request was submitted at {when} and its result never handed over: "
                 f"following task {record.task_id} instead of paying again (--new submits another)"
             )
+        # handed over where the command that submitted it asked (the record's destination),
+        # not where this one does: a `generate` rejoining a `run -o DIR` task prints its id, and
+        # that does not put its files in DIR
         return TaskHandle(
             record.task_id,
             provider,
@@ -273,7 +290,6 @@ class Ledger:
             model=record.model,
             record=record,
             rejoined=True,
-            asked=destination,
         )
 
     def _send(
@@ -341,7 +357,13 @@ class Ledger:
                     raise
                 history.confirm(row, task.task_id)
                 handle = TaskHandle(
-                    task.task_id, provider, self, kind=task.kind, model=task.model, row=row
+                    task.task_id,
+                    provider,
+                    self,
+                    kind=task.kind,
+                    model=task.model,
+                    row=row,
+                    asked=Path(destination) if destination is not None else None,
                 )
                 if announce:
                     self.notices.always(f"task {task.task_id} submitted ({task.model})")
@@ -380,12 +402,16 @@ class Ledger:
         files were asked into a directory is handed over once they are there."""
         if handle.row is None:
             return
+        by = "later" if handle.resuming else "submitter"
         if task is not None and task.is_terminal and not task.succeeded:
-            self.history.deliver(handle.row)  # the failure is the result, wherever told
+            self.history.deliver(handle.row, by)  # the failure is the result, wherever told
             return
         asked = handle.destination()
-        if asked is None or (directory is not None and same_place(directory, asked)):
-            self.history.deliver(handle.row)
+        if asked == UNKNOWN_PLACE:  # recorded before siray kept it: saved files, anywhere
+            if directory is not None:
+                self.history.deliver(handle.row, by)
+        elif asked is None or (directory is not None and same_place(directory, asked)):
+            self.history.deliver(handle.row, by)
 
     def forget(self, task_ids: list[str]) -> int:
         return self.history.forget_tasks(task_ids)

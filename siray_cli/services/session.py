@@ -76,8 +76,31 @@ class Session:
         if self._ledger is None:
             from siray_cli.services.ledger import Ledger
 
-            self._ledger = Ledger(self.history, self.notices, self.settings.profile_name)
+            self._ledger = Ledger(
+                self.history, self.notices, self.settings.profile_name, self.command_prefix()
+            )
         return self._ledger
+
+    def command_prefix(self) -> str:
+        """How a hint spells siray so that the command it gives reaches the same provider, host
+        and profile as this one: every root flag that chose them (values from the environment
+        or the config stay where they are). An --api-key flag is never repeated: the hint says
+        so instead."""
+        from shlex import quote
+
+        from siray_cli.providers import command_prefix
+
+        settings = self.settings
+        words = [command_prefix(settings.provider)]
+        if settings.profile_source.startswith("flag"):
+            words.append(f"--profile {quote(settings.profile_name)}")
+        for name, flag in (("base_url", "--base-url"), ("gateway_url", "--gateway-url")):
+            setting = settings.get(name)
+            if setting.source.startswith("flag") and setting.value:
+                words.append(f"{flag} {quote(setting.value)}")
+        if settings.get("api_key").source.startswith("flag"):
+            words.append("--api-key KEY")
+        return " ".join(words)
 
     def close(self) -> None:
         """Close the history (SQLite folds its write-ahead log back in when the last connection
@@ -207,11 +230,26 @@ class Providers:
 
         with self._lock:
             if task_id not in self._by_task:
-                record = self._session.history.find(task_id)
+                record = self._record_of(task_id)
                 self._by_task[task_id] = TaskHandle(
-                    task_id, self._provider_of(task_id, record), self._session.ledger, record=record
+                    task_id,
+                    self._provider_of(task_id, record),
+                    self._session.ledger,
+                    record=record,
+                    resuming=True,  # taken up after the command that submitted it
                 )
             return self._by_task[task_id]
+
+    def _record_of(self, task_id: str) -> Record | None:
+        """The task's record: of several hosts that handed out this id, the one --base-url (or
+        the host in effect) names, else the newest. The record is the host that is asked."""
+        settings = self._session.settings
+        history = self._session.history
+        host = (settings.base_url.value or "").rstrip("/")
+        here = history.find(task_id, provider=settings.provider, base_url=host)
+        if here is not None or settings.base_url.source.startswith("flag"):
+            return here
+        return history.find(task_id)
 
     def _provider_of(self, task_id: str, record: Record | None) -> Provider:
         settings = self._session.settings

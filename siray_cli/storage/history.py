@@ -242,11 +242,14 @@ class History:
             ),
         )
 
-    def deliver(self, row: int) -> None:
-        """The task's result was handed over where its command asked (see Ledger.hand_over)."""
+    def deliver(self, row: int, by: str) -> None:
+        """The task's result was handed over where its command asked (see Ledger.hand_over), by
+        the command that submitted it ("submitter") or a later one ("later"); the submitter's
+        hand-over is the one that counts once made."""
         self._execute(
-            "UPDATE tasks SET delivered_at = ? WHERE id = ? AND delivered_at IS NULL",
-            (time.time(), row),
+            "UPDATE tasks SET delivered_at = COALESCE(delivered_at, ?), delivered_by = CASE"
+            " WHEN delivered_by = 'submitter' THEN 'submitter' ELSE ? END WHERE id = ?",
+            (time.time(), by, row),
         )
 
     def set_files(self, row: int, files: list[str]) -> None:

@@ -83,9 +83,13 @@ def m004_delivered_at() -> str:
 def m005_tasks_by_host_and_destination() -> str:
     """A task is known by its provider, host and id (two hosts, an emulator and a reset sandbox
     say, may hand out the same id), not by its id alone; and `destination` holds where the
-    submitting command asked for its files (an absolute directory; NULL: printed), so a result
-    is handed over only once it got there. SQLite cannot drop a UNIQUE constraint: the table is
-    made again."""
+    submitting command asked for its files (an absolute directory; NULL: printed; `*` for a task
+    not handed over yet when this step ran: not known, so only saved files hand it over), so a
+    result is handed over only once it got there; `delivered_by` says whether the command that
+    submitted it (or its rerun) handed it over, or a later one that took it up (`status`,
+    `download`, a batch's --resume): a rerun of the submitting command after that follows the
+    task instead of paying again. SQLite cannot drop a UNIQUE constraint: the table is made
+    again."""
     return """
     CREATE TABLE tasks_new (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -110,7 +114,8 @@ def m005_tasks_by_host_and_destination() -> str:
         state TEXT NOT NULL DEFAULT 'SUBMITTED',
         idempotency_key TEXT,
         delivered_at REAL,
-        destination TEXT
+        destination TEXT,
+        delivered_by TEXT
     );
     INSERT INTO tasks_new (id, task_id, kind, model, request, submitted_at, base_url, profile,
         status, progress, outputs, fail_reason, finished_at, files, updated_at, job_key,
@@ -118,6 +123,7 @@ def m005_tasks_by_host_and_destination() -> str:
         SELECT id, task_id, kind, model, request, submitted_at, base_url, profile, status,
         progress, outputs, fail_reason, finished_at, files, updated_at, job_key, batch_line,
         batch_name, provider, state, idempotency_key, delivered_at FROM tasks;
+    UPDATE tasks_new SET destination = '*' WHERE delivered_at IS NULL AND task_id IS NOT NULL;
     DROP TABLE tasks;
     ALTER TABLE tasks_new RENAME TO tasks;
     CREATE UNIQUE INDEX tasks_key ON tasks (provider, base_url, task_id);

@@ -11,6 +11,9 @@ from typing import Any
 
 from siray_cli.domain import TaskState
 
+# `destination` of a task recorded before siray kept it: where its command asked for its files
+# is not known, so printing its outputs is not taken for handing them over
+UNKNOWN_PLACE = "*"
 _DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
 
 
@@ -66,6 +69,7 @@ class Record:
     delivered_at: float | None = None
     destination: str | None = None  # the directory its files were asked into; None: printed
     row: int = 0  # the row's own id
+    delivered_by: str | None = None  # "submitter" or "later" (see migrations.m005)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,4 +114,5 @@ def record_from_row(row: sqlite3.Row) -> Record:
         delivered_at=row["delivered_at"],
         destination=row["destination"],
         row=row["id"],
+        delivered_by=row["delivered_by"],
     )

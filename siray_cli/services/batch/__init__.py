@@ -51,17 +51,17 @@ class BatchOptions:
     inline: bool
     resubmit_uncertain: bool = False
 
-    def rerun_command(self, prefix: str) -> str | None:
+    def rerun_command(self, prefix: str) -> str:
         """The command that takes this batch up again without paying twice: --resume (lines
-        done are skipped or fetched again, lines running rejoined), with every option that
-        makes a line's request or says where its files go. None for standard input."""
-        if self.source == "-":
-            return None
-        words = [prefix, "run", "--batch", quote(self.source)]
+        done are skipped or fetched again, lines running rejoined), with the root flags that
+        chose the provider, host and profile (`prefix`) and every option that makes a line's
+        request or says where its files go; paths absolute, so it works from anywhere."""
+        source = "-" if self.source == "-" else quote(str(Path(self.source).resolve()))
+        words = [prefix, "run", "--batch", source]
         if self.default_model:
             words += ["--model", quote(self.default_model)]
         if self.directory is not None:
-            words += ["-o", quote(str(self.directory))]
+            words += ["-o", quote(str(self.directory.resolve()))]
         words += [flag for flag, on in (("--force", self.force), ("--inline", self.inline)) if on]
         if not self.validate:
             words.append("--no-validate")
@@ -172,17 +172,13 @@ def _interrupted(
 ) -> Interrupted:
     """What a stopped batch says: the tasks left running, the submits that got no answer, and
     how to take the batch up again, its files still going where this run put them."""
-    from siray_cli.providers import command_prefix
-
     message = f"{signals.name()}; {len(left)} task{'s' if len(left) != 1 else ''} keep running" + (
         f": {' '.join(left)}" if left else ""
     )
-    again = options.rerun_command(command_prefix(session.provider_name))
-    if again is not None:
-        hint = f"resume with: {again} (it follows these tasks, and pays for no line twice)"
-    else:
-        where = f" -o {quote(str(options.directory))}" if options.directory is not None else ""
-        hint = f"resume waiting with: siray status --all-pending --wait{where}"
+    again = options.rerun_command(session.command_prefix())
+    hint = f"resume with: {again} (it follows these tasks, and pays for no line twice)"
+    if options.source == "-":
+        hint = f"resume with the same input on standard input: {again}"
     if unanswered:
         message += (
             f"; {unanswered} submit{'s' if unanswered != 1 else ''} got no answer and "

@@ -183,7 +183,7 @@ class LineFlow:
             kind=job.kind,
             record=record,
             rejoined=True,
-            asked=self.options.directory,
+            resuming=self.options.resume,
         )
 
     def submit(self, job: PreparedJob) -> TaskHandle:
@@ -202,9 +202,11 @@ class LineFlow:
             announce=False,
             job_key=job.key,
             resubmit_uncertain=self.options.resubmit_uncertain,
+            handed_over_too=self.options.resume,  # the attempts this run's look saw
             batch_line=job.line,
             batch_name=job.name,
         )
+        handle.resuming = self.options.resume
         with self._write:
             if not handle.rejoined:
                 self._submitted[handle.task_id] = time.monotonic()

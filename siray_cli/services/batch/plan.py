@@ -92,7 +92,8 @@ def refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
         raise UsageError(
             f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already, "
             "nothing was submitted: " + "; ".join(clashes[:MAX_REPORTED]),
-            hint="--resume skips the lines already done, --force overwrites, or choose another -o",
+            hint="--resume takes the batch up where it was (no line is paid twice); --force "
+            "(overwriting) or another -o submits every line again, done ones included",
         )
 
 
