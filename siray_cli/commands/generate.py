@@ -37,7 +37,7 @@ def generate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
-    from siray_cli.services.ledger import when_admitted
+    from siray_cli.services.admission import when_admitted
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)

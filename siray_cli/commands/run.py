@@ -167,8 +167,8 @@ def _run_one(
     new: bool,
 ) -> int:
     from siray_cli.progress import task_display
+    from siray_cli.services.admission import when_admitted
     from siray_cli.services.handle import wait_until_ended
-    from siray_cli.services.ledger import when_admitted
     from siray_cli.services.outputs import Downloads
     from siray_cli.services.requests import build_request
 

@@ -10,10 +10,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from siray_cli.services.admission import when_admitted
 from siray_cli.services.batch.job import JobResult, LineFlow, Stopped, failed_result
 from siray_cli.services.batch.jobs import PreparedJob, label
 from siray_cli.services.handle import TaskHandle
-from siray_cli.services.ledger import when_admitted
 
 
 class BatchRunner:
