@@ -21,7 +21,7 @@ from siray_cli.errors import (
     SirayError,
     WaitTimeoutError,
 )
-from siray_cli.storage.records import UNKNOWN_PLACE
+from siray_cli.services.ledger import UNKNOWN_PLACE
 
 if TYPE_CHECKING:
     import httpx

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from siray_cli import signals
 from siray_cli.domain import TERMINAL, Task, TaskKind, TaskState
 from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
-from siray_cli.storage.records import UNKNOWN_PLACE
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
@@ -42,6 +41,9 @@ if TYPE_CHECKING:
 
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
 LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
+# the `destination` of a task recorded before siray kept one (migrations.m005): where its command
+# asked for its files is not known, so printing its outputs is not taken for handing them over
+UNKNOWN_PLACE = "*"
 
 Verdict = Literal["done", "running", "resend", "report", "submit"]
 

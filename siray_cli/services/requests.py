@@ -13,7 +13,6 @@ from siray_cli.domain import ModelInfo, TaskKind, kind_from_model_name
 from siray_cli.errors import UsageError
 from siray_cli.providers import command_prefix
 from siray_cli.services import inputs
-from siray_cli.services.ledger import fingerprint
 from siray_cli.services.values import UPLOAD_PLACEHOLDER, InputItem, is_remote
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class Request:
     kind: TaskKind
     body: dict[str, Any]
     webhook: str | None = None
-    key: str | None = None  # what identifies the job in the history (journal.fingerprint)
+    key: str | None = None  # what identifies the job in the history (ledger.fingerprint)
 
 
 def catalogue(session: Session, provider: Provider, *, refresh: bool = False) -> Catalogue:
@@ -108,6 +107,8 @@ def build_request(
         command=command_prefix(provider.name),
     )
     kind = pick_kind(spec.model, spec.kind, info)
+    from siray_cli.services.ledger import fingerprint
+
     key = fingerprint(kind, files.identity(body))
     return Request(kind, files.resolve(provider, body, transfers), spec.webhook, key)
 

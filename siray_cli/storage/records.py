@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from siray_cli.domain import TaskState
 
-# `destination` of a task recorded before siray kept it: where its command asked for its files
-# is not known, so printing its outputs is not taken for handing them over
-UNKNOWN_PLACE = "*"
+if TYPE_CHECKING:
+    import sqlite3  # a record is read from a row; importing records needs no database
+
 _DATA_URL = re.compile(r"^data:([^;,]*)(;base64)?,(.*)$", re.S)
 
 
