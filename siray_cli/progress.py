@@ -289,16 +289,21 @@ class BatchDisplay(_OptionalLive):
     def _counts(self) -> str:
         return f"done {self._done} · failed {self._failed} · running {self._running}"
 
-    def started(self, label: str, task_id: str, since: float | None = None) -> None:
+    def started(
+        self, label: str, task_id: str, since: float | None = None, rejoined: bool = False
+    ) -> None:
+        """A line's task is under way: submitted now, or an earlier attempt's task `rejoined`
+        (never told as submitted: nothing was paid for it now)."""
+        word = "rejoined" if rejoined else "submitted"
         with self._lock:
             self._running += 1
             if self._progress is not None:
                 self._rows[task_id] = self._progress.add_task(
-                    shown(f"{label} {task_id}"), total=None, state="SUBMITTED", since=since
+                    shown(f"{label} {task_id}"), total=None, state=word.upper(), since=since
                 )
                 self._progress.update(self._overall, state=self._counts())
             else:
-                self._output.info(f"{label} {task_id}: submitted")
+                self._output.info(f"{label} {task_id}: {word}")
 
     def update(self, label: str, status: Task) -> None:
         with self._lock:

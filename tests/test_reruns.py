@@ -153,8 +153,12 @@ def test_two_batches_of_the_same_jobs_at_once_pay_once(make_emulator, tmp_path):
     ]
     for reader in readers:
         reader.start()
-    # every line of both runs submitted, or following the other run's task
-    wait_for(lambda: all(sum("submitted" in s for s in lines) == 4 for lines in said), "starts")
+    # every line of both runs submitted, or following the other run's task (told as rejoined)
+    started = ("submitted", "rejoined")
+    wait_for(
+        lambda: all(sum(any(w in s for w in started) for s in lines) == 4 for lines in said),
+        "starts",
+    )
     server.state.clock.advance(120)
     for run, reader in zip(runs, readers, strict=True):
         run.wait(timeout=60)
@@ -162,6 +166,9 @@ def test_two_batches_of_the_same_jobs_at_once_pay_once(make_emulator, tmp_path):
     outputs = ["".join(lines) for lines in said]
     assert [run.returncode for run in runs] == [0, 0], outputs
     assert [created(server, p) for p in prompts] == [1, 1, 1, 1], outputs
+    # each line is told submitted by the run that paid for it, rejoined by the other
+    assert sum(text.count(": submitted") for text in outputs) == 4, outputs
+    assert sum(text.count(": rejoined") for text in outputs) == 4, outputs
 
 
 def test_an_unanswered_submit_is_not_guessed_about_by_a_rerun(siray, emu, isolated_environment):

@@ -80,7 +80,9 @@ def failed_result(job: PreparedJob, task_id: str | None, exc: Exception) -> JobR
 class BatchWatcher(Protocol):
     """A batch's live display (progress.BatchDisplay is one); called from worker threads."""
 
-    def started(self, label: str, task_id: str, since: float | None = None) -> None: ...
+    def started(
+        self, label: str, task_id: str, since: float | None = None, rejoined: bool = False
+    ) -> None: ...
 
     def update(self, label: str, status: Task) -> None: ...
 
@@ -145,7 +147,9 @@ class LineFlow:
         with self._write:
             self._running.add(job.line)
             self._handles[job.line] = handle
-        self.display.started(label(job.line, job.name), handle.task_id, handle.submitted_at)
+        self.display.started(
+            label(job.line, job.name), handle.task_id, handle.submitted_at, handle.rejoined
+        )
 
     def previous(self, job: PreparedJob) -> tuple[TaskHandle | None, JobResult | None]:
         """What the history says of this job on this provider, host and profile: a task still
