@@ -232,3 +232,44 @@ def test_a_pending_task_on_a_gone_server_does_not_stop_the_wait_for_the_others(
     assert result.exit_code == 5, result
     assert f"{alive}\tSUCCESS" in result.stdout
     assert lost in result.stderr and f"nothing listens on {gone.url[7:]}" in result.stderr
+
+
+def test_a_base_url_ending_in_v1_is_named_as_the_cause(siray, emu):
+    # siray adds /v1/... itself: SIRAY_BASE_URL=http://host/v1 sends every request to /v1/v1/...
+    result = siray("status", "image_abc", env={"SIRAY_BASE_URL": f"{emu.url}/v1"})
+    assert result.exit_code == 2, result
+    hint = next(line for line in result.stderr.splitlines() if line.startswith("hint:"))
+    assert "ends in /v1" in hint and f"try {emu.url}" in hint and "env SIRAY_BASE_URL" in hint
+
+
+def test_a_base_url_with_a_path_of_its_own_is_named_when_a_submit_finds_nothing(siray, emu):
+    # Higgsfield's path is the application id: a base URL's path would read as part of it
+    env = {"SIRAY_HIGGSFIELD_BASE_URL": f"{emu.url}/api"}
+    result = siray(
+        "--provider",
+        "higgsfield",
+        "run",
+        "bytedance/seedream/v4/text-to-image",
+        "a fox at the wrong base URL",
+        env=env,
+    )
+    assert result.exit_code == 2, result
+    assert "nothing was submitted" in result.stderr
+    assert f"is {emu.url}/api the right base URL" in result.stderr
+    assert "SIRAY_HIGGSFIELD_BASE_URL" in result.stderr
+    assert created(emu, "a fox at the wrong base URL") == 0
+
+
+def test_every_request_failing_alike_names_the_base_url_but_one_unknown_id_does_not(siray, emu):
+    alone = siray("--base-url", emu.url, "status", "image_unknown1")
+    assert alone.exit_code == 2, alone
+    assert "hint: check the id" in alone.stderr and "base URL" not in alone.stderr
+    both = siray("--base-url", emu.url, "status", "image_unknown1", "image_unknown2")
+    hints = [line for line in both.stderr.splitlines() if line.startswith("hint:")]
+    assert len(hints) == 2, both
+    assert "base URL" not in hints[0]
+    assert f"is {emu.url} the right base URL? It is set by flag --base-url" in hints[1]
+    # once the host has answered (a task it knows), an unknown id is only an unknown id
+    task_id = siray(*GEN).stdout.strip()
+    mixed = siray("--base-url", emu.url, "status", task_id, "image_unknown1", "image_unknown2")
+    assert "base URL" not in mixed.stderr, mixed

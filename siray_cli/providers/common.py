@@ -1,5 +1,5 @@
 """What both providers' HTTP code shares: a client built on first use, reading a body as JSON,
-and saying why a request got no answer."""
+saying why a request got no answer, and naming a wrong base URL when every request fails alike."""
 
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ class LazyClient:
         self._read_timeout = read_timeout
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
+        self.answered = False  # a 2xx came back: the base URL reaches the API
+        self.not_found = 0  # 404 and 405 answers: what every request gets from a wrong base URL
 
     def get(self) -> httpx.Client:
         from siray_cli.transport import build_http_client
@@ -49,7 +51,40 @@ class LazyClient:
                     backoff=self._backoff,
                     read_timeout=self._read_timeout,
                 )
+                self._client.event_hooks["response"].append(self._saw)
             return self._client
+
+    def _saw(self, response: httpx.Response) -> None:
+        if response.is_success:
+            self.answered = True
+        elif response.status_code in (404, 405):
+            self.not_found += 1
+
+    def place_hint(self, set_by: str | None, default: str, added: str = "") -> str | None:
+        """When a 404 may mean the base URL is wrong rather than the id or the model: it ends in
+        the path siray adds itself (`added`, e.g. /v1: every request goes to /v1/v1/...), or it
+        was set by hand and has a path of its own, or every request to it so far was answered
+        404 or 405. None when the base URL is the default or has answered before."""
+        from urllib.parse import urlsplit
+
+        if self.answered:
+            return None
+        url = self._base_url.rstrip("/")
+        path = urlsplit(url).path
+        where = f" (set by {set_by})" if set_by else ""
+        if added and path.endswith(added):
+            return (
+                f"the base URL {url}{where} ends in {added}, which siray adds to every path "
+                f"itself: try {url[: -len(added)]}"
+            )
+        if set_by is None:
+            return None
+        if path or self.not_found > 1:
+            return (
+                f"is {url} the right base URL? It is set by {set_by}, and no request to it has "
+                f"succeeded yet (the default is {default})"
+            )
+        return None
 
     def close(self) -> None:
         with self._lock:

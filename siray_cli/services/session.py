@@ -157,9 +157,11 @@ class Session:
                 "control characters or spaces)",
                 hint="check how it was set: `siray auth status` says where it comes from",
             )
+        set_by = "the task's record in the history" if base_url else settings.base_url.source
         connection = Connection(
             api_key=key,
             base_url=base_url or settings.base_url.value or "",
+            set_by=None if set_by == "default" else set_by,
             gateway_url=settings.gateway_url.value,
             trace=self.notices.trace if self.notices.debug else None,
             backoff=self.backoff,

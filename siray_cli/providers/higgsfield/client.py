@@ -31,6 +31,7 @@ from siray_cli.providers.higgsfield.parse import (
     parse_submit,
     parse_upload_slot,
 )
+from siray_cli.providers.higgsfield.spec import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     import httpx
@@ -137,8 +138,10 @@ class HiggsfieldProvider(Provider):
         trace: Trace | None = None,
         backoff: float | None = None,
         read_timeout: float | None = None,
+        set_by: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.set_by = set_by
         self._backoff = backoff
         self._trace = trace
         self._read_timeout = read_timeout
@@ -208,6 +211,8 @@ class HiggsfieldProvider(Provider):
             raise self._uncertain(
                 f"the server failed: {_message(response)} (HTTP {response.status_code})"
             )
+        if response.status_code in (404, 405):
+            self._placed(response)
         raise_for_status(response)
         try:
             submitted = parse_submit(json_body(response), self.base_url)
@@ -253,12 +258,26 @@ class HiggsfieldProvider(Provider):
         return task
 
     def _not_found(self, task_id: str, response: httpx.Response) -> errors.NotFoundError:
+        place = self._client.place_hint(self.set_by, DEFAULT_BASE_URL)
+        known = "`siray status` only knows requests of this credential"
         return errors.NotFoundError(
             f"no request {task_id} on {self.base_url} ({_message(response)})",
             status_code=404,
             task_id=task_id,
-            hint="check the id; `siray status` only knows requests of this credential",
+            hint=f"{place}; or check the id: {known}" if place else f"check the id; {known}",
         )
+
+    def _placed(self, response: httpx.Response) -> None:
+        """A submit answered 404 or 405: from a wrong base URL, said so (the base URL's path
+        would otherwise read as part of the application id)."""
+        place = self._client.place_hint(self.set_by, DEFAULT_BASE_URL)
+        if place is not None:
+            status = response.status_code
+            raise errors.error_for_status(status)(
+                f"{_message(response)} (HTTP {status}); nothing was submitted",
+                status_code=status,
+                hint=place,
+            )
 
     def cancel(self, task_id: str, kind: TaskKind | None = None) -> Task:
         """The server's answer to the cancel decides; the status look after it only adds to it

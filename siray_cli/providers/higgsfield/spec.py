@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
 
 
+DEFAULT_BASE_URL = "https://api.higgsfield.ai"
+
+
 def connect(connection: Connection) -> Provider:
     from siray_cli.providers.higgsfield.client import HiggsfieldProvider
 
@@ -21,6 +24,7 @@ def connect(connection: Connection) -> Provider:
         trace=connection.trace,
         backoff=connection.backoff,
         read_timeout=connection.read_timeout,
+        set_by=connection.set_by,
     )
 
 
@@ -47,7 +51,7 @@ SPEC = ProviderSpec(
         pair=("HF_API_KEY", "HF_API_SECRET"),
         pair_help="the key id and secret, apart",
     ),
-    base_url=Host("SIRAY_HIGGSFIELD_BASE_URL", "https://api.higgsfield.ai", "the API host"),
+    base_url=Host("SIRAY_HIGGSFIELD_BASE_URL", DEFAULT_BASE_URL, "the API host"),
     connect=connect,
     command="siray --provider higgsfield",
     built_in_models=applications,

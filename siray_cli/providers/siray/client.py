@@ -28,6 +28,7 @@ from siray_cli.providers.siray.parse import (
     parse_submit,
     parse_upload_token,
 )
+from siray_cli.providers.siray.spec import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     import httpx
@@ -141,8 +142,10 @@ class SirayProvider(Provider):
         trace: Trace | None = None,
         backoff: float | None = None,
         read_timeout: float | None = None,
+        set_by: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.set_by = set_by
         self.gateway_url = (gateway_url or base_url).rstrip("/")
         self._backoff = backoff
         self._trace = trace
@@ -292,6 +295,8 @@ class SirayProvider(Provider):
                 code=code,
                 hint="the API is rate limiting this key; wait a little and try again",
             )
+        if response.status_code in (404, 405):
+            self._placed(response)
         raise_for_status(response)
         try:
             payload = json.loads(response.content)
@@ -310,6 +315,20 @@ class SirayProvider(Provider):
                 status_code=response.status_code,
                 hint="check your Siray dashboard before submitting again",
             ) from exc
+
+    def _placed(self, response: httpx.Response) -> None:
+        """A create answered 404 or 405: from a wrong base URL, said so."""
+        place = self._api.place_hint(self.set_by, DEFAULT_BASE_URL, "/v1")
+        if place is None:
+            return
+        message, code = error_message(response)
+        status = response.status_code
+        raise errors.error_for_status(status)(
+            f"{message} (HTTP {status}); nothing was submitted",
+            status_code=status,
+            code=code,
+            hint=place,
+        )
 
     def _get(self, path: str, task_id: str) -> httpx.Response:
         import httpx
@@ -334,12 +353,16 @@ class SirayProvider(Provider):
                 continue
             if response.status_code == 404:
                 message, code = error_message(response)
+                place = self._api.place_hint(self.set_by, DEFAULT_BASE_URL, "/v1")
+                known = "`siray status` only knows tasks of this API key"
                 raise errors.NotFoundError(
                     f"no task {task_id} on {self.base_url} ({message})",
                     status_code=404,
                     task_id=task_id,
                     code=code,
-                    hint="check the id; `siray status` only knows tasks of this API key",
+                    hint=f"{place}; or check the id: {known}"
+                    if place
+                    else f"check the id; {known}",
                 )
             raise_for_status(response, task_id=task_id)
             try:

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
 
 
+DEFAULT_BASE_URL = "https://api.siray.ai"
+
+
 def connect(connection: Connection) -> Provider:
     from siray_cli.providers.siray.client import SirayProvider
 
@@ -21,6 +24,7 @@ def connect(connection: Connection) -> Provider:
         trace=connection.trace,
         backoff=connection.backoff,
         read_timeout=connection.read_timeout,
+        set_by=connection.set_by,
     )
 
 
@@ -36,7 +40,7 @@ SPEC = ProviderSpec(
         missing_hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key "
         "(offline: `siray emulator exec -- CMD`)",
     ),
-    base_url=Host("SIRAY_BASE_URL", "https://api.siray.ai", "the API host"),
+    base_url=Host("SIRAY_BASE_URL", DEFAULT_BASE_URL, "the API host"),
     gateway_url=Host(
         "SIRAY_GATEWAY_URL",
         "https://api-gateway.siray.ai",
