@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from siray_cli.emulator.faults import Fault
+from siray_cli.emulator.media import render_png, sample_video
 
 PART = str(5 * 1024 * 1024)
 
@@ -129,15 +130,38 @@ def test_several_files_keep_argument_order_and_same_names_do_not_collide(siray, 
     assert all(e["content_type"] == "text/plain" for e in entries)
 
 
-def test_standard_input_needs_a_name_and_a_type(siray, emu):
+def test_standard_input_takes_the_name_and_type_given(siray, emu):
     result = siray(
         "upload", "-", "--name", "notes.txt", "--content-type", "text/plain", input="piped bytes"
     )
     assert result.exit_code == 0, result
     assert result.stdout.strip().endswith("-notes.txt")
     assert read_back(result.stdout.strip()) == b"piped bytes"
-    missing = siray("upload", "-", input="x")
-    assert missing.exit_code == 2 and "needs --name and --content-type" in missing.stderr
+
+
+def test_standard_input_is_named_and_typed_from_what_it_holds(siray, emu):
+    # `echo hi | siray upload -` asks for --name/--content-type only when siray cannot guess,
+    # and says the name it chose
+    png = render_png("a pixel", seed=1, width=4, height=4)
+    for given, data, name, content_type in (
+        ((), b"hi\n", "stdin.txt", "text/plain"),
+        ((), png, "stdin.png", "image/png"),
+        ((), sample_video(), "stdin.mp4", "video/mp4"),
+        (("--name", "notes.md"), b"# hi\n", "notes.md", "text/markdown"),
+        (("--content-type", "image/png"), png, "stdin.png", "image/png"),
+    ):
+        result = siray("upload", "-", *given, "--json", input=data)
+        assert result.exit_code == 0, result
+        [entry] = result.json()
+        assert entry["url"].endswith(f"-{name}") and entry["content_type"] == content_type
+        assert read_back(entry["url"]) == data
+        assert f"uploading standard input as {name} ({content_type})" in result.stderr
+    before = store(emu).tokens_issued
+    unknown = siray("upload", "-", input=bytes(range(256)) * 4)
+    assert unknown.exit_code == 2, unknown
+    assert "cannot tell what standard input (-) holds" in unknown.stderr
+    assert "--name" in unknown.stderr and "--content-type" in unknown.stderr
+    assert store(emu).tokens_issued == before
 
 
 def test_bad_inputs_fail_before_anything_is_uploaded(siray, emu, tmp_path):

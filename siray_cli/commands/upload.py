@@ -16,13 +16,18 @@ def upload(
     ],
     name: Annotated[
         str | None,
-        typer.Option("--name", help="The object's name (needed for -).", show_default=False),
+        typer.Option(
+            "--name",
+            help="The object's name (for -: else stdin.EXT, the type's extension).",
+            show_default=False,
+        ),
     ] = None,
     content_type: Annotated[
         str | None,
         typer.Option(
             "--content-type",
-            help="The object's Content-Type (needed for -; else guessed).",
+            help="The object's Content-Type (else guessed: from the name, or for - from the "
+            "bytes).",
             show_default=False,
         ),
     ] = None,
@@ -41,6 +46,9 @@ def upload(
         max_bytes=session.settings.upload_max_size,
         stdin=lambda: session.environment.stdin_bytes,
     )
+    for source in sources:
+        if source.label == "-":
+            output.info(f"uploading standard input as {source.name} ({source.content_type})")
     with session.provider() as provider:
         results = upload_files(session, provider, sources, transfers_for(output))
     if output.json_mode:

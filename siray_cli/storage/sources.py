@@ -39,6 +39,44 @@ class _Prefixed:
         return self._rest.read(size)
 
 
+SNIFF_BYTES = 8192  # what the `filetype` signatures read at most
+
+
+def _name_and_type(
+    name: str | None, content_type: str | None, head: bytes
+) -> tuple[str | None, str | None]:
+    """Standard input's object name and Content-Type: as given, else the one from the other
+    (a name's extension, a type's usual extension), else from its first bytes (a signature, or
+    UTF-8 text); the name defaults to `stdin` with the type's extension."""
+    extension = None
+    if content_type is None and name:
+        content_type = mimetypes.guess_type(name)[0]
+    if content_type is None:
+        import filetype  # signatures of images, video and audio: only when `-` is uploaded
+
+        kind = filetype.guess(head)
+        if kind is not None:
+            content_type, extension = kind.mime, kind.extension
+        elif _is_text(head):
+            content_type, extension = "text/plain", "txt"
+    if name is None and content_type is not None:
+        if extension is None:
+            guessed = mimetypes.guess_extension(content_type.split(";")[0].strip())
+            extension = guessed.lstrip(".") if guessed else None
+        name = f"stdin.{extension}" if extension else "stdin"
+    return name, content_type
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut at the end of the sniffed bytes is text
+        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
+    return True
+
+
 def check_sources(
     arguments: list[str],
     *,
@@ -52,18 +90,22 @@ def check_sources(
     sources, problems = [], []
     for argument in arguments:
         if argument == "-":
-            if not name or not content_type:
-                problems.append("uploading standard input (-) needs --name and --content-type")
-                continue
             if stdin is None:
                 problems.append("standard input (-) cannot be uploaded here")
                 continue
             stream = stdin()
-            head = stream.read(1)
+            head = stream.read(SNIFF_BYTES)
             if not head:
                 problems.append("standard input is empty")
                 continue
-            sources.append(Source("-", name, content_type, stream=_Prefixed(head, stream)))
+            named, typed = _name_and_type(name, content_type, head)
+            if named is None or typed is None:
+                problems.append(
+                    "siray cannot tell what standard input (-) holds: give --name (its extension "
+                    "tells the type) or --content-type"
+                )
+                continue
+            sources.append(Source("-", named, typed, stream=_Prefixed(head, stream)))
             continue
         path = Path(argument).expanduser()
         try:
