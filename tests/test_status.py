@@ -22,8 +22,20 @@ def test_status_on_a_pipe_is_one_tab_separated_line(siray):
     result = siray("status", task_id)
     assert result.exit_code == 0, result
     fields = result.stdout.rstrip("\n").split("\t")
-    assert fields[0] == task_id and len(fields) == 5
+    assert fields[0] == task_id and len(fields) == 6 and fields[5] == "-"  # nothing saved
     assert fields[1] in {"NOT_START", "SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS"}
+
+
+def test_status_shows_the_files_a_task_was_saved_to(siray, tmp_path):
+    ran = siray("run", MODEL, "a file to find", "-i", "size=1024x768", "-o", str(tmp_path))
+    assert ran.exit_code == 0, ran
+    path = ran.stdout.strip()
+    task_id = path.rsplit("/", 1)[1].rsplit("_", 1)[0]
+    piped = siray("status", task_id)
+    assert piped.stdout.rstrip("\n").split("\t")[5] == path
+    assert siray("status", task_id, "--json").json()["files"] == [path]
+    (tmp_path / path.rsplit("/", 1)[1]).unlink()  # gone from disk: no longer shown
+    assert siray("status", task_id, "--json").json()["files"] == []
 
 
 def test_status_wait_then_json_lines_for_several_ids(siray):
@@ -72,9 +84,10 @@ def test_malformed_task_id_is_a_usage_error(siray, emu):
     assert "is not a task id" in result.stderr
 
 
-def test_status_on_a_terminal_shows_durations(emu):
+def test_status_on_a_terminal_shows_durations_and_files(emu, tmp_path):
     code, screen = run_in_terminal(
-        siray_command("run", MODEL, "x", "-i", "size=1024x768"), subprocess_env(emu)
+        siray_command("run", MODEL, "x", "-i", "size=1024x768", "-o", str(tmp_path / "out")),
+        subprocess_env(emu),
     )
     assert code == 0, screen
     task_id = screen.split("task ", 1)[1].split()[0]
@@ -83,6 +96,8 @@ def test_status_on_a_terminal_shows_durations(emu):
     assert f"{task_id}  SUCCESS  100%" in screen
     assert "queued for" in screen and "ran for" in screen
     assert "output: http://" in screen
+    [saved] = (tmp_path / "out").iterdir()
+    assert f"file: {saved}" in screen.replace("\n", "")
 
 
 def test_status_wait_on_a_terminal_shows_a_bar(emu):

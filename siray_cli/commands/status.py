@@ -12,6 +12,8 @@ from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
     from siray_cli.output import Output
@@ -31,19 +33,20 @@ def duration(seconds: int | None) -> str:
     return f"{secs}s"
 
 
-def render_task(output: "Output", status: "Task") -> None:
-    """JSON: one object per line; terminal: a short block; pipe: one tab-separated line."""
+def render_task(output: "Output", status: "Task", files: "Sequence[str]" = ()) -> None:
+    """JSON: one object per line; terminal: a short block; pipe: one tab-separated line.
+    `files`: where its outputs were saved (the last column on a pipe)."""
     from siray_cli.output import sanitize
 
     if output.json_mode:
-        output.result(status.to_json())
+        output.result({**status.to_json(), "files": list(files)})
         return
     progress = "-" if status.progress is None else f"{status.progress}%"
     if not output.stdout_is_tty:
         outputs = " ".join(status.urls) or "-"
         reason = " ".join(status.fail_reason.split()) or "-"
-        fields = [status.task_id, status.status, progress, outputs, reason]
-        output.table([fields], ["task", "status", "progress", "outputs", "fail reason"])
+        fields = [status.task_id, status.status, progress, outputs, reason, " ".join(files) or "-"]
+        output.table([fields], ["task", "status", "progress", "outputs", "fail reason", "files"])
         return
     lines = [f"{status.task_id}  {status.status}  {progress}"]
     timing = []
@@ -56,7 +59,15 @@ def render_task(output: "Output", status: "Task") -> None:
     if status.fail_reason:
         lines.append(f"  reason: {status.fail_reason}")
     lines.extend(f"  output: {url}" for url in status.urls)
+    lines.extend(f"  file: {path}" for path in files)
     output.data_lines(sanitize(line) for line in lines)
+
+
+def saved_files(handle: "TaskHandle") -> list[str]:
+    """The task's files that an earlier command saved and that are still there."""
+    if handle.record is None:
+        return []
+    return [path for path in handle.record.files if Path(path).is_file()]
 
 
 def status(
@@ -124,7 +135,7 @@ def status(
                     output.report(exc, handle.task_id)
                     worst = worst or exit_code_for(exc)
                     continue
-                render_task(output, current)
+                render_task(output, current, saved_files(handle))
                 seen.append((handle, current))
     if directory is not None and not wait:
         from siray_cli.services.outputs import Downloads
@@ -186,7 +197,7 @@ def _wait(
         worst = worst or exit_code_for(exc)
     for handle in handles:
         final = finals[handle.task_id]
-        render_task(output, final)
+        render_task(output, final, saved_files(handle))
         seen.append((handle, final))
         if not final.succeeded:
             worst = worst or ExitCode.TASK_FAILED
