@@ -35,6 +35,15 @@ _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
 
 
+def middle_cut(text: str, width: int) -> str:
+    """`text` in `width` characters at most: its middle gives way to an ellipsis, the end (a
+    file's name) keeping twice the room of the start."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 3
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
+
+
 def sanitize(text: str) -> str:
     """Text made safe for a terminal line: each control character shown as an escape, so a
     server's string can neither move the cursor nor forge a line of siray's."""
@@ -196,10 +205,15 @@ class Output:
         columns: Sequence[str],
         *,
         document: Any = None,
+        squeeze: str | None = None,
+        prose: Sequence[str] = (),
     ) -> None:
         """Rows as a rich table on a terminal, tab-separated lines on a pipe, and with --json
         `document` (or the rows as objects keyed by column). Every cell is scrubbed and
-        sanitized; tabs and line breaks inside a cell become spaces on a pipe."""
+        sanitized; tabs and line breaks inside a cell become spaces on a pipe. On a terminal no
+        cell wraps: the column `squeeze` (a path or URL) gives up its middle to fit the width,
+        the `prose` columns wrap between words, and any other cell too wide is cut at its end
+        (pipes and --json keep every value whole)."""
         if self.json_mode:
             if document is None:
                 document = [dict(zip(columns, row, strict=True)) for row in rows]
@@ -214,11 +228,25 @@ class Output:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(box=None, header_style="bold")
+        table = Table(box=None, header_style="bold", pad_edge=False)
         for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(self.scrub(sanitize(cell))) for cell in row))
+            if column in prose:
+                table.add_column(column, overflow="fold")
+            else:
+                table.add_column(column, no_wrap=True, overflow="ellipsis")
+        cells = [[self.scrub(sanitize(cell)) for cell in row] for row in rows]
+        if squeeze is not None:
+            index = list(columns).index(squeeze)
+            others = sum(
+                max(len(name), *(len(row[at]) for row in cells))
+                for at, name in enumerate(columns)
+                if at != index
+            )
+            room = max(12, self.stdout_console().width - others - 2 * (len(columns) - 1))
+            for row in cells:
+                row[index] = middle_cut(row[index], room)
+        for row in cells:
+            table.add_row(*(Text(cell) for cell in row))
         if self._reader_gone:
             return
         try:

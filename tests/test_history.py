@@ -4,6 +4,7 @@ and a broken database never stops a generation."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from helpers import GEMINI_IMAGE as MODEL
-from helpers import database, rows, subprocess_env
+from helpers import database, rows, run_in_terminal, siray_command, subprocess_env
 
 from siray_cli.storage.history import DB_NAME, History
 from siray_cli.storage.migrations import MIGRATIONS
@@ -74,6 +75,29 @@ def test_data_urls_are_recorded_as_a_placeholder(siray, isolated_environment, tm
     assert redact_data_urls({"a": ["data:,hello"]}) == {"a": ["<data:text/plain, 5 bytes>"]}
 
 
+def test_history_on_a_terminal_never_wraps_an_id_or_a_path(emu, tmp_path):
+    # a long output path gives up its middle to fit 130 columns; --json keeps it whole
+    deep = tmp_path / ("a-rather-long-directory-name-for-outputs" * 2) / "renders"
+    env = subprocess_env(emu)
+    code, screen = run_in_terminal(
+        siray_command("run", MODEL, "a long way down", "-o", str(deep)), env
+    )
+    assert code == 0, screen
+    code, screen = run_in_terminal(siray_command("history", "-n", "1"), {**env, "COLUMNS": "130"})
+    assert code == 0, screen
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+    header, row = [line for line in screen.splitlines() if line.strip()][:2]
+    assert header.split() == ["task", "provider", "model", "status", "age", "output"]
+    task_id, provider, model, state, _age, path = row.split()
+    assert (provider, model, state) == ("siray", MODEL, "SUCCESS")
+    assert task_id.startswith("image_") and len(row) <= 130
+    assert "…" in path and path.endswith(f"{task_id}_1.png")  # the middle, never the file name
+    listed = subprocess.run(
+        siray_command("history", "-n", "1", "--json"), env=env, capture_output=True, text=True
+    )
+    assert json.loads(listed.stdout)[0]["files"] == [str(deep / f"{task_id}_1.png")]
+
+
 def test_history_lists_newest_first_with_filters(siray, isolated_environment):
     first = siray("run", MODEL, "one").stdout
     second = siray("generate", MODEL, "[hold]").stdout.strip()
@@ -81,7 +105,7 @@ def test_history_lists_newest_first_with_filters(siray, isolated_environment):
     assert listing.exit_code == 0
     assert [line.split("\t")[0] for line in listing.lines][:1] == [second]
     cells = listing.lines[1].split("\t")
-    assert cells[1:3] == [MODEL, "SUCCESS"] and cells[4] == first.strip()
+    assert cells[1:4] == ["siray", MODEL, "SUCCESS"] and cells[5] == first.strip()
     assert siray("ls", "-n", "1", "--json").json()[0]["task_id"] == second
     assert [r["status"] for r in siray("history", "--status", "success", "--json").json()] == [
         "SUCCESS"

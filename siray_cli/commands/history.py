@@ -92,6 +92,7 @@ def _row(record: "Record", now: float) -> list[str]:
     first = record.files[0] if record.files else (record.outputs[0] if record.outputs else "-")
     return [
         record.task_id or "-",
+        record.provider,
         record.model,
         record.status,
         age(now - record.submitted_at),
@@ -124,7 +125,8 @@ def history(
     ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """List recent tasks: id, model, status, age, first output (or downloaded file)."""
+    """List recent tasks: id, provider, model, status, age, first output (or downloaded
+    file)."""
     if ctx.invoked_subcommand is not None:
         return
     context = get_context(ctx, json_mode)
@@ -138,8 +140,9 @@ def history(
     output = context.output
     output.table(
         [_row(r, now) for r in records],
-        ["task", "model", "status", "age", "output"],
+        ["task", "provider", "model", "status", "age", "output"],
         document=[r.to_json() for r in records],
+        squeeze="output",
     )
     if not records:
         output.info("no task in the history" + (" matches" if status or model or since else ""))

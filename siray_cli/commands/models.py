@@ -42,6 +42,7 @@ def list_(
         [[m.name, m.kind.value, m.tag, between.join(m.required)] for m in models],
         ["model", "kind", "tag", "required inputs"],
         document=[m.to_json() for m in models],
+        prose=["required inputs"],
     )
     if not models:
         output.info("no model matches" if search or kind else "the catalogue is empty")
@@ -81,6 +82,7 @@ def show(
             for row in described.inputs
         ],
         ["input", "type", "", "allowed", "default", "description"],
+        prose=["allowed", "description"],
     )
     if output.stdout_is_tty:
         output.data_lines(["example:", f"  {sanitize(described.example)}"])
