@@ -93,7 +93,11 @@ def test_history_on_a_terminal_never_wraps_an_id_or_a_path(emu, tmp_path):
     assert task_id.startswith("image_") and len(row) <= 130
     assert "…" in path and path.endswith(f"{task_id}_1.png")  # the middle, never the file name
     listed = subprocess.run(
-        siray_command("history", "-n", "1", "--json"), env=env, capture_output=True, text=True
+        siray_command("history", "-n", "1", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert json.loads(listed.stdout)[0]["files"] == [str(deep / f"{task_id}_1.png")]
 
