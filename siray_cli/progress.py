@@ -27,6 +27,7 @@ def task_columns(bar: Any) -> list[Any]:
     """The columns of a task's row, the same for `run`, `status --wait` and a batch: spinner,
     name, state, bar (pulsing while the provider tells no progress), `45%` (or `3/10` for a
     batch's overall row), and the task's age: since its submit, for a task rejoined too."""
+    import math
     import time
 
     from rich.progress import ProgressColumn, SpinnerColumn, TextColumn
@@ -40,6 +41,26 @@ def task_columns(bar: Any) -> list[Any]:
                 return Text(f"{int(task.completed)}/{int(task.total)}")
             return Text(f"{task.percentage:>3.0f}%")
 
+    class State(ProgressColumn):
+        """The state word; for a submit held back by the concurrency limit, a countdown to its
+        next try and to when the wait gives up (drawn anew at each refresh). Never wrapped."""
+
+        def __init__(self) -> None:
+            from rich.table import Column
+
+            super().__init__(table_column=Column(no_wrap=True))
+
+        def render(self, task: Any) -> Text:
+            text = Text.from_markup(f"[bold]{task.fields['state']}[/]")
+            next_try = task.fields.get("next_try")
+            if next_try is not None:
+                text.append(f" · try in {max(0, math.ceil(next_try - time.monotonic()))}s")
+                gives_up = task.fields.get("gives_up")
+                if gives_up is not None:
+                    left = max(0, int(gives_up - time.monotonic()))
+                    text.append(f" · gives up in {left // 60}:{left % 60:02d}")
+            return text
+
     class Age(ProgressColumn):
         def render(self, task: Any) -> Text:
             since = task.fields.get("since")
@@ -51,7 +72,7 @@ def task_columns(bar: Any) -> list[Any]:
     return [
         SpinnerColumn(finished_text="[green]✓[/]"),
         TextColumn("{task.description}"),
-        TextColumn("[bold]{task.fields[state]}[/]"),
+        State(),
         bar(),
         Amount(),
         Age(),
@@ -172,6 +193,43 @@ def task_display(
 
 _Display = TypeVar("_Display", bound="_OptionalLive")
 
+HELD = "HELD"  # a submit the provider's concurrency limit refused: nothing was created
+
+
+class HoldCountdown:
+    """While `run` or `generate` waits out the provider's concurrency limit, a live row on a
+    terminal: the time to the next try and to when the wait gives up; gone once admitted.
+    `on_hold` is None off a terminal (lines every 30 s say it there)."""
+
+    def __init__(self, output: Output, what: str = "request") -> None:
+        self._output = output
+        self._what = what
+        self._progress: Progress | None = None
+        self._row: TaskID | None = None
+        self.on_hold = self._on_hold if output.interactive else None
+
+    def _on_hold(self, next_try: float, gives_up: float | None) -> None:
+        if self._progress is None:
+            from rich.progress import BarColumn, Progress
+
+            spinner, name, state, _bar, _amount, age = task_columns(BarColumn)
+            self._progress = Progress(  # no bar: nothing is under way yet
+                spinner, name, state, age, console=self._output.console(), transient=True
+            )
+            self._row = self._progress.add_task(
+                shown(self._what), total=None, state=HELD, since=None
+            )
+            self._progress.start()
+        assert self._row is not None
+        self._progress.update(self._row, next_try=next_try, gives_up=gives_up)
+
+    def __enter__(self) -> HoldCountdown:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
 
 def _speed_column(base: Any) -> Any:
     """Rich's transfer speed, blank (rather than "?") until there is one to show."""
@@ -278,6 +336,7 @@ class BatchDisplay(_OptionalLive):
         self._seen: dict[str, tuple[str, int | None]] = {}
         self._progress: Progress | None = None
         self._rows: dict[str, TaskID] = {}
+        self.counts_down = output.interactive
         if output.interactive:
             from rich.progress import BarColumn, Progress
 
@@ -296,6 +355,7 @@ class BatchDisplay(_OptionalLive):
         (never told as submitted: nothing was paid for it now)."""
         word = "rejoined" if rejoined else "submitted"
         with self._lock:
+            self._drop_held(label)
             self._running += 1
             if self._progress is not None:
                 self._rows[task_id] = self._progress.add_task(
@@ -304,6 +364,24 @@ class BatchDisplay(_OptionalLive):
                 self._progress.update(self._overall, state=self._counts())
             else:
                 self._output.info(f"{label} {task_id}: {word}")
+
+    def held(self, label: str, next_try: float, gives_up: float | None) -> None:
+        """A line's submit waits out the provider's concurrency limit: a row counting down to
+        its next try (on a terminal; the runner's lines say it elsewhere)."""
+        with self._lock:
+            if self._progress is None:
+                return
+            key = f"held {label}"
+            if key not in self._rows:
+                self._rows[key] = self._progress.add_task(
+                    shown(label), total=None, state=HELD, since=None
+                )
+            self._progress.update(self._rows[key], next_try=next_try, gives_up=gives_up)
+
+    def _drop_held(self, label: str) -> None:
+        row = self._rows.pop(f"held {label}", None)
+        if row is not None and self._progress is not None:
+            self._progress.remove_task(row)
 
     def update(self, label: str, status: Task) -> None:
         with self._lock:
@@ -321,6 +399,7 @@ class BatchDisplay(_OptionalLive):
         self, label: str, task_id: str | None, ok: bool, summary: str, was_running: bool
     ) -> None:
         with self._lock:
+            self._drop_held(label)
             self._running -= 1 if was_running else 0
             if ok:
                 self._done += 1

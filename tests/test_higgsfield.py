@@ -5,13 +5,23 @@ credential printed or sent elsewhere)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import HF, created, emulator_stats, rows, siray_command, start, subprocess_env
+from helpers import (
+    HF,
+    created,
+    emulator_stats,
+    rows,
+    run_in_terminal,
+    siray_command,
+    start,
+    subprocess_env,
+)
 from helpers import HF_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
@@ -354,3 +364,31 @@ def test_a_run_waits_out_the_concurrency_limit_and_says_so(make_emulator, tmp_pa
     assert waiting.returncode == 0, rest
     assert out.startswith(server.url)
     assert emulator_stats(server)["tasks_created"] == 2
+
+
+def test_a_run_held_back_on_a_terminal_counts_down(make_emulator):
+    # on a terminal the wait for a free slot is a live row: the next try and when it gives up
+    server = make_emulator(higgsfield_concurrency=1)
+    env = subprocess_env(server, **HF, SIRAY_RETRY_BACKOFF="0.1")  # tries every second
+    subprocess.run(siray_command("generate", IMAGE, "[hold] the only slot"), env=env, check=True)
+    code, screen = run_in_terminal(
+        siray_command("run", IMAGE, "waits on a terminal", "--timeout", "2.5"), env
+    )
+    assert code == 4, screen
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+    assert "HELD · try in 1s · gives up in 0:0" in screen, screen
+    assert "nothing was submitted" in screen
+
+
+def test_a_batch_line_held_back_on_a_terminal_counts_down(make_emulator, tmp_path):
+    server = make_emulator(higgsfield_concurrency=1, task_seconds=1.5)
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text('{"prompt": "first", "name": "a"}\n{"prompt": "second", "name": "b"}\n')
+    code, screen = run_in_terminal(
+        siray_command("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2"),
+        subprocess_env(server, **HF, SIRAY_RETRY_BACKOFF="0.1"),
+    )
+    assert code == 0, screen
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+    assert re.search(r"line \d \([ab]\)\s+HELD · try in \ds", screen), screen
+    assert "done 2 · failed 0 · running 0" in screen

@@ -10,8 +10,13 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from siray_cli.output import Output
     from siray_cli.progress import TransferDisplay
+    from siray_cli.providers.base import Provider
+    from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.requests import Request
     from siray_cli.services.session import Notices, Session
 
 
@@ -46,3 +51,37 @@ def transfers_for(output: Output) -> Callable[[], TransferDisplay]:
     from siray_cli.progress import TransferDisplay
 
     return lambda: TransferDisplay(output)
+
+
+def submit_when_admitted(
+    context: AppContext,
+    provider: Provider,
+    request: Request,
+    *,
+    patience: float | None,
+    **journal: Any,
+) -> TaskHandle:
+    """`run`'s and `generate`'s submit through the Ledger (`journal`: its keyword options),
+    waiting out the provider's concurrency limit for `patience` seconds at most: said in a
+    line, then counted down on a terminal or told every 30 s elsewhere."""
+    from siray_cli.progress import HoldCountdown
+    from siray_cli.services.admission import when_admitted
+
+    session, output = context.session, context.output
+    with HoldCountdown(output) as countdown:
+        handle = when_admitted(
+            lambda: session.ledger.submit(
+                provider,
+                request.kind,
+                request.body,
+                webhook=request.webhook,
+                job_key=request.key,
+                **journal,
+            ),
+            patience=patience,
+            say=output.always,
+            backoff=session.backoff,
+            on_hold=countdown.on_hold,
+        )
+    assert handle is not None  # (no pause that stops)
+    return handle

@@ -2,7 +2,7 @@
 
 import typer
 
-from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
 from siray_cli.commands._options import (
     ImageOpt,
     InlineOpt,
@@ -37,7 +37,6 @@ def generate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
-    from siray_cli.services.admission import when_admitted
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)
@@ -58,21 +57,10 @@ def generate(
     )
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
-        handle = when_admitted(
-            lambda: session.ledger.submit(
-                provider,
-                request.kind,
-                request.body,
-                announce=False,
-                webhook=request.webhook,
-                job_key=request.key,
-                new=new,
-            ),
-            patience=session.wait_options(None, None)[0] or None,
-            say=output.always,
-            backoff=session.backoff,
+        patience = session.wait_options(None, None)[0] or None
+        handle = submit_when_admitted(
+            context, provider, request, patience=patience, announce=False, new=new
         )
-        assert handle is not None  # (no pause that stops)
     if output.json_mode:
         kind_made = (handle.kind or request.kind).value
         output.result({"task_id": handle.task_id, "kind": kind_made, "model": handle.model})

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.commands._context import get_context, transfers_for
+from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
 from siray_cli.commands._options import (
     ImageOpt,
     InlineOpt,
@@ -167,7 +167,6 @@ def _run_one(
     new: bool,
 ) -> int:
     from siray_cli.progress import task_display
-    from siray_cli.services.admission import when_admitted
     from siray_cli.services.handle import wait_until_ended
     from siray_cli.services.outputs import Downloads
     from siray_cli.services.requests import build_request
@@ -176,21 +175,9 @@ def _run_one(
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
-        handle = when_admitted(
-            lambda: session.ledger.submit(
-                provider,
-                request.kind,
-                request.body,
-                destination=directory,
-                webhook=request.webhook,
-                job_key=request.key,
-                new=new,
-            ),
-            patience=timeout or None,
-            say=output.always,
-            backoff=session.backoff,
+        handle = submit_when_admitted(
+            context, provider, request, patience=timeout or None, destination=directory, new=new
         )
-        assert handle is not None  # (no pause that stops)
         try:
             final = wait_until_ended(
                 [handle],

@@ -27,12 +27,15 @@ def when_admitted(
     backoff: float,
     what: str = "the request",
     pause: Callable[[float], bool] | None = None,
+    on_hold: Callable[[float, float | None], None] | None = None,
 ) -> T | None:
     """`submit()` again while the provider refuses it for the account's concurrency limit (a
     refusal: nothing was created, so sending it again cannot pay twice), for `patience` seconds
     at most (None: no bound), saying what it waits for and until when, then again every
     ADMISSION_TELL seconds. `pause(seconds)` waits between tries (True: stop, and None is
-    returned); by default a sleep that lets a signal through."""
+    returned); by default a sleep that lets a signal through. `on_hold(next_try, gives_up)`
+    (monotonic times; None: no bound), before each pause, feeds a countdown on a terminal,
+    which then says what the lines every ADMISSION_TELL seconds would."""
     every = ADMISSION_PAUSE * backoff
     started = time.monotonic()
     told: float | None = None
@@ -58,9 +61,11 @@ def when_admitted(
                     f"submitted); trying again every {every:g}s{until}"
                 )
                 told = now
-            elif now - told >= ADMISSION_TELL:
+            elif on_hold is None and now - told >= ADMISSION_TELL:
                 say(f"{what}: still held back by the concurrency limit ({waited:.0f}s so far)")
                 told = now
+            if on_hold is not None:
+                on_hold(now + every, None if patience is None else started + patience)
         if pause is None:
             signals.sleep(every)
         elif pause(every):

@@ -78,7 +78,12 @@ def failed_result(job: PreparedJob, task_id: str | None, exc: Exception) -> JobR
 
 
 class BatchWatcher(Protocol):
-    """A batch's live display (progress.BatchDisplay is one); called from worker threads."""
+    """A batch's live display (progress.BatchDisplay is one); called from worker threads.
+    `counts_down`: it shows `held` (a terminal), so no periodic line needs to say it."""
+
+    counts_down: bool
+
+    def held(self, label: str, next_try: float, gives_up: float | None) -> None: ...
 
     def started(
         self, label: str, task_id: str, since: float | None = None, rejoined: bool = False

@@ -118,13 +118,19 @@ class BatchRunner:
                 self._ended.wait(seconds)
             return self.stop.is_set()
 
+        display, what = self.flow.display, label(job.line, job.name)
+
+        def on_hold(next_try: float, gives_up: float | None) -> None:
+            display.held(what, next_try, gives_up)
+
         return when_admitted(
             lambda: self.flow.submit(job),
             patience=self.hold_limit,
             say=self.notify,
             backoff=self.backoff,
-            what=label(job.line, job.name),
+            what=what,
             pause=pause,
+            on_hold=on_hold if display.counts_down else None,
         )
 
     def _run(self, job: PreparedJob) -> JobResult | None:
