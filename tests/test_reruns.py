@@ -96,10 +96,18 @@ def test_a_rerun_downloads_the_outputs_of_a_task_that_ended_meanwhile(siray, emu
 
 
 def test_two_runs_of_the_same_request_at_once_pay_once(emu):
+    # the second starts while the first's create is in flight (held up for a second), so it
+    # waits for the job's lock and then follows the first's task; started side by side, a slow
+    # machine once let the first end and hand its result over before the second looked, which
+    # makes the second a new request by design
     prompt = "two terminals, one request"
-    emu.state.faults.add(Fault(action="delay", delay=0.5, method="POST", path=CREATE, count=2))
+    create = emu.state.faults.add(
+        Fault(action="delay", delay=1, method="POST", path=CREATE, count=2)
+    )
     try:
-        runs = [start(emu, "run", IMAGE, prompt) for _ in range(2)]
+        runs = [start(emu, "run", IMAGE, prompt)]
+        wait_for(lambda: create.fired, "the first create request")
+        runs.append(start(emu, "run", IMAGE, prompt))
         outputs = [run.communicate(timeout=60) for run in runs]
     finally:
         emu.state.faults.clear()
