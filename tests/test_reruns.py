@@ -391,3 +391,20 @@ def test_a_stopped_batchs_hint_keeps_the_profile_and_host_it_ran_with(
     server.state.clock.advance(120)
     assert siray(*hint.split()[1:], env={"SIRAY_BASE_URL": "http://127.0.0.1:9"}).exit_code == 0
     assert created(server) == 2
+
+
+def test_a_dry_run_of_a_rerun_says_it_would_follow_the_task_and_sends_nothing(
+    siray, emu, isolated_environment
+):
+    prompt = "[hold] a dry rerun"
+    first = siray("run", IMAGE, prompt, "--timeout", "0.3")
+    assert first.exit_code == 4, first
+    (record,) = rows(isolated_environment)
+    dry = siray("run", IMAGE, prompt, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry
+    shown = dry.json()
+    assert (shown["would"], shown["task_id"], shown["body"]) == ("follow", record["task_id"], None)
+    anew = siray("run", IMAGE, prompt, "--new", "--dry-run")
+    assert anew.exit_code == 0, anew
+    assert anew.lines[0] == f"POST {emu.url}{CREATE}"
+    assert created(emu, prompt) == 1 and len(rows(isolated_environment)) == 1
