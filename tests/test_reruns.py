@@ -176,6 +176,8 @@ def test_an_unanswered_submit_is_not_guessed_about_by_a_rerun(siray, emu, isolat
     task, so it refuses (exit 5) and says how to check; --new submits anyway."""
     prompt = "killed mid-create, then rerun"
     kill_mid_create(emu, CREATE, "run", IMAGE, prompt)
+    dry = siray("run", IMAGE, prompt, "--dry-run")  # refused as the submit would be
+    assert dry.exit_code == 5 and "got no answer and may have created a task" in dry.stderr
     again = siray("run", IMAGE, prompt)
     assert again.exit_code == 5, again
     assert "got no answer and may have created a task" in again.stderr
@@ -194,6 +196,10 @@ def test_a_higgsfield_rerun_sends_an_unanswered_submit_again_with_its_key(
     (record,) = rows(isolated_environment)
     assert record["task_id"] is None and record["idempotency_key"]
     wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    dry = siray(command, HF_IMAGE, prompt, "--dry-run", "--json", env=HF)
+    assert dry.exit_code == 0, dry
+    assert dry.json()["would"] == "resend"
+    assert dry.json()["headers"] == {"Idempotency-Key": record["idempotency_key"]}
     again = siray(command, HF_IMAGE, prompt, env=HF)
     assert again.exit_code == 0, again
     assert "with the same idempotency key" in again.stderr
