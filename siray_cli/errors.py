@@ -7,9 +7,12 @@ import enum
 
 
 class SirayError(Exception):
-    """Base of every error siray reports to the user as a one-line message."""
+    """Base of every error siray reports to the user as a one-line message. `records`, when a
+    command sets them, are the JSON documents that tell it on stdout under --json, instead of
+    the error object (a batch's typed records)."""
 
     error_type = "error"
+    records: list[dict[str, object]] | None = None
 
     def __init__(
         self,
@@ -199,8 +202,31 @@ class ConfigError(SirayError):
     error_type = "config_error"
 
 
+class BadLinesError(UsageError):
+    """Lines of a batch that cannot be submitted: `lines` holds (line number, why) for each."""
+
+    def __init__(
+        self, message: str, lines: list[tuple[int | None, str]], *, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.lines = lines
+
+
 class Interrupted(SirayError):
     error_type = "interrupted"
+
+
+class BatchInterrupted(Interrupted):
+    """A batch stopped by a signal: the tasks it leaves running, how many of its submits got no
+    answer, and the command that takes it up again."""
+
+    def __init__(
+        self, message: str, *, hint: str, task_ids: list[str], unanswered: int, resume: str
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.task_ids = task_ids
+        self.unanswered = unanswered
+        self.resume = resume
 
 
 class NotCancelledError(UsageError):

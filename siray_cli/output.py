@@ -170,6 +170,10 @@ class Output:
             if exc.hint:
                 self._write(self.stderr, f"hint: {cut(self.scrub(exc.hint))}")
         if self.json_mode and document:
+            if exc.records is not None:  # the command's own documents tell it
+                for record in exc.records:
+                    self.emit_json(record)
+                return
             self.emit_json({"error": self.error_object(exc, task_id)})
 
     def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from helpers import (
     created,
     database,
     emulator_stats,
+    rows,
     run_in_terminal,
     siray_command,
     start,
@@ -24,6 +25,7 @@ from helpers import (
 
 from siray_cli.emulator.faults import Fault
 
+GEMINI_I2I = "google/gemini-2.5-flash-image-i2i"  # an image model that takes an image
 JOBS = [
     {"prompt": "a red fox", "name": "fox", "inputs": {"size": "1024x768"}},
     {"prompt": "an owl", "name": "owl", "inputs": {"size": "768x1024", "seed": 3}},
@@ -266,3 +268,101 @@ def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environmen
     assert made == recorded  # every task the emulator created is in the history
     assert all(task_id in rest for task_id in made)  # and was printed as still running
     assert len(made) <= 3  # no new submit after Ctrl-C (2 in flight, at most 1 under way)
+
+
+def typed(stdout: str) -> list[dict]:
+    """Every stdout line of `run --batch --json`: one JSON object, with its record type."""
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert all(isinstance(r, dict) and "type" in r for r in records), stdout
+    return records
+
+
+def test_batch_json_is_typed_records_results_errors_then_a_summary(siray, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        JOBS[0],
+        {"prompt": "[fail] typed", "inputs": {"size": "1024x768"}},
+        JOBS[1],
+    )
+    result = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
+    assert result.exit_code == 1, result
+    *lines, summary = typed(result.stdout)
+    by_line = {r["line"]: r for r in lines}
+    assert {n: r["type"] for n, r in by_line.items()} == {1: "result", 2: "error", 3: "result"}
+    assert by_line[2]["status"] == "FAILURE" and by_line[2]["error"]["type"] == "task_failed"
+    assert by_line[1]["name"] == "fox" and by_line[1]["outputs"]  # the fields kept as they were
+    assert summary["type"] == "summary" and summary["states"] == {"FAILURE": 1, "SUCCESS": 2}
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (3, 2, 1)
+    assert summary["seconds"] > 0
+    assert "batch: 2 succeeded, 1 failed, of 3" in result.stderr  # people are still told
+
+
+def test_a_batch_that_fails_its_checks_is_an_invalid_record_per_bad_line(siray, tmp_path):
+    (tmp_path / "jobs.jsonl").write_text('{"prompt": "a"}\nnot json\n{"promt": "c"}\n')
+    result = siray("run", "--batch", str(tmp_path / "jobs.jsonl"), "-m", IMAGE, "--json")
+    assert result.exit_code == 2, result
+    assert [(r["type"], r["line"]) for r in typed(result.stdout)] == [
+        ("invalid", 1),
+        ("invalid", 2),
+        ("invalid", 3),
+    ]
+    assert typed(result.stdout)[1]["error"] == "not valid JSON (Expecting value at column 1)"
+    assert "error: " in result.stderr and "3 bad lines" in result.stderr
+    missing = siray("run", "--batch", str(tmp_path / "none.jsonl"), "--json")
+    assert missing.exit_code == 2
+    ((record),) = typed(missing.stdout)
+    assert record["type"] == "invalid" and record["line"] is None
+    assert "does not exist" in record["error"]
+
+
+def test_sigint_mid_batch_with_json_ends_with_an_interrupted_record(emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"[hold] typed stop {n}", "inputs": {"size": "1024x768"}} for n in range(4)),
+    )
+    process = start(emu, "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2", "--json")
+    assert process.stderr is not None
+    seen = 0
+    while seen < 2:
+        line = process.stderr.readline()
+        assert line, "siray ended early"
+        seen += "submitted" in line
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    (record,) = typed(stdout)  # no line ended: the record of the stop alone
+    made = {t.task_id for t in emu.state.tasks.values() if "typed stop" in t.body["prompt"]}
+    assert record["type"] == "interrupted" and set(record["task_ids"]) == made
+    assert record["resume"] == f"siray run --batch {jobs} --model {IMAGE} --resume"
+    assert f"resume with: {record['resume']}" in stderr  # and people are told as before
+
+
+def test_batch_dry_run_uploads_and_submits_nothing_and_shows_what_the_run_sends(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    server = make_emulator()
+    (tmp_path / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(3000))
+    cat = {"model": GEMINI_I2I, "prompt": "dry cat", "inputs": {"image": "cat.png"}}
+    owl = {"prompt": "dry owl", "inputs": {"size": "768x1024", "seed": 3}, "name": "owl"}
+    jobs = write_jobs(tmp_path / "jobs.jsonl", cat, owl)
+    args = ("run", "--batch", str(jobs), "-m", IMAGE, "-o", "out")
+    dry = siray(*args, "--dry-run", "--json", server=server)
+    assert dry.exit_code == 0, dry
+    *requests, summary = typed(dry.stdout)
+    assert [(r["type"], r["line"], r["would"]) for r in requests] == [
+        ("request", 1, "submit"),
+        ("request", 2, "submit"),
+    ]
+    assert requests[0]["body"]["image"] == "@cat.png (would be uploaded, 3 KiB)"
+    assert summary == {"type": "summary", "dry_run": True, "total": 2, "would": {"submit": 2}}
+    assert emulator_stats(server)["requests"] == {"GET /api/model-verse/models": 1}
+    assert rows(isolated_environment) == [] and not (tmp_path / "out").exists()
+    plain = siray(*args, "--dry-run", server=server)  # without --json: a line a job
+    assert plain.lines[1].startswith(f"line 2 (owl)\tPOST {server.url}/v1/images/")
+
+    real = siray(*args, "--json", server=server)
+    assert real.exit_code == 0, real
+    sent = {t.body["prompt"]: t.body for t in server.state.tasks.values()}
+    shown = {r["body"]["prompt"]: r["body"] for r in requests}
+    assert shown["dry owl"] == sent["dry owl"]
+    assert {**shown["dry cat"], "image": sent["dry cat"]["image"]} == sent["dry cat"]

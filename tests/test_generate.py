@@ -168,3 +168,14 @@ def test_unknown_model_exits_2(siray):
     assert "model 'nobody/nothing' is not in the catalogue" in result.stderr
     sent = siray("generate", "nobody/nothing", "x", "--no-validate")
     assert sent.exit_code == 2 and "does not exist" in sent.stderr  # the server's own check
+
+
+def test_dry_run_fails_as_the_submit_would_and_sends_nothing(siray, emu, isolated_environment):
+    before = emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0)
+    bad = siray("generate", MODEL, "a cat", "-i", "size=1024x1000", "--dry-run")
+    assert bad.exit_code == 2 and 'size: "1024x1000" is not one of' in bad.stderr
+    good = siray("generate", MODEL, "a cat", "-i", "size=1024x768", "--dry-run", "--json")
+    assert good.exit_code == 0, good
+    assert good.json()["body"] == {"model": MODEL, "prompt": "a cat", "size": "1024x768"}
+    assert emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0) == before
+    assert not (isolated_environment / "data").exists()  # no history made, let alone a row

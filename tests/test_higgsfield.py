@@ -392,3 +392,28 @@ def test_a_batch_line_held_back_on_a_terminal_counts_down(make_emulator, tmp_pat
     screen = re.sub(r"\x1b\[[0-9;]*m", "", screen)
     assert re.search(r"line \d \([ab]\)\s+HELD · try in \ds", screen), screen
     assert "done 2 · failed 0 · running 0" in screen
+
+
+def test_dry_run_shows_the_flat_body_and_its_price_and_sends_nothing(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    server = make_emulator()
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"frame" * 100)
+    args = ("run", VIDEO, "waves at dusk", "--image", "in.png", "-i", "duration=5")
+    hook = "https://example.com/hook"
+    dry = siray(*args, "--webhook", hook, "--dry-run", "--json", env=HF, server=server)
+    assert dry.exit_code == 0, dry
+    shown = dry.json()
+    assert shown["url"] == f"{server.url}/{VIDEO}?hf_webhook=https%3A%2F%2Fexample.com%2Fhook"
+    assert shown["body"]["image_url"] == "@in.png (would be uploaded, 508 bytes)"
+    remote = ("--image", "https://example.com/in.png")
+    price = siray("estimate", VIDEO, "waves at dusk", *remote, "-i", "duration=5", "--json", env=HF)
+    assert shown["price"] == {k: v for k, v in price.json().items() if k != "model"}
+    assert SECRET not in dry.stdout + dry.stderr
+    # only the price was asked: no upload slot, no submit, no history
+    assert all(r.startswith("POST /estimate/") for r in emulator_stats(server)["requests"])
+    assert server.state.tasks == {} and rows(isolated_environment) == []
+    real = siray(*args, "--json", env=HF, server=server)
+    assert real.exit_code == 0, real
+    (task,) = server.state.tasks.values()
+    assert {**shown["body"], "image_url": task.body["image_url"]} == task.body  # flat, no model

@@ -13,7 +13,7 @@ import pytest
 
 from siray_cli.domain import SubmittedTask, Task, TaskKind, TaskState
 from siray_cli.errors import AmbiguousSubmitError, NotFoundError
-from siray_cli.providers.base import Capabilities, Provider
+from siray_cli.providers.base import Capabilities, Provider, SubmitRequest
 from siray_cli.services.ledger import REJOIN_WINDOW, Ledger, fingerprint
 from siray_cli.services.session import Notices
 from siray_cli.storage.history import History
@@ -38,6 +38,16 @@ class FakeProvider(Provider):
 
     def close(self) -> None:
         return None
+
+    def build_submit(
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> SubmitRequest:
+        return SubmitRequest("POST", self.base_url, "/tasks", body)
 
     def submit(
         self,

@@ -184,6 +184,8 @@ def test_an_unanswered_submit_is_not_guessed_about_by_a_rerun(siray, emu, isolat
     task, so it refuses (exit 5) and says how to check; --new submits anyway."""
     prompt = "killed mid-create, then rerun"
     kill_mid_create(emu, CREATE, "run", IMAGE, prompt)
+    dry = siray("run", IMAGE, prompt, "--dry-run")  # refused as the submit would be
+    assert dry.exit_code == 5 and "got no answer and may have created a task" in dry.stderr
     again = siray("run", IMAGE, prompt)
     assert again.exit_code == 5, again
     assert "got no answer and may have created a task" in again.stderr
@@ -202,6 +204,10 @@ def test_a_higgsfield_rerun_sends_an_unanswered_submit_again_with_its_key(
     (record,) = rows(isolated_environment)
     assert record["task_id"] is None and record["idempotency_key"]
     wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    dry = siray(command, HF_IMAGE, prompt, "--dry-run", "--json", env=HF)
+    assert dry.exit_code == 0, dry
+    assert dry.json()["would"] == "resend"
+    assert dry.json()["headers"] == {"Idempotency-Key": record["idempotency_key"]}
     again = siray(command, HF_IMAGE, prompt, env=HF)
     assert again.exit_code == 0, again
     assert "with the same idempotency key" in again.stderr
@@ -399,3 +405,20 @@ def test_a_stopped_batchs_hint_keeps_the_profile_and_host_it_ran_with(
     server.state.clock.advance(120)
     assert siray(*hint.split()[1:], env={"SIRAY_BASE_URL": "http://127.0.0.1:9"}).exit_code == 0
     assert created(server) == 2
+
+
+def test_a_dry_run_of_a_rerun_says_it_would_follow_the_task_and_sends_nothing(
+    siray, emu, isolated_environment
+):
+    prompt = "[hold] a dry rerun"
+    first = siray("run", IMAGE, prompt, "--timeout", "0.3")
+    assert first.exit_code == 4, first
+    (record,) = rows(isolated_environment)
+    dry = siray("run", IMAGE, prompt, "--dry-run", "--json")
+    assert dry.exit_code == 0, dry
+    shown = dry.json()
+    assert (shown["would"], shown["task_id"], shown["body"]) == ("follow", record["task_id"], None)
+    anew = siray("run", IMAGE, prompt, "--new", "--dry-run")
+    assert anew.exit_code == 0, anew
+    assert anew.lines[0] == f"POST {emu.url}{CREATE}"
+    assert created(emu, prompt) == 1 and len(rows(isolated_environment)) == 1

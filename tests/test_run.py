@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import struct
@@ -13,7 +14,9 @@ import pytest
 from helpers import Z_IMAGE as MODEL
 from helpers import (
     created,
+    database,
     emulator_stats,
+    last_body,
     run_in_terminal,
     siray_command,
     start,
@@ -299,3 +302,41 @@ def test_a_batch_row_shows_a_percentage_as_a_single_run_does(make_emulator, tmp_
     assert code == 0, screen
     assert "/100" not in screen and re.search(r"\d+%", screen), screen
     assert re.search(r"\b[0-2]/2\b", screen), screen  # the batch's own row counts lines
+
+
+def test_dry_run_sends_nothing_and_shows_the_body_the_run_then_sends(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    server = make_emulator()  # its own: every request it saw is this test's
+    (tmp_path / "cat.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(12 * 1024))
+    args = ("run", "google/gemini-2.5-flash-image-i2i", "a cat in a hat", "--image", "cat.png")
+    dry = siray(*args, "-o", "out", "--dry-run", "--json", "--debug", server=server)
+    assert dry.exit_code == 0, dry
+    shown = dry.json()
+    assert (shown["provider"], shown["would"], shown["method"]) == ("siray", "submit", "POST")
+    assert shown["url"] == f"{server.url}/v1/images/generations/async"
+    assert shown["body"]["image"] == "@cat.png (would be uploaded, 12 KiB)"
+    assert shown["price"] is None
+    assert "nothing was uploaded, submitted or recorded" in dry.stderr
+    assert server.config.api_key not in dry.stdout + dry.stderr
+    # provably free: the catalogue was read, nothing else asked; no history, no directory made
+    assert emulator_stats(server)["requests"] == {"GET /api/model-verse/models": 1}
+    assert not database(isolated_environment).exists()
+    assert not (tmp_path / "out").exists()
+    real = siray(*args, "--json", server=server)
+    assert real.exit_code == 0, real
+    sent = last_body(server)
+    assert sent["image"].startswith(server.url)  # uploaded, where the dry run described it
+    assert {**shown["body"], "image": sent["image"]} == sent
+
+
+def test_dry_run_on_a_terminal_prints_a_readable_block(siray, emu):
+    result = siray("run", MODEL, "a lighthouse", "-i", "size=1024x768", "--dry-run")
+    assert result.exit_code == 0, result
+    assert result.lines[:3] == [
+        f"POST {emu.url}/v1/images/generations/async",
+        "provider: siray",
+        "price: not published by this provider",
+    ]
+    body = json.loads("\n".join(result.lines[3:]))
+    assert body == {"model": MODEL, "prompt": "a lighthouse", "size": "1024x768"}

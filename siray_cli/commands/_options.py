@@ -169,3 +169,11 @@ ModelArg = Annotated[
         autocompletion=complete_model,
     ),
 ]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Check everything, then print the request(s) that would be sent (method, URL, "
+        "body, price where the provider tells it): nothing is uploaded, submitted or recorded.",
+    ),
+]

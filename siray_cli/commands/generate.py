@@ -4,6 +4,7 @@ import typer
 
 from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
 from siray_cli.commands._options import (
+    DryRunOpt,
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -34,6 +35,7 @@ def generate(
     inline: InlineOpt = False,
     webhook: WebhookOpt = None,
     new: NewOpt = False,
+    dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
@@ -55,6 +57,11 @@ def generate(
         inline=inline,
         webhook=webhook,
     )
+    if dry_run:
+        from siray_cli.commands._dry_run import dry_run_one
+
+        dry_run_one(context, spec, new)
+        return
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
         patience = session.wait_options(None, None)[0] or None

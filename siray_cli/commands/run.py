@@ -1,6 +1,8 @@
 """`siray run`: submit, wait with live progress, download the outputs (or, with --batch, many
 tasks from a file)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -8,6 +10,7 @@ import typer
 
 from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
 from siray_cli.commands._options import (
+    DryRunOpt,
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -101,6 +104,7 @@ def run(
     concurrency: ConcurrencyOpt = 4,
     resume: ResumeOpt = False,
     resubmit_uncertain: ResubmitUncertainOpt = False,
+    dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Submit a task, wait for it with live progress, and print (or download) its outputs.
@@ -109,34 +113,34 @@ def run(
     """
     from siray_cli.services.batch import BatchOptions
     from siray_cli.services.requests import RequestSpec
-    from siray_cli.storage.downloads import prepare_output_dir
 
     context = get_context(ctx, json_mode)
     session = context.session
-    timeout, poll_interval = session.wait_options(timeout, poll_interval)
-    target = session.settings.read(OUTPUT_DIR, output_dir)
-    directory = prepare_output_dir(Path(target)) if target is not None else None
     if batch is not None:
-        single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image, webhook]
-        if any(value for value in single) or kind or cancel_on_interrupt or new:
-            raise UsageError(
-                "--batch takes every job from its file",
-                hint="give the default model with --model, and inputs on each line",
+        with _typed_records(context):
+            single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
+            if any(value for value in [*single, webhook]) or kind or cancel_on_interrupt or new:
+                raise UsageError(
+                    "--batch takes every job from its file",
+                    hint="give the default model with --model, and inputs on each line",
+                )
+            timeout, poll_interval = session.wait_options(timeout, poll_interval)
+            options = BatchOptions(
+                source=batch,
+                default_model=session.settings.read(MODEL, model_opt),
+                concurrency=concurrency,
+                directory=_directory(context, output_dir, dry_run),
+                force=force,
+                timeout=timeout,
+                poll_interval=poll_interval,
+                resume=resume,
+                validate=not no_validate,
+                inline=inline,
+                resubmit_uncertain=resubmit_uncertain,
             )
-        options = BatchOptions(
-            source=batch,
-            default_model=session.settings.read(MODEL, model_opt),
-            concurrency=concurrency,
-            directory=directory,
-            force=force,
-            timeout=timeout,
-            poll_interval=poll_interval,
-            resume=resume,
-            validate=not no_validate,
-            inline=inline,
-            resubmit_uncertain=resubmit_uncertain,
-        )
-        return _run_batch(context, options)
+            return _run_batch(context, options, dry_run)
+    timeout, poll_interval = session.wait_options(timeout, poll_interval)
+    directory = _directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
     spec = RequestSpec(
         model=model,
@@ -151,9 +155,56 @@ def run(
         inline=inline,
         webhook=webhook,
     )
+    if dry_run:
+        from siray_cli.commands._dry_run import dry_run_one
+
+        return dry_run_one(context, spec, new)
     return _run_one(
         context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt, new
     )
+
+
+def _directory(context: "AppContext", output_dir: Path | None, dry_run: bool) -> Path | None:
+    """The output directory (-o, else the setting): made now, before anything is paid for; a
+    --dry-run only checks that it could be."""
+    from siray_cli.storage.downloads import check_output_dir, prepare_output_dir
+
+    target = context.session.settings.read(OUTPUT_DIR, output_dir)
+    if target is None:
+        return None
+    return (check_output_dir if dry_run else prepare_output_dir)(Path(target))
+
+
+@contextmanager
+def _typed_records(context: "AppContext") -> Iterator[None]:
+    """With --json, a batch that ends in an error tells it as typed records on stdout, as its
+    lines are: "interrupted" (the tasks left running, the command that resumes), "invalid" (a
+    record per bad line) or "error"; the message for people still goes to stderr."""
+    from siray_cli.errors import BadLinesError, BatchInterrupted, SirayError
+
+    output = context.output
+    try:
+        yield
+    except SirayError as exc:
+        if not output.json_mode or exc.records is not None:
+            raise
+        if isinstance(exc, BatchInterrupted):
+            exc.records = [
+                {
+                    "type": "interrupted",
+                    "message": exc.message,
+                    "task_ids": exc.task_ids,
+                    "unanswered": exc.unanswered,
+                    "resume": exc.resume,
+                }
+            ]
+        elif isinstance(exc, BadLinesError):
+            exc.records = [{"type": "invalid", "line": n, "error": why} for n, why in exc.lines]
+        elif isinstance(exc, UsageError):
+            exc.records = [{"type": "invalid", "line": None, "error": exc.message}]
+        else:
+            exc.records = [{"type": "error", "line": None, "error": output.error_object(exc)}]
+        raise
 
 
 def _run_one(
@@ -244,11 +295,17 @@ def _raise_unless_succeeded(final: "Task") -> None:
     )
 
 
-def _run_batch(context: "AppContext", options: "BatchOptions") -> int:
+def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) -> int:
     from siray_cli.progress import BatchDisplay
-    from siray_cli.services.batch import label, run_batch
+    from siray_cli.services.batch import dry_run_batch, label, run_batch
 
     session, output = context.session, context.output
+    if dry_run:
+        from siray_cli.commands import _dry_run
+
+        with session.providers() as providers:
+            _dry_run.show(output, dry_run_batch(session, providers, options), batch=True)
+        return ExitCode.OK
 
     def show(result: "JobResult") -> None:
         if output.json_mode or not output.stdout_is_tty:
@@ -277,4 +334,6 @@ def _run_batch(context: "AppContext", options: "BatchOptions") -> int:
         + (f" ({skipped} already, skipped)" if skipped else "")
         + f", {len(failed)} failed, of {outcome.total} in {outcome.seconds:.1f}s"
     )
+    if output.json_mode:
+        output.result(outcome.summary())
     return ExitCode.TASK_FAILED if failed else ExitCode.OK

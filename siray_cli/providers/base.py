@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +36,26 @@ def parse_progress(value: object) -> int | None:
     if math.isnan(number):
         return None
     return int(max(0.0, min(100.0, number)))
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A create request as it goes on the wire, built without sending it: what `submit` sends and
+    what `--dry-run` shows. The credential is never part of it (the HTTP client adds it)."""
+
+    method: str
+    base_url: str
+    path: str
+    body: dict[str, Any]
+    params: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # besides the credential
+
+    @property
+    def url(self) -> str:
+        from urllib.parse import urlencode
+
+        query = f"?{urlencode(self.params)}" if self.params else ""
+        return f"{self.base_url}{self.path}{query}"
 
 
 @dataclass(frozen=True)
@@ -85,6 +105,17 @@ class Provider(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def build_submit(
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> SubmitRequest:
+        """The create request `submit` sends for this body, built and not sent."""
 
     @abc.abstractmethod
     def submit(

@@ -73,6 +73,17 @@ class PriorAttempt:
         return self.verdict == "submit" or (self.verdict == "resend" and not self.kept_body)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a submit of a job does (Ledger.decide): its verdict, the earlier attempt it rests
+    on, and for "submit" and "resend" the body and idempotency key sent."""
+
+    verdict: Verdict
+    record: Record | None
+    body: dict[str, Any]
+    idempotency_key: str | None
+
+
 def uncertain_message(record: Record, what: str = "this request") -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.submitted_at))
     return (
@@ -151,6 +162,40 @@ class Ledger:
             return PriorAttempt("report", uncertain)
         return PriorAttempt("submit", uncertain)
 
+    def decide(
+        self,
+        provider: Provider,
+        key: str,
+        body: dict[str, Any],
+        *,
+        new: bool,
+        handed_over_too: bool,
+        resubmit_uncertain: bool = False,
+        read_only: bool = False,
+    ) -> Plan:
+        """What a submit of this job does, from its earlier attempts: follow one ("running",
+        "done"), send the unanswered one again with its key ("resend"), or submit ("submit");
+        an unanswered attempt without a key is refused (AmbiguousSubmitError). `read_only`
+        (a --dry-run) makes no history that is not there yet."""
+        if new or (read_only and not self.history.exists):
+            return Plan("submit", None, body, None)
+        found = self.prior(
+            provider, key, handed_over_too=handed_over_too, resubmit_uncertain=resubmit_uncertain
+        )
+        record = found.record
+        if found.verdict == "report" and record is not None:
+            raise AmbiguousSubmitError(
+                uncertain_message(record),
+                hint="check `siray history --status UNCERTAIN` before paying twice; "
+                "--new submits it anyway",
+            )
+        if found.verdict == "resend" and record is not None:
+            # sent with a key the provider honours: sending it again with that key cannot
+            # create a second paid task; under the same key, another body is another request,
+            # which the service refuses, so the body is the one sent
+            return Plan("resend", record, found.kept_body or body, record.idempotency_key)
+        return Plan(found.verdict, record, body, None)
+
     @contextmanager
     def job_lock(self, provider: Provider, key: str) -> Iterator[None]:
         """Held from the look at a job's earlier attempts until its submit is journalled: another
@@ -204,42 +249,31 @@ class Ledger:
         over (a directory; None: printed). A Ctrl-C while the create request is in flight is
         held until its answer is in and the id has been shown."""
         key = job_key or fingerprint(kind, body)
-        settles = False
         where = str(destination.resolve()) if destination is not None else None
         with self.job_lock(provider, key):
-            if not new:
-                found = self.prior(
-                    provider,
-                    key,
-                    handed_over_too=handed_over_too,  # the scope the caller looked in (--resume)
-                    resubmit_uncertain=resubmit_uncertain,
+            plan = self.decide(
+                provider,
+                key,
+                body,
+                new=new,
+                handed_over_too=handed_over_too,  # the scope the caller looked in (--resume)
+                resubmit_uncertain=resubmit_uncertain,
+            )
+            record = plan.record
+            if plan.verdict in ("running", "done") and record is not None:
+                return self._rejoin(provider, record, kind, destination)
+            if plan.verdict == "resend":
+                self.notices.info(
+                    "an earlier submit of this request got no answer: sending it again "
+                    "with the same idempotency key (never a second task)"
                 )
-                record = found.record
-                if found.verdict in ("running", "done") and record is not None:
-                    return self._rejoin(provider, record, kind, destination)
-                if found.verdict == "report" and record is not None:
-                    raise AmbiguousSubmitError(
-                        uncertain_message(record),
-                        hint="check `siray history --status UNCERTAIN` before paying twice; "
-                        "--new submits it anyway",
-                    )
-                if found.verdict == "resend" and record is not None:
-                    # sent with a key the provider honours: sending it again with that key
-                    # cannot create a second paid task; under the same key, another body is
-                    # another request, which the service refuses, so the body is the one sent
-                    idempotency_key = record.idempotency_key
-                    body = found.kept_body or body
-                    self.notices.info(
-                        "an earlier submit of this request got no answer: sending it again "
-                        "with the same idempotency key (never a second task)"
-                    )
-                settles = record is not None
+            settles = record is not None
             handle = self._send(
                 provider,
                 kind,
-                body,
+                plan.body,
                 announce=announce,
-                idempotency_key=idempotency_key,
+                idempotency_key=plan.idempotency_key or idempotency_key,
                 webhook=webhook,
                 job_key=key,
                 batch_line=batch_line,

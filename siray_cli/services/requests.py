@@ -45,6 +45,7 @@ class Request:
     body: dict[str, Any]
     webhook: str | None = None
     key: str | None = None  # what identifies the job in the history (ledger.fingerprint)
+    files: LocalFiles | None = None  # the local files the body names (placeholders until sent)
 
 
 def catalogue(session: Session, provider: Provider, *, refresh: bool = False) -> Catalogue:
@@ -84,9 +85,19 @@ def model_info(
 def build_request(
     session: Session, provider: Provider, spec: RequestSpec, transfers: Transfers
 ) -> Request:
-    """Everything `generate` and `run` send, checked before anything is paid for: the local
-    inputs first, then (unless --no-validate) the model's schema from the catalogue; local
-    files are uploaded (or inlined) only once all of that passed."""
+    """Everything `generate` and `run` send, checked before anything is paid for (see
+    check_request); local files are uploaded only once all of that passed."""
+    request = check_request(session, provider, spec)
+    assert request.files is not None
+    request.body = request.files.resolve(provider, request.body, transfers)
+    return request
+
+
+def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Request:
+    """The request checked, nothing uploaded: the local inputs first, then (unless
+    --no-validate) the model's schema from the catalogue. Local files stay placeholders in the
+    body (`files` uploads them, or describes them for a --dry-run); --inline ones are data URLs
+    already."""
     stdin = inputs.StdinOnce(session.environment.stdin)
     text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
@@ -110,7 +121,7 @@ def build_request(
     from siray_cli.services.ledger import fingerprint
 
     key = fingerprint(kind, files.identity(body))
-    return Request(kind, files.resolve(provider, body, transfers), spec.webhook, key)
+    return Request(kind, body, spec.webhook, key, files)
 
 
 def checked_model(session: Session, provider: Provider, name: str) -> ModelInfo | None:
@@ -197,13 +208,16 @@ class LocalFiles:
         self._pending: dict[str, Path] = {}  # placeholder -> the file, resolved
         self._given: dict[Path, Path] = {}  # the file, resolved -> as the user named it
         self._uploaded: dict[str, dict[Path, str]] = {}  # provider name -> file -> URL
+        self._inlined: dict[str, Path] = {}  # data URL -> the file, as the user named it
 
     def add(self, key: str, value: str) -> str:
         if is_remote(value):
             return value
         path = Path(value).expanduser()
         if self._inline:
-            return inline_file(self._session, key, path)
+            url = inline_file(self._session, key, path)
+            self._inlined[url] = path
+            return url
         problem = inputs.unreadable(path)
         if problem:
             raise UsageError(f"{key}: {problem}", hint="give a URL or an existing file")
@@ -229,6 +243,24 @@ class LocalFiles:
             return f"file:{path}#{found.st_size}:{found.st_mtime_ns}"
 
         replaced: dict[str, Any] = _replace(body, named)
+        return replaced
+
+    def describe(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as a --dry-run shows it: each local file by the path given and its size,
+        with what would be done with it, in place of its URL (never uploaded) or data URL."""
+        if not self._pending and not self._inlined:
+            return body
+
+        def shown(text: str) -> str:
+            path = self._pending.get(text)
+            if path is not None:
+                return f"@{self._given[path]} (would be uploaded, {_size(path)})"
+            given = self._inlined.get(text)
+            if given is not None:
+                return f"@{given} (would be sent inline as a data URL, {_size(given)})"
+            return text
+
+        replaced: dict[str, Any] = _replace(body, shown)
         return replaced
 
     def upload(
@@ -271,6 +303,18 @@ class LocalFiles:
 
         replaced: dict[str, Any] = _replace(body, url)
         return replaced
+
+
+def _size(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return "size unknown"
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / 1048576:.1f} MiB"
 
 
 def _collect(value: Any, pending: dict[str, Path], found: set[str]) -> None:

@@ -61,6 +61,22 @@ def prepare_output_dir(path: Path) -> Path:
     return path
 
 
+def check_output_dir(path: Path) -> Path:
+    """As prepare_output_dir checks it, creating nothing (a --dry-run): an existing directory
+    must be writable, a missing one creatable in the nearest directory that exists."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output directory {path} is a file", hint="pass a directory to -o")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"cannot create output directory {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "is not writable" if existing == path.absolute() else "cannot be created"
+        raise UsageError(f"output directory {path} {what}", hint="choose another -o")
+    return path
+
+
 def extension_for(content_type: str | None, url: str) -> str:
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime in _EXTENSIONS:

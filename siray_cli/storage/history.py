@@ -62,6 +62,11 @@ class History:
     def enabled(self) -> bool:
         return not self._broken
 
+    @property
+    def exists(self) -> bool:
+        """Whether there is a history to read (a look that must write nothing asks first)."""
+        return self.enabled and (self._connection is not None or self.path.exists())
+
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection

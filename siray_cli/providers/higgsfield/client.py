@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from siray_cli import errors
 from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind, TaskState
-from siray_cli.providers.base import Capabilities, ProgressFor, Provider
+from siray_cli.providers.base import Capabilities, ProgressFor, Provider, SubmitRequest
 from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.higgsfield.parse import (
     APPLICATIONS,
@@ -174,6 +174,26 @@ class HiggsfieldProvider(Provider):
     def _network_error(self, exc: Exception, what: str) -> errors.NetworkError:
         return network_error(exc, what, self.base_url, "--base-url / SIRAY_HIGGSFIELD_BASE_URL")
 
+    def build_submit(
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> SubmitRequest:
+        """`POST /{application}` with the flat body (the model is the path), the key as an
+        Idempotency-Key header and the webhook as `hf_webhook`."""
+        application, flat = _split(body)
+        return SubmitRequest(
+            "POST",
+            self.base_url,
+            f"/{application}",
+            flat,
+            params={"hf_webhook": webhook} if webhook else {},
+            headers={"Idempotency-Key": idempotency_key} if idempotency_key else {},
+        )
+
     def submit(
         self,
         kind: TaskKind,
@@ -182,22 +202,22 @@ class HiggsfieldProvider(Provider):
         idempotency_key: str | None = None,
         webhook: str | None = None,
     ) -> SubmittedTask:
-        """`POST /{application}` with the flat body. Without an idempotency key the request is
-        never sent twice; with one, it is sent again (same key) after an unanswered attempt."""
+        """Without an idempotency key the request is never sent twice; with one, it is sent
+        again (same key) after an unanswered attempt."""
         import httpx
 
         from siray_cli.transport import BadBody, describe
 
+        request = self.build_submit(kind, body, idempotency_key=idempotency_key, webhook=webhook)
         application = str(body.get("model", ""))
-        flat = {k: v for k, v in body.items() if k != "model"}
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         retry = submit_retry(self._backoff) if idempotency_key else None
         try:
-            response = self._http.post(
-                f"/{application}",
-                json=flat,
-                headers=headers,
-                params={"hf_webhook": webhook} if webhook else None,
+            response = self._http.request(
+                request.method,
+                request.path,
+                json=request.body,
+                headers=request.headers,
+                params=request.params or None,
                 extensions={"retry": retry} if retry is not None else {},
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -334,8 +354,7 @@ class HiggsfieldProvider(Provider):
 
         from siray_cli.transport import BadBody, read_retry
 
-        application = str(body.get("model", ""))
-        flat = {k: v for k, v in body.items() if k != "model"}
+        application, flat = _split(body)
         try:
             response = self._http.post(
                 f"/estimate/{application}",
@@ -405,6 +424,11 @@ class HiggsfieldProvider(Provider):
             raise self._network_error(exc, "asking for an upload URL") from exc
         raise_for_status(response)
         return response
+
+
+def _split(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The application id (siray's `model`, the path of the request) and the flat body."""
+    return str(body.get("model", "")), {k: v for k, v in body.items() if k != "model"}
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from siray_cli import errors
 from siray_cli.domain import ModelInfo, SubmittedTask, Task, TaskKind
-from siray_cli.providers.base import Capabilities, ProgressFor, Provider
+from siray_cli.providers.base import Capabilities, ProgressFor, Provider, SubmitRequest
 from siray_cli.providers.common import LazyClient, json_body, network_error
 from siray_cli.providers.siray.parse import (
     CREATE_PATHS,
@@ -244,6 +244,18 @@ class SirayProvider(Provider):
         )
         return uploader.upload(list(sources), progress)
 
+    def build_submit(
+        self,
+        kind: TaskKind,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        webhook: str | None = None,
+    ) -> SubmitRequest:
+        """`POST /v1/{images|video}/generations/async` with the body as it is (Siray documents
+        no idempotency key and no webhook: neither is sent)."""
+        return SubmitRequest("POST", self.base_url, CREATE_PATHS[kind], body)
+
     def submit(
         self,
         kind: TaskKind,
@@ -252,17 +264,18 @@ class SirayProvider(Provider):
         idempotency_key: str | None = None,
         webhook: str | None = None,
     ) -> SubmittedTask:
-        """Create a task. Never repeats a request that may have reached the server (Siray
-        documents no idempotency key, so `idempotency_key` is not sent)."""
+        """Create a task. Never repeats a request that may have reached the server."""
         import httpx
 
         from siray_cli.transport import create_retry, describe
 
         model = str(body.get("model", ""))
+        request = self.build_submit(kind, body)
         try:
-            response = self._http.post(
-                CREATE_PATHS[kind],
-                json=body,
+            response = self._http.request(
+                request.method,
+                request.path,
+                json=request.body,
                 extensions={"retry": create_retry(backoff=self._backoff)},
             )
             response.read()

@@ -13,15 +13,19 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siray_cli import signals
-from siray_cli.errors import Interrupted
+from siray_cli.errors import BatchInterrupted
 from siray_cli.services.batch.job import BatchWatcher, JobResult, LineFlow, LineOptions
 from siray_cli.services.batch.jobs import label, parse_jobs, prepare_jobs, read_jobs, read_source
 from siray_cli.services.batch.plan import batch_lock
+from siray_cli.services.ledger import Plan
 
 if TYPE_CHECKING:
+    from siray_cli.services.batch.jobs import PreparedJob
+    from siray_cli.services.dry_run import DryRun
+    from siray_cli.services.requests import LocalFiles
     from siray_cli.services.session import Providers, Session
     from siray_cli.services.uploads import Transfers
 
@@ -31,10 +35,14 @@ __all__ = [
     "BatchWatcher",
     "JobResult",
     "batch_lock",
+    "dry_run_batch",
     "label",
     "read_jobs",
     "run_batch",
 ]
+
+
+FRESH = ("submit", "resend")  # verdicts of lines that would write new files
 
 
 @dataclass
@@ -82,6 +90,21 @@ class BatchOutcome:
     def skipped(self) -> int:
         return sum(1 for r in self.results if r.resumed == "skipped")
 
+    def summary(self) -> dict[str, Any]:
+        """The batch's last record: counts, by each line's final state, and the wall time."""
+        states: dict[str, int] = {}
+        for result in self.results:
+            states[result.status] = states.get(result.status, 0) + 1
+        return {
+            "type": "summary",
+            "total": self.total,
+            "succeeded": len(self.results) - len(self.failed),
+            "failed": len(self.failed),
+            "skipped": self.skipped,
+            "states": dict(sorted(states.items())),
+            "seconds": round(self.seconds, 3),
+        }
+
 
 def run_batch(
     session: Session,
@@ -95,8 +118,13 @@ def run_batch(
     submitting, lets the submits under way finish, and raises Interrupted naming the ids left
     running and the command that takes the batch up again."""
     text, where = read_source(options.source, session.environment.stdin)
-    with batch_lock(text, where):
-        return _run_locked(session, providers, options, text, where, display, transfers, on_result)
+    try:
+        with batch_lock(text, where):
+            return _run_locked(
+                session, providers, options, text, where, display, transfers, on_result
+            )
+    except KeyboardInterrupt:  # before any task was submitted (checks, uploads)
+        raise _interrupted(session, options, [], 0) from None
 
 
 def _run_locked(
@@ -109,15 +137,11 @@ def _run_locked(
     transfers: Transfers,
     on_result: Callable[[JobResult], None],
 ) -> BatchOutcome:
-    from siray_cli.services.batch.plan import builder, refuse_existing_files, upload_files
+    from siray_cli.services.batch.plan import refuse_existing_files, upload_files
     from siray_cli.services.batch.runner import BatchRunner
     from siray_cli.services.outputs import Downloads
-    from siray_cli.services.requests import LocalFiles
 
-    files = LocalFiles(session, inline=options.inline)
-    build = builder(session, providers, options.default_model, options.validate, files)
-    read, unread = parse_jobs(text, where)
-    jobs = prepare_jobs(read, build, where, unread, identity=files.identity)
+    jobs, files = _prepare(session, providers, options, text, where)
     line_options = LineOptions(
         directory=options.directory,
         force=options.force,
@@ -167,9 +191,66 @@ def _run_locked(
     return BatchOutcome(runner.results, len(jobs), time.monotonic() - started)
 
 
+def _prepare(
+    session: Session, providers: Providers, options: BatchOptions, text: str, where: str
+) -> tuple[list[PreparedJob], LocalFiles]:
+    """Every line read, built and checked (all problems at once), its local files named."""
+    from siray_cli.services.batch.plan import builder
+    from siray_cli.services.requests import LocalFiles
+
+    files = LocalFiles(session, inline=options.inline)
+    build = builder(session, providers, options.default_model, options.validate, files)
+    read, unread = parse_jobs(text, where)
+    return prepare_jobs(read, build, where, unread, identity=files.identity), files
+
+
+def dry_run_batch(session: Session, providers: Providers, options: BatchOptions) -> list[DryRun]:
+    """What each line would send (--dry-run), checked as a run checks it: the lines, their
+    schemas and files, the files they would write, each line's verdict from the history (read
+    only); nothing uploaded, submitted, recorded or locked."""
+    from siray_cli.errors import AmbiguousSubmitError
+    from siray_cli.services.batch.plan import refuse_existing_files
+    from siray_cli.services.dry_run import DryRun, described
+
+    text, where = read_source(options.source, session.environment.stdin)
+    jobs, files = _prepare(session, providers, options, text, where)
+    plans: dict[int, Plan | AmbiguousSubmitError] = {}
+    for job in jobs:
+        try:
+            plans[job.line] = session.ledger.decide(
+                providers.named(job.provider),
+                job.key,
+                job.body,
+                new=False,
+                handed_over_too=options.resume,
+                resubmit_uncertain=options.resubmit_uncertain,
+                read_only=True,
+            )
+        except AmbiguousSubmitError as exc:  # the line would end UNCERTAIN, the others go on
+            plans[job.line] = exc
+    if options.directory is not None and not options.force and not options.resume:
+        fresh = [
+            job
+            for job in jobs
+            if not isinstance(plan := plans[job.line], Plan) or plan.verdict in FRESH
+        ]
+        refuse_existing_files(fresh, options.directory)
+    shown = []
+    for job in jobs:
+        provider = providers.named(job.provider)
+        plan = plans[job.line]
+        if isinstance(plan, Plan):
+            one = described(session, provider, job.kind, plan, files, done="skip")
+        else:
+            one = DryRun(provider.name, "report", error=plan.message)
+        one.line, one.name = job.line, job.name
+        shown.append(one)
+    return shown
+
+
 def _interrupted(
     session: Session, options: BatchOptions, left: list[str], unanswered: int
-) -> Interrupted:
+) -> BatchInterrupted:
     """What a stopped batch says: the tasks left running, the submits that got no answer, and
     how to take the batch up again, its files still going where this run put them."""
     message = f"{signals.name()}; {len(left)} task{'s' if len(left) != 1 else ''} keep running" + (
@@ -185,4 +266,4 @@ def _interrupted(
             "may have created tasks"
         )
         hint += "; `siray history --status UNCERTAIN` lists the unanswered submits"
-    return Interrupted(message, hint=hint)
+    return BatchInterrupted(message, hint=hint, task_ids=left, unanswered=unanswered, resume=again)

@@ -51,7 +51,10 @@ class JobResult:
         return self.error is None and self.succeeded
 
     def to_json(self) -> dict[str, Any]:
+        """One record of a batch's stream: "result" for a line that succeeded (or was skipped,
+        done already), "error" for one that did not (its `error` says why)."""
         return {
+            "type": "result" if self.ok else "error",
             "line": self.line,
             "name": self.name,
             "task_id": self.task_id,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from siray_cli.domain import TaskKind
-from siray_cli.errors import SirayError, UsageError
+from siray_cli.errors import BadLinesError, SirayError, UsageError
 from siray_cli.names import safe_name
 from siray_cli.services.ledger import fingerprint
 from siray_cli.services.values import InputItem, check_input_value, load_json
@@ -45,15 +45,28 @@ class PreparedJob:
     provider: str | None = None
 
 
-def _bad(problems: list[str], what: str) -> UsageError:
+def _bad(problems: list[str], what: str) -> BadLinesError:
     shown = problems[:MAX_REPORTED]
     more = f"; and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-    return UsageError(
+    return BadLinesError(
         f"{what}: {len(problems)} bad line{'s' if len(problems) > 1 else ''}, nothing was "
         f"submitted: " + "; ".join(shown) + more,
+        each_line(problems),
         hint='each line is {"model": ..., "prompt": ..., "inputs": {...}, "name": ...} '
         "(or a CSV row with a header)",
     )
+
+
+def each_line(problems: list[str]) -> list[tuple[int | None, str]]:
+    """ "line N: why" problems as (N, why); one that names no line as (None, it)."""
+    lines: list[tuple[int | None, str]] = []
+    for problem in problems:
+        match = re.match(r"line (\d+): ", problem)
+        if match:
+            lines.append((int(match.group(1)), problem[match.end() :]))
+        else:
+            lines.append((None, problem))
+    return lines
 
 
 def read_jobs(text: str, source: str) -> list[Job]:

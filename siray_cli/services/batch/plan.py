@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from siray_cli.errors import BatchBusyError, UsageError
+from siray_cli.errors import BadLinesError, BatchBusyError, UsageError
 from siray_cli.names import safe_name
 from siray_cli.providers import command_prefix
-from siray_cli.services.batch.jobs import MAX_REPORTED, Job, PreparedJob
+from siray_cli.services.batch.jobs import MAX_REPORTED, Job, PreparedJob, each_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,9 +89,10 @@ def refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
         found = sorted({*directory.glob(f"{stem}.*"), *directory.glob(f"{stem}_[0-9]*.*")})
         clashes += [f"line {job.line}: {path} exists" for path in found]
     if clashes:
-        raise UsageError(
+        raise BadLinesError(
             f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already, "
             "nothing was submitted: " + "; ".join(clashes[:MAX_REPORTED]),
+            each_line(clashes),
             hint="--resume takes the batch up where it was (no line is paid twice); --force "
             "(overwriting) or another -o submits every line again, done ones included",
         )
