@@ -422,3 +422,27 @@ def test_a_dry_run_of_a_rerun_says_it_would_follow_the_task_and_sends_nothing(
     assert anew.exit_code == 0, anew
     assert anew.lines[0] == f"POST {emu.url}{CREATE}"
     assert created(emu, prompt) == 1 and len(rows(isolated_environment)) == 1
+
+
+def test_a_batch_whose_lines_hit_the_timeout_says_how_to_follow_them(
+    siray, make_emulator, tmp_path
+):
+    # tasks still running when --timeout ends the wait are told with the command that follows
+    # them; doing exactly that, once they have ended, fetches their files and pays for nothing
+    server = make_emulator(task_seconds=60)
+    out = tmp_path / "out"
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"a slow line {n}", "name": f"slow{n}"} for n in range(2)),
+    )
+    first = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "-o", str(out), "--timeout", "1", server=server
+    )
+    assert first.exit_code == 1, first
+    hint = f"siray run --batch {jobs} --model {IMAGE} -o {out} --resume"
+    assert f"2 tasks may still finish: resume with: {hint} (it follows them" in first.stderr
+    server.state.clock.advance(120)
+    followed = siray(*hint.split()[1:], server=server)
+    assert followed.exit_code == 0, followed
+    assert sorted(p.stem for p in out.iterdir()) == ["slow0", "slow1"]
+    assert created(server) == 2

@@ -334,6 +334,14 @@ def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) ->
         + (f" ({skipped} already, skipped)" if skipped else "")
         + f", {len(failed)} failed, of {outcome.total} in {outcome.seconds:.1f}s"
     )
+    waited_out = [r for r in failed if r.error and r.error.get("type") == "timeout"]
+    if waited_out:  # still running on the server: a rerun follows them instead of paying again
+        count = len(waited_out)
+        tasks = "them" if count > 1 else "it"
+        output.always(
+            f"{count} task{'s' if count > 1 else ''} may still finish: "
+            + options.resume_hint(session.command_prefix(), tasks)
+        )
     if output.json_mode:
         output.result(outcome.summary())
     return ExitCode.TASK_FAILED if failed else ExitCode.OK

@@ -75,6 +75,14 @@ class BatchOptions:
             words.append("--no-validate")
         return " ".join([*words, "--resume"])
 
+    def resume_hint(self, prefix: str, tasks: str = "these tasks") -> str:
+        """How to take the batch up again: its rerun command, said so that following it is
+        safe (it follows `tasks` and pays for no line twice)."""
+        again = self.rerun_command(prefix)
+        if self.source == "-":
+            return f"resume with the same input on standard input: {again}"
+        return f"resume with: {again} (it follows {tasks}, and pays for no line twice)"
+
 
 @dataclass
 class BatchOutcome:
@@ -257,9 +265,7 @@ def _interrupted(
         f": {' '.join(left)}" if left else ""
     )
     again = options.rerun_command(session.command_prefix())
-    hint = f"resume with: {again} (it follows these tasks, and pays for no line twice)"
-    if options.source == "-":
-        hint = f"resume with the same input on standard input: {again}"
+    hint = options.resume_hint(session.command_prefix())
     if unanswered:
         message += (
             f"; {unanswered} submit{'s' if unanswered != 1 else ''} got no answer and "
