@@ -366,3 +366,65 @@ def test_batch_dry_run_uploads_and_submits_nothing_and_shows_what_the_run_sends(
     shown = {r["body"]["prompt"]: r["body"] for r in requests}
     assert shown["dry owl"] == sent["dry owl"]
     assert {**shown["dry cat"], "image": sent["dry cat"]["image"]} == sent["dry cat"]
+
+
+SHARD_JOBS = [
+    {"prompt": f"sharded {n}", "name": f"s{n}", "inputs": {"size": "1024x768"}} for n in range(12)
+]
+
+
+def names_in(result) -> list[str]:
+    return sorted(r["name"] for r in map(json.loads, result.lines) if r.get("type") == "result")
+
+
+def test_shards_split_a_batch_each_line_once_wherever_it_moves(siray, emu, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *SHARD_JOBS)
+    before = created(emu)
+    shards = []
+    for index in (1, 2, 3):
+        result = siray("run", "--batch", str(jobs), "-m", IMAGE, "--shard", f"{index}/3", "--json")
+        assert result.exit_code == 0, result
+        assert f"shard {index}/3: " in result.stderr and " of the 12 lines" in result.stderr
+        shards.append(names_in(result))
+    assert sorted(name for shard in shards for name in shard) == sorted(
+        j["name"] for j in SHARD_JOBS
+    )
+    assert created(emu) == before + 12  # each line paid for once, by its own shard
+    # reordered, with lines added: every line keeps its shard (seen by dry runs: nothing paid)
+    moved = write_jobs(
+        tmp_path / "moved.jsonl",
+        {"prompt": "a new line", "name": "new", "inputs": {"size": "1024x768"}},
+        *reversed(SHARD_JOBS),
+    )
+    for index, names in zip((1, 2, 3), shards, strict=True):
+        looked = siray(
+            "run",
+            "--batch",
+            str(moved),
+            "-m",
+            IMAGE,
+            "--shard",
+            f"{index}/3",
+            "--dry-run",
+            "--json",
+        )
+        assert looked.exit_code == 0, looked
+        seen = sorted(
+            r["name"] for r in map(json.loads, looked.lines) if r.get("name") not in (None, "new")
+        )
+        assert seen == names
+    assert created(emu) == before + 12
+
+
+def test_a_shard_is_named_in_its_resume_hint_and_needs_a_batch(siray, make_emulator, tmp_path):
+    server = make_emulator(task_seconds=60)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *SHARD_JOBS[:4])
+    waited = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--shard", "2/2", "--timeout", "1", server=server
+    )
+    assert f"--batch {jobs} --model {IMAGE} --shard 2/2 --resume" in waited.stderr, waited
+    for bad in ("0/2", "3/2", "x", "1/0"):
+        refused = siray("run", "--batch", str(jobs), "--shard", bad)
+        assert refused.exit_code == 2 and "is not I/N" in refused.stderr, refused
+    alone = siray("run", IMAGE, "x", "--shard", "1/2")
+    assert alone.exit_code == 2 and "--shard splits a batch" in alone.stderr

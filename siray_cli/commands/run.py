@@ -73,6 +73,27 @@ ResubmitUncertainOpt = Annotated[
         "(it may have created a task: check first).",
     ),
 ]
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    index, slash, count = value.partition("/")
+    if slash and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count):
+        return int(index), int(count)
+    raise typer.BadParameter(f"{value!r} is not I/N with 1 <= I <= N (e.g. 2/4)")
+
+
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="With --batch: run only shard I of N (e.g. 2/4), for a CI matrix of N jobs; a "
+        "line's shard depends on its content alone, never on where it is in the file.",
+        metavar="I/N",
+        show_default=False,
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 CancelOnInterruptOpt = Annotated[
     bool,
@@ -104,6 +125,7 @@ def run(
     concurrency: ConcurrencyOpt = 4,
     resume: ResumeOpt = False,
     resubmit_uncertain: ResubmitUncertainOpt = False,
+    shard: ShardOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -137,8 +159,11 @@ def run(
                 validate=not no_validate,
                 inline=inline,
                 resubmit_uncertain=resubmit_uncertain,
+                shard=_shard(shard),
             )
             return _run_batch(context, options, dry_run)
+    if shard is not None:
+        raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     directory = _directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)

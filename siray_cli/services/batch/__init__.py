@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from siray_cli import signals
 from siray_cli.errors import BatchInterrupted
 from siray_cli.services.batch.job import BatchWatcher, JobResult, LineFlow, LineOptions
-from siray_cli.services.batch.jobs import label, parse_jobs, prepare_jobs, read_jobs, read_source
+from siray_cli.services.batch.jobs import (
+    in_shard,
+    label,
+    parse_jobs,
+    prepare_jobs,
+    read_jobs,
+    read_source,
+)
 from siray_cli.services.batch.plan import batch_lock
 from siray_cli.services.ledger import Plan
 
@@ -58,6 +65,7 @@ class BatchOptions:
     validate: bool
     inline: bool
     resubmit_uncertain: bool = False
+    shard: tuple[int, int] | None = None  # (I, N): only the lines of shard I of N
 
     def rerun_command(self, prefix: str) -> str:
         """The command that takes this batch up again without paying twice: --resume (lines
@@ -73,6 +81,8 @@ class BatchOptions:
         words += [flag for flag, on in (("--force", self.force), ("--inline", self.inline)) if on]
         if not self.validate:
             words.append("--no-validate")
+        if self.shard is not None:
+            words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
         return " ".join([*words, "--resume"])
 
     def resume_hint(self, prefix: str, tasks: str = "these tasks") -> str:
@@ -127,7 +137,7 @@ def run_batch(
     running and the command that takes the batch up again."""
     text, where = read_source(options.source, session.environment.stdin)
     try:
-        with batch_lock(text, where):
+        with batch_lock(text, where, options.shard):
             return _run_locked(
                 session, providers, options, text, where, display, transfers, on_result
             )
@@ -209,7 +219,13 @@ def _prepare(
     files = LocalFiles(session, inline=options.inline)
     build = builder(session, providers, options.default_model, options.validate, files)
     read, unread = parse_jobs(text, where)
-    return prepare_jobs(read, build, where, unread, identity=files.identity), files
+    jobs = prepare_jobs(read, build, where, unread, identity=files.identity)
+    if options.shard is not None:
+        index, count = options.shard
+        mine = [job for job in jobs if in_shard(job.key, index, count)]
+        session.notices.info(f"shard {index}/{count}: {len(mine)} of the {len(jobs)} lines")
+        jobs = mine
+    return jobs, files
 
 
 def dry_run_batch(session: Session, providers: Providers, options: BatchOptions) -> list[DryRun]:

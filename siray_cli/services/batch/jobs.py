@@ -242,3 +242,12 @@ def read_source(source: str, stdin: TextIO) -> tuple[str, str]:
 
 def label(line: int, name: str | None) -> str:
     return f"line {line}" + (f" ({name})" if name else "")
+
+
+def in_shard(key: str, index: int, count: int) -> bool:
+    """Whether the job of `key` is in shard `index` (1-based) of `count`: decided by its key
+    alone (the line's content and its rank among equal lines), so a line stays in its shard
+    wherever it moves in the file and whatever lines are added; N shards are the batch."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % count == index - 1

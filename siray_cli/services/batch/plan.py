@@ -99,14 +99,16 @@ def refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
 
 
 @contextmanager
-def batch_lock(text: str, where: str) -> Iterator[None]:
-    """One run of a batch at a time: two runs of the same jobs (the same file, or its copy) would
-    each pay for every job that the other has not recorded yet. A second run is refused."""
+def batch_lock(text: str, where: str, shard: tuple[int, int] | None = None) -> Iterator[None]:
+    """One run of a batch (of one shard of it) at a time: two runs of the same jobs (the same
+    file, or its copy) would each pay for every job that the other has not recorded yet. A
+    second run is refused; other shards of the file, whose lines are others, run alongside."""
     import hashlib
 
     from siray_cli.storage.locks import LockBusy, flock
 
-    digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+    part = "" if shard is None else f"\0shard {shard[0]}/{shard[1]}"
+    digest = hashlib.sha256((text + part).encode()).hexdigest()[:24]
     try:
         with flock(f"batch-{digest}.lock", wait=False, write_pid=True):
             yield
