@@ -309,32 +309,26 @@ def _exports(stdout: str) -> dict[str, str]:
 
 @pytest.fixture
 def background(isolated_environment: Path) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
-    """`siray emulator ARGS` in a process (`start`, `status`, `stop`, ...); whatever emulator the
-    test left running (its state file says which) is killed at the end, even when it failed."""
-    pids: set[int] = set()
-
-    def note() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            pids.add(json.loads(_state(isolated_environment).read_text())["pid"])
+    """`siray emulator ARGS` in a process (`start`, `status`, `stop`, ...); any emulator a start
+    of the test launched (its command line names the test's state directory) is killed at the
+    end, even when the test failed."""
 
     def siray_emulator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        completed = subprocess.run(
+        return subprocess.run(
             siray_command("emulator", *args),
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
-        note()
-        return completed
 
     yield siray_emulator
-    note()
-    for pid in pids:
+    ours = str(isolated_environment / "state" / "emulator").encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         with contextlib.suppress(OSError):
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            if b"daemon" in cmdline and os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
+            words = cmdline.read_bytes().split(b"\0")
+            if b"daemon" in words and ours in words:
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
 
 
 def test_start_answers_at_once_status_says_where_and_stop_leaves_nothing(
@@ -425,6 +419,22 @@ def test_start_again_is_idempotent_unless_the_options_differ(background):
     assert other.returncode == 2 and other.stdout == ""
     assert "already running" in other.stderr and "stop it first" in other.stderr
     assert "Traceback" not in other.stderr
+
+
+def test_two_starts_at_once_start_one_emulator(background):
+    both = [
+        subprocess.Popen(
+            siray_command("emulator", "start", "--port", "0"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60) for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]  # the same emulator's lines
+    assert background("stop").returncode == 0
 
 
 def test_a_start_that_fails_says_why_in_one_line(background, isolated_environment):

@@ -318,22 +318,23 @@ def start(
     _start_checks(values)
     options = json.loads(json.dumps(values, default=str))
     directory = background.home()
-    running, stale = background.find(directory)
-    if stale is not None:
-        output.warn(f"the emulator recorded as PID {stale.pid} is gone: starting another")
-    if running is not None and running.options != options:
-        raise UsageError(
-            f"an emulator is already running on {running.url} (PID {running.pid}) with other "
-            "options",
-            hint="stop it first: siray emulator stop",
-        )
-    if running is not None:
-        output.info(f"the emulator is already running on {running.url} (PID {running.pid})")
-    else:
-        _check_extras(output)
-        command = [sys.executable, "-m", "siray_cli", *background.DAEMON]
-        running = background.launch(directory, options, command, os.environ)
-        output.info(f"siray emulator listening on {running.url} (PID {running.pid})")
+    with background.locked(directory):
+        running, stale = background.find(directory)
+        if stale is not None:
+            output.warn(f"the emulator recorded as PID {stale.pid} is gone: starting another")
+        if running is not None and running.options != options:
+            raise UsageError(
+                f"an emulator is already running on {running.url} (PID {running.pid}) with "
+                "other options",
+                hint="stop it first: siray emulator stop",
+            )
+        if running is not None:
+            output.info(f"the emulator is already running on {running.url} (PID {running.pid})")
+        else:
+            _check_extras(output)
+            command = [sys.executable, "-m", "siray_cli", *background.DAEMON]
+            running = background.launch(directory, options, command, os.environ)
+            output.info(f"siray emulator listening on {running.url} (PID {running.pid})")
     output.data_lines(_exports(running.environment))
 
 

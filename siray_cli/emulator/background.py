@@ -22,7 +22,7 @@ import signal
 import ssl
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,21 @@ def _write_private(path: Path, text: str) -> None:
         os.fchmod(file.fileno(), FILE_MODE)  # the mode given to open passes through the umask
         file.write(text)
     os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """One `start` or `stop` at a time: two starts at once would launch two emulators."""
+    import fcntl
+
+    private_dir(directory.parent)
+    private_dir(directory)
+    descriptor = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)  # released when the descriptor closes
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def record(directory: Path, running: Running) -> None:
@@ -211,8 +226,6 @@ def launch(
     timeout: float = START_TIMEOUT,
 ) -> Running:
     """Start `command DIRECTORY` detached, and return once the emulator it runs answers."""
-    private_dir(directory.parent)
-    private_dir(directory)
     forget(directory)
     private_dir(history_dir(directory))
     _write_private(directory / OPTIONS, json.dumps(options))
@@ -298,12 +311,13 @@ def stop(directory: Path, timeout: float) -> tuple[Running | None, Running | Non
     """(the emulator stopped, None), or (None, the stale state forgotten, if any).
 
     SIGTERM first (it closes its servers and removes its certificate), SIGKILL after `timeout`."""
-    running, stale = find(directory)
-    if running is None:
-        return None, stale
-    _signal(running.pid, signal.SIGTERM)
-    if not _gone(running.pid, timeout):
-        _signal(running.pid, signal.SIGKILL)
-        _gone(running.pid, 5.0)
-    forget(directory)
+    with locked(directory):
+        running, stale = find(directory)
+        if running is None:
+            return None, stale
+        _signal(running.pid, signal.SIGTERM)
+        if not _gone(running.pid, timeout):
+            _signal(running.pid, signal.SIGKILL)
+            _gone(running.pid, 5.0)
+        forget(directory)
     return running, None
