@@ -210,6 +210,7 @@ def man_page(path: list[str], command: click.Command, context: click.Context) ->
             f"{page}-{name}(1)"
             for name in sorted(command.list_commands(context))
             if name not in HIDDEN
+            and not getattr(command.get_command(context, name), "hidden", True)
         ]
     if related:
         lines += [".SH SEE ALSO", escape(", ".join(related))]

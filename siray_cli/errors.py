@@ -159,7 +159,11 @@ class ExitCode(enum.IntEnum):
 EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
     (ExitCode.OK, "success"),
     (ExitCode.TASK_FAILED, "the task failed or was cancelled (run, status --wait)"),
-    (ExitCode.USAGE, "usage error or invalid input (including the server's 400 and 404)"),
+    (
+        ExitCode.USAGE,
+        "usage error or invalid input (including the server's 400 and 404, and no emulator "
+        "running for `siray emulator status`)",
+    ),
     (ExitCode.AUTH, "authentication or permission: no key, HTTP 401 or 403"),
     (
         ExitCode.TIMEOUT,
@@ -235,6 +239,19 @@ class NotCancelledError(UsageError):
     error_type = "not_cancelled"
 
 
+class EmulatorNotRunningError(SirayError):
+    """`siray emulator status` (and the like) found no background emulator running: not found,
+    as a 404 is (exit 2)."""
+
+    error_type = "not_running"
+
+
+class EmulatorStartError(SirayError):
+    """A background emulator did not start, or did not answer in time."""
+
+    error_type = "emulator_error"
+
+
 class InternalError(SirayError):
     """A bug: said in one line, with the traceback only under --debug."""
 
@@ -248,6 +265,7 @@ _EXIT_CODES: list[tuple[type[SirayError], ExitCode]] = [
     (ConfigError, ExitCode.USAGE),
     (BadRequestError, ExitCode.USAGE),
     (NotFoundError, ExitCode.USAGE),
+    (EmulatorNotRunningError, ExitCode.USAGE),
     (MissingAPIKeyError, ExitCode.AUTH),
     (AuthenticationError, ExitCode.AUTH),
     (PermissionDeniedError, ExitCode.AUTH),

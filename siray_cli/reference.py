@@ -32,6 +32,7 @@ OTHER_ENVIRONMENT: list[tuple[str, str]] = [
     ("SIRAY_CONFIG_DIR", "the directory of config.toml"),
     ("SIRAY_DATA_DIR", "the directory of the task history (history.sqlite3)"),
     ("SIRAY_CACHE_DIR", "the directory of the cached model catalogue"),
+    ("SIRAY_STATE_DIR", "the directory of the background emulator's state and log"),
     (
         "SIRAY_EMULATOR_TASK_SECONDS",
         "siray emulator: how long each task takes (--task-seconds wins), default: 3",
@@ -68,6 +69,11 @@ FILES: list[tuple[str, str]] = [
         "$SIRAY_CACHE_DIR/models-*.json",
         "the cached model catalogue, one file per gateway; default directory: the user cache "
         "directory (~/.cache/siray)",
+    ),
+    (
+        "$SIRAY_STATE_DIR/emulator/",
+        "the background emulator (siray emulator start): its state, log and throwaway history; "
+        "default directory: the user state directory (~/.local/state/siray)",
     ),
 ]
 

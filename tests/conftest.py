@@ -110,6 +110,7 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
         ("SIRAY_CONFIG_DIR", "config"),
         ("SIRAY_DATA_DIR", "data"),
         ("SIRAY_CACHE_DIR", "cache"),
+        ("SIRAY_STATE_DIR", "state"),
     ):
         monkeypatch.setenv(name, str(home / sub))
     monkeypatch.delenv("NO_COLOR", raising=False)

@@ -1,16 +1,23 @@
 """The emulator follows the Siray API contract: shapes, auth schemes, lifecycle, catalogue; and
-the `siray emulator` command serves it in the foreground or around another command."""
+the `siray emulator` command serves it in the foreground, around another command, or in the
+background for a shell session (start, status, stop)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shlex
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CREATE, siray_command
+from helpers import CREATE, GEMINI_IMAGE, siray_command
 
 from siray_cli.emulator.catalogue import MODELS
 from siray_cli.emulator.faults import Fault, FaultSpecError
@@ -222,9 +229,11 @@ def test_emulator_serves_in_the_foreground_until_ctrl_c():
         text=True,
     )
     assert process.stdout is not None
-    lines = [process.stdout.readline().strip() for _ in range(3)]
-    env = dict(line.removeprefix("export ").split("=", 1) for line in lines)
-    assert set(env) == {"SIRAY_BASE_URL", "SIRAY_GATEWAY_URL", "SIRAY_API_KEY"}
+    lines = [process.stdout.readline().strip() for _ in range(6)]
+    env = _exports("\n".join(lines))
+    assert {"SIRAY_BASE_URL", "SIRAY_GATEWAY_URL", "SIRAY_API_KEY"} <= set(env)
+    # the tasks of the commands pointed at it go to a history of their own, gone with it
+    assert Path(env["SIRAY_DATA_DIR"]).is_dir()
     response = httpx.get(
         env["SIRAY_BASE_URL"] + CREATE + "/image_x",
         headers={"Authorization": f"Bearer {env['SIRAY_API_KEY']}"},
@@ -234,6 +243,7 @@ def test_emulator_serves_in_the_foreground_until_ctrl_c():
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
     assert "listening on" in stderr and "GET /v1/images/generations/async/image_x -> 404" in stderr
+    assert not Path(env["SIRAY_DATA_DIR"]).exists()
     assert "Traceback" not in stderr
 
 
@@ -261,3 +271,251 @@ def test_tls_emulator_stopped_by_sigterm_leaves_no_key_behind(tmp_path):
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=30)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- siray emulator start, status, stop: an emulator in the background -------------------------
+
+
+def _state(home: Path) -> Path:
+    return home / "state" / "emulator" / "emulator.json"
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie (the process that adopts it may be slow to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _session_members(session: int) -> list[int]:
+    """The processes of a session (the emulator leads its own): none may outlive a stop."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    lines = stdout.splitlines()
+    assert lines and all(line.startswith("export ") for line in lines), stdout
+    return dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in lines)
+
+
+@pytest.fixture
+def background(isolated_environment: Path) -> Iterator[Callable[..., subprocess.CompletedProcess]]:
+    """`siray emulator ARGS` in a process (`start`, `status`, `stop`, ...); any emulator a start
+    of the test launched (its command line names the test's state directory) is killed at the
+    end, even when the test failed."""
+
+    def siray_emulator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            siray_command("emulator", *args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    yield siray_emulator
+    ours = str(isolated_environment / "state" / "emulator").encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            words = cmdline.read_bytes().split(b"\0")
+            if b"daemon" in words and ours in words:
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+
+
+def test_start_answers_at_once_status_says_where_and_stop_leaves_nothing(
+    background, isolated_environment, tmp_path
+):
+    started = background("start", "--port", "0", "--task-seconds", "0.1")
+    assert started.returncode == 0, started.stderr
+    env = _exports(started.stdout)
+    assert {"SIRAY_BASE_URL", "SIRAY_GATEWAY_URL", "SIRAY_API_KEY", "HF_KEY"} <= set(env)
+    # its tasks go to a history of its own, in its private state directory
+    state_dir = isolated_environment / "state" / "emulator"
+    assert env["SIRAY_DATA_DIR"] == str(state_dir / "history")
+    assert Path(env["SIRAY_DATA_DIR"]).is_dir()
+    for private in (state_dir, state_dir / "emulator.log", _state(isolated_environment)):
+        assert private.stat().st_mode & 0o077 == 0, private
+    info = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info").json()
+    pid = info["pid"]
+    # an upload starts its S3 store (moto, on a port of its own)
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    uploaded = subprocess.run(
+        siray_command("upload", str(tmp_path / "in.png")),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert uploaded.returncode == 0, uploaded.stderr
+    moto = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info").json()["s3"]["moto"]
+    httpx.get(moto)  # it answers (whatever it says to a request without credentials)
+
+    status = background("status")
+    assert status.returncode == 0, status.stderr
+    fields = dict(line.split("\t") for line in status.stdout.splitlines())
+    assert fields["url"] == env["SIRAY_BASE_URL"] and fields["pid"] == str(pid)
+    assert fields["tasks"] == "0" and fields["uptime"].endswith("s")
+    document = json.loads(background("status", "--json").stdout)
+    assert document["pid"] == pid and document["tasks_created"] == 0
+    assert document["environment"] == env and document["uptime_seconds"] >= 0
+
+    stopped = background("stop", timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stdout == ""  # none of its variables is in effect here: nothing to unset
+    assert not _running(pid) and _session_members(pid) == []
+    for url in (env["SIRAY_BASE_URL"], moto):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=5)
+    assert not _state(isolated_environment).exists() and not Path(env["SIRAY_DATA_DIR"]).exists()
+    gone = background("status", "--json")
+    assert gone.returncode == 2 and "no emulator is running" in gone.stderr
+    assert json.loads(gone.stdout)["error"]["type"] == "not_running"
+
+
+def test_eval_of_start_returns_and_points_siray_at_it_and_stop_unsets_it(
+    background, isolated_environment, tmp_path
+):
+    """`eval "$(siray emulator start)"` must not wait for the emulator's end: it keeps none of
+    the shell's descriptors. A run against it leaves nothing in the user's own history."""
+    script = f"""
+        set -e
+        eval "$($SIRAY emulator start --port 0 --task-seconds 0.1)"
+        $SIRAY run {GEMINI_IMAGE} "a lighthouse" --poll-interval 0.1 -o out/
+        eval "$($SIRAY emulator stop)"
+        echo "after stop: ${{SIRAY_BASE_URL-unset}} ${{SIRAY_DATA_DIR}}"
+    """
+    completed = subprocess.run(
+        ["bash", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,  # a start that keeps the shell's pipe open blocks the eval: this fails
+        env={**os.environ, "SIRAY": shlex.join(siray_command())},
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines()[-1] == "after stop: unset "
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
+    assert not (isolated_environment / "data").exists()  # the user's history: untouched
+
+
+def test_start_again_is_idempotent_unless_the_options_differ(background):
+    first = background("start", "--port", "0")
+    assert first.returncode == 0, first.stderr
+    again = background("start", "--port", "0")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout and "already running" in again.stderr
+    other = background("start", "--port", "0", "--task-seconds", "1")
+    assert other.returncode == 2 and other.stdout == ""
+    assert "already running" in other.stderr and "stop it first" in other.stderr
+    assert "Traceback" not in other.stderr
+
+
+def test_two_starts_at_once_start_one_emulator(background):
+    both = [
+        subprocess.Popen(
+            siray_command("emulator", "start", "--port", "0"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60) for process in both]
+    assert [process.returncode for process in both] == [0, 0], outputs
+    assert outputs[0][0] == outputs[1][0]  # the same emulator's lines
+    assert background("stop").returncode == 0
+
+
+def test_a_start_that_fails_says_why_in_one_line(background, isolated_environment):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        failed = background("start", "--port", str(port), timeout=30)
+    assert failed.returncode == 2 and failed.stdout == ""
+    error, hint = failed.stderr.splitlines()
+    assert error.startswith("error: the emulator did not start: cannot listen on")
+    assert hint.startswith("hint: choose another --port") and "emulator.log" in hint
+    assert not _state(isolated_environment).exists()
+
+
+def _fake_state(home: Path, pid: int, port: int) -> None:
+    """The state a start would have left, naming a PID that is not an emulator of ours."""
+    _state(home).parent.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    _state(home).write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "url": url,
+                "port": port,
+                "started_at": 0,
+                "environment": {"SIRAY_BASE_URL": url},
+                "options": {},
+            }
+        )
+    )
+
+
+def test_a_state_whose_emulator_died_is_forgotten(background, isolated_environment):
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    _fake_state(isolated_environment, ended.pid, port)
+    status = background("status")
+    assert status.returncode == 2 and "no emulator is running" in status.stderr
+    assert not _state(isolated_environment).exists()
+    _fake_state(isolated_environment, ended.pid, port)
+    started = background("start", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    assert f"PID {ended.pid} is gone" in started.stderr
+    assert background("stop").returncode == 0
+
+
+@pytest.mark.parametrize("answers", ["nothing", "another emulator"])
+def test_stop_never_signals_a_recycled_pid(background, isolated_environment, emu, answers):
+    """The recorded PID now belongs to another process: on the recorded port nothing answers,
+    or another emulator does (with another PID). That process is left alone."""
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        if answers == "nothing":
+            with socket.socket() as closed:
+                closed.bind(("127.0.0.1", 0))
+                port = closed.getsockname()[1]
+        else:
+            port = emu.port
+        _fake_state(isolated_environment, stranger.pid, port)
+        stopped = background("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "gone already" in stopped.stderr and stopped.stdout == ""
+        assert stranger.poll() is None  # alive: never signalled
+        assert not _state(isolated_environment).exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_stop_kills_an_emulator_that_no_longer_answers(background, isolated_environment):
+    """Stopped (SIGSTOP), it answers nothing and ignores SIGTERM: /proc says it is ours, and
+    SIGKILL ends it after --timeout."""
+    started = background("start", "--port", "0")
+    assert started.returncode == 0, started.stderr
+    pid = json.loads(_state(isolated_environment).read_text())["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    stopped = background("stop", "--timeout", "0.2", timeout=30)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "emulator stopped" in stopped.stderr
+    assert not _running(pid) and _session_members(pid) == []

@@ -47,9 +47,13 @@ def test_a_readme_example_runs_as_written(setup, text, tmp_path):
         command = ["siray", "emulator", "exec", "--", "bash", "-c", script]
     else:
         command = ["bash", "-c", script]
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    try:
+        done = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    finally:  # an example that starts an emulator in the background and failed before its stop
+        stop = ["siray", "emulator", "stop", "--timeout", "1"]
+        subprocess.run(stop, env=env, capture_output=True, timeout=60, check=False)
     assert done.returncode == 0, f"{text}\nstdout: {done.stdout}\nstderr: {done.stderr}"
 
 

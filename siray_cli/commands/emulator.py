@@ -1,5 +1,6 @@
 """`siray emulator`: serve the API.md contract locally, or run a command against it."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from siray_cli.commands._context import get_context
+from siray_cli.commands._options import JsonOpt
 from siray_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -200,8 +202,9 @@ def emulator(
     config = _config(values)
     config.log = output.info
     server = _start(config, values["fault"])
-    for name, value in server.environment().items():
-        output.data(f"export {name}={value}")
+    # the tasks of the commands pointed at it live and die with it (see `exec`)
+    history = tempfile.TemporaryDirectory(prefix="siray-emulator-history-")
+    output.data_lines(_exports({**server.environment(), "SIRAY_DATA_DIR": history.name}))
     output.info(f"siray emulator listening on {server.url} (Ctrl-C to stop)")
     try:
         server.serve_forever()
@@ -209,6 +212,21 @@ def emulator(
         output.info("emulator stopped")
     finally:
         server.stop()
+        history.cleanup()
+
+
+def _exports(environment: dict[str, str]) -> list[str]:
+    """`export NAME=VALUE` lines for a shell's eval, each value quoted as the shell reads it."""
+    import shlex
+
+    return [f"export {name}={shlex.quote(value)}" for name, value in environment.items()]
+
+
+def _values(ctx: typer.Context, given: dict[str, Any]) -> dict[str, Any]:
+    """The emulator's options given to the group (`siray emulator --port 0 exec`), then to the
+    subcommand (which win)."""
+    parent = ctx.parent.obj if ctx.parent is not None else None
+    return {**(parent if isinstance(parent, dict) else DEFAULTS), **given}
 
 
 @app.command(
@@ -239,7 +257,7 @@ def exec_(
     The emulator's options may come before or after `exec` (after wins), always before `--`.
     """
     given = _given({k: v for k, v in locals().items() if k not in ("ctx", "command")})
-    values = {**(ctx.parent.obj if ctx.parent is not None else DEFAULTS), **given}
+    values = _values(ctx, given)
     if "port" not in given and values["port"] == DEFAULTS["port"]:
         values["port"] = 0  # a free port, unless one was asked for
     _check_extras(get_context(ctx).output)
@@ -268,3 +286,169 @@ def exec_(
     finally:
         sys.stdout.flush()
     return completed.returncode if completed.returncode >= 0 else 128 - completed.returncode
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    port: PortOpt = None,
+    task_seconds: TaskSecondsOpt = None,
+    create_shape: CreateShapeOpt = None,
+    no_cancel: NoCancelOpt = None,
+    api_key: KeyOpt = None,
+    models_file: ModelsOpt = None,
+    sts_token_requests: StsOpt = None,
+    tls: TlsOpt = None,
+    fault: FaultOpt = None,
+) -> None:
+    """Start the emulator in the background and print the `export` lines that point siray at it:
+    `eval "$(siray emulator start)"`.
+
+    It returns once the emulator answers. Its commands' tasks are recorded in a history of its
+    own (SIRAY_DATA_DIR), removed when it stops. Started already with the same options, it says
+    so and prints the same lines; with others, stop it first. Its log, PID and port are kept in
+    $SIRAY_STATE_DIR/emulator.
+    """
+    values = _values(ctx, _given({k: v for k, v in locals().items() if k != "ctx"}))
+    from siray_cli.emulator import background
+
+    output = get_context(ctx).output
+    if values["models_file"] is not None:  # it runs elsewhere: a path that means the same there
+        values["models_file"] = values["models_file"].resolve()
+    _start_checks(values)
+    options = json.loads(json.dumps(values, default=str))
+    directory = background.home()
+    with background.locked(directory):
+        running, stale = background.find(directory)
+        if stale is not None:
+            output.warn(f"the emulator recorded as PID {stale.pid} is gone: starting another")
+        if running is not None and running.options != options:
+            raise UsageError(
+                f"an emulator is already running on {running.url} (PID {running.pid}) with "
+                "other options",
+                hint="stop it first: siray emulator stop",
+            )
+        if running is not None:
+            output.info(f"the emulator is already running on {running.url} (PID {running.pid})")
+        else:
+            _check_extras(output)
+            command = [sys.executable, "-m", "siray_cli", *background.DAEMON]
+            running = background.launch(directory, options, command, os.environ)
+            output.info(f"siray emulator listening on {running.url} (PID {running.pid})")
+    output.data_lines(_exports(running.environment))
+
+
+def _start_checks(values: dict[str, Any]) -> None:
+    """What the emulator would refuse, refused here, before anything is started."""
+    from siray_cli.emulator.faults import Fault, FaultSpecError
+
+    _config(values)
+    try:
+        for spec in values["fault"] or []:
+            Fault.parse(spec)
+    except FaultSpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@app.command("daemon", hidden=True)
+def daemon(ctx: typer.Context, directory: Annotated[Path, typer.Argument()]) -> None:
+    """The process `siray emulator start` launches: serve until SIGTERM, from DIRECTORY's
+    options, and record in DIRECTORY where it listens."""
+    from siray_cli.emulator import background
+
+    output = get_context(ctx).output
+    values = background.read_options(directory)
+    if values["models_file"] is not None:
+        values["models_file"] = Path(values["models_file"])
+    config = _config(values)
+    config.log = output.info
+    server = _start(config, values["fault"])
+    environment = {**server.environment(), "SIRAY_DATA_DIR": str(background.history_dir(directory))}
+    running = background.Running(
+        os.getpid(),
+        server.url,
+        server.port,
+        server.state.started_at,
+        environment,
+        background.read_options(directory),
+    )
+    try:
+        background.record(directory, running)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        output.info("emulator stopped")
+    finally:
+        server.stop()
+        background.forget(directory, pid=os.getpid())
+
+
+@app.command("stop")
+def stop(
+    ctx: typer.Context,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0,
+            help="Seconds to wait after SIGTERM before SIGKILL.",
+        ),
+    ] = 10.0,
+) -> None:
+    """Stop the emulator `siray emulator start` started, and print `unset` lines for the
+    variables it exported that are still in effect here: `eval "$(siray emulator stop)"`.
+
+    Only a process proved to be that emulator is signalled (SIGTERM, then SIGKILL); none
+    running is no error.
+    """
+    from siray_cli.emulator import background
+
+    output = get_context(ctx).output
+    stopped, stale = background.stop(background.home(), timeout)
+    if stopped is None:
+        if stale is not None:
+            output.info(f"the emulator recorded as PID {stale.pid} was gone already")
+        else:
+            output.info("no emulator was running")
+        return
+    output.info(f"emulator stopped (PID {stopped.pid}, {stopped.url})")
+    environ = get_context(ctx).output.environment.variables
+    output.data_lines(
+        f"unset {name}" for name, value in stopped.environment.items() if environ.get(name) == value
+    )
+
+
+@app.command("status")
+def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
+    """Where the emulator `siray emulator start` started is: URL, PID, uptime, tasks created.
+
+    Exit 2 when none is running.
+    """
+    import time
+
+    from siray_cli.emulator import background
+    from siray_cli.errors import EmulatorNotRunningError
+    from siray_cli.output import duration
+
+    output = get_context(ctx, json_mode).output
+    directory = background.home()
+    running, _ = background.find(directory)
+    if running is None:
+        raise EmulatorNotRunningError(
+            "no emulator is running", hint='start one: eval "$(siray emulator start)"'
+        )
+    stats = background.ask(running, "/_emulator/stats") or {}
+    uptime = max(0.0, time.time() - running.started_at)
+    document = {
+        **running.to_json(),
+        "uptime_seconds": round(uptime, 1),
+        "tasks_created": stats.get("tasks_created"),
+        "log": str(background.log_path(directory)),
+    }
+    rows = [
+        ("url", running.url),
+        ("pid", str(running.pid)),
+        ("uptime", duration(int(uptime))),
+        ("tasks", str(stats.get("tasks_created", "-"))),
+        ("log", document["log"]),
+    ]
+    output.table(rows, ["what", "value"], document=document)

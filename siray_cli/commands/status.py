@@ -21,22 +21,10 @@ if TYPE_CHECKING:
     from siray_cli.services.session import Providers, Session
 
 
-def duration(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
-
-
 def render_task(output: "Output", status: "Task", files: "Sequence[str]" = ()) -> None:
     """JSON: one object per line; terminal: a short block; pipe: one tab-separated line.
     `files`: where its outputs were saved (the last column on a pipe)."""
-    from siray_cli.output import sanitize
+    from siray_cli.output import duration, sanitize
 
     if output.json_mode:
         output.result({**status.to_json(), "files": list(files)})

@@ -5,6 +5,7 @@ the clock, for tests and users; registered as the APIs are.
 from __future__ import annotations
 
 import json
+import os
 
 from siray_cli.emulator.faults import Fault
 from siray_cli.emulator.http import Request, Response, Router, error_response, json_response
@@ -12,10 +13,26 @@ from siray_cli.emulator.state import EmulatorState
 
 
 def register(router: Router, state: EmulatorState) -> None:
-    """`/_emulator/...`: counts, faults, the object store and the clock, for tests and users."""
+    """`/_emulator/...`: who it is, counts, faults, the object store and the clock, for tests
+    and users."""
 
     def stats(request: Request) -> Response:
         return json_response(200, state.stats())
+
+    def info(request: Request) -> Response:
+        """Which emulator this is: `siray emulator stop` checks the PID before it signals one."""
+        store = state.store
+        return json_response(
+            200,
+            {
+                "pid": os.getpid(),
+                "started_at": state.started_at,
+                "environment": state.environment,
+                "s3": {"endpoint": store.endpoint, "moto": store.moto_url}
+                if store.started
+                else None,
+            },
+        )
 
     def add_fault(request: Request) -> Response:
         try:
@@ -48,6 +65,7 @@ def register(router: Router, state: EmulatorState) -> None:
             return error_response(400, str(exc), "invalid_clock")
         return json_response(200, {"offset": offset})
 
+    router.add("GET", "/_emulator/info", info)
     router.add("GET", "/_emulator/stats", stats)
     router.add("POST", "/_emulator/faults", add_fault)
     router.add("GET", "/_emulator/uploads", uploads)

@@ -222,6 +222,7 @@ class Emulator:
             )
             self.state.store.tls_context = context
             self.ca_file = str(cert)
+        self.state.environment = self.environment()
 
     @property
     def port(self) -> int:

@@ -9,6 +9,7 @@ import json
 import random
 import secrets
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,6 +67,8 @@ class EmulatorState:
         self.models = {**catalogue.MODELS, **config.extra_models}
         self.store = ObjectStore(self.faults, config.sts_token_requests, config.log)
         self._random = random.Random(config.seed)
+        self.started_at = time.time()
+        self.environment: dict[str, str] = {}  # what points a client at it (the server sets it)
         self._answering = 0
         self._answered = threading.Condition()
 

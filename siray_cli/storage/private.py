@@ -55,3 +55,15 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("siray"))
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where siray keeps what it runs in the background (a `siray emulator start`): its PID, port
+    and log (SIRAY_STATE_DIR moves it). Not the data directory: an emulator exports a
+    SIRAY_DATA_DIR of its own, and must still be found once that is in effect."""
+    env = os.environ if env is None else env
+    if env.get("SIRAY_STATE_DIR"):
+        return Path(env["SIRAY_STATE_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("siray"))
