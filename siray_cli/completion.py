@@ -29,6 +29,8 @@ from click.shell_completion import (
     split_arg_string,
 )
 
+from siray_cli.helptext import HelpContext
+
 if TYPE_CHECKING:
     from siray_cli.providers import ProviderSpec
 
@@ -381,6 +383,8 @@ def completion_options() -> list[click.Parameter]:
 class CompletingGroup(typer.core.TyperGroup):
     """The root command: Typer's group, with siray's completion options and classes (the app is
     built with add_completion=False, so Typer adds neither its options nor its classes)."""
+
+    context_class = HelpContext
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)

@@ -25,8 +25,8 @@ FaultOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--fault",
-        help="Inject a fault, e.g. 'action=status,status=503,body=html,path=^/v1/,count=2' "
-        "(see README: Emulator). Repeatable.",
+        help="Inject a fault, e.g. 'action=status,status=503,count=2' (every field: README, "
+        "Emulator). Repeatable.",
         show_default=False,
     ),
 ]
@@ -230,8 +230,10 @@ def exec_(
     tls: TlsOpt = None,
     fault: FaultOpt = None,
 ) -> int:
-    """Start the emulator on a free port, run CMD with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and
-    SIRAY_API_KEY pointing at it, stop it, and exit with CMD's status.
+    """Run CMD against an emulator on a free port, then stop the emulator.
+
+    CMD runs with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and SIRAY_API_KEY pointing at the emulator;
+    siray exits with CMD's status.
 
     CMD's tasks are recorded in a history of their own (SIRAY_DATA_DIR, a temporary directory
     removed at the end): they end with the emulator, and never stay pending in yours.

@@ -36,7 +36,10 @@ def generate(
     new: NewOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
+    """Submit a task and print its id, without waiting for it.
+
+    The task runs on: follow it with `siray status ID --wait`.
+    """
     from siray_cli.services.admission import when_admitted
     from siray_cli.services.requests import RequestSpec, build_request
 

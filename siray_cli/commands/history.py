@@ -155,7 +155,7 @@ def prune(
         ),
     ],
 ) -> None:
-    """Forget finished tasks older than a duration (tasks still pending are kept)."""
+    """Forget finished tasks older than a duration (pending ones stay)."""
     context = get_context(ctx)
     removed = context.session.history.prune(parse_duration(older_than))
     context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
@@ -174,9 +174,12 @@ def forget(
         ),
     ],
 ) -> int:
-    """Remove tasks from the history, whatever their state: a task left pending on a server that
-    is gone for good (an emulator, say) stops counting as pending. siray no longer knows it: a
-    rerun of the command that submitted it submits a new task."""
+    """Remove tasks from the history, whatever their state.
+
+    A task left pending on a server that is gone for good (an emulator, say) stops counting as
+    pending. siray no longer knows it: a rerun of the command that submitted it submits a new
+    task.
+    """
     context = get_context(ctx)
     history = context.session.history
     unknown = [task_id for task_id in dict.fromkeys(task_ids) if history.find(task_id) is None]

@@ -54,7 +54,10 @@ def show(
     refresh: RefreshOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Every input of a model (type, required, allowed values, default), and an example."""
+    """Every input of a model, and an example command.
+
+    Each input with its type, whether it is required, its allowed values and its default.
+    """
     from siray_cli.output import sanitize
     from siray_cli.services.models import describe_model
 

@@ -88,7 +88,9 @@ def status(
     ] = None,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Show the state of tasks: status, progress, outputs, failure reason, timings.
+    """Show the state of tasks: progress, outputs, failure reason.
+
+    Each task's status, progress, outputs, failure reason and timings.
 
     With --wait, exits 1 when any task failed or was cancelled. With -o, downloads the outputs
     of those that succeeded (as `siray download` does).
