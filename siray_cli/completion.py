@@ -33,6 +33,7 @@ from siray_cli.helptext import HelpContext
 
 if TYPE_CHECKING:
     from siray_cli.providers import ProviderSpec
+    from siray_cli.settings import Settings
 
 PROG_NAME = "siray"
 COMPLETE_VAR = "_SIRAY_COMPLETE"
@@ -45,13 +46,26 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BASH_LITERAL = re.compile(r"[\w./@%+,=-]")
 
 
-def _provider(ctx: click.Context | None) -> ProviderSpec:
-    """The provider the command line names (--provider, else SIRAY_PROVIDER), else the default
-    (a name siray does not know too: completing must not fail)."""
-    from siray_cli.providers import DEFAULT_PROVIDER, REGISTRY
+def _settings(ctx: click.Context | None) -> Settings:
+    """The settings the command line names (--provider, --profile), read as the command would:
+    flags, then variables, then the profile in the config file (read only if needed)."""
+    from siray_cli.settings import Settings
 
     root = ctx.find_root().params if ctx is not None else {}
-    name = str(root.get("provider") or os.environ.get("SIRAY_PROVIDER") or "").lower()
+    flags = {"provider": root.get("provider")}
+    return Settings(flags, profile=root.get("profile"), warn=lambda _: None)
+
+
+def _provider(ctx: click.Context | None) -> ProviderSpec:
+    """The provider in effect (--provider, SIRAY_PROVIDER, the profile's), else the default
+    (a name siray does not know, or a profile that does not exist, too: completing must not
+    fail)."""
+    from siray_cli.providers import DEFAULT_PROVIDER, REGISTRY
+
+    try:
+        name = _settings(ctx).provider
+    except Exception:
+        name = DEFAULT_PROVIDER
     return REGISTRY.get(name) or REGISTRY[DEFAULT_PROVIDER]
 
 
@@ -80,6 +94,89 @@ def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]
                 if wanted and name not in elsewhere:
                     names[name] = str(entry.get("tag", ""))
         return sorted(names.items())
+    except Exception:
+        return []
+
+
+def _schema(ctx: click.Context, model: str) -> dict[str, Any]:
+    """The JSON Schema of `model`'s request body: its provider's built-in one (Higgsfield's
+    applications), else the one in the catalogue cached from its server."""
+    import json
+
+    spec = _provider(ctx)
+    built_in = spec.built_in_schemas().get(model)
+    if built_in is not None or not spec.completes_from_cache:
+        return dict(built_in or {})
+    from siray_cli.storage.catalogue import cache_dir
+
+    for path in sorted(cache_dir().glob("models-*.json")):
+        for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
+            if entry.get("name") == model and isinstance(entry.get("schema"), dict):
+                return dict(entry["schema"])
+    return {}
+
+
+def _input_help(prop: dict[str, Any], required: bool) -> str:
+    """`required string: Output size in pixels.`"""
+    kind = prop.get("type")
+    about = " ".join(
+        [*(["required"] if required else []), *([kind] if isinstance(kind, str) else [])]
+    )
+    text = prop.get("description")
+    return ": ".join(part for part in (about, text if isinstance(text, str) else "") if part)
+
+
+def _value_text(value: object, as_json: bool) -> str:
+    """An allowed value as `-i key=VALUE` takes it (text, typed by the schema), or as JSON for
+    `key:=VALUE`."""
+    import json
+
+    if isinstance(value, str) and not as_json:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def complete_input(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
+    """`-i`'s candidates: the inputs of the model on the line (else of the `model` setting) as
+    `name=`, and after `name=`, the values its schema allows (an enum's)."""
+    try:
+        # `run MODEL -i <Tab>`: Click stops parsing at the option still waiting for its value,
+        # leaving the words before it unparsed in ctx.args
+        typed = [word for word in ctx.args if not word.startswith("-")][:1]
+        model = ctx.params.get("model") or ctx.params.get("model_opt") or "".join(typed)
+        if not model:
+            model = _settings(ctx).get("model").value
+        if not model:
+            return []
+        schema = _schema(ctx, str(model))
+        properties = schema.get("properties")
+        if not isinstance(properties, dict):
+            return []
+        required = schema.get("required")
+        required = required if isinstance(required, list) else []
+        key, equals, _ = incomplete.partition("=")
+        if not equals:
+            return [
+                (f"{name}=", _input_help(prop, name in required))
+                for name, prop in sorted(properties.items())
+                if isinstance(prop, dict)
+                and name.startswith(incomplete)
+                and name.strip() == name
+                and not any(char.isspace() or char == "=" for char in name)
+                and not name.endswith(":")
+            ]
+        as_json = key.endswith(":")
+        prop = properties.get(key[:-1] if as_json else key)
+        allowed = prop.get("enum") if isinstance(prop, dict) else None
+        if not isinstance(allowed, list):
+            return []
+        default = prop.get("default") if isinstance(prop, dict) else None
+        found = []
+        for value in allowed:
+            candidate = f"{key}={_value_text(value, as_json)}"
+            if candidate.startswith(incomplete):
+                found.append((candidate, "default" if value == default else ""))
+        return found
     except Exception:
         return []
 
@@ -126,6 +223,14 @@ def one_line(text: str | None) -> str:
     return " ".join(_UNSAFE.sub(" ", text or "").split())
 
 
+def fit(text: str, width: int | None) -> str:
+    """`text` cut at a word to `width` characters, with an ellipsis (whole when width is None)."""
+    if width is None or len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
+    return cut.rstrip(" ,;:(") + "…"
+
+
 def bash_quote(value: str) -> str:
     """`value` as one bash word that means exactly `value`: bash inserts COMPREPLY words on the
     command line as they are, so the quoting has to be done here."""
@@ -146,17 +251,47 @@ def fish_line(value: str, description: str | None) -> str:
     return f"{value}\t{text}" if text else value
 
 
+# bash's default COMP_WORDBREAKS: readline completes only what follows the last one of these
+WORD_BREAKS = " \t\n\"'@><=;|&(:"
+
+
+def current_word(line: str, breaks: str) -> tuple[int, int]:
+    """Where, in `line`, the word being completed starts (after the last unquoted blank), and
+    where the part readline replaces starts (after the last unquoted character of `breaks`,
+    bash's COMP_WORDBREAKS: `size=10` replaces `10`)."""
+    word = replaced = 0
+    quote, escaped = "", False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char.isspace():
+            word = replaced = index + 1
+        elif char in breaks:
+            replaced = index + 1
+    return word, replaced
+
+
 BASH_SOURCE = """\
 # bash completion for %(prog_name)s (generated by `%(prog_name)s --show-completion bash`)
 %(complete_func)s() {
-    local IFS=$'\\n' line words
-    words="${COMP_WORDS[*]}"
+    local IFS=$'\\n' line
     COMPREPLY=()
-    # one already-quoted word per line; read literally: no word splitting, no globbing, no eval
+    # the line up to the cursor goes to siray, which splits it as bash does; it answers one
+    # already-quoted word per line, read literally: no word splitting, no globbing, no eval
     while IFS= read -r line; do
         [[ -n $line ]] && COMPREPLY+=("$line")
-    done < <(env COMP_WORDS="$words" COMP_CWORD="$COMP_CWORD" \
+    done < <(env COMP_LINE="${COMP_LINE:0:COMP_POINT}" COMP_WORDBREAKS="$COMP_WORDBREAKS" \\
 %(complete_var)s=complete_bash "$1" 2>/dev/null)
+    # an input's name (`size=`) takes its value next: no space after it
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then
+        compopt -o nospace 2>/dev/null
+    fi
     return 0
 }
 
@@ -167,15 +302,19 @@ ZSH_SOURCE = """\
 # zsh completion for %(prog_name)s (generated by `%(prog_name)s --show-completion zsh`)
 
 %(complete_func)s() {
-    local -a specs
+    local -a lines specs open
+    local gap
     (( $+commands[%(prog_name)s] )) || return 1
-    # one `_describe` spec per line (value:description, the value's `\\` and `:` escaped),
-    # read literally: nothing is evaluated, and zsh quotes what it inserts
-    specs=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) \
+    # one `_describe` spec per line (value:description, the value's `\\\\` and `:` escaped),
+    # read literally: nothing is evaluated, and zsh quotes what it inserts. After an empty
+    # line come the values that take no space after them (an input's `name=`).
+    lines=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) COLUMNS=$COLUMNS \\
 %(complete_var)s=complete_zsh %(prog_name)s 2>/dev/null)}")
-    specs=("${(@)specs:#}")
-    if (( ${#specs} )); then
-        _describe -t values value specs
+    gap=${lines[(ie)]}
+    specs=("${(@)${(@)lines[1,gap-1]}:#}")
+    open=("${(@)${(@)lines[gap+1,-1]}:#}")
+    if (( ${#specs} + ${#open} )); then
+        _describe -t values value specs -- open -S ''
     else
         _files
     fi
@@ -194,7 +333,8 @@ FISH_SOURCE = """\
 function %(complete_func)s
     # one candidate per line (value, a tab, the description); fish quotes what it inserts
     set -l response (env COMP_WORDS=(commandline -cp) COMP_CWORD=(commandline -ct) \\
-        %(complete_var)s=complete_fish %(prog_name)s 2>/dev/null | string match -v -- '')
+        COLUMNS=$COLUMNS %(complete_var)s=complete_fish %(prog_name)s 2>/dev/null \\
+        | string match -v -- '')
     if test (count $response) -eq 0
         __fish_complete_path (commandline -ct)
         return
@@ -217,10 +357,29 @@ class _SirayComplete(ShellComplete):
             completions = self.get_completions(args, incomplete)
         except Exception:
             return []
+        if incomplete.startswith("-") and "=" in incomplete:
+            # `--input=si`: Click completed what follows the option's `=`; the shell replaces
+            # the whole word
+            head = incomplete.partition("=")[0] + "="
+            completions = [
+                CompletionItem(head + str(item.value), help=item.help) for item in completions
+            ]
         return [item for item in completions if representable(str(item.value))]
 
     def complete(self) -> str:
-        return "\n".join(self.format_completion(item) for item in self.items())
+        return "\n".join(self.format_completion(item) for item in self.fitted(self.items()))
+
+    def fitted(self, items: list[CompletionItem[str]]) -> list[CompletionItem[str]]:
+        """The items with their descriptions on one line, cut to the room beside the widest
+        value on the terminal the shell says it has (COLUMNS; zsh and fish list them side by
+        side), or whole when it does not say."""
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        widest = max((len(str(item.value)) for item in items), default=0)
+        width = max(columns - widest - 8, 20) if columns > 0 else None
+        return [CompletionItem(item.value, help=fit(one_line(item.help), width)) for item in items]
 
     def get_completion_args(self) -> tuple[list[str], str]:
         words = split_arg_string(os.environ.get("COMP_WORDS", ""))
@@ -233,7 +392,29 @@ class _SirayComplete(ShellComplete):
 
 
 class SirayBashComplete(_SirayComplete, BashComplete):
+    """bash sends the line up to the cursor (COMP_LINE), split here as bash splits it; what
+    readline replaces is the part after the last COMP_WORDBREAKS character (`=`, `:`), so each
+    candidate is sent without what comes before it."""
+
     source_template: ClassVar[str] = BASH_SOURCE
+    kept = ""  # the part of the word readline keeps
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        line = os.environ.get("COMP_LINE", "")
+        breaks = os.environ.get("COMP_WORDBREAKS", WORD_BREAKS)
+        word, replaced = current_word(line, breaks)
+        self.kept = (split_arg_string(line[word:replaced]) or [""])[0] if replaced > word else ""
+        incomplete = (split_arg_string(line[word:]) or [""])[0] if line[word:] else ""
+        return split_arg_string(line[:word])[1:], incomplete
+
+    def items(self) -> list[CompletionItem[str]]:
+        found = super().items()  # (reads the line, and with it what readline keeps)
+        kept = self.kept
+        return [
+            CompletionItem(str(item.value)[len(kept) :], help=item.help)
+            for item in found
+            if str(item.value).startswith(kept) and len(str(item.value)) > len(kept)
+        ]
 
     def format_completion(self, item: CompletionItem[Any]) -> str:
         return bash_quote(str(item.value))
@@ -241,6 +422,14 @@ class SirayBashComplete(_SirayComplete, BashComplete):
 
 class SirayZshComplete(_SirayComplete, ZshComplete):
     source_template: ClassVar[str] = ZSH_SOURCE
+
+    def complete(self) -> str:
+        """The specs, then, after an empty line, those that take no space after them (`name=`:
+        the script hands them to `_describe` with `-S ''`)."""
+        items = self.fitted(self.items())
+        spaced = [self.format_completion(i) for i in items if not str(i.value).endswith("=")]
+        open_ = [self.format_completion(i) for i in items if str(i.value).endswith("=")]
+        return "\n".join([*spaced, "", *open_] if open_ else spaced)
 
     def format_completion(self, item: CompletionItem[Any]) -> str:
         return zsh_spec(str(item.value), item.help)
