@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.completion import complete_input, complete_model, complete_task_id
+from siray_cli.candidates import complete_input, complete_model, complete_task_id
 from siray_cli.settings import KEYS, check_flag
 
 if TYPE_CHECKING:

@@ -4,9 +4,9 @@ from typing import Annotated
 
 import typer
 
+from siray_cli.candidates import complete_setting
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt
-from siray_cli.completion import complete_setting
 from siray_cli.settings import KEYS, check_value, known_key, mask, stored_value
 
 app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt
-from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
+from siray_cli.candidates import complete_model
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt, Kind, RefreshOpt
-from siray_cli.completion import complete_model
 
 KindFilterOpt = Annotated[
     Kind | None, typer.Option("--kind", help="Only image models, or only video models.")

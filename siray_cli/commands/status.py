@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import JsonOpt, PollIntervalOpt, TimeoutOpt
-from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
