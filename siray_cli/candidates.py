@@ -55,7 +55,7 @@ def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]
         # the cache keeps every host's catalogue: another provider's names are not this one's
         others = [other for other in REGISTRY.values() if other is not spec]
         elsewhere = {name for other in others for name in other.built_in_models()}
-        from siray_cli.storage.catalogue import cache_dir
+        from siray_cli.storage.private import cache_dir
 
         names: dict[str, str] = {}
         for path in cache_dir().glob("models-*.json"):
@@ -78,7 +78,7 @@ def _schema(ctx: click.Context, model: str) -> dict[str, Any]:
     built_in = spec.built_in_schemas().get(model)
     if built_in is not None or not spec.completes_from_cache:
         return dict(built_in or {})
-    from siray_cli.storage.catalogue import cache_dir
+    from siray_cli.storage.private import cache_dir
 
     for path in sorted(cache_dir().glob("models-*.json")):
         for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
