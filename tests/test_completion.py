@@ -128,7 +128,8 @@ def complete(
     shell: str, words: str, cword: int | None = None, environment: dict[str, str] | None = None
 ) -> list[str]:
     """Ask siray for candidates the way each script does."""
-    env = {**os.environ, "_SIRAY_COMPLETE": f"complete_{shell}", "COMP_WORDS": words}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (the test's terminal's)
+    env.update(_SIRAY_COMPLETE=f"complete_{shell}", COMP_WORDS=words)
     if shell == "fish":  # the line up to the cursor, and the token being completed
         env["COMP_CWORD"] = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
     elif shell == "bash":  # the line up to the cursor (bash's default COMP_WORDBREAKS)
