@@ -234,7 +234,9 @@ class SirayBashComplete(_SirayComplete, BashComplete):
     kept = ""  # the part of the word readline keeps
 
     def get_completion_args(self) -> tuple[list[str], str]:
-        line = os.environ.get("COMP_LINE", "")
+        if "COMP_LINE" not in os.environ:  # a script installed earlier sends COMP_WORDS
+            return super().get_completion_args()
+        line = os.environ["COMP_LINE"]
         breaks = os.environ.get("COMP_WORDBREAKS", WORD_BREAKS)
         word, replaced = current_word(line, breaks)
         self.kept = (split_arg_string(line[word:replaced]) or [""])[0] if replaced > word else ""

@@ -158,6 +158,14 @@ def test_bash_completes_commands_options_and_enum_values():
     assert complete("bash", "siray config set ti", cword=3) == ["timeout"]
 
 
+def test_a_bash_script_installed_earlier_still_completes():
+    """Its protocol was COMP_WORDS and COMP_CWORD; siray answers it until it is installed anew."""
+    env = {**os.environ, "_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru"}
+    env["COMP_CWORD"] = "1"
+    completed = run_siray(env=env)
+    assert completed.stdout.split() == ["run"] and completed.stderr == ""
+
+
 def test_zsh_and_fish_complete_too():
     assert any(
         line.startswith("status:Show the state of tasks") for line in complete("zsh", "siray st")
