@@ -60,10 +60,21 @@ SIRAY_CASES = {
     "siray --version": ["--version"],
     "complete `siray run a`": [],
     "complete `siray status i`": [],
+    "complete `siray run MODEL -i s`": [],
 }
+# bash's completion protocol: the line up to the cursor (COMP_LINE); COMP_WORDS and COMP_CWORD
+# are what it was before, so that --before can be a checkout from then
 COMPLETE = {
-    "complete `siray run a`": {"COMP_WORDS": "siray run a", "COMP_CWORD": "2"},
-    "complete `siray status i`": {"COMP_WORDS": "siray status i", "COMP_CWORD": "2"},
+    f"complete `{line}`": {
+        "COMP_LINE": words,
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    for line, words in {
+        "siray run a": "siray run a",
+        "siray status i": "siray status i",
+        "siray run MODEL -i s": "siray run alibaba/z-image-turbo-t2i -i s",
+    }.items()
 }
 MODEL = "alibaba/z-image-turbo-t2i"
 PRIVATE = ("_BENCH_CWD", "_LISTENER", "_FIRST_REQUEST")  # the benchmark's, not the child's

@@ -2,7 +2,8 @@
 function _siray_completion
     # one candidate per line (value, a tab, the description); fish quotes what it inserts
     set -l response (env COMP_WORDS=(commandline -cp) COMP_CWORD=(commandline -ct) \
-        _SIRAY_COMPLETE=complete_fish siray 2>/dev/null | string match -v -- '')
+        COLUMNS=$COLUMNS _SIRAY_COMPLETE=complete_fish siray 2>/dev/null \
+        | string match -v -- '')
     if test (count $response) -eq 0
         __fish_complete_path (commandline -ct)
         return

@@ -11,15 +11,16 @@ import typer
 
 from siray_cli import __version__
 from siray_cli.completion import CompletingGroup
-from siray_cli.errors import EXIT_CODE_HELP
+from siray_cli.helptext import examples_text, finish, summary
 from siray_cli.providers import DEFAULT_PROVIDER, PROVIDERS
 from siray_cli.settings import DEFAULT_BASE_URL, DEFAULT_GATEWAY_URL, DEFAULT_PROFILE
 
 if TYPE_CHECKING:
     pass
 
-EXIT_CODES_EPILOG = "Exit codes: " + "; ".join(
-    f"{int(code)} {meaning}" for code, meaning in EXIT_CODE_HELP
+# the exit codes, the environment and the files are a topic each of `siray help`
+ROOT_EPILOG = "Exit codes: `siray help exit-codes` (also: environment, files).\n\n" + (
+    examples_text("siray") or ""
 )
 
 
@@ -41,32 +42,32 @@ COMMANDS: dict[str, Entry] = {
     "generate": Entry(
         "siray_cli.commands.generate",
         "generate",
-        "Submit a task and print its id (it runs on; follow it with `siray status ID --wait`).",
+        "Submit a task and print its id, without waiting for it.",
     ),
     "run": Entry(
         "siray_cli.commands.run",
         "run",
-        "Submit a task, wait for it with live progress, and print (or download) its outputs.",
+        "Submit a task, wait for it, and print or download its outputs.",
     ),
     "status": Entry(
         "siray_cli.commands.status",
         "status",
-        "Show the state of tasks: status, progress, outputs, failure reason, timings.",
+        "Show the state of tasks: progress, outputs, failure reason.",
     ),
     "cancel": Entry(
         "siray_cli.commands.cancel",
         "cancel",
-        "Cancel tasks that have not started yet (a running or finished task cannot be cancelled).",
+        "Cancel tasks that have not started yet.",
     ),
     "upload": Entry(
         "siray_cli.commands.upload",
         "upload",
-        "Upload files to Siray storage and print their public URLs, one per line, in order.",
+        "Upload files to Siray storage and print their public URLs.",
     ),
     "estimate": Entry(
         "siray_cli.commands.estimate",
         "estimate",
-        "Print what a request would cost (credits, USD), without submitting it.",
+        "Print what a request would cost, without submitting it.",
     ),
     "download": Entry(
         "siray_cli.commands.download",
@@ -76,7 +77,7 @@ COMMANDS: dict[str, Entry] = {
     "help": Entry(
         "siray_cli.commands.help_topics",
         "help_topic",
-        "Print a command's help, or a reference table: exit codes, environment variables or files.",
+        "Print a command's help or a topic: exit-codes, environment, files.",
     ),
     "history": Entry(
         "siray_cli.commands.history",
@@ -121,7 +122,7 @@ SETTINGS: dict[str, Any] = {
     "name": "siray",
     "help": "Siray AI image and video generation from a terminal, a script or a CI job.\n\n"
     "Data (ids, URLs, paths, JSON) goes to stdout; messages and progress go to stderr.",
-    "epilog": EXIT_CODES_EPILOG,
+    "epilog": ROOT_EPILOG,
     "pretty_exceptions_enable": False,
     "context_settings": {"help_option_names": ["-h", "--help"]},
     # siray's own --show-completion/--install-completion [SHELL] and completion classes
@@ -150,7 +151,7 @@ def build_command(name: str) -> click.Command:
     with the root's settings, then taken out of the group Typer builds."""
     holder = typer.Typer(**SETTINGS)
     register(holder, name)
-    return typer.main.get_group(holder).commands[name]
+    return finish(typer.main.get_group(holder).commands[name], f"siray {name}")
 
 
 class LazyGroup(CompletingGroup):
@@ -161,7 +162,7 @@ class LazyGroup(CompletingGroup):
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
         for name, entry in COMMANDS.items():
-            self.commands[name] = _StandIn(name, help=entry.summary)
+            self.commands[name] = _StandIn(name, help=entry.summary, short_help=entry.summary)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = self.commands.get(cmd_name)
@@ -174,8 +175,8 @@ class LazyGroup(CompletingGroup):
         commands = [(name, self.commands[name]) for name in self.list_commands(ctx)]
         commands = [(name, command) for name, command in commands if not command.hidden]
         if commands:
-            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
-            rows = [(name, command.get_short_help_str(limit)) for name, command in commands]
+            # each summary whole (a long one wraps, as an option's help does): never cut
+            rows = [(name, summary(command)) for name, command in commands]
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
@@ -196,7 +197,11 @@ def whole_tree() -> click.Command:
     built = root_app(CompletingGroup)
     for name in COMMANDS:
         register(built, name)
-    return typer.main.get_command(built)
+    tree = typer.main.get_command(built)
+    assert isinstance(tree, click.Group)
+    for name, command in tree.commands.items():
+        finish(command, f"siray {name}")
+    return tree
 
 
 def _version(value: bool) -> None:

@@ -1,5 +1,6 @@
-"""Shell completion: siray's own scripts for bash, zsh and fish, the candidates they are fed, and
-the `--show-completion [SHELL]` and `--install-completion [SHELL]` options.
+"""Shell completion: siray's own scripts for bash, zsh and fish, the form each is sent its
+candidates in (the candidates themselves: candidates.py), and the `--show-completion [SHELL]` and
+`--install-completion [SHELL]` options.
 
 Completion runs on every Tab press, so it reads local files only (never the network), answers in
 milliseconds, and swallows every error: a shell must never see a traceback.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import click
 import typer.core
@@ -29,8 +30,7 @@ from click.shell_completion import (
     split_arg_string,
 )
 
-if TYPE_CHECKING:
-    from siray_cli.providers import ProviderSpec
+from siray_cli.helptext import HelpContext
 
 PROG_NAME = "siray"
 COMPLETE_VAR = "_SIRAY_COMPLETE"
@@ -41,73 +41,6 @@ SHELLS = ("bash", "zsh", "fish")
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 # characters bash takes literally anywhere in a word; everything else is backslash-escaped
 _BASH_LITERAL = re.compile(r"[\w./@%+,=-]")
-
-
-def _provider(ctx: click.Context | None) -> ProviderSpec:
-    """The provider the command line names (--provider, else SIRAY_PROVIDER), else the default
-    (a name siray does not know too: completing must not fail)."""
-    from siray_cli.providers import DEFAULT_PROVIDER, REGISTRY
-
-    root = ctx.find_root().params if ctx is not None else {}
-    name = str(root.get("provider") or os.environ.get("SIRAY_PROVIDER") or "").lower()
-    return REGISTRY.get(name) or REGISTRY[DEFAULT_PROVIDER]
-
-
-def complete_model(ctx: click.Context, incomplete: str) -> list[tuple[str, str]]:
-    """Model names of the provider in effect: from the catalogue cached from its server (Siray's
-    gateway), or those its package knows (Higgsfield's application ids)."""
-    try:
-        import json
-
-        from siray_cli.providers import REGISTRY
-
-        spec = _provider(ctx)
-        if not spec.completes_from_cache:
-            known = spec.built_in_models()
-            return sorted((n, tag) for n, tag in known.items() if n.startswith(incomplete))
-        # the cache keeps every host's catalogue: another provider's names are not this one's
-        others = [other for other in REGISTRY.values() if other is not spec]
-        elsewhere = {name for other in others for name in other.built_in_models()}
-        from siray_cli.storage.catalogue import cache_dir
-
-        names: dict[str, str] = {}
-        for path in cache_dir().glob("models-*.json"):
-            for entry in json.loads(path.read_text(encoding="utf-8")).get("models", []):
-                name = entry.get("name")
-                wanted = isinstance(name, str) and name.startswith(incomplete)
-                if wanted and name not in elsewhere:
-                    names[name] = str(entry.get("tag", ""))
-        return sorted(names.items())
-    except Exception:
-        return []
-
-
-def complete_setting(incomplete: str) -> list[tuple[str, str]]:
-    """The settings `siray config` knows, with what each is."""
-    from siray_cli.settings import KEYS
-
-    return [(name, key.help) for name, key in KEYS.items() if name.startswith(incomplete)]
-
-
-def complete_task_id(incomplete: str) -> list[tuple[str, str]]:
-    try:
-        import sqlite3
-
-        from siray_cli.storage.history import DB_NAME
-        from siray_cli.storage.private import data_dir
-
-        path = data_dir() / DB_NAME
-        if not path.exists():
-            return []
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.1) as db:
-            rows = db.execute(
-                "SELECT task_id, model, status FROM tasks WHERE task_id LIKE ? "
-                "ORDER BY submitted_at DESC LIMIT 50",
-                (incomplete.replace("%", "") + "%",),
-            ).fetchall()
-        return [(task_id, f"{model} {status}") for task_id, model, status in rows if task_id]
-    except Exception:
-        return []
 
 
 # --- what each shell is sent ---------------------------------------------------------------
@@ -122,6 +55,14 @@ def representable(value: str) -> bool:
 def one_line(text: str | None) -> str:
     """A description on one line: control characters (tabs, newlines, escapes) become spaces."""
     return " ".join(_UNSAFE.sub(" ", text or "").split())
+
+
+def fit(text: str, width: int | None) -> str:
+    """`text` cut at a word to `width` characters, with an ellipsis (whole when width is None)."""
+    if width is None or len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
+    return cut.rstrip(" ,;:(") + "…"
 
 
 def bash_quote(value: str) -> str:
@@ -144,17 +85,47 @@ def fish_line(value: str, description: str | None) -> str:
     return f"{value}\t{text}" if text else value
 
 
+# bash's default COMP_WORDBREAKS: readline completes only what follows the last one of these
+WORD_BREAKS = " \t\n\"'@><=;|&(:"
+
+
+def current_word(line: str, breaks: str) -> tuple[int, int]:
+    """Where, in `line`, the word being completed starts (after the last unquoted blank), and
+    where the part readline replaces starts (after the last unquoted character of `breaks`,
+    bash's COMP_WORDBREAKS: `size=10` replaces `10`)."""
+    word = replaced = 0
+    quote, escaped = "", False
+    for index, char in enumerate(line):
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char.isspace():
+            word = replaced = index + 1
+        elif char in breaks:
+            replaced = index + 1
+    return word, replaced
+
+
 BASH_SOURCE = """\
 # bash completion for %(prog_name)s (generated by `%(prog_name)s --show-completion bash`)
 %(complete_func)s() {
-    local IFS=$'\\n' line words
-    words="${COMP_WORDS[*]}"
+    local IFS=$'\\n' line
     COMPREPLY=()
-    # one already-quoted word per line; read literally: no word splitting, no globbing, no eval
+    # the line up to the cursor goes to siray, which splits it as bash does; it answers one
+    # already-quoted word per line, read literally: no word splitting, no globbing, no eval
     while IFS= read -r line; do
         [[ -n $line ]] && COMPREPLY+=("$line")
-    done < <(env COMP_WORDS="$words" COMP_CWORD="$COMP_CWORD" \
+    done < <(env COMP_LINE="${COMP_LINE:0:COMP_POINT}" COMP_WORDBREAKS="$COMP_WORDBREAKS" \\
 %(complete_var)s=complete_bash "$1" 2>/dev/null)
+    # an input's name (`size=`) takes its value next: no space after it
+    if [[ ${#COMPREPLY[@]} -eq 1 && ${COMPREPLY[0]} == *= ]]; then
+        compopt -o nospace 2>/dev/null
+    fi
     return 0
 }
 
@@ -165,15 +136,19 @@ ZSH_SOURCE = """\
 # zsh completion for %(prog_name)s (generated by `%(prog_name)s --show-completion zsh`)
 
 %(complete_func)s() {
-    local -a specs
+    local -a lines specs open
+    local gap
     (( $+commands[%(prog_name)s] )) || return 1
-    # one `_describe` spec per line (value:description, the value's `\\` and `:` escaped),
-    # read literally: nothing is evaluated, and zsh quotes what it inserts
-    specs=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) \
+    # one `_describe` spec per line (value:description, the value's `\\\\` and `:` escaped),
+    # read literally: nothing is evaluated, and zsh quotes what it inserts. After an empty
+    # line come the values that take no space after them (an input's `name=`).
+    lines=("${(@f)$(env COMP_WORDS="${words[*]}" COMP_CWORD=$((CURRENT-1)) COLUMNS=$COLUMNS \\
 %(complete_var)s=complete_zsh %(prog_name)s 2>/dev/null)}")
-    specs=("${(@)specs:#}")
-    if (( ${#specs} )); then
-        _describe -t values value specs
+    gap=${lines[(ie)]}
+    specs=("${(@)${(@)lines[1,gap-1]}:#}")
+    open=("${(@)${(@)lines[gap+1,-1]}:#}")
+    if (( ${#specs} + ${#open} )); then
+        _describe -t values value specs -- open -S ''
     else
         _files
     fi
@@ -192,7 +167,8 @@ FISH_SOURCE = """\
 function %(complete_func)s
     # one candidate per line (value, a tab, the description); fish quotes what it inserts
     set -l response (env COMP_WORDS=(commandline -cp) COMP_CWORD=(commandline -ct) \\
-        %(complete_var)s=complete_fish %(prog_name)s 2>/dev/null | string match -v -- '')
+        COLUMNS=$COLUMNS %(complete_var)s=complete_fish %(prog_name)s 2>/dev/null \\
+        | string match -v -- '')
     if test (count $response) -eq 0
         __fish_complete_path (commandline -ct)
         return
@@ -215,10 +191,29 @@ class _SirayComplete(ShellComplete):
             completions = self.get_completions(args, incomplete)
         except Exception:
             return []
+        if incomplete.startswith("-") and "=" in incomplete:
+            # `--input=si`: Click completed what follows the option's `=`; the shell replaces
+            # the whole word
+            head = incomplete.partition("=")[0] + "="
+            completions = [
+                CompletionItem(head + str(item.value), help=item.help) for item in completions
+            ]
         return [item for item in completions if representable(str(item.value))]
 
     def complete(self) -> str:
-        return "\n".join(self.format_completion(item) for item in self.items())
+        return "\n".join(self.format_completion(item) for item in self.fitted(self.items()))
+
+    def fitted(self, items: list[CompletionItem[str]]) -> list[CompletionItem[str]]:
+        """The items with their descriptions on one line, cut to the room beside the widest
+        value on the terminal the shell says it has (COLUMNS; zsh and fish list them side by
+        side), or whole when it does not say."""
+        try:
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        widest = max((len(str(item.value)) for item in items), default=0)
+        width = max(columns - widest - 8, 20) if columns > 0 else None
+        return [CompletionItem(item.value, help=fit(one_line(item.help), width)) for item in items]
 
     def get_completion_args(self) -> tuple[list[str], str]:
         words = split_arg_string(os.environ.get("COMP_WORDS", ""))
@@ -231,7 +226,31 @@ class _SirayComplete(ShellComplete):
 
 
 class SirayBashComplete(_SirayComplete, BashComplete):
+    """bash sends the line up to the cursor (COMP_LINE), split here as bash splits it; what
+    readline replaces is the part after the last COMP_WORDBREAKS character (`=`, `:`), so each
+    candidate is sent without what comes before it."""
+
     source_template: ClassVar[str] = BASH_SOURCE
+    kept = ""  # the part of the word readline keeps
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        if "COMP_LINE" not in os.environ:  # a script installed earlier sends COMP_WORDS
+            return super().get_completion_args()
+        line = os.environ["COMP_LINE"]
+        breaks = os.environ.get("COMP_WORDBREAKS", WORD_BREAKS)
+        word, replaced = current_word(line, breaks)
+        self.kept = (split_arg_string(line[word:replaced]) or [""])[0] if replaced > word else ""
+        incomplete = (split_arg_string(line[word:]) or [""])[0] if line[word:] else ""
+        return split_arg_string(line[:word])[1:], incomplete
+
+    def items(self) -> list[CompletionItem[str]]:
+        found = super().items()  # (reads the line, and with it what readline keeps)
+        kept = self.kept
+        return [
+            CompletionItem(str(item.value)[len(kept) :], help=item.help)
+            for item in found
+            if str(item.value).startswith(kept) and len(str(item.value)) > len(kept)
+        ]
 
     def format_completion(self, item: CompletionItem[Any]) -> str:
         return bash_quote(str(item.value))
@@ -239,6 +258,14 @@ class SirayBashComplete(_SirayComplete, BashComplete):
 
 class SirayZshComplete(_SirayComplete, ZshComplete):
     source_template: ClassVar[str] = ZSH_SOURCE
+
+    def complete(self) -> str:
+        """The specs, then, after an empty line, those that take no space after them (`name=`:
+        the script hands them to `_describe` with `-S ''`)."""
+        items = self.fitted(self.items())
+        spaced = [self.format_completion(i) for i in items if not str(i.value).endswith("=")]
+        open_ = [self.format_completion(i) for i in items if str(i.value).endswith("=")]
+        return "\n".join([*spaced, "", *open_] if open_ else spaced)
 
     def format_completion(self, item: CompletionItem[Any]) -> str:
         return zsh_spec(str(item.value), item.help)
@@ -381,6 +408,8 @@ def completion_options() -> list[click.Parameter]:
 class CompletingGroup(typer.core.TyperGroup):
     """The root command: Typer's group, with siray's completion options and classes (the app is
     built with add_completion=False, so Typer adds neither its options nor its classes)."""
+
+    context_class = HelpContext
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)

@@ -18,71 +18,13 @@ from pathlib import Path
 import click
 
 from siray_cli import __version__
+from siray_cli.helptext import EXAMPLES
 from siray_cli.reference import FILES, environment, exit_codes
 from siray_cli.settings import KEYS
 
 SHELLS = ("bash", "zsh", "fish")
 ROOT = Path(__file__).resolve().parent.parent
 HIDDEN = {"ls"}  # aliases: documented on their target's page
-
-EXAMPLES: dict[str, list[tuple[str, str]]] = {
-    "siray": [
-        (
-            "Generate an image offline, against the local emulator:",
-            'siray emulator exec -- siray run alibaba/z-image-turbo-t2i "a lighthouse" '
-            "-i size=1024x768 -o out/",
-        ),
-        (
-            "Submit, then wait for the task later:",
-            'id=$(siray generate google/veo-3.1-t2v "waves"); siray status "$id" --wait',
-        ),
-    ],
-    "siray generate": [
-        (
-            "Submit a task and keep its id:",
-            'id=$(siray generate alibaba/z-image-turbo-t2i "a red fox" -i size=1024x768)',
-        ),
-        (
-            "Read the prompt from a file, inputs from JSON:",
-            "siray generate google/gemini-2.5-flash-image-t2i --prompt-file p.txt "
-            "--input-json b.json",
-        ),
-    ],
-    "siray run": [
-        (
-            "Generate and download into out/:",
-            'siray run alibaba/z-image-turbo-t2i "a red fox" -i size=1024x768 -o out/',
-        ),
-        (
-            "Print the first output URL from JSON:",
-            "siray run google/gemini-2.5-flash-image-t2i \"an owl\" --json | jq -r '.outputs[0]'",
-        ),
-        (
-            "Run a batch file with 8 tasks in flight:",
-            "siray run --batch jobs.jsonl --model alibaba/z-image-turbo-t2i "
-            "--concurrency 8 -o out/",
-        ),
-    ],
-    "siray status": [
-        ("Wait for a task:", "siray status image_a8813a4b4c9 --wait"),
-        ("Wait for every unfinished task in the history:", "siray status --all-pending --wait"),
-    ],
-    "siray cancel": [("Cancel a queued task:", "siray cancel image_a8813a4b4c9")],
-    "siray history": [("The last five failures:", "siray history -n 5 --status FAILURE")],
-    "siray history prune": [("Forget old tasks:", "siray history prune --older-than 30d")],
-    "siray models list": [("Video models:", "siray models list --kind video")],
-    "siray models show": [
-        ("A model's inputs:", "siray models show ideogram/ideogram-v3-turbo-i2i")
-    ],
-    "siray auth login": [
-        ("From a password manager:", "pass siray | siray auth login --with-token")
-    ],
-    "siray auth status": [("Where the key comes from:", "siray auth status --offline")],
-    "siray config set": [("A default model:", "siray config set model alibaba/z-image-turbo-t2i")],
-    "siray emulator": [("Serve on port 9000:", "siray emulator --port 9000")],
-    "siray emulator exec": [("Test a script offline:", "siray emulator exec -- ./make-assets.sh")],
-    "siray help": [("The exit codes:", "siray help exit-codes")],
-}
 
 
 def command_tree() -> click.Command:

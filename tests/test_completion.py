@@ -42,6 +42,34 @@ HOSTILE = [
 SAFE = sorted(name for name in HOSTILE if "\n" not in name and "\t" not in name)
 TAGS = ["$(touch PWNED)", "`touch PWNED`", "back\\", "'q\"", "se;mi:co", "two\nlines", "t\tab", ""]
 NORMAL = {"alibaba/wan-2.6-i2v": "video", "alibaba/z-image-turbo-t2i": "image"}
+IMAGE_MODEL = "alibaba/z-image-turbo-t2i"
+# the inputs of IMAGE_MODEL in the cached catalogue: an enum, one with `:` in its values
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "prompt": {"type": "string", "description": "What to generate."},
+        "size": {
+            "type": "string",
+            "enum": ["1024x768", "768x1024", "1024x1024"],
+            "description": "Output size in pixels.",
+        },
+        "aspect_ratio": {"type": "string", "enum": ["1:1", "16:9"], "default": "1:1"},
+        "seed": {"type": "integer", "enum": [7, 42]},
+    },
+    "required": ["prompt", "size"],
+}
+# a model whose inputs are hostile: names and values a shell must never run
+HOSTILE_MODEL = "hostile/inputs"
+HOSTILE_VALUES = ["$(touch PWNED)", "`touch PWNED`", "semi;colon", "it's", "new\nline", "x\\"]
+# names `-i` can take (no blank, no `=`), then names it cannot (never offered)
+HOSTILE_NAMES = ["$(touch${IFS}PWNED)", "`touch${IFS}PWNED`", "semi;colon", "it's", "x\\"]
+HOSTILE_SCHEMA = {
+    "properties": {
+        **{name: {"type": "string"} for name in HOSTILE_NAMES},
+        **{name: {"type": "string"} for name in ["new\nline", "has space", "a=b", "json:"]},
+        "style": {"enum": HOSTILE_VALUES, "description": "$(touch PWNED)\n`x`"},
+    }
+}
 TASK_IDS = ["image_a8813a4b4c9", "image_b0000000001", "image_$(touch PWNED)", "image_x\\"]
 
 
@@ -57,7 +85,11 @@ def catalogue(isolated_environment: Path) -> Path:
     """A cached catalogue with ordinary and hostile models, and a history with hostile task ids."""
     cache = isolated_environment / "cache"
     cache.mkdir(parents=True)
-    models = [{"name": name, "tag": tag, "schema": {}} for name, tag in NORMAL.items()]
+    models = [
+        {"name": name, "tag": tag, "schema": SCHEMA if name == IMAGE_MODEL else {}}
+        for name, tag in NORMAL.items()
+    ]
+    models.append({"name": HOSTILE_MODEL, "tag": "image", "schema": HOSTILE_SCHEMA})
     models += [
         {"name": name, "tag": tag, "schema": {}} for name, tag in zip(HOSTILE, TAGS, strict=True)
     ]
@@ -92,13 +124,19 @@ def no_file_was_created(tmp_path: Path) -> None:
 # --- the protocol ------------------------------------------------------------------------------
 
 
-def complete(shell: str, words: str, cword: int | None = None) -> list[str]:
+def complete(
+    shell: str, words: str, cword: int | None = None, environment: dict[str, str] | None = None
+) -> list[str]:
     """Ask siray for candidates the way each script does."""
-    env = {**os.environ, "_SIRAY_COMPLETE": f"complete_{shell}", "COMP_WORDS": words}
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (the test's terminal's)
+    env.update(_SIRAY_COMPLETE=f"complete_{shell}", COMP_WORDS=words)
     if shell == "fish":  # the line up to the cursor, and the token being completed
         env["COMP_CWORD"] = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
+    elif shell == "bash":  # the line up to the cursor (bash's default COMP_WORDBREAKS)
+        env = {**env, "COMP_LINE": words, "COMP_WORDS": ""}
     else:
         env["COMP_CWORD"] = str(cword if cword is not None else len(words.split()) - 1)
+    env.update(environment or {})
     completed = subprocess.run(
         [sys.executable, "-m", "siray_cli"],
         env=env,
@@ -118,6 +156,14 @@ def test_bash_completes_commands_options_and_enum_values():
     assert complete("bash", "siray run --kind ", cword=3) == ["image", "video"]
     assert set(complete("bash", "siray auth ", cword=2)) >= {"login", "logout", "status", "token"}
     assert complete("bash", "siray config set ti", cword=3) == ["timeout"]
+
+
+def test_a_bash_script_installed_earlier_still_completes():
+    """Its protocol was COMP_WORDS and COMP_CWORD; siray answers it until it is installed anew."""
+    env = {**os.environ, "_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru"}
+    env["COMP_CWORD"] = "1"
+    completed = run_siray(env=env)
+    assert completed.stdout.split() == ["run"] and completed.stderr == ""
 
 
 def test_zsh_and_fish_complete_too():
@@ -302,10 +348,9 @@ def bash_complete(typed: list[str], env: dict[str, str], cwd: Path) -> list[list
     bash = need("bash")
     script = [f"source {shlex.quote(str(SCRIPTS['bash']))}"]
     for line in typed:
-        words = line.split(" ")  # as typed: quoting and backslashes stay in COMP_WORDS
+        # as typed, the cursor at the end: quoting and backslashes stay in COMP_LINE
         script += [
-            f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); "
-            "COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 )); COMPREPLY=(x); "
+            f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; COMPREPLY=(x); "
             "_siray_completion siray; "
             'for w in "${COMPREPLY[@]}"; do printf "%s\\t" "$w"; eval "printf %s $w"; echo; done; '
             "echo END"
@@ -536,10 +581,10 @@ def test_real_fish_never_runs_a_hostile_candidate(in_shell):
         assert [row.split("\t")[0] for row in answer] == [name]
 
 
-def test_real_bash_readline_inserts_the_literal_name(in_shell):
-    """Tab in an interactive bash (readline, COMP_WORDBREAKS and all), not only the function."""
+def bash_readline(typed: list[str], env: dict[str, str], cwd: Path) -> list[str]:
+    """Type each line into an interactive bash (readline, COMP_WORDBREAKS and all) on a
+    pseudo-terminal and press Tab; return each command line after the Tab."""
     bash = need("bash")
-    env: dict[str, str] = in_shell["env"]  # type: ignore[assignment]
     capture = Path(env["HOME"]) / "bash-capture"
     capture.parent.mkdir(parents=True, exist_ok=True)
     capture.write_text("")
@@ -548,7 +593,6 @@ def test_real_bash_readline_inserts_the_literal_name(in_shell):
         f"printf 'LINE:%s\\nEND\\n' \"$READLINE_LINE\" >>{shlex.quote(str(capture))}; }}; "
         "bind -x '\"\\C-b\": dump'; echo READY\n"
     )
-    typed = [f"siray run {prefix}" for prefix in UNIQUE_PREFIX.values()] + ["siray ru"]
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [bash, "--norc", "--noprofile", "-i"],
@@ -556,7 +600,7 @@ def test_real_bash_readline_inserts_the_literal_name(in_shell):
         stdout=terminal,
         stderr=terminal,
         env={**env, "PS1": "$ "},
-        cwd=in_shell["cwd"],  # type: ignore[arg-type]
+        cwd=cwd,
         start_new_session=True,
     )
     os.close(terminal)
@@ -579,8 +623,163 @@ def test_real_bash_readline_inserts_the_literal_name(in_shell):
         process.kill()
         process.wait(timeout=10)
         os.close(controller)
-    lines = [row[5:] for row in capture.read_text().splitlines() if row.startswith("LINE:")]
+    return [row[5:] for row in capture.read_text().splitlines() if row.startswith("LINE:")]
+
+
+def test_real_bash_readline_inserts_the_literal_name(in_shell):
+    """Tab in an interactive bash (readline, COMP_WORDBREAKS and all), not only the function."""
+    typed = [f"siray run {prefix}" for prefix in UNIQUE_PREFIX.values()] + ["siray ru"]
+    lines = bash_readline(typed, **in_shell)  # type: ignore[arg-type]
     assert lines[-1] == "siray run "
     for name, line in zip(UNIQUE_PREFIX, lines, strict=False):
         assert shlex.split(line) == ["siray", "run", name]
         assert line.endswith(" ")
+
+
+# --- a model's inputs (-i NAME=VALUE) ----------------------------------------------------------
+
+NAMES = ["aspect_ratio=", "prompt=", "seed=", "size="]
+
+
+def test_inputs_complete_as_name_equals_then_their_allowed_values(catalogue):
+    line = f"siray run {IMAGE_MODEL} -i "
+    assert complete("bash", line) == NAMES
+    assert complete("bash", f"siray generate {IMAGE_MODEL} --input s") == ["seed=", "size="]
+    assert complete("bash", f"siray run {IMAGE_MODEL} 'a fox' -i si") == ["size="]
+    assert complete("zsh", line, cword=4) == [
+        "aspect_ratio=:string",
+        "prompt=:required string: What to generate.",
+        "seed=:integer",
+        "size=:required string: Output size in pixels.",
+    ]
+    assert complete("fish", f"siray run {IMAGE_MODEL} -i pr") == [
+        "prompt=\trequired string: What to generate."
+    ]
+    # an enum's values, in each shell's form: bash replaces only what follows `=` or `:`
+    assert complete("bash", f"siray run {IMAGE_MODEL} -i size=10") == ["1024x768", "1024x1024"]
+    assert complete("bash", f"siray run {IMAGE_MODEL} -i aspect_ratio=16:") == ["9"]
+    assert complete("bash", f"siray run {IMAGE_MODEL} --input=size=76") == ["768x1024"]
+    assert complete("zsh", f"siray run {IMAGE_MODEL} -i size=76", cword=4) == ["size=768x1024"]
+    assert complete("fish", f"siray run {IMAGE_MODEL} -i aspect_ratio=") == [
+        "aspect_ratio=1:1\tdefault",
+        "aspect_ratio=16:9",
+    ]
+    assert complete("fish", f"siray run {IMAGE_MODEL} -i seed=4") == ["seed=42"]
+    assert complete("fish", f"siray run {IMAGE_MODEL} -i seed:=") == ["seed:=7", "seed:=42"]
+    assert complete("fish", f"siray run {IMAGE_MODEL} --input=size=76") == ["--input=size=768x1024"]
+    # no model on the line: the `model` setting's; none, or one not in the cache: nothing
+    setting = {"SIRAY_MODEL": IMAGE_MODEL}
+    assert complete("bash", "siray run -i s", environment=setting) == ["seed=", "size="]
+    assert complete("bash", "siray run -i s") == []
+    assert complete("bash", "siray run a/unknown -i s") == []
+
+
+def test_higgsfield_inputs_come_from_its_built_in_catalogue(isolated_environment):
+    model = "bytedance/seedream/v4/text-to-image"
+    names = ["aspect_ratio=", "camera_fixed=", "prompt=", "resolution="]
+    assert complete("bash", f"siray --provider higgsfield run {model} -i ") == names
+    assert complete("bash", f"siray run {model} -i ", environment={"SIRAY_PROVIDER": "higgsfield"})
+    # a profile for Higgsfield, named by --profile or SIRAY_PROFILE
+    config = isolated_environment / "config"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text('[profiles.hf]\nprovider = "higgsfield"\n')
+    (config / "config.toml").chmod(0o600)
+    assert complete("fish", f"siray --profile hf generate {model} -i pr") == [
+        "prompt=\trequired string"
+    ]
+    assert complete("bash", f"siray run {model} -i ", environment={"SIRAY_PROFILE": "hf"}) == names
+    assert complete("bash", f"siray run {model} -i ") == []  # Siray's catalogue: not cached
+
+
+def test_real_shells_complete_inputs_and_values(in_shell):
+    bash = bash_complete(
+        [
+            f"siray run {IMAGE_MODEL} -i ",
+            f"siray run {IMAGE_MODEL} -i size=10",
+            f"siray run {IMAGE_MODEL} -i aspect_ratio=16:",
+        ],
+        **in_shell,  # type: ignore[arg-type]
+    )
+    assert bash[0] == [f"{name}\t{name}" for name in NAMES]
+    assert bash[1] == ["1024x768\t1024x768", "1024x1024\t1024x1024"]
+    assert bash[2] == ["9\t9"]
+    # Tab in readline: the name without a space after it, a value with one
+    lines = bash_readline(
+        [
+            f"siray run {IMAGE_MODEL} -i si",
+            f"siray run {IMAGE_MODEL} -i size=1024x7",
+            f"siray run {IMAGE_MODEL} -i aspect_ratio=16",
+            f"siray run {IMAGE_MODEL} --input=size=76",
+        ],
+        **in_shell,  # type: ignore[arg-type]
+    )
+    # (read back by bash: bash's own quoting of `:` is `\:`)
+    assert [shlex.split(line)[3:] for line in lines] == [
+        ["-i", "size="],
+        ["-i", "size=1024x768"],
+        ["-i", "aspect_ratio=16:9"],
+        ["--input=size=768x1024"],
+    ]
+    assert [line.endswith(" ") for line in lines] == [False, True, True, True]
+    zsh = zsh_complete(
+        [
+            f"siray run {IMAGE_MODEL} -i ",
+            f"siray run {IMAGE_MODEL} -i si",
+            f"siray run {IMAGE_MODEL} -i size=1024x7",
+            f"siray run {IMAGE_MODEL} -i aspect_ratio=16",
+        ],
+        **in_shell,  # type: ignore[arg-type]
+    )
+    assert zsh[0].matches == NAMES
+    stem = f"siray run {IMAGE_MODEL}"
+    assert [answer.buffer for answer in zsh[1:]] == [
+        f"{stem} -i size=",
+        f"{stem} -i size=1024x768 ",
+        f"{stem} -i aspect_ratio=16:9 ",
+    ]
+    fish = fish_complete(
+        [f"siray run {IMAGE_MODEL} -i ", f"siray run {IMAGE_MODEL} -i size=10"],
+        **in_shell,  # type: ignore[arg-type]
+    )
+    assert [row.split("\t")[0] for row in fish[0]] == NAMES
+    assert sorted(fish[1]) == ["size=1024x1024", "size=1024x768"]
+
+
+def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
+    names = sorted(f"{name}=" for name in [*HOSTILE_NAMES, "style"])
+    values = sorted(f"style={value}" for value in HOSTILE_VALUES if "\n" not in value)
+    line = f"siray run {HOSTILE_MODEL} -i "
+    bash = bash_complete([line, line + "style="], **in_shell)  # type: ignore[arg-type]
+    # each word, read back by bash, is exactly the name (or the value after `style=`)
+    assert sorted(row.split("\t")[1] for row in bash[0]) == names
+    assert sorted("style=" + row.split("\t")[1] for row in bash[1]) == values
+    typed = [line + "\\`", line + "style=\\$", line + "style=it\\'"]
+    lines = bash_readline(typed, **in_shell)  # type: ignore[arg-type]
+    assert [shlex.split(found)[-1] for found in lines] == [
+        "`touch${IFS}PWNED`=",
+        "style=$(touch PWNED)",
+        "style=it's",
+    ]
+    zsh = zsh_complete([line, *typed], **in_shell)  # type: ignore[arg-type]
+    assert zsh[0].matches == names
+    assert [answer.word for answer in zsh[1:]] == [shlex.split(found)[-1] for found in lines]
+    fish = fish_complete([line, line + "style="], **in_shell)  # type: ignore[arg-type]
+    assert sorted(row.split("\t")[0] for row in fish[0]) == names
+    assert sorted(fish[1]) == values
+
+
+# --- descriptions ------------------------------------------------------------------------------
+
+
+def test_descriptions_take_the_width_the_shell_gives(in_shell):
+    whole = "Submit a task, wait for it, and print or download its outputs."
+    for shell in ("zsh", "fish"):
+        wide = complete(shell, "siray r", cword=1, environment={"COLUMNS": "200"})
+        assert wide == [f"run{':' if shell == 'zsh' else chr(9)}{whole}"]
+        narrow = complete(shell, "siray r", cword=1, environment={"COLUMNS": "40"})
+        text = narrow[0][4:]
+        assert text.endswith("…") and whole.startswith(text[:-1]) and len(text) <= 40 - 3 - 8
+    # a real fish, on a wide terminal: the whole summary (not Click's first 45 characters)
+    env: dict[str, str] = {**in_shell["env"], "COLUMNS": "200"}  # type: ignore[dict-item]
+    fish = fish_complete(["siray r"], env=env, cwd=in_shell["cwd"])  # type: ignore[arg-type]
+    assert fish[0] == [f"run\t{whole}"]

@@ -288,9 +288,8 @@ def test_completion_offers_the_providers_own_model_names(siray, emu):
     def complete(words: str, **env: str) -> list[str]:
         done = subprocess.run(
             [sys.executable, "-m", "siray_cli"],
-            env={**__import__("os").environ, "COMP_WORDS": words,
-                 "COMP_CWORD": str(len(words.split()) - 1), "_SIRAY_COMPLETE": "complete_bash",
-                 **env},
+            env={**__import__("os").environ, "COMP_LINE": words,
+                 "_SIRAY_COMPLETE": "complete_bash", **env},
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         return done.stdout.split()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.completion import complete_model, complete_task_id
+from siray_cli.candidates import complete_input, complete_model, complete_task_id
 from siray_cli.settings import KEYS, check_flag
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ InputOpt = Annotated[
         "Repeatable.",
         metavar="KEY=VALUE",
         show_default=False,
+        autocompletion=complete_input,
     ),
 ]
 InputJsonOpt = Annotated[

@@ -94,9 +94,10 @@ def status(
     ] = False,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Which key is in effect, where it came from (masked), the hosts, and whether it works.
+    """Which key is in effect, where it came from, and whether it works.
 
-    Exits 0 when the key is usable, 3 when there is none or the API rejects it.
+    Shows the key masked, and the hosts it is for. Exits 0 when the key is usable, 3 when there
+    is none or the API rejects it.
     """
     state = get_context(ctx, json_mode)
     settings, output = state.session.settings, state.output
@@ -137,7 +138,7 @@ def status(
 
 @app.command()
 def logout(ctx: typer.Context, profile: ProfileOpt = None) -> None:
-    """Remove the stored key from a profile (the rest of the profile stays)."""
+    """Remove the stored key from a profile (the rest of it stays)."""
     state = get_context(ctx)
     name = profile or state.session.settings.profile_name
     config = state.session.settings.config

@@ -13,7 +13,10 @@ def cancel(
     task_ids: TaskIdsArg,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Cancel tasks that have not started yet (a running or finished task cannot be cancelled)."""
+    """Cancel tasks that have not started yet.
+
+    A running or finished task cannot be cancelled.
+    """
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
     worst = ExitCode.OK

@@ -4,9 +4,9 @@ from typing import Annotated
 
 import typer
 
+from siray_cli.candidates import complete_setting
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt
-from siray_cli.completion import complete_setting
 from siray_cli.settings import KEYS, check_value, known_key, mask, stored_value
 
 app = typer.Typer(help="Read and change settings (config file, profiles).", no_args_is_help=True)
@@ -54,7 +54,10 @@ def list_(ctx: typer.Context, profile: ReadProfileOpt = None, json_mode: JsonOpt
 
 @app.command()
 def get(ctx: typer.Context, name: KeyArg, profile: ReadProfileOpt = None) -> None:
-    """Print one setting's value in effect (the key masked; `siray auth token` prints it)."""
+    """Print one setting's value in effect (the key masked).
+
+    `siray auth token` prints the key itself.
+    """
     state = get_context(ctx)
     known_key(name)
     value = state.session.settings.for_profile(profile).value(name)
@@ -69,7 +72,7 @@ def set_(
     value: Annotated[str, typer.Argument(help="The new value.")],
     profile: ProfileOpt = None,
 ) -> None:
-    """Store a setting in a profile (checked first, by the rule of its flag)."""
+    """Store a setting in a profile, checked by the rule of its flag."""
     state = get_context(ctx)
     checked = check_value(name, value)
     stored = stored_value(name, checked)

@@ -27,8 +27,8 @@ FaultOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--fault",
-        help="Inject a fault, e.g. 'action=status,status=503,body=html,path=^/v1/,count=2' "
-        "(see README: Emulator). Repeatable.",
+        help="Inject a fault, e.g. 'action=status,status=503,count=2' (every field: README, "
+        "Emulator). Repeatable.",
         show_default=False,
     ),
 ]
@@ -248,8 +248,10 @@ def exec_(
     tls: TlsOpt = None,
     fault: FaultOpt = None,
 ) -> int:
-    """Start the emulator on a free port, run CMD with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and
-    SIRAY_API_KEY pointing at it, stop it, and exit with CMD's status.
+    """Run CMD against an emulator on a free port, then stop the emulator.
+
+    CMD runs with SIRAY_BASE_URL, SIRAY_GATEWAY_URL and SIRAY_API_KEY pointing at the emulator;
+    siray exits with CMD's status.
 
     CMD's tasks are recorded in a history of their own (SIRAY_DATA_DIR, a temporary directory
     removed at the end): they end with the emulator, and never stay pending in yours.
@@ -301,13 +303,12 @@ def start(
     tls: TlsOpt = None,
     fault: FaultOpt = None,
 ) -> None:
-    """Start the emulator in the background and print the `export` lines that point siray at it:
-    `eval "$(siray emulator start)"`.
+    """Start an emulator in the background; print the lines to eval.
 
-    It returns once the emulator answers. Its commands' tasks are recorded in a history of its
-    own (SIRAY_DATA_DIR), removed when it stops. Started already with the same options, it says
-    so and prints the same lines; with others, stop it first. Its log, PID and port are kept in
-    $SIRAY_STATE_DIR/emulator.
+    `eval "$(siray emulator start)"` points siray at it. It returns once the emulator answers.
+    Its commands' tasks are recorded in a history of its own (SIRAY_DATA_DIR), removed when it
+    stops. Started already with the same options, it says so and prints the same lines; with
+    others, stop it first. Its log, PID and port are kept in $SIRAY_STATE_DIR/emulator.
     """
     values = _values(ctx, _given({k: v for k, v in locals().items() if k != "ctx"}))
     from siray_cli.emulator import background
@@ -394,10 +395,10 @@ def stop(
         ),
     ] = 10.0,
 ) -> None:
-    """Stop the emulator `siray emulator start` started, and print `unset` lines for the
-    variables it exported that are still in effect here: `eval "$(siray emulator stop)"`.
+    """Stop the background emulator; print the lines to eval.
 
-    Only a process proved to be that emulator is signalled (SIGTERM, then SIGKILL); none
+    `eval "$(siray emulator stop)"` unsets the variables it exported that are still in effect
+    here. Only a process proved to be that emulator is signalled (SIGTERM, then SIGKILL); none
     running is no error.
     """
     from siray_cli.emulator import background
@@ -419,9 +420,9 @@ def stop(
 
 @app.command("status")
 def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
-    """Where the emulator `siray emulator start` started is: URL, PID, uptime, tasks created.
+    """Where the background emulator is: URL, PID, uptime, tasks.
 
-    Exit 2 when none is running.
+    The emulator `siray emulator start` started. Exit 2 when none is running.
     """
     import time
 

@@ -28,9 +28,10 @@ def estimate(
     no_validate: NoValidateOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Print what a request would cost (credits, USD), without submitting it.
+    """Print what a request would cost, without submitting it.
 
-    Only providers with a price endpoint (Higgsfield) can tell; for others, exit 2.
+    The price is in credits and USD. Only providers with a price endpoint (Higgsfield) can tell;
+    for others, exit 2.
     """
     from siray_cli.services.requests import RequestSpec, build_request
 

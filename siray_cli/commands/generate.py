@@ -38,7 +38,10 @@ def generate(
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Submit a task and print its id (it runs on; follow it with `siray status ID --wait`)."""
+    """Submit a task and print its id, without waiting for it.
+
+    The task runs on: follow it with `siray status ID --wait`.
+    """
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)

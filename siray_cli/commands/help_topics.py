@@ -31,7 +31,11 @@ def help_topic(
     ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Print a command's help, or a reference table: exit codes, environment variables or files."""
+    """Print a command's help or a topic: exit-codes, environment, files.
+
+    A topic is a reference table of the man page: the exit codes, the environment variables, or
+    the files siray reads and writes.
+    """
     context = get_context(ctx, json_mode)
     output = context.output
     words = words or []
@@ -53,7 +57,7 @@ def _resolve(ctx: typer.Context, words: list[str]) -> tuple[click.Command, click
     """The command that `words` name, and a context to render its help in (as --help does)."""
     root = ctx.find_root()
     command: click.Command = root.command
-    current = click.Context(command, info_name=root.info_name, **command.context_settings)
+    current = command.context_class(command, info_name=root.info_name, **command.context_settings)
     for word in words:
         found = command.get_command(current, word) if isinstance(command, click.Group) else None
         if found is None:
@@ -65,5 +69,7 @@ def _resolve(ctx: typer.Context, words: list[str]) -> tuple[click.Command, click
                 hint=f"commands: {', '.join(names)}; topics: {', '.join(TOPICS)}",
             )
         command = found
-        current = click.Context(command, info_name=word, parent=current, **command.context_settings)
+        current = command.context_class(
+            command, info_name=word, parent=current, **command.context_settings
+        )
     return command, current

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt
-from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def prune(
         ),
     ],
 ) -> None:
-    """Forget finished tasks older than a duration (tasks still pending are kept)."""
+    """Forget finished tasks older than a duration (pending ones stay)."""
     context = get_context(ctx)
     removed = context.session.history.prune(parse_duration(older_than))
     context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
@@ -177,9 +177,12 @@ def forget(
         ),
     ],
 ) -> int:
-    """Remove tasks from the history, whatever their state: a task left pending on a server that
-    is gone for good (an emulator, say) stops counting as pending. siray no longer knows it: a
-    rerun of the command that submitted it submits a new task."""
+    """Remove tasks from the history, whatever their state.
+
+    A task left pending on a server that is gone for good (an emulator, say) stops counting as
+    pending. siray no longer knows it: a rerun of the command that submitted it submits a new
+    task.
+    """
     context = get_context(ctx)
     history = context.session.history
     unknown = [task_id for task_id in dict.fromkeys(task_ids) if history.find(task_id) is None]

@@ -5,9 +5,9 @@ from typing import Annotated
 
 import typer
 
+from siray_cli.candidates import complete_model
 from siray_cli.commands._context import get_context
 from siray_cli.commands._options import JsonOpt, Kind, RefreshOpt
-from siray_cli.completion import complete_model
 
 KindFilterOpt = Annotated[
     Kind | None, typer.Option("--kind", help="Only image models, or only video models.")
@@ -55,7 +55,10 @@ def show(
     refresh: RefreshOpt = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Every input of a model (type, required, allowed values, default), and an example."""
+    """Every input of a model, and an example command.
+
+    Each input with its type, whether it is required, its allowed values and its default.
+    """
     from siray_cli.output import sanitize
     from siray_cli.services.models import describe_model
 

@@ -129,7 +129,9 @@ def run(
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Submit a task, wait for it with live progress, and print (or download) its outputs.
+    """Submit a task, wait for it, and print or download its outputs.
+
+    The wait shows live progress on a terminal.
 
     With --batch, many tasks from a file; exits 1 when any of them failed.
     """

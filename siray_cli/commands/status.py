@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import JsonOpt, PollIntervalOpt, TimeoutOpt
-from siray_cli.completion import complete_task_id
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
@@ -87,7 +87,9 @@ def status(
     ] = None,
     json_mode: JsonOpt = False,
 ) -> int:
-    """Show the state of tasks: status, progress, outputs, failure reason, timings.
+    """Show the state of tasks: progress, outputs, failure reason.
+
+    Each task's status, progress, outputs, failure reason and timings.
 
     With --wait, exits 1 when any task failed or was cancelled. With -o, downloads the outputs
     of those that succeeded (as `siray download` does).

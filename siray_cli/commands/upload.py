@@ -33,7 +33,10 @@ def upload(
     ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Upload files to Siray storage and print their public URLs, one per line, in order."""
+    """Upload files to Siray storage and print their public URLs.
+
+    One URL per line, in the order of the files.
+    """
     from siray_cli.services.uploads import upload_files
     from siray_cli.storage.sources import check_sources
 

@@ -11,7 +11,7 @@ provider's client is imported by its `connect` when a connection is opened."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from siray_cli.parsers import Parser
@@ -84,15 +84,21 @@ def no_models() -> Mapping[str, str]:
     return {}
 
 
+def no_schemas() -> Mapping[str, dict[str, Any]]:
+    return {}
+
+
 class ProviderSpec:
     """`command`: how a hint spells siray for it, so a copied command reaches the same API;
     `gateway_url` None: the gateway setting is not this provider's; `built_in_models`: model
-    name -> kind, known without asking a server (completion offers these);
+    name -> kind, known without asking a server (completion offers these), and
+    `built_in_schemas` their request bodies' JSON Schemas (completion offers their inputs);
     `completes_from_cache`: whether completion offers the catalogue cached from its server."""
 
     __slots__ = (
         "base_url",
         "built_in_models",
+        "built_in_schemas",
         "command",
         "completes_from_cache",
         "connect",
@@ -111,6 +117,7 @@ class ProviderSpec:
         gateway_url: Host | None = None,
         built_in_models: Callable[[], Mapping[str, str]] = no_models,
         completes_from_cache: bool = False,
+        built_in_schemas: Callable[[], Mapping[str, dict[str, Any]]] = no_schemas,
     ) -> None:
         self.name, self.credential, self.base_url, self.connect = (
             name,
@@ -120,3 +127,4 @@ class ProviderSpec:
         )
         self.command, self.gateway_url = command, gateway_url
         self.built_in_models, self.completes_from_cache = built_in_models, completes_from_cache
+        self.built_in_schemas = built_in_schemas

@@ -23,20 +23,11 @@ from siray_cli.errors import (
     ServerError,
     UsageError,
 )
-from siray_cli.storage.private import private_dir
+from siray_cli.storage.private import cache_dir, private_dir
 
 CACHE_FORMAT = 2  # {"format", "fetched_at", "models": [{"name", "tag", "schema"}]}
 # what "the gateway cannot be reached" means: a cached copy may stand in for these
 UNREACHABLE = (NetworkError, ServerError, RateLimitError, ProtocolError)
-
-
-def cache_dir(env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    if env.get("SIRAY_CACHE_DIR"):
-        return Path(env["SIRAY_CACHE_DIR"]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("siray"))
 
 
 def cache_path(gateway_url: str, env: Mapping[str, str] | None = None) -> Path:

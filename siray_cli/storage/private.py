@@ -67,3 +67,14 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir("siray"))
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """Where the model catalogue is cached (SIRAY_CACHE_DIR moves it); light to import, for
+    completion, which reads it on every Tab."""
+    env = os.environ if env is None else env
+    if env.get("SIRAY_CACHE_DIR"):
+        return Path(env["SIRAY_CACHE_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("siray"))

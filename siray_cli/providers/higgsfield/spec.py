@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from siray_cli.parsers import IdAndSecret
 from siray_cli.providers.spec import Connection, Credential, Host, ProviderSpec
@@ -35,6 +35,13 @@ def applications() -> Mapping[str, str]:
     return {app: kind.value for app, (kind, _, _) in APPLICATIONS.items()}
 
 
+def schemas() -> Mapping[str, dict[str, Any]]:
+    """Its applications' arguments, as the JSON Schemas siray checks them by."""
+    from siray_cli.providers.higgsfield.parse import catalogue
+
+    return {model.name: model.schema for model in catalogue()}
+
+
 SPEC = ProviderSpec(
     name="higgsfield",
     credential=Credential(
@@ -55,4 +62,5 @@ SPEC = ProviderSpec(
     connect=connect,
     command="siray --provider higgsfield",
     built_in_models=applications,
+    built_in_schemas=schemas,
 )
