@@ -73,6 +73,11 @@ COMMANDS: dict[str, Entry] = {
         "download",
         "Download the outputs of finished tasks later, as `run -o` does.",
     ),
+    "gallery": Entry(
+        "siray_cli.commands.gallery",
+        "gallery",
+        "Write one HTML page of tasks: their outputs, prompts, inputs, states and files.",
+    ),
     "help": Entry(
         "siray_cli.commands.help_topics",
         "help_topic",
