@@ -157,7 +157,7 @@ class _Page:
             else:
                 shown.append(
                     f'<a href="{src}" rel="noopener noreferrer"><img src="{src}" alt="{label}" '
-                    'decoding="async"></a>'
+                    "></a>"
                 )
         if not shown:
             shown.append(f'<p class="none">{self.text(_no_output(card.state))}</p>')
@@ -224,7 +224,8 @@ class _Page:
         state = f'<p class="state {_tone(card.state)}">{self.text(card.status)}</p>'
         why = f'<p class="why">{self.text(card.fail_reason)}</p>' if card.fail_reason else ""
         return (
-            f'<article class="card" data-state="{self.text(card.state)}" '
+            f'<article class="card" data-task="{self.text(card.task_id or "")}" '
+            f'data-state="{self.text(card.state)}" '
             f'data-time="{card.submitted_at or 0:.3f}" data-order="{order}" '
             f'data-text="{self.text(searched)}">'
             f"{self.media(card)}"
@@ -274,7 +275,7 @@ def render_page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>siray gallery</title><style>{STYLE}</style></head>\n"
         '<body data-ready="no"><header><h1>siray gallery</h1>'
-        f'<span class="meta">{count}, made {_when(made_at)}</span>'
+        f'<span class="meta">{count}, made {_when(made_at)}; states as siray last saw them</span>'
         '<div class="controls">'
         '<input id="filter" type="search" placeholder="filter: prompt, model, task id" '
         'aria-label="filter by prompt, model or task id">'
