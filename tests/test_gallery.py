@@ -23,6 +23,7 @@ from helpers import Z_IMAGE as MODEL
 from hostile import HostileServer, status_document, task_created
 
 PNG_SIZE = ["-i", "size=1024x768"]
+VIDEO = "google/veo-3-fast-t2v"
 
 
 # -- reading a page ------------------------------------------------------------------------------
@@ -341,16 +342,21 @@ def body_of(dom: str) -> dict[str, str]:
 
 def test_in_a_browser_every_image_loads_and_the_filter_hides_cards(siray, tmp_path, browser):
     made = make_tasks(siray, tmp_path)
+    waves = siray("run", VIDEO, "waves at night", "-o", str(tmp_path / "out"))
+    assert waves.exit_code == 0, waves
     out = tmp_path / "site" / "gallery.html"
     assert siray("gallery", "-o", str(out)).exit_code == 0
+    assert 'src="../out/video_' in out.read_text()
     url = out.as_uri()
     body = body_of(chromium(browser, tmp_path, url, "--dump-dom"))
     assert body["data-script"] == "ran" and body["data-ready"] == "yes", body
     # the fox (a saved file, by a relative file: link), the owl (the emulator's URL), the batch
-    # fox (a saved file): every image of a task that succeeded, each one decoded
+    # fox (a saved file): every image of a task that succeeded, each one decoded; the video
+    # (a saved MP4) ready to play
     assert body["data-images"] == "3", body
     assert body["data-images-loaded"] == "3", body
-    assert body["data-visible"] == "5", body
+    assert body["data-videos"] == "1" and body["data-videos-ready"] == "1", body
+    assert body["data-visible"] == "6", body
     # the filter, from the URL's hash as the box would set it: prompt, model or id
     filtered = body_of(chromium(browser, tmp_path, url + "#filter=fox", "--dump-dom"))
     assert filtered["data-visible"] == "3", filtered  # a red fox, a lost fox, a batch fox

@@ -289,8 +289,9 @@ def render_page(
 
 # The page's only script: the filter box, the status filter and the sort toggle. The URL's hash
 # sets them (`page.html#filter=fox&status=failure&sort=oldest`: a link to a filtered view), and
-# once the page has loaded the script notes on <body> how many images loaded and how many cards
-# are shown (data-images, data-images-loaded, data-visible; a headless browser reads them).
+# the script notes on <body> how many cards are shown, and, as they load, how many images decoded
+# and videos are ready to play (data-visible, data-images, data-images-loaded, data-videos,
+# data-videos-ready: what a headless browser reads in the tests).
 SCRIPT = """
 (function () {
   "use strict";
@@ -341,6 +342,19 @@ SCRIPT = """
   order();
   apply();
   body.setAttribute("data-script", "ran");
+  var videos = Array.prototype.slice.call(document.querySelectorAll("video"));
+  var ready = 0;
+  body.setAttribute("data-videos", String(videos.length));
+  body.setAttribute("data-videos-ready", "0");
+  videos.forEach(function (video) {
+    function counted() {
+      ready += 1;
+      body.setAttribute("data-videos-ready", String(ready));
+    }
+    if (video.readyState >= 1) { counted(); } else {
+      video.addEventListener("loadedmetadata", counted, { once: true });
+    }
+  });
   window.addEventListener("load", function () {
     var images = Array.prototype.slice.call(document.images);
     var loaded = images.filter(function (image) {
