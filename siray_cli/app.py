@@ -74,6 +74,11 @@ COMMANDS: dict[str, Entry] = {
         "download",
         "Download the outputs of finished tasks later, as `run -o` does.",
     ),
+    "gallery": Entry(
+        "siray_cli.commands.gallery",
+        "gallery",
+        "Write an HTML page of tasks: outputs, prompts, inputs, states.",
+    ),
     "help": Entry(
         "siray_cli.commands.help_topics",
         "help_topic",

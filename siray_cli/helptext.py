@@ -169,6 +169,14 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "siray emulator --fault 'action=status,status=503,count=2'",
         ),
     ],
+    "siray gallery": [
+        ("A page of the last 20 tasks:", "siray gallery --last 20 -o recent.html"),
+        (
+            "A batch's results, failures only:",
+            "siray gallery --batch results.jsonl --status failure",
+        ),
+        ("Today's tasks of one model:", "siray gallery --since 1d --model z-image"),
+    ],
     "siray emulator start": [
         ("Start one for this shell session:", 'eval "$(siray emulator start)"'),
         ("With tasks that end at once:", 'eval "$(siray emulator start --task-seconds 0.1)"'),

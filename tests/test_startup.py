@@ -152,3 +152,18 @@ def test_models_list_from_a_fresh_cache_builds_no_http_client(siray, emu, provid
     stdout, modules = run_listing_modules(["models", "list"], env=subprocess_env(emu, **env))
     assert stdout.strip()
     assert not [m for m in modules if m.startswith(("httpx", "httpcore", "siray_cli.transport"))]
+
+
+def test_help_and_status_import_no_gallery(emu, siray):
+    """The gallery (its page, style and script) is built only by `siray gallery` and
+    `run --batch --gallery`: neither the root's help nor a status look imports it."""
+    gallery = ("siray_cli.services.gallery", "siray_cli.commands.gallery")
+    assert not [m for m in imported_after(["--help"]) if m.startswith(gallery)]
+    assert not [m for m in imported_after(["run", "--help"]) if m.startswith(gallery)]
+    created = siray("generate", "alibaba/z-image-turbo-t2i", "a fox", "-i", "size=1024x768")
+    assert created.exit_code == 0, created
+    stdout, modules = run_listing_modules(["status", created.stdout.strip()], subprocess_env(emu))
+    assert created.stdout.strip() in stdout
+    assert not [m for m in modules if m.startswith(gallery)]
+    # the check can fail: `siray gallery --help` does import its command
+    assert "siray_cli.commands.gallery" in imported_after(["gallery", "--help"])

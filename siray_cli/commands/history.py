@@ -1,16 +1,22 @@
 """`siray history` (alias `ls`): the tasks siray submitted, newest first; `prune` forgets old
 ones."""
 
-import re
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context
-from siray_cli.commands._options import JsonOpt
+from siray_cli.commands._options import (
+    JsonOpt,
+    ModelFilterOpt,
+    SinceOpt,
+    StatusFilterOpt,
+    parse_duration,
+    parse_since,
+    parse_states,
+)
 from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -20,64 +26,6 @@ app = typer.Typer(
     help="The tasks siray submitted, newest first (recorded locally).",
     invoke_without_command=True,
 )
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `15m`, `12h`, `30d`, `2w` -> seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise UsageError(f"{text!r} is not a duration", hint="write 90s, 15m, 12h, 30d or 2w")
-    return float(match.group(1)) * _UNITS[match.group(2).lower()]
-
-
-def parse_since(text: str, now: float) -> float:
-    """A duration ago (`12h`) or a date or time (`2026-11-20`, `2026-11-20T08:00`)."""
-    try:
-        return now - parse_duration(text)
-    except UsageError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise UsageError(
-            f"--since {text!r} is neither a duration nor a date", hint="write 12h, 7d or 2026-11-20"
-        ) from None
-    return moment.timestamp()
-
-
-STATES = ("SUBMITTED", "QUEUED", "IN_PROGRESS", "SUCCESS", "FAILURE", "CANCELLED", "UNKNOWN")
-# words people use for them (any case, `-` or a space for `_`)
-STATE_WORDS: dict[str, tuple[str, ...]] = {
-    **{state: (state,) for state in STATES},
-    "UNCERTAIN": ("UNCERTAIN",),
-    "DONE": ("SUCCESS",),
-    "SUCCEEDED": ("SUCCESS",),
-    "COMPLETED": ("SUCCESS",),
-    "FAILED": ("FAILURE",),
-    "CANCELED": ("CANCELLED",),
-    "RUNNING": ("IN_PROGRESS",),
-    "PENDING": ("SUBMITTED", "QUEUED", "IN_PROGRESS", "UNKNOWN"),
-}
-
-
-def parse_states(text: str) -> tuple[str, ...]:
-    """`--status` as the states it means: `success`, `failed`, `done`, `in-progress`..."""
-    word = text.strip().upper().replace("-", "_").replace(" ", "_")
-    if word in STATE_WORDS:
-        return STATE_WORDS[word]
-    import difflib
-
-    close = difflib.get_close_matches(word, list(STATE_WORDS), n=1)
-    raise UsageError(
-        f"--status {text!r} is not a state siray knows"
-        + (f" (did you mean {close[0].lower()}?)" if close else ""),
-        hint="one of "
-        + ", ".join(w.lower() for w in [*STATES, "UNCERTAIN"])
-        + "; or done, failed, running, pending",
-    )
 
 
 def age(seconds: float) -> str:
@@ -104,25 +52,9 @@ def _row(record: "Record", now: float) -> list[str]:
 def history(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option("-n", "--limit", min=1, help="How many tasks.")] = 20,
-    status: Annotated[
-        str | None,
-        typer.Option(
-            "--status",
-            help="Only tasks in this state (success, failure, cancelled, in_progress, queued, "
-            "uncertain; done, failed, running, pending), in any case.",
-            show_default=False,
-        ),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", help="Only models whose name contains this.", show_default=False),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since", help="Only tasks submitted since (12h, 7d, 2026-11-20).", show_default=False
-        ),
-    ] = None,
+    status: StatusFilterOpt = None,
+    model: ModelFilterOpt = None,
+    since: SinceOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """List recent tasks: id, provider, model, status, age, first output (or downloaded

@@ -95,6 +95,14 @@ ShardOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
+GalleryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--gallery",
+        help="With --batch and -o DIR: write DIR/index.html, a page of the lines that ended "
+        "(also when the batch is interrupted); see `siray gallery`.",
+    ),
+]
 CancelOnInterruptOpt = Annotated[
     bool,
     typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
@@ -126,6 +134,7 @@ def run(
     resume: ResumeOpt = False,
     resubmit_uncertain: ResubmitUncertainOpt = False,
     shard: ShardOpt = None,
+    gallery: GalleryOpt = False,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -163,9 +172,13 @@ def run(
                 resubmit_uncertain=resubmit_uncertain,
                 shard=_shard(shard),
             )
-            return _run_batch(context, options, dry_run)
+            if gallery and options.directory is None:
+                raise UsageError("--gallery writes DIR/index.html: give -o DIR")
+            return _run_batch(context, options, dry_run, gallery)
     if shard is not None:
         raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
+    if gallery:
+        raise UsageError("--gallery is for --batch", hint="for any tasks: siray gallery")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     directory = _directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
@@ -322,7 +335,9 @@ def _raise_unless_succeeded(final: "Task") -> None:
     )
 
 
-def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) -> int:
+def _run_batch(
+    context: "AppContext", options: "BatchOptions", dry_run: bool, gallery: bool = False
+) -> int:
     from siray_cli.progress import BatchDisplay
     from siray_cli.services.batch import dry_run_batch, label, run_batch
 
@@ -334,7 +349,10 @@ def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) ->
             _dry_run.show(output, dry_run_batch(session, providers, options), batch=True)
         return ExitCode.OK
 
+    ended: list[dict[str, object]] = []
+
     def show(result: "JobResult") -> None:
+        ended.append(result.to_json())
         if output.json_mode or not output.stdout_is_tty:
             output.result(result.to_json())
             return
@@ -346,7 +364,7 @@ def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) ->
             + " ".join(shown)
         )
 
-    with session.providers() as providers:
+    with session.providers() as providers, _gallery_at_end(context, options, ended, gallery):
         outcome = run_batch(
             session,
             providers,
@@ -372,3 +390,23 @@ def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) ->
     if output.json_mode:
         output.result(outcome.summary())
     return ExitCode.TASK_FAILED if failed else ExitCode.OK
+
+
+@contextmanager
+def _gallery_at_end(
+    context: "AppContext", options: "BatchOptions", ended: list[dict[str, object]], wanted: bool
+) -> Iterator[None]:
+    """--gallery: DIR/index.html of the lines that ended, once the batch stops, however."""
+    try:
+        yield
+    finally:
+        if wanted and options.directory is not None and ended:
+            from siray_cli.errors import SirayError
+            from siray_cli.services.gallery import batch_page
+
+            output = context.output
+            try:
+                page = batch_page(context.session, ended, options.directory, output.scrub)
+                output.info(f"gallery: {page}")
+            except SirayError as exc:  # the batch's own ending (an error, a signal) still counts
+                output.warn(f"no gallery: {exc.message}")
