@@ -17,6 +17,8 @@ from helpers import CREATE, STATUS, created, start, write_jobs
 from helpers import GEMINI_IMAGE as MODEL
 from hostile import HostileServer, status_document, task_created
 
+from siray_cli.emulator.faults import Fault
+
 SCHEMA = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit.xsd")
 HOSTILE_REASON = (
     "::set-env name=X::Y\n::error::pwned\r\n<script>alert(1)</script> a|b \\| 100% "
@@ -132,6 +134,20 @@ def test_hostile_fail_reasons_are_escaped_in_every_report(siray, tmp_path):
     message = failure.get("message", "")
     assert "<script>alert(1)</script> a|b" in message and "::set-env name=X::Y\n" in message
     assert "\x1b" not in message and "\x00" not in message and "[31mred & done" in message
+
+
+def test_a_submit_without_an_answer_is_a_warning(siray, emu, tmp_path):
+    jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": "ci dropped create", "name": "dropped"})
+    emu.state.faults.add(Fault(action="drop", method="POST", path=CREATE, count=1))
+    report = tmp_path / "junit.xml"
+    result = siray(
+        "run", "--batch", str(jobs), "-m", MODEL, "--junit", str(report), env=github(tmp_path)
+    )
+    assert result.exit_code == 1, result
+    [annotation] = annotations(result.stderr)
+    assert annotation.startswith(f"::warning file={jobs},line=1,title=siray%3A dropped ")
+    error = junit(report).find("testsuite/testcase/error")
+    assert error is not None and error.get("type") == "submit_uncertain"
 
 
 def test_sigint_mid_batch_still_writes_the_report(emu, tmp_path):

@@ -25,6 +25,7 @@ _UNSHOWABLE = re.compile(
 )
 FAILED = ("task_failed", "task_cancelled", "timeout")  # the task's own end: a <failure>
 INTERRUPTED = "interrupted"
+UNCERTAIN = "submit_uncertain"  # AmbiguousSubmitError's type
 
 
 def clean_text(text: str) -> str:
@@ -52,7 +53,8 @@ class Case:
 
     @property
     def uncertain(self) -> bool:
-        return self.status == "UNCERTAIN"
+        """A submit that got no answer (now, or in an earlier run): it may have made a task."""
+        return self.status == "UNCERTAIN" or self.kind == UNCERTAIN
 
 
 @dataclass
@@ -90,7 +92,7 @@ def batch_report(
     ]
     cases += [_case(r, "", scrub) for r in outcome.results if r.line not in known]
     return Report(
-        title=f"siray run --batch {scrub(source)}",
+        title=clean_text(f"siray run --batch {scrub(source)}"),
         cases=cases,
         started=outcome.started,
         seconds=outcome.seconds,
