@@ -100,6 +100,13 @@ class Task:
             return self.finish_time - self.start_time
         return None
 
+    @property
+    def took(self) -> int | None:
+        """Seconds between submission and finish (queued and run), when the server gave both."""
+        if self.submit_time and self.finish_time and self.finish_time >= self.submit_time:
+            return self.finish_time - self.submit_time
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "task_id": self.task_id,

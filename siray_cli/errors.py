@@ -231,6 +231,7 @@ class BatchInterrupted(Interrupted):
         self.task_ids = task_ids
         self.unanswered = unanswered
         self.resume = resume
+        self.outcome: object | None = None  # what the batch got to (a BatchOutcome), if known
 
 
 class NotCancelledError(UsageError):

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from siray_cli.names import NameTemplate
 
 T = TypeVar("T")
 
@@ -147,3 +150,15 @@ class IdAndSecret(Parser[str]):
         if not key_id or not colon or not secret or any(ch.isspace() for ch in text):
             raise ValueError("must be key_id:key_secret (the key's id and its secret, joined by :)")
         return text
+
+
+class Template(Parser["NameTemplate"]):
+    """A template of saved files' names (siray_cli.names.NameTemplate: its fields, its rules)."""
+
+    def parse(self, text: str) -> NameTemplate:
+        from siray_cli.names import NameTemplate
+
+        return NameTemplate(Text().parse(text))
+
+    def show(self, value: NameTemplate) -> str:
+        return value.text

@@ -40,6 +40,11 @@ OTHER_ENVIRONMENT: list[tuple[str, str]] = [
     ("SSL_CERT_FILE", "certificate authorities to trust (every request, S3 uploads too)"),
     ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "proxies, honoured for every request"),
     ("NO_COLOR", "when set, nothing siray prints is coloured"),
+    (
+        "GITHUB_ACTIONS, GITHUB_STEP_SUMMARY",
+        "with GITHUB_ACTIONS=true (as GitHub Actions sets it), `run` appends a Markdown "
+        "summary to the file GITHUB_STEP_SUMMARY names, and annotates each failed line",
+    ),
 ]
 
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from siray_cli.parsers import URL, Bytes, Choice, Parser, Seconds, Switch, Text
+from siray_cli.parsers import URL, Bytes, Choice, Parser, Seconds, Switch, Template, Text
 from siray_cli.providers import DEFAULT_PROVIDER, PROVIDERS, REGISTRY, ProviderSpec
 
 T = TypeVar("T")
@@ -97,6 +97,15 @@ OUTPUT_DIR = Key(
     None,
     Text(),
     "where `run` downloads outputs when -o is not given",
+)
+NAME_TEMPLATE = Key(
+    "name_template",
+    "SIRAY_NAME_TEMPLATE",
+    "--name-template",
+    None,
+    Template(),
+    "how saved outputs are named, from {task_id} {name} {n} {ext} {model} {line} {date} "
+    "(else <task_id>_<n>.<ext>, or a batch line's name)",
 )
 TIMEOUT = Key(
     "timeout",
@@ -188,6 +197,7 @@ KEYS: dict[str, Key[Any]] = {
         GATEWAY_URL,
         MODEL,
         OUTPUT_DIR,
+        NAME_TEMPLATE,
         TIMEOUT,
         POLL_INTERVAL,
         UPLOAD_PART_SIZE,

@@ -15,6 +15,8 @@ Where a new test goes. A test of what one command does goes in that command's mo
 
     test_run.py            siray run (one task: submit, wait, download, every way it ends)
     test_batch.py          siray run --batch (and --resume)
+    test_ci_reports.py     run's reports for CI: --junit, GitHub Actions' step summary and
+                           annotations (batches, interrupted ones, a single run)
     test_generate.py       siray generate (inputs in every form, the bare id)
     test_status.py         siray status (and --wait)
     test_cancel.py         siray cancel
@@ -40,6 +42,8 @@ A test of a property that holds across commands goes in the module of that prope
                            the earlier run started instead of paying again
     test_ledger.py         the Ledger's decision table, as unit tests (a temporary history
                            and a fake provider, no emulator): follow, submit or report
+    test_names.py          names of saved files: --name-template and the name_template
+                           setting (run, status, download, batches), hostile values, clashes
     test_faults.py         injected faults (dropped, truncated, refused requests; Ctrl-C at a
                            random moment): no duplicate, no lost id, no partial file, no secret
     test_errors.py         every exit code and error shape, and which retries are safe
@@ -116,6 +120,9 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     ):
         monkeypatch.setenv(name, str(home / sub))
     monkeypatch.delenv("NO_COLOR", raising=False)
+    # a test run on GitHub Actions must not write its reports into the real job's summary
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     # retries keep their count and order, but back off in milliseconds instead of seconds
     monkeypatch.setenv("SIRAY_RETRY_BACKOFF", "0.01")
     monkeypatch.chdir(tmp_path)

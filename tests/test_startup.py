@@ -25,6 +25,8 @@ HEAVY = (
     "rich.progress",
     "sqlite3",
     "siray_cli.history",
+    "siray_cli.services.reports",  # CI reports: imported when one is asked for
+    "xml",
 )
 
 
@@ -143,6 +145,7 @@ def test_status_on_a_pipe_imports_no_rich(emu):
     )
     assert task.task_id in stdout
     assert not [m for m in modules if m == "rich" or m.startswith("rich.")]
+    assert not [m for m in modules if m.startswith(("siray_cli.services.reports", "xml"))]
 
 
 @pytest.mark.parametrize("provider", ["siray", "higgsfield"])

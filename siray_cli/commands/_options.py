@@ -108,6 +108,18 @@ OutputDirOpt = Annotated[
         show_default=False,
     ),
 ]
+NameTemplateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name-template",
+        callback=check_flag("name_template"),
+        help="Name saved outputs from a template of {task_id} {name} {n} {ext} {model} {line} "
+        "{date}, such as '{name}_{n}.{ext}' (default: the `name_template` setting, else "
+        "<task_id>_<n>.<ext>, or a batch line's name).",
+        metavar="TEMPLATE",
+        show_default=False,
+    ),
+]
 NoValidateOpt = Annotated[
     bool,
     typer.Option(

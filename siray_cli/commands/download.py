@@ -6,9 +6,9 @@ from typing import Annotated
 import typer
 
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, OutputDirOpt, TaskIdsArg
+from siray_cli.commands._options import JsonOpt, NameTemplateOpt, OutputDirOpt, TaskIdsArg
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
-from siray_cli.settings_keys import OUTPUT_DIR
+from siray_cli.settings_keys import NAME_TEMPLATE, OUTPUT_DIR
 
 
 def download(
@@ -18,6 +18,7 @@ def download(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite files that already exist.")
     ] = False,
+    name_template: NameTemplateOpt = None,
     json_mode: JsonOpt = False,
 ) -> int:
     """Download the outputs of finished tasks later, as `run -o` does.
@@ -33,11 +34,12 @@ def download(
     session, output = context.session, context.output
     target = session.settings.read(OUTPUT_DIR, output_dir)
     directory = prepare_output_dir(Path(target or "."))
+    template = session.settings.read(NAME_TEMPLATE, name_template)
     worst = ExitCode.OK
     fetched = []
     with (
         session.providers() as providers,
-        Downloads(session) as downloads,
+        Downloads(session, template) as downloads,
         transfers_for(output)() as display,
     ):
         for task_id in dict.fromkeys(task_ids):

@@ -1,8 +1,9 @@
 """`siray run`: submit, wait with live progress, download the outputs (or, with --batch, many
 tasks from a file)."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -18,6 +19,7 @@ from siray_cli.commands._options import (
     JsonOpt,
     KindOpt,
     ModelArg,
+    NameTemplateOpt,
     NewOpt,
     NoValidateOpt,
     OutputDirOpt,
@@ -28,14 +30,23 @@ from siray_cli.commands._options import (
     TimeoutOpt,
     WebhookOpt,
 )
-from siray_cli.errors import ExitCode, TaskCancelledError, TaskFailedError, UsageError
-from siray_cli.settings_keys import MODEL, OUTPUT_DIR
+from siray_cli.errors import (
+    BatchInterrupted,
+    ExitCode,
+    SirayError,
+    TaskCancelledError,
+    TaskFailedError,
+    UsageError,
+)
+from siray_cli.settings_keys import MODEL, NAME_TEMPLATE, OUTPUT_DIR
 
 if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
-    from siray_cli.services.batch import BatchOptions, JobResult
+    from siray_cli.names import NameTemplate
+    from siray_cli.services.batch import BatchOptions, BatchOutcome, JobResult
     from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.reports import Report
     from siray_cli.services.requests import RequestSpec
 
 BatchOpt = Annotated[
@@ -94,6 +105,17 @@ ShardOpt = Annotated[
         show_default=False,
     ),
 ]
+JunitOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit",
+        help="Write a JUnit XML report to FILE: a test case per batch line (or for the task), "
+        "failures with their reasons and task ids; written when a batch is interrupted too.",
+        metavar="FILE",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 GalleryOpt = Annotated[
     bool,
@@ -123,6 +145,7 @@ def run(
     inline: InlineOpt = False,
     webhook: WebhookOpt = None,
     output_dir: OutputDirOpt = None,
+    name_template: NameTemplateOpt = None,
     force: ForceOpt = False,
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
@@ -135,6 +158,7 @@ def run(
     resubmit_uncertain: ResubmitUncertainOpt = False,
     shard: ShardOpt = None,
     gallery: GalleryOpt = False,
+    junit: JunitOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -149,6 +173,13 @@ def run(
 
     context = get_context(ctx, json_mode)
     session = context.session
+    template = session.settings.read(NAME_TEMPLATE, name_template)
+    if junit is not None:
+        if dry_run:
+            raise UsageError("--junit reports what ran; a --dry-run runs nothing")
+        from siray_cli.storage.artifacts import check_report_path
+
+        check_report_path(junit, "--junit")
     if batch is not None:
         with _typed_records(context):
             single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
@@ -171,10 +202,11 @@ def run(
                 inline=inline,
                 resubmit_uncertain=resubmit_uncertain,
                 shard=_shard(shard),
+                name_template=template,
             )
             if gallery and options.directory is None:
                 raise UsageError("--gallery writes DIR/index.html: give -o DIR")
-            return _run_batch(context, options, dry_run, gallery)
+            return _run_batch(context, options, dry_run, junit, gallery)
     if shard is not None:
         raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
     if gallery:
@@ -199,9 +231,85 @@ def run(
         from siray_cli.commands._dry_run import dry_run_one
 
         return dry_run_one(context, spec, new)
-    return _run_one(
-        context, spec, directory, force, timeout, poll_interval, cancel_on_interrupt, new
+    one = _OneRun(directory, template, force, timeout, poll_interval, cancel_on_interrupt, new)
+    if not _reporting(context, junit):
+        return _run_one(context, spec, one)
+    return _run_one_reported(context, spec, one, junit)
+
+
+@dataclass
+class _OneRun:
+    """What `run` does with its one task, and what became of it (for its report)."""
+
+    directory: Path | None
+    template: "NameTemplate | None"
+    force: bool
+    timeout: float
+    poll_interval: float | None
+    cancel_on_interrupt: bool
+    new: bool
+    task_id: str | None = None
+    final: "Task | None" = None
+    files: list[Path] = field(default_factory=list)
+
+
+def _reporting(context: "AppContext", junit: Path | None) -> bool:
+    """Whether the run ends with reports: a --junit file, or GitHub Actions' summary."""
+    from siray_cli.services.reports import github_actions
+
+    return junit is not None or github_actions(context.session.environment.variables)
+
+
+def _publish(
+    context: "AppContext", junit: Path | None, report: "Callable[[Callable[[str], str]], Report]"
+) -> None:
+    """Write the reports (`report`, given the scrubbing of secrets), and print the workflow
+    commands on stderr (the runner reads them there; stdout carries only data)."""
+    from siray_cli.services.reports import publish
+
+    output = context.output
+    annotations, problems = publish(
+        report(output.scrub), junit, context.session.environment.variables
     )
+    for line in annotations:
+        output.always(line)
+    for problem in problems:
+        output.warn(problem)
+
+
+def _run_one_reported(
+    context: "AppContext", spec: "RequestSpec", options: _OneRun, junit: Path | None
+) -> int:
+    """`_run_one`, then its report, whichever way it ended."""
+    import time
+
+    from siray_cli.services.reports import run_report
+
+    started, began = time.time(), time.monotonic()
+
+    def report(error: SirayError | None) -> None:
+        _publish(
+            context,
+            junit,
+            lambda scrub: run_report(
+                spec.model or "",
+                started=started,
+                seconds=time.monotonic() - began,
+                task_id=options.task_id or (error.task_id if error else None),
+                task=options.final,
+                files=options.files,
+                error=(error.error_type, error.message) if error else None,
+                scrub=scrub,
+            ),
+        )
+
+    try:
+        code = _run_one(context, spec, options)
+    except SirayError as exc:
+        report(exc)
+        raise
+    report(None)
+    return code
 
 
 def _directory(context: "AppContext", output_dir: Path | None, dry_run: bool) -> Path | None:
@@ -247,38 +355,37 @@ def _typed_records(context: "AppContext") -> Iterator[None]:
         raise
 
 
-def _run_one(
-    context: "AppContext",
-    spec: "RequestSpec",
-    directory: Path | None,
-    force: bool,
-    timeout: float,
-    poll_interval: float | None,
-    cancel_on_interrupt: bool,
-    new: bool,
-) -> int:
+def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> int:
     from siray_cli.progress import task_display
     from siray_cli.services.handle import wait_until_ended
     from siray_cli.services.outputs import Downloads
     from siray_cli.services.requests import build_request
 
     session, output = context.session, context.output
+    directory, timeout = options.directory, options.timeout
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
         handle = submit_when_admitted(
-            context, provider, request, patience=timeout or None, destination=directory, new=new
+            context,
+            provider,
+            request,
+            patience=timeout or None,
+            destination=directory,
+            new=options.new,
         )
+        options.task_id = handle.task_id
         try:
             final = wait_until_ended(
                 [handle],
                 task_display(output, [handle.task_id], _since(handle)),
                 timeout=timeout,
-                poll_interval=poll_interval,
+                poll_interval=options.poll_interval,
                 read_timeout=session.read_timeout,
-                cancel_on_interrupt=cancel_on_interrupt,
+                cancel_on_interrupt=options.cancel_on_interrupt,
                 notify=session.notices.always,
             )[handle.task_id]
+            options.final = final
         except KeyboardInterrupt:  # before the wait began (the display was being made)
             from siray_cli import signals
             from siray_cli.errors import Interrupted
@@ -295,10 +402,18 @@ def _run_one(
     if directory is not None:
         # a rejoined task's files are named after it: any already there are its own
         try:
-            with Downloads(session) as downloads, transfers_for(output)() as display:
+            with (
+                Downloads(session, options.template) as downloads,
+                transfers_for(output)() as display,
+            ):
                 files = downloads.save(
-                    handle, final, directory, force=force or handle.rejoined, display=display
+                    handle,
+                    final,
+                    directory,
+                    force=options.force or handle.rejoined,
+                    display=display,
                 )
+            options.files = files
         except KeyboardInterrupt:
             from shlex import quote
 
@@ -336,10 +451,14 @@ def _raise_unless_succeeded(final: "Task") -> None:
 
 
 def _run_batch(
-    context: "AppContext", options: "BatchOptions", dry_run: bool, gallery: bool = False
+    context: "AppContext",
+    options: "BatchOptions",
+    dry_run: bool,
+    junit: Path | None,
+    gallery: bool = False,
 ) -> int:
     from siray_cli.progress import BatchDisplay
-    from siray_cli.services.batch import dry_run_batch, label, run_batch
+    from siray_cli.services.batch import BatchOutcome, dry_run_batch, label, run_batch
 
     session, output = context.session, context.output
     if dry_run:
@@ -364,15 +483,23 @@ def _run_batch(
             + " ".join(shown)
         )
 
+    reporting = _reporting(context, junit)
     with session.providers() as providers, _gallery_at_end(context, options, ended, gallery):
-        outcome = run_batch(
-            session,
-            providers,
-            options,
-            lambda total: BatchDisplay(output, total),
-            transfers_for(output),
-            show,
-        )
+        try:
+            outcome = run_batch(
+                session,
+                providers,
+                options,
+                lambda total: BatchDisplay(output, total),
+                transfers_for(output),
+                show,
+            )
+        except BatchInterrupted as stopped:  # reported with what ended: the rest did not run
+            if reporting and isinstance(stopped.outcome, BatchOutcome):
+                _report_batch(context, junit, options.source, stopped.outcome)
+            raise
+    if reporting:
+        _report_batch(context, junit, options.source, outcome)
     failed, skipped = outcome.failed, outcome.skipped
     output.always(
         f"batch: {len(outcome.results) - len(failed)} succeeded"
@@ -410,3 +537,11 @@ def _gallery_at_end(
                 output.info(f"gallery: {page}")
             except SirayError as exc:  # the batch's own ending (an error, a signal) still counts
                 output.warn(f"no gallery: {exc.message}")
+
+
+def _report_batch(
+    context: "AppContext", junit: Path | None, source: str, outcome: "BatchOutcome"
+) -> None:
+    from siray_cli.services.reports import batch_report
+
+    _publish(context, junit, lambda scrub: batch_report(outcome, source, scrub))

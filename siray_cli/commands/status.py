@@ -8,7 +8,7 @@ import typer
 
 from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, PollIntervalOpt, TimeoutOpt
+from siray_cli.commands._options import JsonOpt, NameTemplateOpt, PollIntervalOpt, TimeoutOpt
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 
 if TYPE_CHECKING:
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
+    from siray_cli.names import NameTemplate
     from siray_cli.output import Output
     from siray_cli.services.handle import TaskHandle, TaskWatcher
     from siray_cli.services.session import Providers, Session
@@ -85,6 +86,7 @@ def status(
             show_default=False,
         ),
     ] = None,
+    name_template: NameTemplateOpt = None,
     json_mode: JsonOpt = False,
 ) -> int:
     """Show the state of tasks: progress, outputs, failure reason.
@@ -102,11 +104,13 @@ def status(
     if not ids:
         output.info("no pending task in the history")
         return ExitCode.OK
-    directory = None
+    directory, template = None, None
     if output_dir is not None:
+        from siray_cli.settings_keys import NAME_TEMPLATE
         from siray_cli.storage.downloads import prepare_output_dir
 
         directory = prepare_output_dir(output_dir)
+        template = session.settings.read(NAME_TEMPLATE, name_template)
     worst: int = ExitCode.OK
     seen: list[tuple[TaskHandle, Task]] = []
     saved: set[str] = set()  # tasks whose files are in `directory`
@@ -115,7 +119,14 @@ def status(
         if wait:
             timeout, poll_interval = session.wait_options(timeout, poll_interval)
             worst = _wait(
-                context, providers, handles, directory, timeout, poll_interval, seen, saved
+                context,
+                providers,
+                handles,
+                (directory, template),
+                timeout,
+                poll_interval,
+                seen,
+                saved,
             )
         else:
             for handle in handles:
@@ -131,7 +142,7 @@ def status(
         from siray_cli.services.outputs import Downloads
 
         # each file is told as it lands
-        with Downloads(session) as downloads, transfers_for(output)() as transfers:
+        with Downloads(session, template) as downloads, transfers_for(output)() as transfers:
             for handle, task in seen:
                 if task.succeeded:
                     downloads.save(handle, task, directory, force=False, display=transfers)
@@ -146,7 +157,7 @@ def _wait(
     context: "AppContext",
     providers: "Providers",
     handles: "list[TaskHandle]",
-    directory: Path | None,
+    into: "tuple[Path | None, NameTemplate | None]",
     timeout: float,
     poll_interval: float | None,
     seen: "list[tuple[TaskHandle, Task]]",
@@ -154,7 +165,8 @@ def _wait(
 ) -> int:
     """`status --wait`: every task waited for (one whose server is gone reported, the others
     still waited for), each task's files fetched into `directory` as soon as it ends; adds to
-    `seen` and `saved`, and returns the exit code."""
+    `seen` and `saved`, and returns the exit code. `into`: the directory (if any) and the
+    name template."""
     from siray_cli.progress import task_display
     from siray_cli.services.handle import wait_until_ended
 
@@ -167,8 +179,8 @@ def _wait(
             return worst
     with contextlib.ExitStack() as stack:
         saving = None
-        if directory is not None:
-            saving = _Saving(session, stack, directory, {h.task_id: h for h in handles}, saved)
+        if into[0] is not None:
+            saving = _Saving(session, stack, into, {h.task_id: h for h in handles}, saved)
         finals = wait_until_ended(
             handles,
             task_display(
@@ -224,13 +236,15 @@ class _Saving:
         self,
         session: "Session",
         stack: contextlib.ExitStack,
-        directory: Path,
+        into: "tuple[Path | None, NameTemplate | None]",
         handles: "dict[str, TaskHandle]",
         saved: set[str],
     ) -> None:
         from siray_cli.services.outputs import Downloads
 
-        self.downloads = stack.enter_context(Downloads(session))
+        directory, template = into
+        assert directory is not None
+        self.downloads = stack.enter_context(Downloads(session, template))
         self.directory, self.handles, self.saved = directory, handles, saved
         self.failures: list[SirayError] = []
 

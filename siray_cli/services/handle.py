@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from siray_cli.providers.base import Provider
     from siray_cli.services.ledger import Ledger
+    from siray_cli.services.outputs import Namer
     from siray_cli.services.polling import Schedule
     from siray_cli.services.uploads import TransferProgress
     from siray_cli.storage.records import Record
@@ -118,6 +119,7 @@ class TaskHandle:
         client: httpx.Client,
         display: TransferProgress | None = None,
         name: str | None = None,
+        namer: Namer | None = None,
         on_failure: Callable[[str], None] | None = None,
     ) -> list[Path]:
         """Download every output of a task that succeeded (each atomically, never over a file
@@ -134,6 +136,7 @@ class TaskHandle:
             client=client,
             display=display,
             name=name,
+            namer=namer,
             on_failure=on_failure,
         )
         self.ledger.saved(self, files)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import httpx
 
     from siray_cli.domain import Task
+    from siray_cli.names import NameTemplate
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.session import Session
     from siray_cli.services.uploads import TransferProgress
@@ -27,6 +28,44 @@ def download_client(*, read_timeout: float, backoff: float, trace: Trace | None)
     return build_http_client(
         trace=trace, backoff=backoff, expect_json=False, timeout=timeouts(read_timeout)
     )
+
+
+Namer = Callable[[int, str], str]  # (n, extension such as ".png") -> the file's name
+
+
+def today() -> str:
+    """The `{date}` of a name template: the day the command started, local time."""
+    import time
+
+    return time.strftime("%Y-%m-%d")
+
+
+def template_namer(
+    template: NameTemplate,
+    task: Task,
+    *,
+    date: str,
+    name: str | None = None,
+    line: int | None = None,
+    model: str = "",
+) -> Namer:
+    """File names from a template for the outputs of `task`: `{name}` is the job's name (else
+    the task id), `{line}` its line in the batch (else empty), `{date}` the day given."""
+    several = len(task.urls) > 1
+
+    def named(index: int, extension: str) -> str:
+        values = {
+            "task_id": task.task_id,
+            "name": name or task.task_id,
+            "n": str(index),
+            "ext": extension.lstrip("."),
+            "model": model,
+            "line": "" if line is None else str(line),
+            "date": date,
+        }
+        return template.file_name(values, several=several)
+
+    return named
 
 
 def output_stems(name: str | None, count: int) -> list[str | None]:
@@ -47,10 +86,14 @@ def download_all(
     client: httpx.Client,
     display: TransferProgress | None = None,
     name: str | None = None,
+    namer: Namer | None = None,
     on_failure: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Download every output of a task that succeeded. On a failed download `on_failure` is told
-    the outputs' URLs and the files already saved, so nothing the task made is lost."""
+    """Download every output of a task that succeeded, named by `namer` (a name template's),
+    else after the job's `name`, else `<task_id>_<n>.<ext>`. On a failed download `on_failure`
+    is told the outputs' URLs and the files already saved, so nothing the task made is lost."""
+    from functools import partial
+
     from siray_cli.storage.downloads import download_one
 
     paths: list[Path] = []
@@ -67,6 +110,7 @@ def download_all(
                 index,
                 force=force,
                 stem=stem,
+                file_name=partial(namer, index) if namer is not None else None,
                 on_start=row.start if row is not None else None,
                 on_bytes=row.advance if row is not None else None,
                 max_bytes=max_bytes,
@@ -93,8 +137,12 @@ class Downloads:
     """Saving tasks' outputs with the session's settings (size cap, stall window, retries), over
     one HTTP client made on first use and closed with this object."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self, session: Session, template: NameTemplate | None = None, date: str | None = None
+    ) -> None:
         self.session = session
+        self.template = template  # --name-template, or the name_template setting
+        self.date = date or today()  # a template's {date}: fixed once, for every file alike
         self._client: httpx.Client | None = None
 
     def __enter__(self) -> Downloads:
@@ -125,13 +173,28 @@ class Downloads:
         force: bool,
         display: TransferProgress | None = None,
         name: str | None = None,
+        line: int | None = None,
+        model: str = "",
         tell_on_failure: bool = True,
     ) -> list[Path]:
-        """Every output of a task that succeeded, saved in `directory` and recorded."""
+        """Every output of a task that succeeded, saved in `directory` and recorded: named by
+        the template when there is one (a task of a batch keeps its line's name and number,
+        from the history when it is fetched later), else as download_all names them."""
         notices = self.session.notices
         if not task.outputs:
             notices.warn(f"task {task.task_id} succeeded but listed no outputs")
             return []
+        namer = None
+        if self.template is not None:
+            record = handle.record
+            namer = template_namer(
+                self.template,
+                task,
+                date=self.date,
+                name=name or (record.batch_name if record is not None else None),
+                line=line or (record.batch_line if record is not None else None),
+                model=model or handle.model,
+            )
         return handle.download(
             task,
             directory,
@@ -141,6 +204,7 @@ class Downloads:
             client=self.client,
             display=display,
             name=name,
+            namer=namer,
             on_failure=notices.always if tell_on_failure else None,
         )
 

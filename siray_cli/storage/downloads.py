@@ -93,6 +93,18 @@ def output_name(task_id: str, index: int, extension: str) -> str:
     return f"{safe_name(task_id)}_{index}{extension}"
 
 
+def _chosen_name(
+    task_id: str,
+    index: int,
+    extension: str,
+    stem: str | None,
+    file_name: Callable[[str], str] | None,
+) -> str:
+    if file_name is not None:
+        return file_name(extension)
+    return f"{safe_name(stem)}{extension}" if stem else output_name(task_id, index, extension)
+
+
 def _place(temporary: Path, target: Path, force: bool) -> None:
     if force:
         os.replace(temporary, target)
@@ -322,12 +334,14 @@ def download_one(
     *,
     force: bool,
     stem: str | None = None,
+    file_name: Callable[[str], str] | None = None,
     on_start: Callable[[str, int | None], object] | None = None,
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int | None = None,
     stall_window: float | None = None,
 ) -> Path:
-    """Download one output as `<task_id>_<n><ext>` (or `<stem><ext>` when the caller names it).
+    """Download one output as `<task_id>_<n><ext>`, `<stem><ext>` when the caller names it, or
+    `file_name(<ext>)` (a name template's, made safe there; its directory is checked here).
 
     The body is capped: at its Content-Length when the server gave one (a server that sends more
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
@@ -347,13 +361,9 @@ def download_one(
                         f"downloading {url} failed: HTTP {response.status_code}", task_id=task_id
                     )
                 extension = extension_for(response.headers.get("content-type"), str(response.url))
-                name = (
-                    f"{safe_name(stem)}{extension}"
-                    if stem
-                    else output_name(task_id, index, extension)
-                )
+                name = _chosen_name(task_id, index, extension, stem, file_name)
                 target = directory / name
-                if target.resolve().parent != directory.resolve():
+                if name in ("", ".", "..") or target.resolve().parent != directory.resolve():
                     raise DownloadError(f"refusing to write {target} outside {directory}")
                 if target.exists() and not force:
                     raise DownloadError(

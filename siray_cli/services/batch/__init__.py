@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
@@ -28,8 +28,10 @@ from siray_cli.services.batch.jobs import (
 )
 from siray_cli.services.batch.plan import batch_lock
 from siray_cli.services.ledger import Plan
+from siray_cli.services.outputs import today
 
 if TYPE_CHECKING:
+    from siray_cli.names import NameTemplate
     from siray_cli.services.batch.jobs import PreparedJob
     from siray_cli.services.dry_run import DryRun
     from siray_cli.services.requests import LocalFiles
@@ -66,6 +68,7 @@ class BatchOptions:
     inline: bool
     resubmit_uncertain: bool = False
     shard: tuple[int, int] | None = None  # (I, N): only the lines of shard I of N
+    name_template: NameTemplate | None = None  # how saved files are named (else by the line)
 
     def rerun_command(self, prefix: str) -> str:
         """The command that takes this batch up again without paying twice: --resume (lines
@@ -83,6 +86,8 @@ class BatchOptions:
             words.append("--no-validate")
         if self.shard is not None:
             words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
+        if self.name_template is not None:
+            words += ["--name-template", quote(self.name_template.text)]
         return " ".join([*words, "--resume"])
 
     def resume_hint(self, prefix: str, tasks: str = "these tasks") -> str:
@@ -94,11 +99,27 @@ class BatchOptions:
         return f"resume with: {again} (it follows {tasks}, and pays for no line twice)"
 
 
+@dataclass(frozen=True)
+class PlannedLine:
+    """A line of the batch as planned, whether or not it ran (a report names every line)."""
+
+    line: int
+    name: str | None
+    model: str
+
+
 @dataclass
 class BatchOutcome:
+    """What a batch did: every line's result as it ended; with `interrupted`, the lines without
+    one did not end (`running`: line -> the id of its task still running)."""
+
     results: list[JobResult]
     total: int
     seconds: float
+    lines: list[PlannedLine] = field(default_factory=list)
+    started: float = 0.0  # wall clock (epoch seconds) of the first submit
+    interrupted: bool = False
+    running: dict[int, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[JobResult]:
@@ -136,13 +157,19 @@ def run_batch(
     submitting, lets the submits under way finish, and raises Interrupted naming the ids left
     running and the command that takes the batch up again."""
     text, where = read_source(options.source, session.environment.stdin)
+    planned: list[PlannedLine] = []  # filled once the lines are checked
+    started = time.time()
     try:
         with batch_lock(text, where, options.shard):
             return _run_locked(
-                session, providers, options, text, where, display, transfers, on_result
+                session, providers, options, text, where, display, transfers, on_result, planned
             )
     except KeyboardInterrupt:  # before any task was submitted (checks, uploads)
-        raise _interrupted(session, options, [], 0) from None
+        stopped = _interrupted(session, options, [], 0)
+        if planned:
+            seconds = time.time() - started
+            stopped.outcome = BatchOutcome([], len(planned), seconds, planned, started, True)
+        raise stopped from None
 
 
 def _run_locked(
@@ -154,12 +181,15 @@ def _run_locked(
     display: Callable[[int], AbstractContextManager[BatchWatcher]],
     transfers: Transfers,
     on_result: Callable[[JobResult], None],
+    planned: list[PlannedLine],
 ) -> BatchOutcome:
     from siray_cli.services.batch.plan import refuse_existing_files, upload_files
     from siray_cli.services.batch.runner import BatchRunner
     from siray_cli.services.outputs import Downloads
 
-    jobs, files = _prepare(session, providers, options, text, where)
+    date = today()  # a name template's {date}, the same for the checks and every file
+    jobs, files = _prepare(session, providers, options, text, where, date)
+    planned[:] = [PlannedLine(job.line, job.name, str(job.body.get("model", ""))) for job in jobs]
     line_options = LineOptions(
         directory=options.directory,
         force=options.force,
@@ -168,13 +198,14 @@ def _run_locked(
         resume=options.resume,
         resubmit_uncertain=options.resubmit_uncertain,
     )
-    with display(len(jobs)) as watcher, Downloads(session) as downloads:
+    downloads_named = Downloads(session, options.name_template, date)
+    with display(len(jobs)) as watcher, downloads_named as downloads:
         flow = LineFlow(session, providers, line_options, watcher, on_result, downloads)
         found = {job.line: flow.prior(job) for job in jobs}
         if options.directory is not None and not options.force and not options.resume:
             # (a line whose earlier task is rejoined writes that task's files, whatever is there)
             fresh = [job for job in jobs if found[job.line].verdict not in ("done", "running")]
-            refuse_existing_files(fresh, options.directory)
+            refuse_existing_files(fresh, options.directory, options.name_template, date)
         upload_files(providers, jobs, found, files, transfers)
         runner = BatchRunner(
             jobs,
@@ -184,7 +215,7 @@ def _run_locked(
             notify=session.notices.info,
             backoff=session.backoff,
         )
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         try:
             runner.start()
             while runner.running():
@@ -198,7 +229,14 @@ def _run_locked(
                 left, unanswered = runner.interrupt()
             except KeyboardInterrupt:  # a second signal, wherever it landed: tell what is known
                 left, unanswered = runner.interrupt(grace=0)
-            raise _interrupted(session, options, left, unanswered) from None
+            stopped = _interrupted(session, options, left, unanswered)
+            with runner.lock:  # what ended, and what runs on, for the reports
+                running = {job.line: task_id for task_id, job in runner.in_flight.items()}
+                stopped.outcome = BatchOutcome(
+                    list(runner.results), len(jobs), time.monotonic() - started, planned, wall
+                )
+            stopped.outcome.interrupted, stopped.outcome.running = True, running
+            raise stopped from None
         ended = {result.line for result in runner.results}
         for job in jobs:  # a job that ended without a result is a failure, never a silent 0
             if job.line not in ended:
@@ -206,20 +244,31 @@ def _run_locked(
                 lost = JobResult(job.line, job.name, None, "ERROR", error=error)
                 runner.results.append(lost)
                 flow.finished(lost)
-    return BatchOutcome(runner.results, len(jobs), time.monotonic() - started)
+    return BatchOutcome(runner.results, len(jobs), time.monotonic() - started, planned, wall)
 
 
 def _prepare(
-    session: Session, providers: Providers, options: BatchOptions, text: str, where: str
+    session: Session,
+    providers: Providers,
+    options: BatchOptions,
+    text: str,
+    where: str,
+    date: str,
 ) -> tuple[list[PreparedJob], LocalFiles]:
-    """Every line read, built and checked (all problems at once), its local files named."""
-    from siray_cli.services.batch.plan import builder
+    """Every line read, built and checked (all problems at once), its local files named, and
+    (with -o and a name template) no two lines' files named alike."""
+    from siray_cli.services.batch.plan import builder, refuse_template_clashes
     from siray_cli.services.requests import LocalFiles
 
     files = LocalFiles(session, inline=options.inline)
     build = builder(session, providers, options.default_model, options.validate, files)
     read, unread = parse_jobs(text, where)
-    jobs = prepare_jobs(read, build, where, unread, identity=files.identity)
+    template = options.name_template
+    jobs = prepare_jobs(
+        read, build, where, unread, identity=files.identity, names_files=template is None
+    )
+    if template is not None and options.directory is not None:
+        refuse_template_clashes(jobs, template, date)
     if options.shard is not None:
         index, count = options.shard
         mine = [job for job in jobs if in_shard(job.key, index, count)]
@@ -237,7 +286,8 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
     from siray_cli.services.dry_run import DryRun, described
 
     text, where = read_source(options.source, session.environment.stdin)
-    jobs, files = _prepare(session, providers, options, text, where)
+    date = today()
+    jobs, files = _prepare(session, providers, options, text, where, date)
     plans: dict[int, Plan | AmbiguousSubmitError] = {}
     for job in jobs:
         try:
@@ -258,7 +308,7 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
             for job in jobs
             if not isinstance(plan := plans[job.line], Plan) or plan.verdict in FRESH
         ]
-        refuse_existing_files(fresh, options.directory)
+        refuse_existing_files(fresh, options.directory, options.name_template, date)
     shown = []
     for job in jobs:
         provider = providers.named(job.provider)

@@ -45,6 +45,9 @@ class JobResult:
     # missing) or "rejoined" (was running)
     resumed: str | None = None
     succeeded: bool = False
+    # the task's queued and run time where the server told it, else the line's own wall time
+    # (reports: JUnit's time; not a field of the JSON record)
+    seconds: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -316,6 +319,8 @@ class LineFlow:
             self.options.directory,
             force=self.options.force,
             name=job.name,
+            line=job.line,
+            model=str(job.body.get("model", "")),
             tell_on_failure=False,
         )
 

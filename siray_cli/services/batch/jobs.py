@@ -187,11 +187,13 @@ def prepare_jobs(
     source: str,
     unread: list[str] | None = None,
     identity: Callable[[dict[str, Any]], dict[str, Any]] = lambda body: body,
+    names_files: bool = True,
 ) -> list[PreparedJob]:
     """Every line built and checked; any problem on any line (`unread`: those that could not
     even be read) fails the batch before a submit, all of them named at once. Each job's key is
     made from its body as `identity` gives it (the local files it names, by what they are) and
-    from how many lines before it ask for the same."""
+    from how many lines before it ask for the same. Names are unique where they name files
+    (`names_files`: no name template does)."""
     prepared: list[PreparedJob] = []
     problems: list[str] = list(unread or [])
     names: dict[str, tuple[int, str]] = {}
@@ -204,7 +206,7 @@ def prepare_jobs(
                 raise
             problems.append(f"line {job.line}: {exc.message}")
             continue
-        if job.name is not None:
+        if job.name is not None and names_files:
             stem = safe_name(job.name).casefold()  # as a file name, on any file system
             if stem in names:
                 first = names[stem]

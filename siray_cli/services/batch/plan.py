@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from siray_cli.errors import BadLinesError, BatchBusyError, UsageError
-from siray_cli.names import safe_name
+from siray_cli.names import safe_name, with_index
 from siray_cli.providers import command_prefix
 from siray_cli.services.batch.jobs import MAX_REPORTED, Job, PreparedJob, each_line
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from siray_cli.domain import ModelInfo, TaskKind
+    from siray_cli.names import NameTemplate
     from siray_cli.services.ledger import PriorAttempt
     from siray_cli.services.requests import LocalFiles
     from siray_cli.services.session import Providers, Session
@@ -76,24 +77,90 @@ def upload_files(
             job.body = files.resolve(provider, job.body, transfers)
 
 
-def refuse_existing_files(jobs: list[PreparedJob], directory: Path) -> None:
-    """Files a named job would write that exist already: refused before anything is paid for
-    (downloading over them is refused anyway, after the task ran)."""
+def _known_fields(job: PreparedJob, template: NameTemplate, date: str) -> dict[str, str] | None:
+    """What a template's fields are for a line before its task exists; None when its names
+    hold its task's id (`{task_id}`, or `{name}` of a line without one), so are its own."""
+    if "task_id" in template.fields or ("name" in template.fields and job.name is None):
+        return None
+    model = str(job.body.get("model", ""))
+    return {"name": job.name or "", "model": model, "line": str(job.line), "date": date}
+
+
+def refuse_template_clashes(jobs: list[PreparedJob], template: NameTemplate, date: str) -> None:
+    """Lines whose files a name template would name alike (`{model}.{ext}` for two lines of
+    one model): refused before anything is paid for, each named."""
+    first: dict[str, int] = {}
+    problems = []
+    for job in jobs:
+        known = _known_fields(job, template, date)
+        if known is None:
+            continue
+        key = template.pattern(known, "\0").casefold()  # as a file name, on any file system
+        if key in first:
+            problems.append(
+                f"line {job.line}: --name-template {template.text!r} names its files as it "
+                f"names those of line {first[key]}"
+            )
+        else:
+            first[key] = job.line
+    if problems:
+        raise _refused(
+            problems,
+            f"{len(problems)} line{'s' if len(problems) > 1 else ''} would overwrite another "
+            "line's files",
+            "put a field that tells the lines apart in the template ({line}, {name} or {task_id})",
+        )
+
+
+def _refused(problems: list[str], what: str, hint: str) -> BadLinesError:
+    """A batch refused before any submit, for `problems` ("line N: why" each)."""
+    return BadLinesError(
+        f"{what}, nothing was submitted: " + "; ".join(problems[:MAX_REPORTED]),
+        each_line(problems),
+        hint=hint,
+    )
+
+
+def _planned_globs(job: PreparedJob, template: NameTemplate | None, date: str) -> list[str]:
+    """Globs of the files a line would write, as far as they are known before its task is."""
     import glob
 
+    if template is None:
+        if job.name is None:
+            return []  # named after its task, which does not exist yet
+        stem = glob.escape(safe_name(job.name))
+        return [f"{stem}.*", f"{stem}_[0-9]*.*"]
+    known = _known_fields(job, template, date)
+    if known is None:
+        return []
+    pattern = template.pattern(known, "*", index="[0-9]*")  # safe text: no glob character
+    return [pattern] if "n" in template.fields else [pattern, with_index(pattern, "*", "[0-9]*")]
+
+
+def refuse_existing_files(
+    jobs: list[PreparedJob],
+    directory: Path,
+    template: NameTemplate | None = None,
+    date: str = "",
+) -> None:
+    """Files a job would write that exist already (named after the job, or by a template, as
+    far as its names are known before its task is): refused before anything is paid for
+    (downloading over them is refused anyway, after the task ran)."""
     clashes = []
     for job in jobs:
-        if job.name is None:
-            continue
-        stem = glob.escape(safe_name(job.name))
-        found = sorted({*directory.glob(f"{stem}.*"), *directory.glob(f"{stem}_[0-9]*.*")})
+        found = sorted(
+            {
+                path
+                for pattern in _planned_globs(job, template, date)
+                for path in directory.glob(pattern)
+            }
+        )
         clashes += [f"line {job.line}: {path} exists" for path in found]
     if clashes:
-        raise BadLinesError(
-            f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already, "
-            "nothing was submitted: " + "; ".join(clashes[:MAX_REPORTED]),
-            each_line(clashes),
-            hint="--resume takes the batch up where it was (no line is paid twice); --force "
+        raise _refused(
+            clashes,
+            f"{len(clashes)} output file{'s' if len(clashes) > 1 else ''} exist already",
+            "--resume takes the batch up where it was (no line is paid twice); --force "
             "(overwriting) or another -o submits every line again, done ones included",
         )
 

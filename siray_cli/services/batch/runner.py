@@ -37,7 +37,7 @@ class BatchRunner:
         self.results: list[JobResult] = []
         self.in_flight: dict[str, PreparedJob] = {}  # task id -> job, submitted and not ended
         self._submitting = 0
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._queue: queue.Queue[PreparedJob] = queue.Queue()
         self._threads: list[threading.Thread] = []
         # Workers count themselves out here. The main thread never joins them: on Python 3.11 a
@@ -79,7 +79,7 @@ class BatchRunner:
         with contextlib.suppress(KeyboardInterrupt):  # forced: what is known now is told
             if grace > 0:
                 self.join(grace)
-        with self._lock:
+        with self.lock:
             return list(self.in_flight), self._submitting
 
     def _work(self) -> None:
@@ -99,7 +99,7 @@ class BatchRunner:
             result = self._run(job)
             if result is None:
                 return
-            with self._lock:
+            with self.lock:
                 self.results.append(result)
             with self._ended:
                 self._ended.notify_all()
@@ -134,6 +134,14 @@ class BatchRunner:
         )
 
     def _run(self, job: PreparedJob) -> JobResult | None:
+        """The job's result, timed: its task's queued and run time, else the line's."""
+        began = time.monotonic()
+        result = self._run_line(job)
+        if result is not None and result.seconds is None:
+            result.seconds = time.monotonic() - began
+        return result
+
+    def _run_line(self, job: PreparedJob) -> JobResult | None:
         """The job from submit (or rejoin) to downloaded outputs. Whatever goes wrong ends as
         this job's result, never as the worker's death: the other jobs still run."""
         handle: TaskHandle | None = None
@@ -142,23 +150,23 @@ class BatchRunner:
             if done is not None:
                 return done
             if handle is None:
-                with self._lock:
+                with self.lock:
                     if self.stop.is_set():
                         return None
                     self._submitting += 1
                 try:
                     handle = self._submit(job)
                 finally:
-                    with self._lock:
+                    with self.lock:
                         self._submitting -= 1
                 if handle is None:
                     return None
-            with self._lock:
+            with self.lock:
                 self.in_flight[handle.task_id] = job
             self.flow.started(job, handle)
             final = self.flow.wait(job, handle, self.stop)
             files = self.flow.download(job, handle, final) if final.succeeded else []
-            with self._lock:
+            with self.lock:
                 self.in_flight.pop(handle.task_id, None)
             error = (
                 None
@@ -175,12 +183,13 @@ class BatchRunner:
                 error,
                 "rejoined" if handle.rejoined else None,
                 final.succeeded,
+                final.took,
             )
         except Stopped:
             return None
         except Exception as exc:
             task_id = handle.task_id if handle is not None else None
-            with self._lock:
+            with self.lock:
                 if task_id:
                     self.in_flight.pop(task_id, None)
             failed = failed_result(job, task_id, exc)
