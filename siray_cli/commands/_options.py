@@ -276,3 +276,23 @@ SinceOpt = Annotated[
         "--since", help="Only tasks submitted since (12h, 7d, 2026-11-20).", show_default=False
     ),
 ]
+
+MaxCostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-cost",
+        help="Send no create that would take this command's spending past AMOUNT (5, 2.50usd, "
+        "300credits): priced by the provider, or by the profile's [prices] table.",
+        metavar="AMOUNT",
+        show_default=False,
+    ),
+]
+MaxTasksOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tasks",
+        help="Submit at most N new tasks (tasks followed or rejoined do not count).",
+        metavar="N",
+        show_default=False,
+    ),
+]

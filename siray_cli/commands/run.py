@@ -18,6 +18,8 @@ from siray_cli.commands._options import (
     InputOpt,
     JsonOpt,
     KindOpt,
+    MaxCostOpt,
+    MaxTasksOpt,
     ModelArg,
     NameTemplateOpt,
     NewOpt,
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from siray_cli.domain import Task
     from siray_cli.names import NameTemplate
     from siray_cli.services.batch import BatchOptions, BatchOutcome, JobResult
+    from siray_cli.services.budget import Budget
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.reports import Report
     from siray_cli.services.requests import RequestSpec
@@ -159,6 +162,8 @@ def run(
     shard: ShardOpt = None,
     gallery: GalleryOpt = False,
     junit: JunitOpt = None,
+    max_cost: MaxCostOpt = None,
+    max_tasks: MaxTasksOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -169,10 +174,12 @@ def run(
     With --batch, many tasks from a file; exits 1 when any of them failed.
     """
     from siray_cli.services.batch import BatchOptions
+    from siray_cli.services.budget import budget_for
     from siray_cli.services.requests import RequestSpec
 
     context = get_context(ctx, json_mode)
     session = context.session
+    budget = budget_for(session, max_cost, max_tasks)
     template = session.settings.read(NAME_TEMPLATE, name_template)
     if junit is not None:
         if dry_run:
@@ -203,6 +210,7 @@ def run(
                 resubmit_uncertain=resubmit_uncertain,
                 shard=_shard(shard),
                 name_template=template,
+                budget=budget,
             )
             if gallery and options.directory is None:
                 raise UsageError("--gallery writes DIR/index.html: give -o DIR")
@@ -231,7 +239,9 @@ def run(
         from siray_cli.commands._dry_run import dry_run_one
 
         return dry_run_one(context, spec, new)
-    one = _OneRun(directory, template, force, timeout, poll_interval, cancel_on_interrupt, new)
+    one = _OneRun(
+        directory, template, force, timeout, poll_interval, cancel_on_interrupt, new, budget
+    )
     if not _reporting(context, junit):
         return _run_one(context, spec, one)
     return _run_one_reported(context, spec, one, junit)
@@ -248,6 +258,7 @@ class _OneRun:
     poll_interval: float | None
     cancel_on_interrupt: bool
     new: bool
+    budget: "Budget | None" = None
     task_id: str | None = None
     final: "Task | None" = None
     files: list[Path] = field(default_factory=list)
@@ -371,6 +382,7 @@ def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> in
             provider,
             request,
             patience=timeout or None,
+            budget=options.budget,
             destination=directory,
             new=options.new,
         )
@@ -501,10 +513,13 @@ def _run_batch(
     if reporting:
         _report_batch(context, junit, options.source, outcome)
     failed, skipped = outcome.failed, outcome.skipped
+    unsent = [r for r in failed if r.status == "NOT_SENT"]
     output.always(
         f"batch: {len(outcome.results) - len(failed)} succeeded"
         + (f" ({skipped} already, skipped)" if skipped else "")
-        + f", {len(failed)} failed, of {outcome.total} in {outcome.seconds:.1f}s"
+        + f", {len(failed) - len(unsent)} failed"
+        + (f", {len(unsent)} not sent (over the cap)" if unsent else "")
+        + f", of {outcome.total} in {outcome.seconds:.1f}s"
     )
     waited_out = [r for r in failed if r.error and r.error.get("type") == "timeout"]
     if waited_out:  # still running on the server: a rerun follows them instead of paying again
@@ -513,6 +528,16 @@ def _run_batch(
         output.always(
             f"{count} task{'s' if count > 1 else ''} may still finish: "
             + options.resume_hint(session.command_prefix(), tasks)
+        )
+    if unsent and options.budget is not None:  # nothing paid for them: a higher cap sends them
+        from dataclasses import replace
+
+        count = len(unsent)
+        again = replace(options, budget=None).rerun_command(session.command_prefix())
+        output.always(
+            f"{count} line{'s' if count > 1 else ''} not sent, over the cap "
+            f"({options.budget.summary()}); send {'them' if count > 1 else 'it'} with a higher "
+            f"cap (the lines sent are followed, never paid again): {again} --max-cost AMOUNT"
         )
     if output.json_mode:
         output.result(outcome.summary())

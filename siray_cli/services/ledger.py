@@ -34,6 +34,7 @@ from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
+    from siray_cli.services.budget import Charge
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.session import Notices
     from siray_cli.storage.history import History
@@ -242,12 +243,15 @@ class Ledger:
         handed_over_too: bool = False,
         batch_line: int | None = None,
         batch_name: str | None = None,
+        charge: Charge | None = None,
     ) -> TaskHandle:
         """Create the task and record it before anything else happens, unless an earlier attempt
         of the same job was never handed over (then that task's handle is returned, `rejoined`
         set; `new` skips the look). `destination` is where this command will hand the result
         over (a directory; None: printed). A Ctrl-C while the create request is in flight is
-        held until its answer is in and the id has been shown."""
+        held until its answer is in and the id has been shown. `charge`, a spending cap's, is
+        made only when a create is sent (under the job's lock: a rejoined task costs nothing),
+        and given back when the server certainly refused it."""
         key = job_key or fingerprint(kind, body)
         where = str(destination.resolve()) if destination is not None else None
         with self.job_lock(provider, key):
@@ -268,18 +272,27 @@ class Ledger:
                     "with the same idempotency key (never a second task)"
                 )
             settles = record is not None
-            handle = self._send(
-                provider,
-                kind,
-                plan.body,
-                announce=announce,
-                idempotency_key=plan.idempotency_key or idempotency_key,
-                webhook=webhook,
-                job_key=key,
-                batch_line=batch_line,
-                batch_name=batch_name,
-                destination=where,
-            )
+            if charge is not None:
+                charge.charge()  # over the cap: raised here, and nothing is sent
+            try:
+                handle = self._send(
+                    provider,
+                    kind,
+                    plan.body,
+                    announce=announce,
+                    idempotency_key=plan.idempotency_key or idempotency_key,
+                    webhook=webhook,
+                    job_key=key,
+                    batch_line=batch_line,
+                    batch_name=batch_name,
+                    destination=where,
+                )
+            except AmbiguousSubmitError:  # it may exist: it stays charged
+                raise
+            except SirayError:  # certainly refused (a 4xx, a connection never made)
+                if charge is not None:
+                    charge.refund()
+                raise
             handle.asked = destination
             if settles:  # never before the id is recorded: a crash in between keeps the attempt
                 self.history.settle(

@@ -33,6 +33,7 @@ from siray_cli.services.outputs import today
 if TYPE_CHECKING:
     from siray_cli.names import NameTemplate
     from siray_cli.services.batch.jobs import PreparedJob
+    from siray_cli.services.budget import Budget
     from siray_cli.services.dry_run import DryRun
     from siray_cli.services.requests import LocalFiles
     from siray_cli.services.session import Providers, Session
@@ -69,6 +70,7 @@ class BatchOptions:
     resubmit_uncertain: bool = False
     shard: tuple[int, int] | None = None  # (I, N): only the lines of shard I of N
     name_template: NameTemplate | None = None  # how saved files are named (else by the line)
+    budget: Budget | None = None  # --max-cost / --max-tasks: what this run may submit
 
     def rerun_command(self, prefix: str) -> str:
         """The command that takes this batch up again without paying twice: --resume (lines
@@ -88,6 +90,10 @@ class BatchOptions:
             words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
         if self.name_template is not None:
             words += ["--name-template", quote(self.name_template.text)]
+        if self.budget is not None and self.budget.cap is not None:
+            words += ["--max-cost", quote(f"{self.budget.cap.amount}{self.budget.cap.unit}")]
+        if self.budget is not None and self.budget.max_tasks is not None:
+            words += ["--max-tasks", str(self.budget.max_tasks)]
         return " ".join([*words, "--resume"])
 
     def resume_hint(self, prefix: str, tasks: str = "these tasks") -> str:
@@ -197,7 +203,11 @@ def _run_locked(
         poll_interval=options.poll_interval,
         resume=options.resume,
         resubmit_uncertain=options.resubmit_uncertain,
+        budget=options.budget,
     )
+    if options.budget is not None:  # a cap it cannot price is refused before anything is paid
+        for job in jobs:
+            options.budget.check(providers.named(job.provider), str(job.body.get("model")))
     downloads_named = Downloads(session, options.name_template, date)
     with display(len(jobs)) as watcher, downloads_named as downloads:
         flow = LineFlow(session, providers, line_options, watcher, on_result, downloads)

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli.domain import Task
-from siray_cli.errors import ProtocolError, SirayError
+from siray_cli.errors import OverBudgetError, ProtocolError, SirayError
 from siray_cli.services.batch.jobs import PreparedJob, label
+from siray_cli.services.budget import Budget, Charge
 from siray_cli.services.handle import TaskHandle, wait
 from siray_cli.services.ledger import PriorAttempt, uncertain_message
 from siray_cli.services.values import UPLOAD_PLACEHOLDER
@@ -72,7 +73,8 @@ class JobResult:
 def failed_result(job: PreparedJob, task_id: str | None, exc: Exception) -> JobResult:
     if isinstance(exc, SirayError):
         error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
-        return JobResult(job.line, job.name, task_id or exc.task_id, "ERROR", error=error)
+        status = "NOT_SENT" if isinstance(exc, OverBudgetError) else "ERROR"
+        return JobResult(job.line, job.name, task_id or exc.task_id, status, error=error)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         message = f"{exc.strerror or type(exc).__name__}{where}"
@@ -112,6 +114,7 @@ class LineOptions:
     poll_interval: float | None
     resume: bool
     resubmit_uncertain: bool
+    budget: Budget | None = None  # --max-cost / --max-tasks, shared by every line
 
 
 class LineFlow:
@@ -209,6 +212,7 @@ class LineFlow:
         provider = self.providers.named(job.provider)
         if UPLOAD_PLACEHOLDER in json.dumps(job.body):  # never sent: a file was not uploaded
             raise AssertionError(f"line {job.line}: a local file of it was not uploaded")
+        budget = self.options.budget
         handle = self.ledger.submit(
             provider,
             job.kind,
@@ -220,6 +224,9 @@ class LineFlow:
             handed_over_too=self.options.resume,  # the attempts this run's look saw
             batch_line=job.line,
             batch_name=job.name,
+            charge=Charge(budget, provider, str(job.body.get("model")), job.body)
+            if budget is not None and budget.active
+            else None,
         )
         handle.resuming = self.options.resume
         with self._write:
