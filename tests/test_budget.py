@@ -110,3 +110,29 @@ def test_a_single_request_over_the_cap_is_not_sent(siray, emu):
     assert created(emu) == before
     fits = siray("--provider", "higgsfield", "run", HF_MODEL, "fits", "--max-cost", "2", env=HF)
     assert fits.exit_code == 0 and created(emu) == before + 1
+
+
+def test_estimate_prices_a_batch_by_model_without_sending_anything(siray, emu, tmp_path):
+    jobs = hf_jobs(tmp_path, "estimated", 4)
+    before = created(emu)
+    priced = siray(
+        "--provider", "higgsfield", "estimate", "--batch", str(jobs), "-m", HF_MODEL, "--json",
+        env=HF,
+    )  # fmt: skip
+    assert priced.exit_code == 0, priced
+    document = priced.json()
+    assert document["total"] == {"credits": 6.0, "usd": 0.376}
+    [entry] = document["models"]
+    assert (entry["model"], entry["lines"], entry["sent"]) == (HF_MODEL, 4, 4)
+    assert created(emu) == before
+    # Siray: from the profile's price table, else refused
+    siray_jobs = write_jobs(tmp_path / "s.jsonl", {"prompt": "s", "inputs": {"size": "1024x768"}})
+    unpriced = siray("estimate", "--batch", str(siray_jobs), "-m", MODEL)
+    assert unpriced.exit_code == 2 and "publishes no prices" in unpriced.stderr
+    assert siray("config", "set", "timeout", "600").exit_code == 0
+    with open(siray("config", "path").stdout.strip(), "a", encoding="utf-8") as file:
+        file.write(f'\n[profiles.default.prices]\n"{MODEL}" = 0.25\n')
+    table = siray("estimate", "--batch", str(siray_jobs), "-m", MODEL, "--json")
+    assert table.exit_code == 0 and table.json()["total"] == {"price": 0.25}, table
+    both = siray("estimate", MODEL, "x", "--batch", str(siray_jobs))
+    assert both.exit_code == 2 and "--batch takes every job from its file" in both.stderr

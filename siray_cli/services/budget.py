@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from siray_cli.providers.base import Provider
-    from siray_cli.services.session import Session
+    from siray_cli.services.batch import BatchOptions
+    from siray_cli.services.session import Providers, Session
 
 UNITS = ("usd", "credits")
 _AMOUNT = re.compile(r"^\s*(\$)?\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
@@ -178,3 +179,54 @@ def budget_for(session: Session, max_cost: str | None, max_tasks: int | None) ->
     cap = parse_cap(max_cost) if max_cost is not None else None
     prices = price_table(session.settings.profile_values()) if cap is not None else {}
     return Budget(cap, max_tasks, prices)
+
+
+@dataclass
+class ModelPrice:
+    """What a batch's lines of one model would cost, by unit."""
+
+    provider: str
+    model: str
+    lines: int = 0
+    sent: int = 0  # lines that would send a create (the others follow an earlier task)
+    totals: dict[str, Decimal] | None = None
+
+
+def estimate_batch(
+    session: Session, providers: Providers, options: BatchOptions
+) -> list[ModelPrice]:
+    """`siray estimate --batch`: every line checked as a run checks it (nothing uploaded,
+    submitted or recorded), and the price of the creates it would send, by model: the
+    provider's estimate, or the profile's price table (in its own unit, "price"). A model
+    that cannot be priced is refused (exit 2)."""
+    from siray_cli.services.batch import dry_run_batch
+
+    table: dict[str, Decimal] | None = None
+    by_model: dict[tuple[str, str], ModelPrice] = {}
+    for run in dry_run_batch(session, providers, options):
+        model = run.model or "?"
+        entry = by_model.setdefault((run.provider, model), ModelPrice(run.provider, model))
+        entry.lines += 1
+        if run.would not in ("submit", "resend"):
+            continue
+        entry.sent += 1
+        if run.priced:
+            if run.price is None:
+                raise UsageError(f"line {run.line}: {run.provider} gave no price for {model}")
+            amounts = {unit: Decimal(str(value)) for unit, value in run.price.items()}
+        else:
+            if table is None:
+                table = price_table(session.settings.profile_values())
+            if model not in table:
+                raise UsageError(
+                    f"{run.provider} publishes no prices, and the profile's price table has "
+                    f"none for {model}",
+                    hint=f'add it to the profile in config.toml: [profiles.NAME.prices] "{model}"'
+                    " = PRICE (per task)",
+                )
+            amounts = {"price": table[model]}
+        totals = entry.totals or {}
+        for unit, amount in amounts.items():
+            totals[unit] = totals.get(unit, Decimal(0)) + amount
+        entry.totals = totals
+    return list(by_model.values())

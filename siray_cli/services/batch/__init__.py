@@ -327,7 +327,7 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
             one = described(session, provider, job.kind, plan, files, done="skip")
         else:
             one = DryRun(provider.name, "report", error=plan.message)
-        one.line, one.name = job.line, job.name
+        one.line, one.name, one.model = job.line, job.name, str(job.body.get("model"))
         shown.append(one)
     return shown
 
