@@ -136,3 +136,23 @@ def test_estimate_prices_a_batch_by_model_without_sending_anything(siray, emu, t
     assert table.exit_code == 0 and table.json()["total"] == {"price": 0.25}, table
     both = siray("estimate", MODEL, "x", "--batch", str(siray_jobs))
     assert both.exit_code == 2 and "--batch takes every job from its file" in both.stderr
+
+
+def test_the_history_records_what_capped_tasks_cost_and_totals_it(siray, emu, tmp_path):
+    jobs = hf_jobs(tmp_path, "costed", 2)
+    ran = siray(
+        "--provider", "higgsfield", "run", "--batch", str(jobs), "-m", HF_MODEL,
+        "--max-cost", "10credits", env=HF,
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran
+    single = siray("--provider", "higgsfield", "run", HF_MODEL, "costed alone", "--max-cost", "1")
+    assert single.exit_code == 0, single
+    costs = siray("history", "--cost", "--since", "1h", "--json").json()
+    by_unit = {(c["model"], c["unit"]): (c["tasks"], c["cost"]) for c in costs["costs"]}
+    assert by_unit[(HF_MODEL, "credits")] == (2, 3.0)
+    assert by_unit[(HF_MODEL, "usd")] == (1, 0.094)
+    assert costs["total"] == {"credits": 3.0, "usd": 0.094}
+    listed = siray("history", "-n", "1", "--json").json()[0]
+    assert listed["price"] == {"amount": 0.094, "unit": "usd"}
+    table = siray("history", "--cost")
+    assert table.exit_code == 0 and "total" in table.stdout

@@ -162,8 +162,17 @@ class Charge:
     model: str
     body: dict[str, Any]
 
+    price: Decimal | None = None  # what was charged, once it was
+
+    @property
+    def unit(self) -> str | None:
+        """The cap's unit: a provider's own, or the unit the profile's table is read in."""
+        return None if self.budget.cap is None else self.budget.cap.unit
+
     def charge(self) -> None:
         self.budget.charge(self.provider, self.model, self.body)
+        if self.budget.cap is not None:
+            self.price = self.budget.quote(self.provider, self.model, self.body)
 
     def refund(self) -> None:
         self.budget.refund(self.provider, self.model, self.body)

@@ -293,6 +293,10 @@ class Ledger:
                 if charge is not None:
                     charge.refund()
                 raise
+            priced = charge is not None and charge.price is not None and charge.unit is not None
+            if priced and handle.row is not None:
+                assert charge is not None and charge.price is not None and charge.unit is not None
+                self.history.set_price(handle.row, float(charge.price), charge.unit)
             handle.asked = destination
             if settles:  # never before the id is recorded: a crash in between keeps the attempt
                 self.history.settle(

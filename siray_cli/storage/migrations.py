@@ -131,3 +131,13 @@ def m005_tasks_by_host_and_destination() -> str:
     CREATE INDEX tasks_submitted ON tasks (submitted_at);
     CREATE INDEX tasks_job ON tasks (job_key);
     """
+
+
+@migration
+def m006_price() -> str:
+    """What a task cost where siray asked before sending it (a spending cap priced it): the
+    amount and its unit (usd, credits, or the profile's table's "price")."""
+    return """
+    ALTER TABLE tasks ADD COLUMN price REAL;
+    ALTER TABLE tasks ADD COLUMN price_unit TEXT;
+    """
