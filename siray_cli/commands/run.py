@@ -25,6 +25,7 @@ from siray_cli.commands._options import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    RunIdOpt,
     TimeoutOpt,
     WebhookOpt,
 )
@@ -94,6 +95,25 @@ ShardOpt = Annotated[
         show_default=False,
     ),
 ]
+ResumeFromOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resume-from",
+        help="With --batch: the `--json` results of an earlier attempt (repeatable), e.g. a CI "
+        "re-run's on a fresh runner: their tasks are followed or fetched, not paid again; only "
+        "lines with no task, or whose task failed, are submitted.",
+        metavar="RESULTS",
+        show_default=False,
+    ),
+]
+ResubmitMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resubmit-missing",
+        help="With --resume-from: submit anew the lines whose task the server does not know "
+        "(404; check first: the results may be of another host, where it was paid).",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 CancelOnInterruptOpt = Annotated[
     bool,
@@ -126,6 +146,9 @@ def run(
     resume: ResumeOpt = False,
     resubmit_uncertain: ResubmitUncertainOpt = False,
     shard: ShardOpt = None,
+    resume_from: ResumeFromOpt = None,
+    resubmit_missing: ResubmitMissingOpt = False,
+    run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -138,6 +161,7 @@ def run(
 
     context = get_context(ctx, json_mode)
     session = context.session
+    session.run_id = run_id
     if batch is not None:
         with _typed_records(context):
             single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
@@ -160,10 +184,15 @@ def run(
                 inline=inline,
                 resubmit_uncertain=resubmit_uncertain,
                 shard=_shard(shard),
+                resume_from=tuple(resume_from or ()),
+                resubmit_missing=resubmit_missing,
             )
+            options.resume = options.resume or bool(options.resume_from)
             return _run_batch(context, options, dry_run)
     if shard is not None:
         raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
+    if resume_from or resubmit_missing:
+        raise UsageError("--resume-from takes a batch up", hint="use it with --batch FILE")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     directory = _directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
@@ -352,6 +381,7 @@ def _run_batch(context: "AppContext", options: "BatchOptions", dry_run: bool) ->
             lambda total: BatchDisplay(output, total),
             transfers_for(output),
             show,
+            output.result if output.json_mode else None,
         )
     failed, skipped = outcome.failed, outcome.skipped
     output.always(
