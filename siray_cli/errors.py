@@ -66,6 +66,13 @@ class ConcurrencyLimitError(BadRequestError):
     error_type = "concurrency_limit"
 
 
+class IdempotencyConflictError(BadRequestError):
+    """The Idempotency-Key was used before for a request with other parameters (a 422 that names
+    no field): nothing was created now; the request made under that key stands."""
+
+    error_type = "idempotency_conflict"
+
+
 class CancelRefusedError(APIError):
     """The task has already started (or ended): it can no longer be cancelled."""
 

@@ -29,6 +29,11 @@ OTHER_ENVIRONMENT: list[tuple[str, str]] = [
         for row in provider_environment(spec)
     ),
     ("SIRAY_PROFILE", "the config profile to use (--profile wins), default: default"),
+    (
+        "SIRAY_RUN_ID",
+        "the CI run the idempotency keys of submits are made from (--run-id wins); a GitHub "
+        "Actions or GitLab CI job needs none (docs/ci.md)",
+    ),
     ("SIRAY_CONFIG_DIR", "the directory of config.toml"),
     ("SIRAY_DATA_DIR", "the directory of the task history (history.sqlite3)"),
     ("SIRAY_CACHE_DIR", "the directory of the cached model catalogue"),

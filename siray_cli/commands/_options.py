@@ -167,6 +167,17 @@ NewOpt = Annotated[
         "its end (by default siray follows that task instead of paying again).",
     ),
 ]
+RunIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        help="The CI run this submit belongs to (default: $SIRAY_RUN_ID, else the GitHub "
+        "Actions or GitLab CI job): a provider that takes an idempotency key (Higgsfield) is "
+        "sent one made from it and the request, so a re-run of the job pays for nothing again.",
+        metavar="ID",
+        show_default=False,
+    ),
+]
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]

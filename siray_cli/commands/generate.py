@@ -18,6 +18,7 @@ from siray_cli.commands._options import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    RunIdOpt,
     WebhookOpt,
 )
 
@@ -36,6 +37,7 @@ def generate(
     inline: InlineOpt = False,
     webhook: WebhookOpt = None,
     new: NewOpt = False,
+    run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     json_mode: JsonOpt = False,
@@ -49,6 +51,7 @@ def generate(
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
+    session.run_id = run_id
     model, prompt = session.model_and_prompt(model, prompt)
     spec = RequestSpec(
         model=model,

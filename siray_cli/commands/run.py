@@ -29,6 +29,7 @@ from siray_cli.commands._options import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    RunIdOpt,
     TimeoutOpt,
     WebhookOpt,
 )
@@ -119,6 +120,25 @@ JunitOpt = Annotated[
         show_default=False,
     ),
 ]
+ResumeFromOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resume-from",
+        help="With --batch: the `--json` results of an earlier attempt (repeatable), e.g. a CI "
+        "re-run's on a fresh runner: their tasks are followed or fetched, not paid again; only "
+        "lines with no task, or whose task failed, are submitted.",
+        metavar="RESULTS",
+        show_default=False,
+    ),
+]
+ResubmitMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resubmit-missing",
+        help="With --resume-from: submit anew the lines whose task the server does not know "
+        "(404; check first: the results may be of another host, where it was paid).",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 GalleryOpt = Annotated[
     bool,
@@ -164,6 +184,9 @@ def run(
     junit: JunitOpt = None,
     max_cost: MaxCostOpt = None,
     max_tasks: MaxTasksOpt = None,
+    resume_from: ResumeFromOpt = None,
+    resubmit_missing: ResubmitMissingOpt = False,
+    run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -187,6 +210,7 @@ def run(
         from siray_cli.storage.artifacts import check_report_path
 
         check_report_path(junit, "--junit")
+    session.run_id = run_id
     if batch is not None:
         with _typed_records(context):
             single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
@@ -211,7 +235,10 @@ def run(
                 shard=_shard(shard),
                 name_template=template,
                 budget=budget,
+                resume_from=tuple(resume_from or ()),
+                resubmit_missing=resubmit_missing,
             )
+            options.resume = options.resume or bool(options.resume_from)
             if gallery and options.directory is None:
                 raise UsageError("--gallery writes DIR/index.html: give -o DIR")
             return _run_batch(context, options, dry_run, junit, gallery)
@@ -219,6 +246,8 @@ def run(
         raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
     if gallery:
         raise UsageError("--gallery is for --batch", hint="for any tasks: siray gallery")
+    if resume_from or resubmit_missing:
+        raise UsageError("--resume-from takes a batch up", hint="use it with --batch FILE")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     directory = _directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
@@ -505,6 +534,7 @@ def _run_batch(
                 lambda total: BatchDisplay(output, total),
                 transfers_for(output),
                 show,
+                output.result if output.json_mode else None,
             )
         except BatchInterrupted as stopped:  # reported with what ended: the rest did not run
             if reporting and isinstance(stopped.outcome, BatchOutcome):

@@ -49,6 +49,7 @@ class JobResult:
     # the task's queued and run time where the server told it, else the line's own wall time
     # (reports: JUnit's time; not a field of the JSON record)
     seconds: float | None = None
+    key: str | None = None  # the job's key (jobs.PreparedJob.key): --resume-from matches by it
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,7 @@ class JobResult:
             "files": self.files,
             "error": self.error,
             "resumed": self.resumed,
+            "key": self.key,
         }
 
 
@@ -130,12 +132,16 @@ class LineFlow:
         display: BatchWatcher,
         on_result: Callable[[JobResult], None],
         downloads: Downloads,
+        on_started: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         from siray_cli.services.polling import Peers, RateLimiter, default_schedule
 
         self.session, self.providers, self.options = session, providers, options
         self.ledger = session.ledger
         self.display, self.on_result, self.downloads = display, on_result, downloads
+        self.on_started = on_started
+        # lines not to be submitted, with why, decided before the batch began (--resume-from)
+        self.held: dict[int, JobResult] = {}
         self.schedule = default_schedule(options.poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
         # with the adaptive schedule, the tasks submitted here on one model (by provider and
@@ -161,6 +167,17 @@ class LineFlow:
         with self._write:
             self._running.add(job.line)
             self._handles[job.line] = handle
+            if self.on_started is not None:  # tied to its line now: a SIGKILL cannot lose it
+                self.on_started(
+                    {
+                        "type": "submitted",
+                        "line": job.line,
+                        "name": job.name,
+                        "key": job.key,
+                        "task_id": handle.task_id,
+                        "resumed": "rejoined" if handle.rejoined else None,
+                    }
+                )
         self.display.started(
             label(job.line, job.name), handle.task_id, handle.submitted_at, handle.rejoined
         )
@@ -171,6 +188,8 @@ class LineFlow:
         this run puts them, else downloaded again from that task, never paid again), or a
         submit whose answer never came (sent again with its idempotency key where the provider
         takes one, else reported, not resubmitted, unless --resubmit-uncertain)."""
+        if job.line in self.held:
+            return None, self.held[job.line]
         provider = self.providers.named(job.provider)
         # under the job's lock: a submit of it under way in another siray is waited for, so
         # its journalled intent is not taken for one whose answer never came
