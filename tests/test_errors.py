@@ -242,6 +242,17 @@ def test_a_base_url_ending_in_v1_is_named_as_the_cause(siray, emu):
     assert "ends in /v1" in hint and f"try {emu.url}" in hint and "env SIRAY_BASE_URL" in hint
 
 
+def test_a_base_url_ending_in_v1_is_named_when_a_submit_is_refused_as_unauthorized(siray, emu):
+    # found by a new user: on the emulator, /v1/v1/... is another API's door, which answers 401;
+    # "Invalid credentials" alone sent them looking for a key problem
+    before = created(emu)
+    env = {"SIRAY_BASE_URL": f"{emu.url}/v1"}
+    result = siray(*GEN, env=env)
+    assert result.exit_code == 3, result
+    assert "nothing was submitted" in result.stderr and "ends in /v1" in result.stderr
+    assert created(emu) == before
+
+
 def test_a_base_url_with_a_path_of_its_own_is_named_when_a_submit_finds_nothing(siray, emu):
     # Higgsfield's path is the application id: a base URL's path would read as part of it
     env = {"SIRAY_HIGGSFIELD_BASE_URL": f"{emu.url}/api"}

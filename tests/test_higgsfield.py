@@ -87,6 +87,9 @@ def test_errors_are_spelled_out_with_their_exit_codes(siray, emu):
     busy = siray("run", IMAGE, "[busy] too many", "--timeout", "0.5", env=HF)
     assert busy.exit_code == 4 and "concurrency limit was still reached" in busy.stderr, busy
     assert "nothing was submitted" in busy.stderr
+    # generate waits for a slot too, bounded by its own --timeout (it once had none)
+    held = siray("generate", IMAGE, "[busy] too many to generate", "--timeout", "0.5", env=HF)
+    assert held.exit_code == 4 and "nothing was submitted" in held.stderr, held
     credits = siray("run", IMAGE, "[credits] poor", env=HF)
     assert credits.exit_code == 3 and "not enough credits" in credits.stderr
     blocked = siray("run", IMAGE, "[blocked] later", env=HF)

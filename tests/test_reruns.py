@@ -304,6 +304,34 @@ def test_following_a_stopped_runs_hint_then_running_it_again_pays_once(
     assert anew.exit_code == 4 and created(server, prompt) == 2, anew
 
 
+def test_a_rerun_after_the_hint_was_followed_never_overwrites_the_files_there(
+    siray, make_emulator, tmp_path, isolated_environment
+):
+    """Found by a new user: the stopped `run -o DIR`'s hint (`status ID --wait -o DIR`) saved
+    the files; a file then edited by hand was overwritten by running the same `run` again
+    (which said the files had never arrived). The rerun pays nothing and keeps what is there."""
+    server = make_emulator(task_seconds=60)
+    prompt, out = "a hint followed, then a rerun", tmp_path / "out"
+    first = start(server, "run", IMAGE, prompt, "-o", str(out))
+    wait_for(lambda: recorded_ids(isolated_environment), "its record")
+    first.send_signal(signal.SIGINT)
+    _, stderr = first.communicate(timeout=30)
+    (task_id,) = recorded_ids(isolated_environment)
+    hint = f"siray status {task_id} --wait -o {out}"
+    assert f"resume with: {hint}" in stderr, stderr
+    server.state.clock.advance(120)
+    assert siray(*hint.split()[1:], server=server).exit_code == 0
+    [saved] = out.iterdir()
+    saved.write_text("my edits")
+    again = siray("run", IMAGE, prompt, "-o", str(out), server=server)
+    assert again.exit_code == 0, again
+    assert f"its files are in {out} already" in again.stderr
+    assert "never reached" not in again.stderr
+    assert saved.read_text() == "my edits"  # kept, never overwritten without --force
+    assert again.lines == [str(saved)]
+    assert created(server, prompt) == 1
+
+
 def test_following_a_stopped_batchs_hint_pays_for_no_line_twice(
     siray, make_emulator, tmp_path, isolated_environment
 ):

@@ -36,6 +36,12 @@ def test_status_shows_the_files_a_task_was_saved_to(siray, tmp_path):
     assert siray("status", task_id, "--json").json()["files"] == [path]
     (tmp_path / path.rsplit("/", 1)[1]).unlink()  # gone from disk: no longer shown
     assert siray("status", task_id, "--json").json()["files"] == []
+    # -o: the files it has just saved, not those from before (a new user saw the old ones)
+    for extra in ([], ["--wait"]):
+        into = tmp_path / f"again{len(extra)}"
+        saved = siray("status", task_id, "-o", str(into), *extra, "--json")
+        assert saved.exit_code == 0, saved
+        assert saved.json()["files"] == [str(into / f"{task_id}_1.png")], saved
 
 
 def test_status_wait_then_json_lines_for_several_ids(siray):

@@ -36,6 +36,17 @@ TimeoutOpt = Annotated[
         show_default=False,
     ),
 ]
+HoldTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        callback=check_flag("timeout"),
+        help="How long to wait for a slot when the provider's concurrency limit holds the "
+        "submit back (exit 4: nothing was submitted); 0 waits forever. Default: the `timeout` "
+        f"setting, else {KEYS['timeout'].default}.",
+        show_default=False,
+    ),
+]
 PollIntervalOpt = Annotated[
     float | None,
     typer.Option(

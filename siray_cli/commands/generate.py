@@ -5,6 +5,7 @@ import typer
 from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
 from siray_cli.commands._options import (
     DryRunOpt,
+    HoldTimeoutOpt,
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -39,6 +40,7 @@ def generate(
     new: NewOpt = False,
     run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
+    timeout: HoldTimeoutOpt = None,
     max_cost: MaxCostOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -73,7 +75,7 @@ def generate(
         return
     with session.provider() as provider:
         request = build_request(session, provider, spec, transfers_for(output))
-        patience = session.wait_options(None, None)[0] or None
+        patience = session.wait_options(timeout, None)[0] or None
         handle = submit_when_admitted(
             context,
             provider,

@@ -441,7 +441,8 @@ def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> in
     _raise_unless_succeeded(final)
     files: list[Path] = []
     if directory is not None:
-        # a rejoined task's files are named after it: any already there are its own
+        # a rejoined task's files may be there already (saved by a hint followed, or by the
+        # run stopped before it handed over): kept as they are, never overwritten
         try:
             with (
                 Downloads(session, options.template) as downloads,
@@ -451,7 +452,8 @@ def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> in
                     handle,
                     final,
                     directory,
-                    force=options.force or handle.rejoined,
+                    force=options.force,
+                    keep=handle.rejoined,
                     display=display,
                 )
             options.files = files

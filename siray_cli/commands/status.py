@@ -113,7 +113,7 @@ def status(
         template = session.settings.read(NAME_TEMPLATE, name_template)
     worst: int = ExitCode.OK
     seen: list[tuple[TaskHandle, Task]] = []
-    saved: set[str] = set()  # tasks whose files are in `directory`
+    saved: dict[str, list[str]] = {}  # tasks whose files are in `directory`, and those files
     with session.providers() as providers:
         handles = [providers.handle(task_id) for task_id in ids]
         if wait:
@@ -136,16 +136,25 @@ def status(
                     output.report(exc, handle.task_id)
                     worst = worst or exit_code_for(exc)
                     continue
-                render_task(output, current, saved_files(handle))
                 seen.append((handle, current))
     if directory is not None and not wait:
         from siray_cli.services.outputs import Downloads
 
-        # each file is told as it lands
+        # each file is told as it lands; each task then shown with the files it has now
         with Downloads(session, template) as downloads, transfers_for(output)() as transfers:
             for handle, task in seen:
-                if task.succeeded:
-                    downloads.save(handle, task, directory, force=False, display=transfers)
+                if not task.succeeded:
+                    continue
+                try:
+                    files = downloads.save(handle, task, directory, force=False, display=transfers)
+                except SirayError as exc:
+                    output.report(exc, handle.task_id)
+                    worst = worst or exit_code_for(exc)
+                    continue
+                saved[handle.task_id] = [str(path) for path in files]
+    if not wait:
+        for handle, task in seen:
+            render_task(output, task, saved.get(handle.task_id) or saved_files(handle))
     for handle, task in seen:
         if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
             # if that is where its command asked
@@ -161,7 +170,7 @@ def _wait(
     timeout: float,
     poll_interval: float | None,
     seen: "list[tuple[TaskHandle, Task]]",
-    saved: set[str],
+    saved: dict[str, list[str]],
 ) -> int:
     """`status --wait`: every task waited for (one whose server is gone reported, the others
     still waited for), each task's files fetched into `directory` as soon as it ends; adds to
@@ -199,7 +208,7 @@ def _wait(
         worst = worst or exit_code_for(exc)
     for handle in handles:
         final = finals[handle.task_id]
-        render_task(output, final, saved_files(handle))
+        render_task(output, final, saved.get(handle.task_id) or saved_files(handle))
         seen.append((handle, final))
         if not final.succeeded:
             worst = worst or ExitCode.TASK_FAILED
@@ -238,7 +247,7 @@ class _Saving:
         stack: contextlib.ExitStack,
         into: "tuple[Path | None, NameTemplate | None]",
         handles: "dict[str, TaskHandle]",
-        saved: set[str],
+        saved: dict[str, list[str]],
     ) -> None:
         from siray_cli.services.outputs import Downloads
 
@@ -258,6 +267,6 @@ class _Saving:
         except SirayError as exc:
             self.failures.append(exc)
             return
-        self.saved.add(task.task_id)
+        self.saved[task.task_id] = [str(path) for path in files]
         for path in files:
             watcher.note(f"saved {path}")

@@ -121,9 +121,11 @@ class TaskHandle:
         name: str | None = None,
         namer: Namer | None = None,
         on_failure: Callable[[str], None] | None = None,
+        keep: bool = False,
     ) -> list[Path]:
         """Download every output of a task that succeeded (each atomically, never over a file
-        unless forced); the paths are recorded. On a failed download, `on_failure` is told the
+        unless forced; with `keep`, a file already there is kept as the output); the paths are
+        recorded. On a failed download, `on_failure` is told the
         outputs' URLs and the files already saved, so nothing the task made is lost."""
         from siray_cli.services.outputs import download_all
 
@@ -138,6 +140,7 @@ class TaskHandle:
             name=name,
             namer=namer,
             on_failure=on_failure,
+            keep=keep,
         )
         self.ledger.saved(self, files)
         return files

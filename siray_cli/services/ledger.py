@@ -363,7 +363,17 @@ class Ledger:
         day = time.strftime("%Y-%m-%d", time.localtime(record.submitted_at))
         if day != time.strftime("%Y-%m-%d"):
             when = f"{day} {when}"
-        if record.state is TaskState.SUCCESS and destination is not None:
+        there = destination is not None and any(
+            Path(path).parent.resolve() == destination.resolve() and Path(path).is_file()
+            for path in record.files
+        )
+        if record.state is TaskState.SUCCESS and there:
+            self.notices.always(
+                f"the same request was submitted at {when} and task {record.task_id} succeeded; "
+                f"its files are in {destination} already: taking them (kept as they are) instead "
+                "of paying again (--new submits another)"
+            )
+        elif record.state is TaskState.SUCCESS and destination is not None:
             self.notices.always(
                 f"the same request was submitted at {when} and task {record.task_id} succeeded, "
                 f"but its files never reached {destination}: fetching them instead of paying "

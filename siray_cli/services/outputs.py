@@ -88,6 +88,7 @@ def download_all(
     name: str | None = None,
     namer: Namer | None = None,
     on_failure: Callable[[str], None] | None = None,
+    keep: bool = False,
 ) -> list[Path]:
     """Download every output of a task that succeeded, named by `namer` (a name template's),
     else after the job's `name`, else `<task_id>_<n>.<ext>`. On a failed download `on_failure`
@@ -109,6 +110,7 @@ def download_all(
                 task.task_id,
                 index,
                 force=force,
+                keep=keep,
                 stem=stem,
                 file_name=partial(namer, index) if namer is not None else None,
                 on_start=row.start if row is not None else None,
@@ -176,6 +178,7 @@ class Downloads:
         line: int | None = None,
         model: str = "",
         tell_on_failure: bool = True,
+        keep: bool = False,
     ) -> list[Path]:
         """Every output of a task that succeeded, saved in `directory` and recorded: named by
         the template when there is one (a task of a batch keeps its line's name and number,
@@ -206,6 +209,7 @@ class Downloads:
             name=name,
             namer=namer,
             on_failure=notices.always if tell_on_failure else None,
+            keep=keep,
         )
 
     def fetch(

@@ -333,6 +333,7 @@ def download_one(
     index: int,
     *,
     force: bool,
+    keep: bool = False,
     stem: str | None = None,
     file_name: Callable[[str], str] | None = None,
     on_start: Callable[[str, int | None], object] | None = None,
@@ -345,7 +346,8 @@ def download_one(
 
     The body is capped: at its Content-Length when the server gave one (a server that sends more
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
-    """
+    With `keep` (a task taken up again, whose files may be there already), an existing file of
+    that name is kept, never overwritten, and stands as the output."""
     import httpx
 
     from siray_cli.transport import describe
@@ -365,6 +367,8 @@ def download_one(
                 target = directory / name
                 if name in ("", ".", "..") or target.resolve().parent != directory.resolve():
                     raise DownloadError(f"refusing to write {target} outside {directory}")
+                if target.exists() and keep and not force:
+                    return target
                 if target.exists() and not force:
                     raise DownloadError(
                         f"{target} already exists; siray does not overwrite files",

@@ -308,8 +308,8 @@ class SirayProvider(Provider):
                 code=code,
                 hint="the API is rate limiting this key; wait a little and try again",
             )
-        if response.status_code in (404, 405):
-            self._placed(response)
+        if response.status_code in (401, 404, 405):
+            self._placed(response, "; nothing was submitted")
         raise_for_status(response)
         try:
             payload = json.loads(response.content)
@@ -329,15 +329,23 @@ class SirayProvider(Provider):
                 hint="check your Siray dashboard before submitting again",
             ) from exc
 
-    def _placed(self, response: httpx.Response) -> None:
-        """A create answered 404 or 405: from a wrong base URL, said so."""
+    def _placed(
+        self, response: httpx.Response, after: str = "", task_id: str | None = None
+    ) -> None:
+        """A 404 or 405 (or a 401 from a base URL with a path of its own: another service's
+        door, not this key's fault) that a wrong base URL explains: said so."""
+        from urllib.parse import urlsplit
+
+        status = response.status_code
+        if status == 401 and not urlsplit(self.base_url).path:
+            return
         place = self._api.place_hint(self.set_by, DEFAULT_BASE_URL, "/v1")
         if place is None:
             return
         message, code = error_message(response)
-        status = response.status_code
         raise errors.error_for_status(status)(
-            f"{message} (HTTP {status}); nothing was submitted",
+            f"{message} (HTTP {status}){after}",
+            task_id=task_id,
             status_code=status,
             code=code,
             hint=place,
@@ -377,6 +385,8 @@ class SirayProvider(Provider):
                     if place
                     else f"check the id; {known}",
                 )
+            if response.status_code == 401:
+                self._placed(response, task_id=task_id)
             raise_for_status(response, task_id=task_id)
             try:
                 return parse_status(json_body(response), candidate, task_id)

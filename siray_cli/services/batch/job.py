@@ -348,6 +348,7 @@ class LineFlow:
             line=job.line,
             model=str(job.body.get("model", "")),
             tell_on_failure=False,
+            keep=handle.rejoined,  # its files may be there already: kept, never overwritten
         )
 
     def finished(self, result: JobResult) -> None:
