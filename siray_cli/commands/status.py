@@ -6,10 +6,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, NameTemplateOpt, PollIntervalOpt, TimeoutOpt
+from siray_cli.commands._options import (
+    JsonOpt,
+    NameTemplateOpt,
+    OpenOpt,
+    PollIntervalOpt,
+    SomeTaskIdsArg,
+    TimeoutOpt,
+)
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.services.tasks import saved_files
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,24 +59,9 @@ def render_task(output: "Output", status: "Task", files: "Sequence[str]" = ()) -
     output.data_lines(sanitize(line) for line in lines)
 
 
-def saved_files(handle: "TaskHandle") -> list[str]:
-    """The task's files that an earlier command saved and that are still there."""
-    if handle.record is None:
-        return []
-    return [path for path in handle.record.files if Path(path).is_file()]
-
-
 def status(
     ctx: typer.Context,
-    task_ids: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Task ids (default: the most recent task in the history).",
-            metavar="[TASK_ID]...",
-            show_default=False,
-            autocompletion=complete_task_id,
-        ),
-    ] = None,
+    task_ids: SomeTaskIdsArg = None,
     wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
     all_pending: bool = typer.Option(
         False, "--all-pending", help="Every task in the history that has not ended."
@@ -87,6 +79,7 @@ def status(
         ),
     ] = None,
     name_template: NameTemplateOpt = None,
+    open_saved: OpenOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Show the state of tasks: progress, outputs, failure reason.
@@ -100,6 +93,13 @@ def status(
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
+    if open_saved:
+        from siray_cli.commands._launch import check_can_open
+        from siray_cli.errors import UsageError
+
+        if output_dir is None:
+            raise UsageError("--open opens what -o saves", hint="siray open TASK_ID")
+        check_can_open(context)
     ids = tasks_to_show(session, task_ids or [], all_pending)
     if not ids:
         output.info("no pending task in the history")
@@ -113,7 +113,7 @@ def status(
         template = session.settings.read(NAME_TEMPLATE, name_template)
     worst: int = ExitCode.OK
     seen: list[tuple[TaskHandle, Task]] = []
-    saved: set[str] = set()  # tasks whose files are in `directory`
+    saved: dict[str, list[Path]] = {}  # tasks whose files are in `directory`: those files
     with session.providers() as providers:
         handles = [providers.handle(task_id) for task_id in ids]
         if wait:
@@ -145,11 +145,17 @@ def status(
         with Downloads(session, template) as downloads, transfers_for(output)() as transfers:
             for handle, task in seen:
                 if task.succeeded:
-                    downloads.save(handle, task, directory, force=False, display=transfers)
+                    saved[handle.task_id] = downloads.save(
+                        handle, task, directory, force=False, display=transfers
+                    )
     for handle, task in seen:
         if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
             # if that is where its command asked
             handle.hand_over(task, directory if handle.task_id in saved else None)
+    if open_saved:
+        from siray_cli.commands._launch import open_in_viewer
+
+        open_in_viewer(context, [path for files in saved.values() for path in files])
     return worst
 
 
@@ -161,7 +167,7 @@ def _wait(
     timeout: float,
     poll_interval: float | None,
     seen: "list[tuple[TaskHandle, Task]]",
-    saved: set[str],
+    saved: dict[str, list[Path]],
 ) -> int:
     """`status --wait`: every task waited for (one whose server is gone reported, the others
     still waited for), each task's files fetched into `directory` as soon as it ends; adds to
@@ -238,7 +244,7 @@ class _Saving:
         stack: contextlib.ExitStack,
         into: "tuple[Path | None, NameTemplate | None]",
         handles: "dict[str, TaskHandle]",
-        saved: set[str],
+        saved: dict[str, list[Path]],
     ) -> None:
         from siray_cli.services.outputs import Downloads
 
@@ -258,6 +264,6 @@ class _Saving:
         except SirayError as exc:
             self.failures.append(exc)
             return
-        self.saved.add(task.task_id)
+        self.saved[task.task_id] = files
         for path in files:
             watcher.note(f"saved {path}")
