@@ -74,6 +74,11 @@ COMMANDS: dict[str, Entry] = {
         "download",
         "Download the outputs of finished tasks later, as `run -o` does.",
     ),
+    "open": Entry(
+        "siray_cli.commands.open_outputs",
+        "open_outputs",
+        "Open a finished task's outputs in the system's viewer.",
+    ),
     "gallery": Entry(
         "siray_cli.commands.gallery",
         "gallery",

@@ -40,8 +40,8 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
     "siray run": [
         (
-            "Generate and download into out/:",
-            'siray run alibaba/z-image-turbo-t2i "a red fox" -i size=1024x768 -o out/',
+            "Generate, download into out/, open it in the system's viewer:",
+            'siray run alibaba/z-image-turbo-t2i "a red fox" -i size=1024x768 \\\n  -o out/ --open',
         ),
         (
             "Print the first output URL from JSON:",
@@ -87,6 +87,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "siray download": [
         ("Download a task's outputs into out/:", "siray download image_a8813a4b4c9 -o out/"),
         ("Fetch them again, overwriting:", "siray download image_a8813a4b4c9 --force"),
+        ("Download and open them in the viewer:", "siray download image_a1 -o out/ --open"),
+    ],
+    "siray open": [
+        ("Open the latest task's outputs:", "siray open"),
+        ("Open two tasks' outputs:", "siray open image_a1 image_b2"),
     ],
     "siray help": [
         ("The exit codes:", "siray help exit-codes"),

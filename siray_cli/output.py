@@ -10,7 +10,7 @@ terminal and no markup is interpreted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from siray_cli.environment import Environment
@@ -33,6 +33,33 @@ _CONTROL = re.compile(
 # what json.dumps(ensure_ascii=False) leaves raw but a terminal may act on
 _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
+# what a line of data may link to: a web or file URL of printable ASCII, nothing that could end
+# the hyperlink's escape sequence early (a path's URL is percent-encoded by Path.as_uri)
+_LINKABLE = re.compile(r"(?:https?|file)://[!-~]+")
+
+
+def image_protocol(variables: Mapping[str, str]) -> str | None:
+    """How the terminal siray runs in draws images, as its variables tell: "kitty" (the Kitty
+    graphics protocol: kitty, Ghostty), "sixel" (iTerm2, WezTerm, foot, mlterm), or None (not
+    known to draw any). Inside tmux or screen, None: they pass no image through unless
+    configured to. Told by variables only, never by asking the terminal: its answer would be
+    read from standard input, where it could swallow keystrokes typed ahead or hang a pipe."""
+    term = variables.get("TERM", "")
+    program = variables.get("TERM_PROGRAM", "")
+    if variables.get("TMUX") or variables.get("STY") or term.startswith(("screen", "tmux")):
+        return None
+    if term in ("xterm-kitty", "xterm-ghostty") or variables.get("KITTY_WINDOW_ID"):
+        return "kitty"
+    if program == "ghostty":
+        return "kitty"
+    if program in ("iTerm.app", "WezTerm") or term.startswith(("foot", "mlterm", "wezterm")):
+        return "sixel"
+    return None
+
+
+def in_ci(variables: Mapping[str, str]) -> bool:
+    """Whether a CI service runs siray (they all set CI, to true or 1)."""
+    return variables.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def middle_cut(text: str, width: int) -> str:
@@ -101,6 +128,21 @@ class Output:
         dumb = self.environment.variables.get("TERM") == "dumb"
         return self.stderr_is_tty and not self.quiet and not dumb
 
+    def preview_protocol(self, mode: str) -> str | None:
+        """How `run` previews its images (see image_protocol), or None for no preview. `mode`
+        is the preview setting: "never"; "always" (the terminal's protocol, else Sixel, on any
+        stream); "auto": only on stderr's terminal when its support is known, never in CI,
+        with --json or with -q."""
+        if mode == "never":
+            return None
+        variables = self.environment.variables
+        found = image_protocol(variables)
+        if mode == "always":
+            return found or "sixel"
+        if self.json_mode or not self.interactive or in_ci(variables):
+            return None
+        return found
+
     def add_secret(self, secret: str | None) -> None:
         """A secret never shown (see scrub.Secrets)."""
         self.secrets.add(secret)
@@ -127,6 +169,23 @@ class Output:
     @property
     def reader_gone(self) -> bool:
         return self._reader_gone
+
+    def data_link(self, line: str, target: str) -> None:
+        """One line of data that is also a link to `target` (OSC 8, which terminals that draw
+        images all follow; the text is the same, so a copy or a pipe reads the line as it is).
+        Off a terminal, or for a target that is no plain URL, the line alone."""
+        shown = sanitize(self.scrub(line))
+        linkable = _LINKABLE.fullmatch(target) and self.scrub(target) == target
+        if self._reader_gone or not self.stdout_is_tty or not linkable:
+            self.data(line)
+            return
+        from rich.style import Style
+        from rich.text import Text
+
+        try:
+            self.stdout_console().print(Text(shown, style=Style(link=target)), soft_wrap=True)
+        except BrokenPipeError:
+            self._reader_gone = True
 
     def secret_data(self, secret: str) -> None:
         """The one unscrubbed line: `siray auth token` printing the key for a pipe."""

@@ -46,6 +46,12 @@ OTHER_ENVIRONMENT: list[tuple[str, str]] = [
     ("HTTPS_PROXY, HTTP_PROXY, NO_PROXY", "proxies, honoured for every request"),
     ("NO_COLOR", "when set, nothing siray prints is coloured"),
     (
+        "SIRAY_OPEN",
+        "always: --open launches the viewer even off a terminal (it refuses when stdin or "
+        "stdout is not one, so that a CI job never starts a GUI program)",
+    ),
+    ("CI", "when set, `auto` previews are off (a CI log is no terminal to draw on)"),
+    (
         "GITHUB_ACTIONS, GITHUB_STEP_SUMMARY",
         "with GITHUB_ACTIONS=true (as GitHub Actions sets it), `run` appends a Markdown "
         "summary to the file GITHUB_STEP_SUMMARY names, and annotates each failed line",

@@ -187,6 +187,15 @@ RETRY_BACKOFF = Key(
     Seconds(lambda n: 0 <= n <= 60, "must be a number of seconds from 0 to 60"),
     "seconds before the first retry of a failed request, doubling each time",
 )
+PREVIEW = Key(
+    "preview",
+    "SIRAY_PREVIEW",
+    "--preview",
+    "auto",
+    Choice(("auto", "always", "never"), "must be auto, always or never"),
+    "inline previews of `run`'s images: auto (on a terminal known to draw images, not in CI, "
+    "nor with --json or -q), always or never",
+)
 
 KEYS: dict[str, Key[Any]] = {
     key.name: key
@@ -208,5 +217,6 @@ KEYS: dict[str, Key[Any]] = {
         CATALOGUE_TTL,
         READ_TIMEOUT,
         RETRY_BACKOFF,
+        PREVIEW,
     )
 }

@@ -25,6 +25,8 @@ Where a new test goes. A test of what one command does goes in that command's mo
     test_history.py        siray history, and the history database under every command
     test_gallery.py        siray gallery and run --batch --gallery: the page as written, and
                            in a real browser (headless chromium, from file://)
+    test_preview.py        run's inline previews (Kitty protocol, Sixel) on a pseudo-terminal,
+                           hostile images, and --open / siray open (a fake xdg-open)
     test_auth_config.py    siray auth and siray config (profiles, precedence, the key's safety)
     test_emulator.py       siray emulator, and the emulator's fidelity to the API contract
     test_completion.py     shell completion (the protocol and the real bash, zsh and fish)

@@ -110,6 +110,18 @@ def run_in_terminal(
         args, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
     )
     os.close(terminal)
+    screen = read_terminal(controller, process, timeout, answer)
+    return process.wait(timeout=10), screen
+
+
+def read_terminal(
+    controller: int,
+    process: subprocess.Popen[Any],
+    timeout: float = 30,
+    answer: tuple[str, str] | None = None,
+) -> str:
+    """What `process` wrote on the pseudo-terminal `controller` until it closed it or ended
+    (the controller is closed then); `answer` as run_in_terminal's."""
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,8 +140,7 @@ def run_in_terminal(
         elif process.poll() is not None:
             break
     os.close(controller)
-    code = process.wait(timeout=10)
-    return code, b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 30) -> None:

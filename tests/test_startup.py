@@ -170,3 +170,23 @@ def test_help_and_status_import_no_gallery(emu, siray):
     assert not [m for m in modules if m.startswith(gallery)]
     # the check can fail: `siray gallery --help` does import its command
     assert "siray_cli.commands.gallery" in imported_after(["gallery", "--help"])
+
+
+def test_help_and_status_import_no_preview(emu, siray, tmp_path):
+    """Previews (siray_cli/preview.py, Pillow, textual-image) are imported only when an image
+    is drawn: not by --help, `run --help`, a status look, nor a run on a pipe."""
+    preview = ("siray_cli.preview", "PIL", "textual_image")
+    assert not [m for m in imported_after(["--help"]) if m.startswith(preview)]
+    assert not [m for m in imported_after(["run", "--help"]) if m.startswith(preview)]
+    created = siray("generate", "alibaba/z-image-turbo-t2i", "a fox", "-i", "size=1024x768")
+    assert created.exit_code == 0, created
+    task_id = created.stdout.strip()
+    stdout, modules = run_listing_modules(["status", task_id], subprocess_env(emu))
+    assert task_id in stdout
+    assert not [m for m in modules if m.startswith(preview)]
+    env = subprocess_env(emu, TERM="xterm-kitty")
+    args = ["run", "alibaba/z-image-turbo-t2i", "a fox", "-i", "size=1024x768"]
+    assert not [m for m in run_listing_modules(args, env)[1] if m.startswith(preview)]
+    # the check can fail: a preview that is drawn (always, here on a pipe) imports them
+    drawn = run_listing_modules([*args, "-o", str(tmp_path / "out"), "--preview"], env)[1]
+    assert {"siray_cli.preview", "PIL", "textual_image"} <= drawn

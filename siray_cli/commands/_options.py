@@ -192,6 +192,23 @@ RunIdOpt = Annotated[
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]
+OpenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--open",
+        help="Open the saved outputs in the system's viewer (each file once); only from a "
+        "terminal, unless SIRAY_OPEN=always.",
+    ),
+]
+SomeTaskIdsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Task ids (default: the most recent task in the history).",
+        metavar="[TASK_ID]...",
+        show_default=False,
+        autocompletion=complete_task_id,
+    ),
+]
 TaskIdsArg = Annotated[
     list[str],
     typer.Argument(

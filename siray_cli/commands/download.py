@@ -6,7 +6,13 @@ from typing import Annotated
 import typer
 
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, NameTemplateOpt, OutputDirOpt, TaskIdsArg
+from siray_cli.commands._options import (
+    JsonOpt,
+    NameTemplateOpt,
+    OpenOpt,
+    OutputDirOpt,
+    TaskIdsArg,
+)
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 from siray_cli.settings_keys import NAME_TEMPLATE, OUTPUT_DIR
 
@@ -19,6 +25,7 @@ def download(
         bool, typer.Option("--force", help="Overwrite files that already exist.")
     ] = False,
     name_template: NameTemplateOpt = None,
+    open_saved: OpenOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Download the outputs of finished tasks later, as `run -o` does.
@@ -32,6 +39,10 @@ def download(
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
+    if open_saved:
+        from siray_cli.commands._launch import check_can_open
+
+        check_can_open(context)
     target = session.settings.read(OUTPUT_DIR, output_dir)
     directory = prepare_output_dir(Path(target or "."))
     template = session.settings.read(NAME_TEMPLATE, name_template)
@@ -59,4 +70,8 @@ def download(
                 output.data_lines(str(path) for path in files)
     if output.json_mode:
         output.result(fetched)
+    if open_saved:
+        from siray_cli.commands._launch import open_in_viewer
+
+        open_in_viewer(context, [path for each in fetched for path in each["files"]])
     return worst

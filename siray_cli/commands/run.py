@@ -41,7 +41,7 @@ from siray_cli.errors import (
     TaskFailedError,
     UsageError,
 )
-from siray_cli.settings_keys import MODEL, NAME_TEMPLATE, OUTPUT_DIR
+from siray_cli.settings_keys import MODEL, NAME_TEMPLATE, OUTPUT_DIR, PREVIEW
 
 if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
@@ -148,6 +148,24 @@ GalleryOpt = Annotated[
         "(also when the batch is interrupted); see `siray gallery`.",
     ),
 ]
+PreviewOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--preview/--no-preview",
+        help="Draw the images under their paths, on a terminal that can (Kitty's protocol or "
+        "Sixel), or never. Default: the `preview` setting, auto: a known terminal, not in CI, "
+        "nor with --json or -q.",
+        show_default=False,
+    ),
+]
+RunOpenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--open",
+        help="Open the outputs in the system's viewer: the saved files (-o), else the URLs; "
+        "only from a terminal, unless SIRAY_OPEN=always.",
+    ),
+]
 CancelOnInterruptOpt = Annotated[
     bool,
     typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
@@ -170,6 +188,8 @@ def run(
     output_dir: OutputDirOpt = None,
     name_template: NameTemplateOpt = None,
     force: ForceOpt = False,
+    preview: PreviewOpt = None,
+    open_outputs: RunOpenOpt = False,
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     cancel_on_interrupt: CancelOnInterruptOpt = False,
@@ -204,6 +224,14 @@ def run(
     session = context.session
     budget = budget_for(session, max_cost, max_tasks)
     template = session.settings.read(NAME_TEMPLATE, name_template)
+    if batch is not None and (open_outputs or preview is not None):
+        raise UsageError(
+            "--open and --preview are for one task", hint="a batch's page: --gallery with -o DIR"
+        )
+    if open_outputs:
+        from siray_cli.commands._launch import check_can_open
+
+        check_can_open(context)
     if junit is not None:
         if dry_run:
             raise UsageError("--junit reports what ran; a --dry-run runs nothing")
@@ -271,6 +299,10 @@ def run(
     one = _OneRun(
         directory, template, force, timeout, poll_interval, cancel_on_interrupt, new, budget
     )
+    one.preview = session.settings.read(
+        PREVIEW, None if preview is None else "always" if preview else "never"
+    )
+    one.open = open_outputs
     if not _reporting(context, junit):
         return _run_one(context, spec, one)
     return _run_one_reported(context, spec, one, junit)
@@ -288,6 +320,8 @@ class _OneRun:
     cancel_on_interrupt: bool
     new: bool
     budget: "Budget | None" = None
+    preview: str | None = None  # the preview setting: auto, always or never
+    open: bool = False  # --open
     task_id: str | None = None
     final: "Task | None" = None
     files: list[Path] = field(default_factory=list)
@@ -471,9 +505,14 @@ def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> in
             ) from None
     if output.json_mode:
         output.result({**final.to_json(), "model": handle.model, "files": [str(p) for p in files]})
-    else:
-        output.data_lines([str(path) for path in files] or final.urls)
+    from siray_cli.commands._preview import show_outputs
+
+    show_outputs(context, final, files, options.preview or "never")
     handle.hand_over(final, directory)
+    if options.open:
+        from siray_cli.commands._launch import open_in_viewer
+
+        open_in_viewer(context, files or final.urls)
     return ExitCode.OK
 
 

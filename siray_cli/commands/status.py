@@ -6,10 +6,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.candidates import complete_task_id
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, NameTemplateOpt, PollIntervalOpt, TimeoutOpt
+from siray_cli.commands._options import (
+    JsonOpt,
+    NameTemplateOpt,
+    OpenOpt,
+    PollIntervalOpt,
+    SomeTaskIdsArg,
+    TimeoutOpt,
+)
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
+from siray_cli.services.tasks import saved_files
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -52,24 +59,9 @@ def render_task(output: "Output", status: "Task", files: "Sequence[str]" = ()) -
     output.data_lines(sanitize(line) for line in lines)
 
 
-def saved_files(handle: "TaskHandle") -> list[str]:
-    """The task's files that an earlier command saved and that are still there."""
-    if handle.record is None:
-        return []
-    return [path for path in handle.record.files if Path(path).is_file()]
-
-
 def status(
     ctx: typer.Context,
-    task_ids: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Task ids (default: the most recent task in the history).",
-            metavar="[TASK_ID]...",
-            show_default=False,
-            autocompletion=complete_task_id,
-        ),
-    ] = None,
+    task_ids: SomeTaskIdsArg = None,
     wait: bool = typer.Option(False, "--wait", "-w", help="Poll until every task has ended."),
     all_pending: bool = typer.Option(
         False, "--all-pending", help="Every task in the history that has not ended."
@@ -87,6 +79,7 @@ def status(
         ),
     ] = None,
     name_template: NameTemplateOpt = None,
+    open_saved: OpenOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
     """Show the state of tasks: progress, outputs, failure reason.
@@ -96,10 +89,17 @@ def status(
     With --wait, exits 1 when any task failed or was cancelled. With -o, downloads the outputs
     of those that succeeded (as `siray download` does).
     """
-    from siray_cli.services.tasks import look_up, tasks_to_show
+    from siray_cli.services.tasks import tasks_to_show
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
+    if open_saved:
+        from siray_cli.commands._launch import check_can_open
+        from siray_cli.errors import UsageError
+
+        if output_dir is None:
+            raise UsageError("--open opens what -o saves", hint="siray open TASK_ID")
+        check_can_open(context)
     ids = tasks_to_show(session, task_ids or [], all_pending)
     if not ids:
         output.info("no pending task in the history")
@@ -113,7 +113,7 @@ def status(
         template = session.settings.read(NAME_TEMPLATE, name_template)
     worst: int = ExitCode.OK
     seen: list[tuple[TaskHandle, Task]] = []
-    saved: dict[str, list[str]] = {}  # tasks whose files are in `directory`, and those files
+    saved: dict[str, list[Path]] = {}  # tasks whose files are in `directory`: those files
     with session.providers() as providers:
         handles = [providers.handle(task_id) for task_id in ids]
         if wait:
@@ -129,18 +129,43 @@ def status(
                 saved,
             )
         else:
-            for handle in handles:
-                try:
-                    current = look_up(providers, handle)
-                except SirayError as exc:
-                    output.report(exc, handle.task_id)
-                    worst = worst or exit_code_for(exc)
-                    continue
-                seen.append((handle, current))
-    if directory is not None and not wait:
+            worst = _look(context, providers, handles, (directory, template), seen, saved)
+    for handle, task in seen:
+        if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
+            # if that is where its command asked
+            handle.hand_over(task, directory if handle.task_id in saved else None)
+    if open_saved:
+        from siray_cli.commands._launch import open_in_viewer
+
+        open_in_viewer(context, [path for files in saved.values() for path in files])
+    return worst
+
+
+def _look(
+    context: "AppContext",
+    providers: "Providers",
+    handles: "list[TaskHandle]",
+    into: "tuple[Path | None, NameTemplate | None]",
+    seen: "list[tuple[TaskHandle, Task]]",
+    saved: dict[str, list[Path]],
+) -> int:
+    """`status` without --wait: one look at each task, its files fetched (with -o), then each
+    shown with the files it has now; adds to `seen` and `saved`, and returns the exit code."""
+    from siray_cli.services.tasks import look_up
+
+    session, output = context.session, context.output
+    worst: int = ExitCode.OK
+    for handle in handles:
+        try:
+            seen.append((handle, look_up(providers, handle)))
+        except SirayError as exc:
+            output.report(exc, handle.task_id)
+            worst = worst or exit_code_for(exc)
+    directory, template = into
+    if directory is not None:
         from siray_cli.services.outputs import Downloads
 
-        # each file is told as it lands; each task then shown with the files it has now
+        # each file is told as it lands
         with Downloads(session, template) as downloads, transfers_for(output)() as transfers:
             for handle, task in seen:
                 if not task.succeeded:
@@ -151,15 +176,15 @@ def status(
                     output.report(exc, handle.task_id)
                     worst = worst or exit_code_for(exc)
                     continue
-                saved[handle.task_id] = [str(path) for path in files]
-    if not wait:
-        for handle, task in seen:
-            render_task(output, task, saved.get(handle.task_id) or saved_files(handle))
+                saved[handle.task_id] = files
     for handle, task in seen:
-        if wait and task.is_terminal:  # seen to its end (and saved, with -o): handed over,
-            # if that is where its command asked
-            handle.hand_over(task, directory if handle.task_id in saved else None)
+        render_task(output, task, _shown(saved, handle))
     return worst
+
+
+def _shown(saved: dict[str, list[Path]], handle: "TaskHandle") -> list[str]:
+    """The files to show for a task: those just saved, else those saved before and still there."""
+    return [str(path) for path in saved.get(handle.task_id, [])] or saved_files(handle)
 
 
 def _wait(
@@ -170,7 +195,7 @@ def _wait(
     timeout: float,
     poll_interval: float | None,
     seen: "list[tuple[TaskHandle, Task]]",
-    saved: dict[str, list[str]],
+    saved: dict[str, list[Path]],
 ) -> int:
     """`status --wait`: every task waited for (one whose server is gone reported, the others
     still waited for), each task's files fetched into `directory` as soon as it ends; adds to
@@ -208,7 +233,7 @@ def _wait(
         worst = worst or exit_code_for(exc)
     for handle in handles:
         final = finals[handle.task_id]
-        render_task(output, final, saved.get(handle.task_id) or saved_files(handle))
+        render_task(output, final, _shown(saved, handle))
         seen.append((handle, final))
         if not final.succeeded:
             worst = worst or ExitCode.TASK_FAILED
@@ -247,7 +272,7 @@ class _Saving:
         stack: contextlib.ExitStack,
         into: "tuple[Path | None, NameTemplate | None]",
         handles: "dict[str, TaskHandle]",
-        saved: dict[str, list[str]],
+        saved: dict[str, list[Path]],
     ) -> None:
         from siray_cli.services.outputs import Downloads
 
@@ -267,6 +292,6 @@ class _Saving:
         except SirayError as exc:
             self.failures.append(exc)
             return
-        self.saved[task.task_id] = [str(path) for path in files]
+        self.saved[task.task_id] = files
         for path in files:
             watcher.note(f"saved {path}")

@@ -212,6 +212,41 @@ class Downloads:
             keep=keep,
         )
 
+    def images_for_preview(
+        self, task: Task, directory: Path, *, max_bytes: int
+    ) -> dict[str, Path | str]:
+        """The task's images downloaded into `directory` for a look only (a temporary one that
+        the caller removes: nothing is recorded), each of at most `max_bytes` (and of the
+        download_max_size setting): URL -> its file, or why it was not fetched."""
+        from siray_cli.domain import TaskKind
+        from siray_cli.storage.downloads import download_one
+
+        cap = min(max_bytes, self.session.settings.download_max_size)
+
+        def not_too_big(name: str, size: int | None) -> None:
+            if size is not None and size > cap:
+                raise DownloadError(f"{size} bytes, more than a preview fetches ({cap})")
+
+        fetched: dict[str, Path | str] = {}
+        for index, item in enumerate(task.outputs, start=1):
+            if item.media is not TaskKind.IMAGE or item.url in fetched:
+                continue
+            try:
+                fetched[item.url] = download_one(
+                    self.client,
+                    item.url,
+                    directory,
+                    task.task_id,
+                    index,
+                    force=False,
+                    on_start=not_too_big,
+                    max_bytes=cap,
+                    stall_window=self.session.read_timeout,
+                )
+            except DownloadError as exc:
+                fetched[item.url] = exc.message
+        return fetched
+
     def fetch(
         self,
         handle: TaskHandle,

@@ -52,6 +52,15 @@ def look_up(providers: Providers, handle: TaskHandle) -> Task:
         raise
 
 
+def saved_files(handle: TaskHandle) -> list[str]:
+    """The task's files that an earlier command saved and that are still there."""
+    from pathlib import Path
+
+    if handle.record is None:
+        return []
+    return [path for path in handle.record.files if Path(path).is_file()]
+
+
 def _where_hint(task_id: str, host: str) -> str:
     return (
         f"{task_id} was created on {host}, as the history records; ask again once that server "
