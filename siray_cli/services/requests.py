@@ -37,6 +37,7 @@ class RequestSpec:
     validate: bool = True
     inline: bool = False
     webhook: str | None = None
+    base: dict[str, Any] | None = None  # the body to start from, without --input-json (a rerun's)
 
 
 @dataclass
@@ -101,6 +102,7 @@ def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Re
     stdin = inputs.StdinOnce(session.environment.stdin)
     text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
+    base = {**(spec.base or {}), **base}
     items = [inputs.parse_input(item) for item in spec.input_items]
     if spec.webhook is not None and not provider.capabilities.supports_webhook:
         raise UsageError(f"{provider.name} has no webhooks", hint="leave out --webhook")

@@ -131,3 +131,23 @@ def m005_tasks_by_host_and_destination() -> str:
     CREATE INDEX tasks_submitted ON tasks (submitted_at);
     CREATE INDEX tasks_job ON tasks (job_key);
     """
+
+
+@migration
+def m006_files() -> str:
+    """Every file saved of a task's outputs, by its SHA-256 (of the file as saved, with the record
+    a PNG carries): `siray info` finds what made a file by its bytes, wherever it was moved or
+    whatever it was renamed to. A task's row owns its files (they go when it is pruned or
+    forgotten); one path holds one file, the last saved there."""
+    return """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_row INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        saved_at REAL NOT NULL
+    );
+    CREATE INDEX files_sha256 ON files (sha256);
+    CREATE INDEX files_task ON files (task_row);
+    CREATE UNIQUE INDEX files_path ON files (path);
+    """
