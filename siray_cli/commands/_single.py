@@ -34,6 +34,7 @@ class OneRun:
     task_id: str | None = None
     final: Task | None = None
     files: list[Path] = field(default_factory=list)
+    notice: str | None = None  # said once the request is checked, just before it is submitted
 
 
 def output_directory(context: AppContext, output_dir: Path | None, dry_run: bool) -> Path | None:
@@ -60,6 +61,8 @@ def run_one(context: AppContext, spec: RequestSpec, options: OneRun) -> int:
     with session.providers() as providers:
         provider = providers.current
         request = build_request(session, provider, spec, transfers_for(output))
+        if options.notice is not None:
+            output.always(options.notice)
         handle = submit_when_admitted(
             context,
             provider,

@@ -1,12 +1,17 @@
 """`siray download`: the outputs of finished tasks, fetched later."""
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from siray_cli.commands._context import get_context, transfers_for
-from siray_cli.commands._options import JsonOpt, NameTemplateOpt, OutputDirOpt, TaskIdsArg
+from siray_cli.commands._options import (
+    ForceOpt,
+    JsonOpt,
+    NameTemplateOpt,
+    OutputDirOpt,
+    TaskIdsArg,
+)
 from siray_cli.errors import ExitCode, SirayError, exit_code_for
 from siray_cli.settings_keys import NAME_TEMPLATE, OUTPUT_DIR
 
@@ -15,9 +20,7 @@ def download(
     ctx: typer.Context,
     task_ids: TaskIdsArg,
     output_dir: OutputDirOpt = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite files that already exist.")
-    ] = False,
+    force: ForceOpt = False,
     name_template: NameTemplateOpt = None,
     json_mode: JsonOpt = False,
 ) -> int:

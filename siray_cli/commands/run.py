@@ -10,7 +10,9 @@ import typer
 
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import (
+    CancelOnInterruptOpt,
     DryRunOpt,
+    ForceOpt,
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -111,7 +113,6 @@ JunitOpt = Annotated[
         show_default=False,
     ),
 ]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 GalleryOpt = Annotated[
     bool,
     typer.Option(
@@ -119,10 +120,6 @@ GalleryOpt = Annotated[
         help="With --batch and -o DIR: write DIR/index.html, a page of the lines that ended "
         "(also when the batch is interrupted); see `siray gallery`.",
     ),
-]
-CancelOnInterruptOpt = Annotated[
-    bool,
-    typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
 ]
 
 

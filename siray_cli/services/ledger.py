@@ -426,13 +426,13 @@ class Ledger:
         """The task's outputs were saved there (absolute: the history is read from anywhere),
         each with its SHA-256."""
         if handle.row is not None:
-            from siray_cli.storage.provenance import sha256_of
+            from siray_cli.storage.provenance import digests_of
 
             paths = [path.resolve() for path in files]
-            digests: list[str] = []  # of the files as saved: how `siray info` finds them
+            digests: list[tuple[str, str | None]] = []  # how `siray info` finds them
             for path in paths:
                 try:
-                    digests.append(sha256_of(path))
+                    digests.append(digests_of(path))
                 except OSError:  # gone already: the files before it keep theirs
                     break
             self.history.set_files(handle.row, [str(path) for path in paths], digests)

@@ -213,9 +213,9 @@ def rerun_spec(
     validate: bool,
 ) -> RequestSpec:
     """The recorded request as `run` would take it, the overrides on top: `-i` inputs over the
-    recorded ones, another model or prompt. Inputs that named local files are the URLs they
-    were uploaded to then; one sent inline (a data URL, recorded only by its size) must be given
-    again."""
+    recorded ones, another model or prompt (the recorded inputs it does not take are left out,
+    with a note). Inputs that named local files are the URLs they were uploaded to then; one sent
+    inline (a data URL, recorded only by its size) must be given again."""
     from siray_cli.services.inputs import parse_input
     from siray_cli.services.requests import RequestSpec
 
@@ -245,4 +245,5 @@ def rerun_spec(
         base=dict(found.inputs),
         kind=found.kind if model is None else None,
         validate=validate,
+        fit_base=model is not None and model != found.model,
     )

@@ -259,31 +259,36 @@ class History:
             (time.time(), by, row),
         )
 
-    def set_files(self, row: int, files: list[str], digests: Sequence[str] = ()) -> None:
-        """The files just saved of the task's outputs, each with its SHA-256 when given (the
-        `files` table: what `by_digest` looks a file up by)."""
+    def set_files(
+        self, row: int, files: list[str], digests: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
+        """The files just saved of the task's outputs, each with its SHA-256s when given (as
+        saved, and without the record it carries: see migrations.m006), in the `files` table
+        that `by_digest` looks a file up in."""
         now = time.time()
         with self._lock:
             self._execute(
                 "UPDATE tasks SET files = ?, updated_at = ? WHERE id = ?",
                 (json.dumps(files), now, row),
             )
-            for path, digest in zip(files, digests, strict=False):
+            for path, (digest, bare) in zip(files, digests, strict=False):
                 self._execute(
-                    "INSERT INTO files (task_row, path, sha256, saved_at) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT(path) DO UPDATE SET task_row = excluded.task_row,"
-                    " sha256 = excluded.sha256, saved_at = excluded.saved_at",
-                    (row, path, digest, now),
+                    "INSERT INTO files (task_row, path, sha256, bare_sha256, saved_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+                    " task_row = excluded.task_row, sha256 = excluded.sha256,"
+                    " bare_sha256 = excluded.bare_sha256, saved_at = excluded.saved_at",
+                    (row, path, digest, bare, now),
                 )
 
     def by_digest(self, sha256: str) -> list[tuple[Record, str]]:
-        """The tasks that saved a file of these bytes, with the path each saved it at, newest
-        first (one output, a video say, may be byte for byte another's)."""
+        """The tasks that saved a file of these bytes (as saved, or without the record it
+        carries), with the path each saved it at, newest first (one output, a video say, may be
+        byte for byte another's)."""
         rows, _ = self._execute(
             "SELECT tasks.*, files.path AS file_path FROM files JOIN tasks"
-            " ON tasks.id = files.task_row WHERE files.sha256 = ?"
+            " ON tasks.id = files.task_row WHERE files.sha256 = ? OR files.bare_sha256 = ?"
             " ORDER BY files.saved_at DESC, files.id DESC",
-            (sha256,),
+            (sha256, sha256),
         )
         paths: dict[int, str] = {}
         for row in rows:

@@ -162,3 +162,29 @@ def sha256_of(path: Path) -> str:
         while piece := stream.read(PIECE):
             digest.update(piece)
     return digest.hexdigest()
+
+
+def digests_of(path: Path) -> tuple[str, str | None]:
+    """The SHA-256 of the file, and of the file without its `siray` record when it carries one
+    (the bytes the server sent, when it held no such chunk itself); OSError if it is gone."""
+    whole = sha256_of(path)
+    with path.open("rb") as stream:
+        try:
+            found = chunks(stream)
+        except MalformedPNG:
+            return whole, None
+        if not any(chunk.ours for chunk in found):
+            return whole, None
+        bare = hashlib.sha256(SIGNATURE)
+        for chunk in found:
+            if chunk.ours:
+                continue
+            stream.seek(chunk.offset)
+            left = chunk.size
+            while left:
+                piece = stream.read(min(left, PIECE))
+                if not piece:
+                    return whole, None
+                bare.update(piece)
+                left -= len(piece)
+    return whole, bare.hexdigest()
