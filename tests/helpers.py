@@ -165,6 +165,20 @@ def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
+def png_as_sent(data: bytes) -> bytes:
+    """A PNG siray saved, with the record it added (its `siray` iTXt chunk) cut out: the bytes
+    the server sent."""
+    at = 8
+    kept = [data[:8]]
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        whole = data[at : at + 12 + length]
+        if not (whole[4:8] == b"iTXt" and whole[8:14] == b"siray\0"):
+            kept.append(whole)
+        at += 12 + length
+    return b"".join(kept)
+
+
 def png_pixels(data: bytes) -> bytes:
     """A PNG's image data, decompressed (its filtered scanlines): the pixels as drawn."""
     return zlib.decompress(b"".join(body for kind, body in png_chunks(data) if kind == b"IDAT"))

@@ -21,6 +21,7 @@ from helpers import (
     STATUS,
     created,
     database,
+    png_as_sent,
     png_chunks,
     png_pixels,
     recorded_ids,
@@ -61,12 +62,6 @@ def record_of(data: bytes) -> dict:
     return json.loads(body[len(b"siray\0\0\0\0\0") :].decode("utf-8"))
 
 
-def without_record(data: bytes) -> bytes:
-    """The PNG with its `siray` chunk cut out, every other byte kept."""
-    (length,) = struct.unpack(">I", data[33:37])
-    return data[:33] + data[33 + 12 + length :]
-
-
 def chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -94,7 +89,7 @@ def test_a_png_from_run_carries_its_request_and_keeps_its_pixels(siray, emu):
     # every chunk's CRC holds, the pixels are the server's, and every other byte is too
     assert png_pixels(data) == png_pixels(original)
     assert [c for c in png_chunks(data) if c[0] != b"iTXt"] == png_chunks(original)
-    assert without_record(data) == original
+    assert png_as_sent(data) == original
     # no key, no host (a URL may carry credentials)
     assert emu.config.api_key.encode() not in data and emu.url.encode() not in data
 
@@ -207,7 +202,7 @@ def test_a_file_whose_record_was_stripped_is_found_by_its_hash(siray, tmp_path):
     path, document = made(siray, "a stripped lynx")
     moved = tmp_path / "elsewhere" / "renamed.png"
     moved.parent.mkdir()
-    moved.write_bytes(without_record(path.read_bytes()))
+    moved.write_bytes(png_as_sent(path.read_bytes()))
     (found,) = info(siray, str(moved))
     assert found["source"] == "history" and found["task_id"] == document["task_id"]
     assert found["prompt"] == "a stripped lynx" and found["saved_as"] == str(path.resolve())
@@ -244,10 +239,10 @@ def body_of(emu, task_id: str) -> dict:
 
 def test_rerun_of_a_file_submits_the_same_body_once_with_the_overrides(siray, emu):
     path, document = made(siray, "a rerun fox", "-i", "seed=5")
-    before = created(emu)
+    assert created(emu, "a rerun fox") == 1
     again = siray("rerun", str(path), "--json")
     assert again.exit_code == 0, again
-    assert created(emu) == before + 1
+    assert created(emu, "a rerun fox") == 2
     assert "a new task (paid again)" in again.stderr
     rerun_id = again.json()["task_id"]
     assert rerun_id != document["task_id"]
@@ -262,15 +257,15 @@ def test_rerun_of_a_file_submits_the_same_body_once_with_the_overrides(siray, em
     assert other.exit_code == 0, other
     assert body_of(emu, other.json()["task_id"]) == {"model": OTHER, "prompt": "an other fox"}
     assert "takes no size, seed: left out" in other.stderr
-    assert created(emu) == before + 3  # one task per rerun, never more
+    # one task per rerun, never more
+    assert (created(emu, "a rerun fox"), created(emu, "an other fox")) == (3, 1)
 
 
 def test_rerun_of_a_task_id_and_of_a_task_not_handed_over_pays_for_a_new_one(siray, emu):
     task_id = siray("generate", MODEL, "a rerun by id", "-i", "size=1024x768").stdout.strip()
-    before = created(emu)
     again = siray("rerun", task_id, "--json")
     assert again.exit_code == 0, again
-    assert created(emu) == before + 1
+    assert created(emu, "a rerun by id") == 2
     assert body_of(emu, again.json()["task_id"]) == body_of(emu, task_id)
     # a run that timed out is followed by `run` again; `rerun` pays for a new task instead
     timed_out = siray("run", MODEL, "a rerun [hold]", "-i", "size=1024x768", "--timeout", "0.3")
@@ -278,9 +273,9 @@ def test_rerun_of_a_task_id_and_of_a_task_not_handed_over_pays_for_a_new_one(sir
     held = next(t for t in emu.state.tasks.values() if t.body["prompt"] == "a rerun [hold]")
     dry = siray("rerun", held.task_id, "--dry-run")
     assert dry.exit_code == 0 and '"prompt": "a rerun [hold]"' in dry.stdout
-    before = created(emu)
+    assert created(emu, "a rerun [hold]") == 1  # (the dry run sent nothing)
     paid = siray("rerun", held.task_id, "--timeout", "0.3")
-    assert paid.exit_code == 4 and created(emu) == before + 1, paid
+    assert paid.exit_code == 4 and created(emu, "a rerun [hold]") == 2, paid
 
 
 def test_rerun_refuses_what_it_cannot_send_again(siray, tmp_path):
