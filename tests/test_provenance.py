@@ -37,6 +37,7 @@ from siray_cli.emulator import media
 
 VIDEO = "kuaishou/kling-2.6-pro-t2v"
 OTHER = "google/gemini-2.5-flash-image-t2i"  # takes a prompt only
+I2I = "google/gemini-2.5-flash-image-i2i"  # takes a prompt and an image
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\r\nerror: forged line\u202egnp.exe\u200b"
 
 
@@ -304,6 +305,36 @@ def test_an_interrupted_rerun_keeps_its_task_and_says_how_to_resume(
     assert f"siray status {new_id} --wait" in stderr and "Traceback" not in stderr
     assert stdout == "" and new_id in emu.state.tasks
     assert new_id in recorded_ids(isolated_environment)
+
+
+def test_a_file_sent_inline_keeps_no_bytes_of_it_and_is_not_sent_again_without_it(siray, tmp_path):
+    picture = tmp_path / "in.png"
+    picture.write_bytes(media.render_png("an input", 3, 8, 8))
+    result = siray("run", I2I, "an inline edit", "--image", str(picture), "--inline", "-o", "out")
+    assert result.exit_code == 0, result
+    data = Path(result.stdout.strip()).read_bytes()
+    recorded = record_of(data)["inputs"]["image"]
+    assert recorded == f"<data:image/png, {picture.stat().st_size} bytes>"
+    assert b"base64" not in data
+    refused = siray("rerun", result.stdout.strip())
+    assert refused.exit_code == 2, refused
+    assert "sent inline" in refused.stderr and "-i image=@FILE" in refused.stderr
+    again = siray("rerun", result.stdout.strip(), "-i", f"image=@{picture}", "--json")
+    assert again.exit_code == 0, again
+
+
+def test_a_task_fetched_by_id_without_its_request_is_told_but_not_rerun(siray):
+    generated = siray("--no-history", "generate", MODEL, "an unrecorded fox", "-i", "size=1024x768")
+    assert generated.exit_code == 0, generated
+    task_id = generated.stdout.strip()
+    fetched = siray("status", task_id, "--wait", "-o", "out")
+    assert fetched.exit_code == 0, fetched
+    (path,) = Path("out").iterdir()
+    (found,) = info(siray, str(path))
+    assert (found["task_id"], found["prompt"], found["inputs"]) == (task_id, None, None)
+    assert "prompt:   (not recorded)" in siray("info", str(path)).stdout
+    refused = siray("rerun", str(path))
+    assert refused.exit_code == 2 and "holds no request to send again" in refused.stderr
 
 
 # -- hostile files and servers -------------------------------------------------------------------

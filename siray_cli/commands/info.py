@@ -37,7 +37,7 @@ def render(output: "Output", found: "Provenance") -> None:
     fields = [
         ("task", found.task_id),
         ("provider", found.provider),
-        ("model", found.model),
+        ("model", found.model or "(not recorded)"),
         ("prompt", "(not recorded)" if found.prompt is None else found.prompt),
         ("inputs", inputs or "-"),
         ("created", found.created or "-"),

@@ -113,7 +113,8 @@ def _text(value: Any) -> str | None:
 
 def from_embedded(text: str, path: Path, sha256: str) -> Provenance | None:
     """The record a file carries, read as untrusted data (a file from anywhere may carry one):
-    None unless it names at least a task, a provider and a model as text."""
+    None unless it names at least a task and a provider as text (the model of a task fetched
+    by id but never seen submitted is not known)."""
     try:
         document = json.loads(text)
     except ValueError:
@@ -121,7 +122,7 @@ def from_embedded(text: str, path: Path, sha256: str) -> Provenance | None:
     if not isinstance(document, dict):
         return None
     task_id, provider, model = (_text(document.get(k)) for k in ("task_id", "provider", "model"))
-    if not (task_id and provider and model):
+    if not (task_id and provider):
         return None
     inputs = document.get("inputs")
     kind = _text(document.get("kind"))
@@ -130,7 +131,7 @@ def from_embedded(text: str, path: Path, sha256: str) -> Provenance | None:
         source="embedded",
         task_id=task_id,
         provider=provider,
-        model=model,
+        model=model or "",
         kind=kind if kind in {k.value for k in TaskKind} else None,
         prompt=_text(document.get("prompt")),
         inputs=inputs if isinstance(inputs, dict) else None,
@@ -225,10 +226,10 @@ def rerun_spec(
             f"{session.provider_name}",
             hint=f"siray --provider {found.provider} rerun ...",
         )
-    if found.inputs is None:
+    if found.inputs is None or not found.model:
         raise UsageError(
             f"the record of {found.label} holds no request to send again (siray did not submit it)",
-            hint=f"submit it anew with siray run {found.model} PROMPT",
+            hint=f"submit it anew with siray run {found.model or 'MODEL'} PROMPT",
         )
     given = {parse_input(item).key for item in input_items}
     lost = [k for k, v in found.inputs.items() if k not in given and has_redacted_data(v)]
@@ -242,7 +243,7 @@ def rerun_spec(
         model=model or found.model,
         prompt=prompt if prompt is not None else found.prompt,
         input_items=list(input_items),
-        base=dict(found.inputs),
+        base={k: v for k, v in found.inputs.items() if k not in given},  # -i replaces them
         kind=found.kind if model is None else None,
         validate=validate,
         fit_base=model is not None and model != found.model,

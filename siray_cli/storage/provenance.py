@@ -61,7 +61,7 @@ def chunks(stream: BinaryIO) -> list[Chunk]:
         if len(head) != 8:
             raise MalformedPNG("the file ends before IEND")
         length, kind = struct.unpack(">I4s", head)
-        if length > MAX_CHUNK or not kind.isalpha() or not kind.isascii():
+        if length > MAX_CHUNK or not kind.isalpha():  # four ASCII letters
             raise MalformedPNG(f"a chunk at byte {offset} is not a PNG chunk")
         if not found and (kind != b"IHDR" or length != 13):
             raise MalformedPNG("the first chunk is not IHDR")
