@@ -185,21 +185,26 @@ def generate(out: Path) -> list[Path]:
     return written
 
 
+REFERENCE = Path("docs") / "reference.md"  # the page with the generated tables
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Regenerate completions/ and man/.")
+    parser = argparse.ArgumentParser(
+        description="Regenerate completions/, man/ and the tables of docs/reference.md."
+    )
     parser.add_argument("--out", type=Path, default=ROOT, help="where to write (default: repo)")
     args = parser.parse_args()
     for path in generate(args.out):
         print(path)
-    readme = args.out / "README.md"
-    if readme.exists():  # its generated tables (reference.with_generated)
+    reference = args.out / REFERENCE
+    if reference.exists():  # its generated tables (reference.with_generated)
         from siray_cli.reference import with_generated
 
-        text = readme.read_text(encoding="utf-8")
+        text = reference.read_text(encoding="utf-8")
         made = with_generated(text)
         if made != text:
-            readme.write_text(made, encoding="utf-8")
-            print(readme)
+            reference.write_text(made, encoding="utf-8")
+            print(reference)
 
 
 if __name__ == "__main__":

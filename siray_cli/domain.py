@@ -47,6 +47,9 @@ class SubmittedTask:
     kind: TaskKind
     model: str
     rejoined: bool = False  # an earlier attempt's task, found in the history, not a new one
+    # the task as the submit's answer described it, when it did (a request made earlier under
+    # the same idempotency key may be answered as it is now: ended, say)
+    answer: Task | None = None
 
 
 @dataclass(frozen=True)

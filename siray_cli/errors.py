@@ -66,6 +66,13 @@ class ConcurrencyLimitError(BadRequestError):
     error_type = "concurrency_limit"
 
 
+class IdempotencyConflictError(BadRequestError):
+    """The Idempotency-Key was used before for a request with other parameters (a 422 that names
+    no field): nothing was created now; the request made under that key stands."""
+
+    error_type = "idempotency_conflict"
+
+
 class CancelRefusedError(APIError):
     """The task has already started (or ended): it can no longer be cancelled."""
 
@@ -158,7 +165,11 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP: list[tuple[ExitCode, str]] = [
     (ExitCode.OK, "success"),
-    (ExitCode.TASK_FAILED, "the task failed or was cancelled (run, status --wait)"),
+    (
+        ExitCode.TASK_FAILED,
+        "the task failed or was cancelled (run, status --wait), or was not sent: it would pass "
+        "--max-cost or --max-tasks",
+    ),
     (
         ExitCode.USAGE,
         "usage error or invalid input (including the server's 400 and 404, and no emulator "
@@ -190,6 +201,12 @@ class TaskCancelledError(SirayError):
 
 class WaitTimeoutError(SirayError):
     error_type = "timeout"
+
+
+class OverBudgetError(SirayError):
+    """A create not sent: it would pass --max-cost or --max-tasks (exit 1: nothing was paid)."""
+
+    error_type = "over_budget"
 
 
 class DownloadError(SirayError):
@@ -272,6 +289,7 @@ _EXIT_CODES: list[tuple[type[SirayError], ExitCode]] = [
     (PermissionDeniedError, ExitCode.AUTH),
     (TaskFailedError, ExitCode.TASK_FAILED),
     (TaskCancelledError, ExitCode.TASK_FAILED),
+    (OverBudgetError, ExitCode.TASK_FAILED),
     (WaitTimeoutError, ExitCode.TIMEOUT),
     (Interrupted, ExitCode.INTERRUPTED),
     (SirayError, ExitCode.API),

@@ -79,6 +79,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "The same, as JSON:",
             'siray --provider higgsfield estimate reve/text-to-image "a fox" --json',
         ),
+        (
+            "A whole batch, by model, before running it:",
+            "siray --provider higgsfield estimate --batch jobs.jsonl \\\n  -m reve/text-to-image",
+        ),
     ],
     "siray download": [
         ("Download a task's outputs into out/:", "siray download image_a8813a4b4c9 -o out/"),

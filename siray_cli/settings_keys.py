@@ -1,6 +1,6 @@
 """Every setting, declared once: its name, environment variable, flag, default, parser and help.
-Config, `--help`, `siray help environment`, the man pages and the README's list all read KEYS;
-the settings (siray_cli.settings) resolve them, and read each back as its parser's type."""
+Config, `--help`, `siray help environment`, the man pages and docs/reference.md's list all read
+KEYS; the settings (siray_cli.settings) resolve them, and read each back as its parser's type."""
 
 from __future__ import annotations
 

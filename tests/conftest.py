@@ -42,6 +42,9 @@ A test of a property that holds across commands goes in the module of that prope
                            batch jobs failing oddly, resumes that verify
     test_reruns.py         a command rerun (by CI, after a kill or timeout) follows the task
                            the earlier run started instead of paying again
+    test_ci_rerun.py       a CI job re-run on a fresh runner (no history) pays for nothing
+                           again: run-derived idempotency keys, --resume-from, the examples/ci
+                           workflows' commands
     test_ledger.py         the Ledger's decision table, as unit tests (a temporary history
                            and a fake provider, no emulator): follow, submit or report
     test_names.py          names of saved files: --name-template and the name_template
@@ -113,6 +116,10 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     for name in list(os.environ):
         if name.startswith("SIRAY_"):
             monkeypatch.delenv(name)
+    # run on CI, siray would derive its idempotency keys from the CI run (run_identity.py): the
+    # same request in two tests would be one
+    for name in ("GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     for name, sub in (
         ("SIRAY_CONFIG_DIR", "config"),

@@ -1,5 +1,5 @@
 """The layout holds: read from the source with `ast`, so a change that breaks a layer's rule fails
-here, naming the file and line (see the README's Development section)."""
+here, naming the file and line (see docs/development.md)."""
 
 from __future__ import annotations
 

@@ -330,9 +330,11 @@ def test_sigint_mid_batch_with_json_ends_with_an_interrupted_record(emu, tmp_pat
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
-    (record,) = typed(stdout)  # no line ended: the record of the stop alone
+    *submitted, record = typed(stdout)  # no line ended: each task as it began, then the stop
     made = {t.task_id for t in emu.state.tasks.values() if "typed stop" in t.body["prompt"]}
     assert record["type"] == "interrupted" and set(record["task_ids"]) == made
+    assert {r["type"] for r in submitted} == {"submitted"}
+    assert {r["task_id"] for r in submitted} == made and all(r["line"] for r in submitted)
     assert record["resume"] == f"siray run --batch {jobs} --model {IMAGE} --resume"
     assert f"resume with: {record['resume']}" in stderr  # and people are told as before
 

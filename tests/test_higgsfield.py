@@ -75,6 +75,9 @@ def test_info_and_rerun_of_files_made_on_higgsfield(siray, emu, tmp_path):
     assert created(emu, "rerun waves") == 2
     refused = siray("rerun", path)  # on the provider in effect, Siray: said, nothing sent
     assert refused.exit_code == 2 and "--provider higgsfield" in refused.stderr
+    capped = siray("rerun", path, "--max-cost", "0.000001", env=HF)  # a spending cap holds
+    assert capped.exit_code != 0 and "not submitted" in capped.stderr, capped
+    assert created(emu, "rerun waves") == 2
 
 
 def test_status_cancel_and_the_six_states(siray, emu):

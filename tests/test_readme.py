@@ -1,7 +1,8 @@
-"""The README's shell examples are true when copied: every `sh` block that uses `siray emulator
-exec` (installs aside: CI runs those) or is marked `<!-- runnable -->` runs in a fresh directory
-against the emulator and exits 0. `<!-- runnable after: CMD -->` runs CMD first (an example that
-needs a task in the history)."""
+"""The README's and docs/'s shell examples are true when copied: every `sh` block that uses
+`siray emulator exec` (installs aside: CI runs those) or is marked `<!-- runnable -->` runs in a
+fresh directory against the emulator and exits 0. `<!-- runnable after: CMD -->` runs CMD first
+(an example that needs a task in the history). Every link between them leads somewhere, and the
+README stays short enough to read in the first hour."""
 
 from __future__ import annotations
 
@@ -13,19 +14,50 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+REFERENCE = ROOT / "docs" / "reference.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(?:<!-- (runnable(?: after: (.*?))?) -->\s*)?```sh\n(.*?)```", re.S)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def runnable_blocks() -> list[tuple[str, str]]:
     blocks = []
-    for match in BLOCK.finditer(README.read_text(encoding="utf-8")):
-        marker, setup, text = match.group(1), match.group(2), match.group(3)
-        if "pip install" in text:
-            continue  # the install blocks are CI's own (.ci/run runs them as written)
-        if marker or "siray emulator exec" in text:
-            blocks.append(((setup or "").strip(), text))
+    for page in PAGES:
+        for match in BLOCK.finditer(page.read_text(encoding="utf-8")):
+            marker, setup, text = match.group(1), match.group(2), match.group(3)
+            if "pip install" in text:
+                continue  # the install blocks are CI's own (.ci/run runs them as written)
+            if marker or "siray emulator exec" in text:
+                blocks.append(((setup or "").strip(), text))
     return blocks
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_link_between_the_readme_and_docs_leads_somewhere():
+    for page in PAGES:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.is_file(), f"{page.name} links to {target}: no such file"
+            if fragment:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+                assert fragment in {anchor(h) for h in headings}, f"{page.name}: {target}"
+
+
+def test_the_readme_fits_the_first_hour_and_reaches_every_page():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 200
+    for page in PAGES[1:]:
+        assert f"(docs/{page.name}" in text, f"the README does not link docs/{page.name}"
 
 
 BLOCKS = runnable_blocks()
@@ -60,5 +92,5 @@ def test_a_readme_example_runs_as_written(setup, text, tmp_path):
 def test_the_readmes_settings_environment_and_exit_codes_come_from_their_declarations():
     from siray_cli.reference import with_generated
 
-    text = README.read_text(encoding="utf-8")
-    assert with_generated(text) == text, "README's tables are stale: run python -m siray_cli.docs"
+    text = REFERENCE.read_text(encoding="utf-8")
+    assert with_generated(text) == text, "docs/reference.md is stale: run python -m siray_cli.docs"

@@ -95,25 +95,30 @@ def test_a_rerun_downloads_the_outputs_of_a_task_that_ended_meanwhile(siray, emu
     assert created(emu, "ended meanwhile") == 2  # handed over: the next run is a new task
 
 
-def test_two_runs_of_the_same_request_at_once_pay_once(emu):
-    # the second starts while the first's create is in flight (held up for a second), so it
-    # waits for the job's lock and then follows the first's task; started side by side, a slow
-    # machine once let the first end and hand its result over before the second looked, which
-    # makes the second a new request by design
+def test_two_runs_of_the_same_request_at_once_pay_once(make_emulator):
+    # the second starts while the first's task runs (a minute of the emulator's clock, which
+    # only the test moves on), so however slowly a loaded machine starts the second, it finds
+    # that task and follows it; then the clock moves on and both end with the same outputs
+    server = make_emulator(task_seconds=60)
     prompt = "two terminals, one request"
-    create = emu.state.faults.add(
-        Fault(action="delay", delay=1, method="POST", path=CREATE, count=2)
-    )
-    try:
-        runs = [start(emu, "run", IMAGE, prompt)]
-        wait_for(lambda: create.fired, "the first create request")
-        runs.append(start(emu, "run", IMAGE, prompt))
-        outputs = [run.communicate(timeout=60) for run in runs]
-    finally:
-        emu.state.faults.clear()
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    assert outputs[0][0] == outputs[1][0]  # the same outputs
-    assert created(emu, prompt) == 1
+    beat = {"SIRAY_POLL_INTERVAL": "0.1"}  # seen soon after the clock moves on
+    first = start(server, "run", IMAGE, prompt, env=beat)
+    wait_for(lambda: created(server, prompt) == 1, "the first create request")
+    second = start(server, "run", IMAGE, prompt, env=beat)
+    said: list[str] = []
+    assert second.stderr is not None
+    pump = threading.Thread(target=lambda: said.extend(second.stderr or []), daemon=True)
+    pump.start()
+    wait_for(lambda: any("instead of paying again" in line for line in said), "the second run")
+    server.state.clock.advance(120)
+    first_out, first_err = first.communicate(timeout=60)
+    assert second.stdout is not None
+    second_out = second.stdout.read()
+    second.wait(timeout=60)
+    pump.join(timeout=10)
+    assert [first.returncode, second.returncode] == [0, 0], (first_err, said)
+    assert first_out == second_out  # the same outputs
+    assert created(server, prompt) == 1
 
 
 def test_a_batch_rerun_without_resume_follows_the_tasks_it_had_started(

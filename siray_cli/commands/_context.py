@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from siray_cli.output import Output
     from siray_cli.progress import TransferDisplay
     from siray_cli.providers.base import Provider
+    from siray_cli.services.budget import Budget
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.requests import Request
     from siray_cli.services.session import Notices, Session
@@ -59,6 +60,7 @@ def submit_when_admitted(
     request: Request,
     *,
     patience: float | None,
+    budget: Budget | None = None,
     **journal: Any,
 ) -> TaskHandle:
     """`run`'s and `generate`'s submit through the Ledger (`journal`: its keyword options),
@@ -66,8 +68,14 @@ def submit_when_admitted(
     line, then counted down on a terminal or told every 30 s elsewhere."""
     from siray_cli.progress import HoldCountdown
     from siray_cli.services.admission import when_admitted
+    from siray_cli.services.budget import Charge
 
     session, output = context.session, context.output
+    model = str(request.body.get("model"))
+    charge = None
+    if budget is not None:
+        budget.check(provider, model)
+        charge = Charge(budget, provider, model, request.body)
     with HoldCountdown(output) as countdown:
         handle = when_admitted(
             lambda: session.ledger.submit(
@@ -76,6 +84,7 @@ def submit_when_admitted(
                 request.body,
                 webhook=request.webhook,
                 job_key=request.key,
+                charge=charge,
                 **journal,
             ),
             patience=patience,

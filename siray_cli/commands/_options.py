@@ -172,6 +172,17 @@ CancelOnInterruptOpt = Annotated[
     bool,
     typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
 ]
+RunIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        help="The CI run this submit belongs to (default: $SIRAY_RUN_ID, else the GitHub "
+        "Actions or GitLab CI job): a provider that takes an idempotency key (Higgsfield) is "
+        "sent one made from it and the request, so a re-run of the job pays for nothing again.",
+        metavar="ID",
+        show_default=False,
+    ),
+]
 RefreshOpt = Annotated[
     bool, typer.Option("--refresh", help="Fetch the model catalogue again, ignoring the cache.")
 ]
@@ -279,5 +290,25 @@ SinceOpt = Annotated[
     str | None,
     typer.Option(
         "--since", help="Only tasks submitted since (12h, 7d, 2026-11-20).", show_default=False
+    ),
+]
+
+MaxCostOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--max-cost",
+        help="Send no create that would take this command's spending past AMOUNT (5, 2.50usd, "
+        "300credits): priced by the provider, or by the profile's [prices] table.",
+        metavar="AMOUNT",
+        show_default=False,
+    ),
+]
+MaxTasksOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tasks",
+        help="Submit at most N new tasks (tasks followed or rejoined do not count).",
+        metavar="N",
+        show_default=False,
     ),
 ]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
     from siray_cli.domain import Task
     from siray_cli.names import NameTemplate
+    from siray_cli.services.budget import Budget
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.requests import RequestSpec
 
@@ -31,6 +32,7 @@ class OneRun:
     poll_interval: float | None
     cancel_on_interrupt: bool
     new: bool
+    budget: Budget | None = None
     task_id: str | None = None
     final: Task | None = None
     files: list[Path] = field(default_factory=list)
@@ -68,6 +70,7 @@ def run_one(context: AppContext, spec: RequestSpec, options: OneRun) -> int:
             provider,
             request,
             patience=timeout or None,
+            budget=options.budget,
             destination=directory,
             new=options.new,
         )

@@ -27,8 +27,8 @@ FaultOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--fault",
-        help="Inject a fault, e.g. 'action=status,status=503,count=2' (every field: README, "
-        "Emulator). Repeatable.",
+        help="Inject a fault, e.g. 'action=status,status=503,count=2' (every field: "
+        "docs/emulator.md). Repeatable.",
         show_default=False,
     ),
 ]

@@ -11,12 +11,14 @@ from siray_cli.commands._options import (
     InputOpt,
     JsonOpt,
     KindOpt,
+    MaxCostOpt,
     ModelArg,
     NewOpt,
     NoValidateOpt,
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    RunIdOpt,
     WebhookOpt,
 )
 
@@ -35,17 +37,21 @@ def generate(
     inline: InlineOpt = False,
     webhook: WebhookOpt = None,
     new: NewOpt = False,
+    run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Submit a task and print its id, without waiting for it.
 
     The task runs on: follow it with `siray status ID --wait`.
     """
+    from siray_cli.services.budget import budget_for
     from siray_cli.services.requests import RequestSpec, build_request
 
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
+    session.run_id = run_id
     model, prompt = session.model_and_prompt(model, prompt)
     spec = RequestSpec(
         model=model,
@@ -69,7 +75,13 @@ def generate(
         request = build_request(session, provider, spec, transfers_for(output))
         patience = session.wait_options(None, None)[0] or None
         handle = submit_when_admitted(
-            context, provider, request, patience=patience, announce=False, new=new
+            context,
+            provider,
+            request,
+            patience=patience,
+            budget=budget_for(session, max_cost, None),
+            announce=False,
+            new=new,
         )
     if output.json_mode:
         kind_made = (handle.kind or request.kind).value

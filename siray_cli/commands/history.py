@@ -20,6 +20,7 @@ from siray_cli.commands._options import (
 from siray_cli.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
+    from siray_cli.commands._context import AppContext
     from siray_cli.storage.records import Record
 
 app = typer.Typer(
@@ -55,6 +56,14 @@ def history(
     status: StatusFilterOpt = None,
     model: ModelFilterOpt = None,
     since: SinceOpt = None,
+    cost: Annotated[
+        bool,
+        typer.Option(
+            "--cost",
+            help="Instead of tasks: what they cost, by provider and model (tasks priced when "
+            "sent, under --max-cost), with --since for a period.",
+        ),
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """List recent tasks: id, provider, model, status, age, first output (or downloaded
@@ -63,6 +72,9 @@ def history(
         return
     context = get_context(ctx, json_mode)
     now = time.time()
+    if cost:
+        _costs(context, parse_since(since, now) if since else None)
+        return
     records = context.session.history.query(
         limit=limit,
         states=parse_states(status) if status else None,
@@ -125,3 +137,30 @@ def forget(
             f"not in the history: {', '.join(unknown)}", hint="`siray history` lists the tasks"
         )
     return ExitCode.OK
+
+
+def _costs(context: "AppContext", since: float | None) -> None:
+    """`history --cost`: spending by provider, model and unit, then the total of each unit."""
+    output = context.output
+    costs = context.session.history.costs(since)
+    totals: dict[str, float] = {}
+    for _provider, _model, unit, _count, amount in costs:
+        totals[unit] = totals.get(unit, 0.0) + amount
+    rows = [[p, m, str(n), f"{a:g}", u] for p, m, u, n, a in costs]
+    rows += [
+        ["total", "", str(sum(c[3] for c in costs if c[2] == u)), f"{a:g}", u]
+        for u, a in totals.items()
+    ]
+    output.table(
+        rows,
+        ["provider", "model", "tasks", "cost", "unit"],
+        document={
+            "costs": [
+                {"provider": p, "model": m, "unit": u, "tasks": n, "cost": a}
+                for p, m, u, n, a in costs
+            ],
+            "total": totals,
+        },
+    )
+    if not costs:
+        output.info("no priced task in the history (tasks are priced when sent under --max-cost)")

@@ -12,6 +12,8 @@ from siray_cli.commands._options import (
     ForceOpt,
     InputOpt,
     JsonOpt,
+    MaxCostOpt,
+    MaxTasksOpt,
     NameTemplateOpt,
     NoValidateOpt,
     OutputDirOpt,
@@ -53,6 +55,8 @@ def rerun(
     timeout: TimeoutOpt = None,
     poll_interval: PollIntervalOpt = None,
     cancel_on_interrupt: CancelOnInterruptOpt = False,
+    max_cost: MaxCostOpt = None,
+    max_tasks: MaxTasksOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -65,6 +69,7 @@ def rerun(
     give the file again with -i KEY=@FILE.
     """
     from siray_cli.commands._single import OneRun, output_directory, run_one
+    from siray_cli.services.budget import budget_for
     from siray_cli.services.provenance import find, rerun_spec
 
     context = get_context(ctx, json_mode)
@@ -78,6 +83,7 @@ def rerun(
         input_items=input_items or [],
         validate=not no_validate,
     )
+    budget = budget_for(session, max_cost, max_tasks)  # checked before anything is paid for
     directory = output_directory(context, output_dir, dry_run)
     if dry_run:
         from siray_cli.commands._dry_run import dry_run_one
@@ -85,6 +91,8 @@ def rerun(
         return dry_run_one(context, spec, True)
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     template = session.settings.read(NAME_TEMPLATE, name_template)
-    one = OneRun(directory, template, force, timeout, poll_interval, cancel_on_interrupt, new=True)
+    one = OneRun(
+        directory, template, force, timeout, poll_interval, cancel_on_interrupt, True, budget
+    )
     one.notice = f"rerun of task {found.task_id}: submitting a new task (paid again)"
     return run_one(context, spec, one)

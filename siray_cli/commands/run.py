@@ -19,6 +19,8 @@ from siray_cli.commands._options import (
     InputOpt,
     JsonOpt,
     KindOpt,
+    MaxCostOpt,
+    MaxTasksOpt,
     ModelArg,
     NameTemplateOpt,
     NewOpt,
@@ -28,6 +30,7 @@ from siray_cli.commands._options import (
     PromptArg,
     PromptFileOpt,
     PromptOpt,
+    RunIdOpt,
     TimeoutOpt,
     WebhookOpt,
 )
@@ -113,6 +116,25 @@ JunitOpt = Annotated[
         show_default=False,
     ),
 ]
+ResumeFromOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--resume-from",
+        help="With --batch: the `--json` results of an earlier attempt (repeatable), e.g. a CI "
+        "re-run's on a fresh runner: their tasks are followed or fetched, not paid again; only "
+        "lines with no task, or whose task failed, are submitted.",
+        metavar="RESULTS",
+        show_default=False,
+    ),
+]
+ResubmitMissingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resubmit-missing",
+        help="With --resume-from: submit anew the lines whose task the server does not know "
+        "(404; check first: the results may be of another host, where it was paid).",
+    ),
+]
 GalleryOpt = Annotated[
     bool,
     typer.Option(
@@ -151,6 +173,11 @@ def run(
     shard: ShardOpt = None,
     gallery: GalleryOpt = False,
     junit: JunitOpt = None,
+    max_cost: MaxCostOpt = None,
+    max_tasks: MaxTasksOpt = None,
+    resume_from: ResumeFromOpt = None,
+    resubmit_missing: ResubmitMissingOpt = False,
+    run_id: RunIdOpt = None,
     dry_run: DryRunOpt = False,
     json_mode: JsonOpt = False,
 ) -> int:
@@ -162,10 +189,12 @@ def run(
     """
     from siray_cli.commands._single import output_directory
     from siray_cli.services.batch import BatchOptions
+    from siray_cli.services.budget import budget_for
     from siray_cli.services.requests import RequestSpec
 
     context = get_context(ctx, json_mode)
     session = context.session
+    budget = budget_for(session, max_cost, max_tasks)
     template = session.settings.read(NAME_TEMPLATE, name_template)
     if junit is not None:
         if dry_run:
@@ -173,6 +202,7 @@ def run(
         from siray_cli.storage.artifacts import check_report_path
 
         check_report_path(junit, "--junit")
+    session.run_id = run_id
     if batch is not None:
         with _typed_records(context):
             single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
@@ -196,7 +226,11 @@ def run(
                 resubmit_uncertain=resubmit_uncertain,
                 shard=_shard(shard),
                 name_template=template,
+                budget=budget,
+                resume_from=tuple(resume_from or ()),
+                resubmit_missing=resubmit_missing,
             )
+            options.resume = options.resume or bool(options.resume_from)
             if gallery and options.directory is None:
                 raise UsageError("--gallery writes DIR/index.html: give -o DIR")
             return _run_batch(context, options, dry_run, junit, gallery)
@@ -204,6 +238,8 @@ def run(
         raise UsageError("--shard splits a batch", hint="use it with --batch FILE")
     if gallery:
         raise UsageError("--gallery is for --batch", hint="for any tasks: siray gallery")
+    if resume_from or resubmit_missing:
+        raise UsageError("--resume-from takes a batch up", hint="use it with --batch FILE")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
     directory = output_directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
@@ -226,7 +262,9 @@ def run(
         return dry_run_one(context, spec, new)
     from siray_cli.commands._single import OneRun, run_one
 
-    one = OneRun(directory, template, force, timeout, poll_interval, cancel_on_interrupt, new)
+    one = OneRun(
+        directory, template, force, timeout, poll_interval, cancel_on_interrupt, new, budget
+    )
     if not _reporting(context, junit):
         return run_one(context, spec, one)
     return _run_one_reported(context, spec, one, junit)
@@ -367,6 +405,7 @@ def _run_batch(
                 lambda total: BatchDisplay(output, total),
                 transfers_for(output),
                 show,
+                output.result if output.json_mode else None,
             )
         except BatchInterrupted as stopped:  # reported with what ended: the rest did not run
             if reporting and isinstance(stopped.outcome, BatchOutcome):
@@ -375,10 +414,13 @@ def _run_batch(
     if reporting:
         _report_batch(context, junit, options.source, outcome)
     failed, skipped = outcome.failed, outcome.skipped
+    unsent = [r for r in failed if r.status == "NOT_SENT"]
     output.always(
         f"batch: {len(outcome.results) - len(failed)} succeeded"
         + (f" ({skipped} already, skipped)" if skipped else "")
-        + f", {len(failed)} failed, of {outcome.total} in {outcome.seconds:.1f}s"
+        + f", {len(failed) - len(unsent)} failed"
+        + (f", {len(unsent)} not sent (over the cap)" if unsent else "")
+        + f", of {outcome.total} in {outcome.seconds:.1f}s"
     )
     waited_out = [r for r in failed if r.error and r.error.get("type") == "timeout"]
     if waited_out:  # still running on the server: a rerun follows them instead of paying again
@@ -387,6 +429,16 @@ def _run_batch(
         output.always(
             f"{count} task{'s' if count > 1 else ''} may still finish: "
             + options.resume_hint(session.command_prefix(), tasks)
+        )
+    if unsent and options.budget is not None:  # nothing paid for them: a higher cap sends them
+        from dataclasses import replace
+
+        count = len(unsent)
+        again = replace(options, budget=None).rerun_command(session.command_prefix())
+        output.always(
+            f"{count} line{'s' if count > 1 else ''} not sent, over the cap "
+            f"({options.budget.summary()}); send {'them' if count > 1 else 'it'} with a higher "
+            f"cap (the lines sent are followed, never paid again): {again} --max-cost AMOUNT"
         )
     if output.json_mode:
         output.result(outcome.summary())

@@ -70,6 +70,7 @@ WORDS = {  # the task model's events in Higgsfield's words
     "CANCELLED": "canceled",
 }
 NSFW_MARKER = "[nsfw]"
+EXPIRES_AFTER = (3600, 7 * 24 * 3600)  # seconds: an hour up to the account's retention, 7 days
 REFUSALS = {
     "[busy]": (400, "Maximum number of concurrent requests (4) has been reached"),
     "[credits]": (403, "Not enough credits"),
@@ -157,10 +158,17 @@ class HiggsfieldApi:
         app = request.params["app"]
         webhook = parse_qs(urlsplit(request.target).query).get("hf_webhook", [None])[0]
         key = request.headers.get("Idempotency-Key")
-        fingerprint = json.dumps([app, body, webhook], sort_keys=True)
+        expires = request.headers.get("Hf-Expires-After")
+        if expires is not None and not (
+            expires.isdigit() and EXPIRES_AFTER[0] <= int(expires) <= EXPIRES_AFTER[1]
+        ):
+            return detail(422, [_problem("Hf-Expires-After", "Out of range", "value_error")])
+        # what a key stands for: the endpoint, the body (field order aside), the webhook and
+        # the retention asked for
+        fingerprint = json.dumps([app, body, webhook, expires], sort_keys=True)
         with self._lock:
             if key is not None:
-                if not 1 <= len(key) <= 255 or any(c.isspace() for c in key):
+                if not 1 <= len(key) <= 255 or not all("!" <= c <= "~" for c in key):
                     return detail(422, [_problem("Idempotency-Key", "Invalid key", "value_error")])
                 known = self.idempotent.get(key)
                 if known is not None:

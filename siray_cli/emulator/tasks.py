@@ -8,7 +8,7 @@ reports progress in 3 to 8 uneven, coarse steps (multiples of 5, never 100 befor
 random moments, so neither the pace nor the finish can be read off a linear clock; SUCCESS (or
 FAILURE) comes at T.
 
-Emulator-only conventions, documented in the README:
+Emulator-only conventions, documented in docs/emulator.md:
 - a prompt containing `[fail]` ends in FAILURE with a fail_reason;
 - a prompt containing `[hold]` stays QUEUED until cancelled (for cancel and timeout tests).
 """

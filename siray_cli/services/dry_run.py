@@ -32,8 +32,9 @@ class DryRun:
     priced: bool = False  # the provider publishes prices (an estimate endpoint)
     task_id: str | None = None  # the earlier task followed or skipped
     error: str | None = None
-    line: int | None = None  # a batch's line, and its name
+    line: int | None = None  # a batch's line, its name and its model
     name: str | None = None
+    model: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         request = self.request

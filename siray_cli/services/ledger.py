@@ -10,6 +10,11 @@ twice, whoever runs siray and however it ends.
   timed out, or is still running in another process) is rejoined, an unanswered submit is sent
   again with its idempotency key, or, without one, reported rather than guessed about. The look
   and the submit happen under a lock per job, so two processes never both pay for one job.
+- Inside a CI run (or with --run-id), a submit's idempotency key is derived from the run and the
+  job (services.run_identity), not drawn at random: the run's re-run on a fresh runner, with no
+  history, sends the same key, and a provider that honours it answers with the original request.
+  A request of this run that ended in a definite failure is answered as it ended; the job is then
+  submitted again under the run's next key for it, so a failed line is still tried anew.
 - A result is handed over where the submitting command asked: a task submitted by `run -o DIR`
   is handed over once its files are in DIR, not when a `status --wait` printed its URLs, so a
   rerun of that `run` fetches them instead of paying again.
@@ -30,17 +35,25 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from siray_cli import signals
 from siray_cli.domain import TERMINAL, Task, TaskKind, TaskState
-from siray_cli.errors import AmbiguousSubmitError, Interrupted, SirayError
+from siray_cli.errors import (
+    AmbiguousSubmitError,
+    IdempotencyConflictError,
+    Interrupted,
+    SirayError,
+)
 
 if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
+    from siray_cli.services.budget import Charge
     from siray_cli.services.handle import TaskHandle
+    from siray_cli.services.run_identity import RunIdentity
     from siray_cli.services.session import Notices
     from siray_cli.storage.history import History
     from siray_cli.storage.records import Record
 
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
 LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
+RUN_ATTEMPTS = 20  # a job's submits in one CI run that may each end failed before siray gives up
 # the `destination` of a task recorded before siray kept one (migrations.m005): where its command
 # asked for its files is not known, so printing its outputs is not taken for handing them over
 UNKNOWN_PLACE = "*"
@@ -115,12 +128,18 @@ class Ledger:
     happened to the history (a broken one only warns, once)."""
 
     def __init__(
-        self, history: History, notices: Notices, profile: str, prefix: str = "siray"
+        self,
+        history: History,
+        notices: Notices,
+        profile: str,
+        prefix: str = "siray",
+        run: RunIdentity | None = None,
     ) -> None:
         self.history = history
         self.notices = notices
         self.profile = profile
         self.prefix = prefix  # how hints spell siray: the same provider, host and profile
+        self.run = run  # the CI run (or --run-id) the idempotency keys are derived from
 
     # -- the verdict on earlier attempts
 
@@ -242,12 +261,15 @@ class Ledger:
         handed_over_too: bool = False,
         batch_line: int | None = None,
         batch_name: str | None = None,
+        charge: Charge | None = None,
     ) -> TaskHandle:
         """Create the task and record it before anything else happens, unless an earlier attempt
         of the same job was never handed over (then that task's handle is returned, `rejoined`
         set; `new` skips the look). `destination` is where this command will hand the result
         over (a directory; None: printed). A Ctrl-C while the create request is in flight is
-        held until its answer is in and the id has been shown."""
+        held until its answer is in and the id has been shown. `charge`, a spending cap's, is
+        made only when a create is sent (under the job's lock: a rejoined task costs nothing),
+        and given back when the server certainly refused it."""
         key = job_key or fingerprint(kind, body)
         where = str(destination.resolve()) if destination is not None else None
         with self.job_lock(provider, key):
@@ -268,18 +290,62 @@ class Ledger:
                     "with the same idempotency key (never a second task)"
                 )
             settles = record is not None
-            handle = self._send(
-                provider,
-                kind,
-                plan.body,
-                announce=announce,
-                idempotency_key=plan.idempotency_key or idempotency_key,
-                webhook=webhook,
-                job_key=key,
-                batch_line=batch_line,
-                batch_name=batch_name,
-                destination=where,
-            )
+            run = self.run if provider.capabilities.supports_idempotency and not new else None
+            if plan.idempotency_key or idempotency_key:
+                run = None  # a key already chosen (an unanswered submit's) is sent as it was
+            if charge is not None:
+                charge.charge()  # over the cap: raised here, and nothing is sent
+            attempts_spent = False
+            try:
+                for attempt in range(RUN_ATTEMPTS):
+                    handle = self._send(
+                        provider,
+                        kind,
+                        plan.body,
+                        announce=announce,
+                        idempotency_key=(
+                            run.idempotency_key(provider.name, key, attempt)
+                            if run is not None
+                            else plan.idempotency_key or idempotency_key
+                        ),
+                        webhook=webhook,
+                        job_key=key,
+                        batch_line=batch_line,
+                        batch_name=batch_name,
+                        destination=where,
+                        run=run,
+                    )
+                    answer = handle.last
+                    if run is None or answer is None or not answer.is_terminal or answer.succeeded:
+                        break
+                    # made earlier in this run under this key, and ended: a definite failure is
+                    # the result of that attempt; the job is submitted again under its next key
+                    if handle.row is not None:
+                        self.history.deliver(handle.row, "submitter")
+                    self.notices.info(
+                        f"an earlier attempt of this run ({run.described}) submitted this "
+                        f"request and task {handle.task_id} ended {answer.status}: submitting "
+                        "it again"
+                    )
+                else:
+                    attempts_spent = True
+            except AmbiguousSubmitError:  # it may exist: it stays charged
+                raise
+            except SirayError:  # certainly refused (a 4xx, a connection never made)
+                if charge is not None:
+                    charge.refund()
+                raise
+            else:
+                if attempts_spent:
+                    raise SirayError(
+                        f"this request ended failed {RUN_ATTEMPTS} times in this run "
+                        f"({run.described if run else 'no run'}); not submitted again",
+                        hint="--new submits it under a key of its own",
+                    )
+            priced = charge is not None and charge.price is not None and charge.unit is not None
+            if priced and handle.row is not None:
+                assert charge is not None and charge.price is not None and charge.unit is not None
+                self.history.set_price(handle.row, float(charge.price), charge.unit)
             handle.asked = destination
             if settles:  # never before the id is recorded: a crash in between keeps the attempt
                 self.history.settle(
@@ -334,6 +400,7 @@ class Ledger:
         batch_line: int | None,
         batch_name: str | None,
         destination: str | None,
+        run: RunIdentity | None = None,
     ) -> TaskHandle:
         from siray_cli.services.handle import TaskHandle
 
@@ -342,23 +409,18 @@ class Ledger:
             idempotency_key = str(uuid.uuid4())  # journalled with the intent, before sending
         if not provider.capabilities.supports_idempotency:
             idempotency_key = None
-        model = str(body.get("model", ""))
         handle: TaskHandle | None = None
         sent_at = time.time()
         try:
             with signals.deferred_interrupts(self.notices.always):
-                row = history.record_submit(
-                    task_id=None,
-                    kind=kind.value,
-                    model=model,
-                    request=body,
-                    base_url=provider.base_url,
-                    profile=self.profile,
-                    provider=provider.name,
+                row = self._journal(
+                    provider,
+                    kind,
+                    body,
+                    None,
                     idempotency_key=idempotency_key,
                     job_key=job_key,
-                    batch_line=batch_line,
-                    batch_name=batch_name,
+                    batch=(batch_line, batch_name),
                     destination=destination,
                 )
                 try:
@@ -375,6 +437,11 @@ class Ledger:
                         exc.hint = (
                             f"{exc.hint}; the attempt is in `siray history --status UNCERTAIN`"
                         )
+                    raise
+                except IdempotencyConflictError as exc:  # nothing made now
+                    history.forget(row)
+                    if run is not None:
+                        raise self._made_earlier_in_run(exc, run, batch_line) from None
                     raise
                 except SirayError:  # refused (a 4xx, a connection never made): nothing made
                     history.forget(row)
@@ -397,6 +464,8 @@ class Ledger:
                     request=body,
                     created_at=sent_at,
                 )
+                if task.answer is not None and task.answer.is_terminal:
+                    handle.seen(task.answer)  # made earlier under the same key, and ended
                 if announce:
                     self.notices.always(f"task {task.task_id} submitted ({task.model})")
         except KeyboardInterrupt:
@@ -409,6 +478,88 @@ class Ledger:
                 task_id=handle.task_id,
             ) from None
         return handle
+
+    def _made_earlier_in_run(
+        self, exc: IdempotencyConflictError, run: RunIdentity, batch_line: int | None
+    ) -> IdempotencyConflictError:
+        """A 422 for the run's key of this job: an earlier attempt of the run submitted it with
+        other parameters (a local file uploaded again has a new URL). Never sent again under
+        another key: its task exists, and is taken up from that attempt's results."""
+        message = (
+            f"submitted by an earlier attempt of this run ({run.described}) with other "
+            "parameters (a local file uploaded again has a new URL, say), so it was not "
+            "submitted again"
+        )
+        if batch_line is not None:  # a line's result carries its message, not a hint
+            message += (
+                "; take its task up with --resume-from RESULTS, the `run --batch --json` "
+                "output of that attempt (no line is paid twice)"
+            )
+            hint = "rerun the batch with --resume-from the earlier attempt's results"
+        else:
+            hint = (
+                "its task id is in that attempt's log: follow it with `siray status ID --wait`; "
+                "--new submits (and pays for) another"
+            )
+        return IdempotencyConflictError(message, hint=hint, status_code=exc.status_code)
+
+    def adopt(
+        self,
+        provider: Provider,
+        key: str,
+        kind: TaskKind,
+        body: dict[str, Any],
+        task: Task,
+        *,
+        batch_line: int | None = None,
+        batch_name: str | None = None,
+        destination: Path | None = None,
+    ) -> None:
+        """A task that an earlier attempt of this job submitted on another machine (its results
+        file: `run --batch --resume-from`), recorded here as the job's, in the state its server
+        gives now: from then on the verdicts on the job follow it as if this history had
+        submitted it (rejoined, fetched, or, ended failed, submitted again)."""
+        where = str(destination.resolve()) if destination is not None else None
+        with self.job_lock(provider, key):
+            row = self._journal(
+                provider,
+                kind,
+                body,
+                task.task_id,
+                job_key=key,
+                batch=(batch_line, batch_name),
+                destination=where,
+            )
+            if row is not None:
+                self.history.update(row, task)
+
+    def _journal(
+        self,
+        provider: Provider,
+        kind: TaskKind,
+        body: dict[str, Any],
+        task_id: str | None,
+        *,
+        job_key: str,
+        batch: tuple[int | None, str | None],
+        destination: str | None,
+        idempotency_key: str | None = None,
+    ) -> int | None:
+        """A submit's row in the history: an intent (no task id yet) or a task made."""
+        return self.history.record_submit(
+            task_id=task_id,
+            kind=kind.value,
+            model=str(body.get("model", "")),
+            request=body,
+            base_url=provider.base_url,
+            profile=self.profile,
+            provider=provider.name,
+            idempotency_key=idempotency_key,
+            job_key=job_key,
+            batch_line=batch[0],
+            batch_name=batch[1],
+            destination=destination,
+        )
 
     # -- what a handle records
 

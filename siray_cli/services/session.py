@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from siray_cli.providers.base import Provider
     from siray_cli.services.handle import TaskHandle
     from siray_cli.services.ledger import Ledger
+    from siray_cli.services.run_identity import RunIdentity
     from siray_cli.storage.history import History
     from siray_cli.storage.records import Record
 
@@ -51,6 +52,7 @@ class Session:
     _history: History | None = None
     _settings: Settings | None = None
     _ledger: Ledger | None = None
+    run_id: str | None = None  # --run-id: the run the idempotency keys derive from (see run)
 
     @property
     def settings(self) -> Settings:
@@ -77,9 +79,21 @@ class Session:
             from siray_cli.services.ledger import Ledger
 
             self._ledger = Ledger(
-                self.history, self.notices, self.settings.profile_name, self.command_prefix()
+                self.history,
+                self.notices,
+                self.settings.profile_name,
+                self.command_prefix(),
+                run=self.run,
             )
         return self._ledger
+
+    @property
+    def run(self) -> RunIdentity | None:
+        """The CI run this invocation is part of (--run-id, SIRAY_RUN_ID, or a GitHub Actions or
+        GitLab CI job), or None."""
+        from siray_cli.services.run_identity import run_identity
+
+        return run_identity(self.environment.variables, self.run_id)
 
     def command_prefix(self) -> str:
         """How a hint spells siray so that the command it gives reaches the same provider, host

@@ -259,11 +259,26 @@ class History:
             (time.time(), by, row),
         )
 
+    def set_price(self, row: int, amount: float, unit: str) -> None:
+        self._execute(
+            "UPDATE tasks SET price = ?, price_unit = ? WHERE id = ?", (amount, unit, row)
+        )
+
+    def costs(self, since: float | None = None) -> list[tuple[str, str, str, int, float]]:
+        """Spending by provider, model and unit (tasks priced when sent), since `since`."""
+        rows, _ = self._execute(
+            "SELECT provider, model, price_unit, COUNT(*), SUM(price) FROM tasks"
+            " WHERE price IS NOT NULL AND task_id IS NOT NULL AND submitted_at >= ?"
+            " GROUP BY provider, model, price_unit ORDER BY provider, model, price_unit",
+            (since or 0.0,),
+        )
+        return [(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in rows]
+
     def set_files(
         self, row: int, files: list[str], digests: Sequence[tuple[str, str | None]] = ()
     ) -> None:
         """The files just saved of the task's outputs, each with its SHA-256s when given (as
-        saved, and without the record it carries: see migrations.m006), in the `files` table
+        saved, and without the record it carries: see migrations.m007), in the `files` table
         that `by_digest` looks a file up in."""
         now = time.time()
         with self._lock:

@@ -134,7 +134,17 @@ def m005_tasks_by_host_and_destination() -> str:
 
 
 @migration
-def m006_files() -> str:
+def m006_price() -> str:
+    """What a task cost where siray asked before sending it (a spending cap priced it): the
+    amount and its unit (usd, credits, or the profile's table's "price")."""
+    return """
+    ALTER TABLE tasks ADD COLUMN price REAL;
+    ALTER TABLE tasks ADD COLUMN price_unit TEXT;
+    """
+
+
+@migration
+def m007_files() -> str:
     """Every file saved of a task's outputs, by its SHA-256 (of the file as saved, with the record
     a PNG carries) and, for a file that carries one, `bare_sha256` (of the file without it: the
     bytes the server sent, what a tool that strips metadata leaves): `siray info` finds what made

@@ -69,6 +69,8 @@ class Record:
     destination: str | None = None  # the directory its files were asked into; None: printed
     row: int = 0  # the row's own id
     delivered_by: str | None = None  # "submitter" or "later" (see migrations.m005)
+    price: float | None = None  # what it cost, where a spending cap priced it (m006)
+    price_unit: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +88,9 @@ class Record:
             "profile": self.profile,
             "provider": self.provider,
             "request": self.request,
+            "price": None
+            if self.price is None
+            else {"amount": self.price, "unit": self.price_unit},
         }
 
 
@@ -114,4 +119,6 @@ def record_from_row(row: sqlite3.Row) -> Record:
         destination=row["destination"],
         row=row["id"],
         delivered_by=row["delivered_by"],
+        price=row["price"],
+        price_unit=row["price_unit"],
     )

@@ -79,6 +79,18 @@ def _message(response: httpx.Response) -> str:
     return words or "error"
 
 
+def _names_a_field(response: httpx.Response) -> bool:
+    """Whether a 422 is a body validation (a FastAPI detail list naming fields), as opposed to
+    an Idempotency-Key reused with other parameters (the contract gives both the same status)."""
+    try:
+        detail = json.loads(response.content).get("detail")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(detail, list) and any(
+        isinstance(item, dict) and item.get("loc") for item in detail
+    )
+
+
 def raise_for_status(response: httpx.Response, *, task_id: str | None = None) -> None:
     status = response.status_code
     if status < 400:
@@ -233,13 +245,24 @@ class HiggsfieldProvider(Provider):
             )
         if response.status_code in (404, 405):
             self._placed(response)
+        if response.status_code == 422 and idempotency_key and not _names_a_field(response):
+            raise errors.IdempotencyConflictError(
+                f"the Idempotency-Key was used before for a request with other parameters: "
+                f"{_message(response)} (HTTP 422)",
+                status_code=422,
+            )
         raise_for_status(response)
         try:
-            submitted = parse_submit(json_body(response), self.base_url)
+            payload = json_body(response)
+            submitted = parse_submit(payload, self.base_url)
         except errors.ProtocolError as exc:
             raise self._uncertain(exc.message) from exc
         self._kinds[submitted.request_id] = kind
-        return SubmittedTask(submitted.request_id, kind, application)
+        try:  # a request made earlier under the key is answered as it is now
+            answer: Task | None = parse_status(payload, kind, submitted.request_id)
+        except errors.ProtocolError:
+            answer = None
+        return SubmittedTask(submitted.request_id, kind, application, answer=answer)
 
     def _uncertain(self, what: str) -> errors.AmbiguousSubmitError:
         return errors.AmbiguousSubmitError(

@@ -32,7 +32,9 @@ from siray_cli.services.outputs import today
 
 if TYPE_CHECKING:
     from siray_cli.names import NameTemplate
+    from siray_cli.services.batch.earlier import Earlier, EarlierResults
     from siray_cli.services.batch.jobs import PreparedJob
+    from siray_cli.services.budget import Budget
     from siray_cli.services.dry_run import DryRun
     from siray_cli.services.requests import LocalFiles
     from siray_cli.services.session import Providers, Session
@@ -69,6 +71,11 @@ class BatchOptions:
     resubmit_uncertain: bool = False
     shard: tuple[int, int] | None = None  # (I, N): only the lines of shard I of N
     name_template: NameTemplate | None = None  # how saved files are named (else by the line)
+    budget: Budget | None = None  # --max-cost / --max-tasks: what this run may submit
+    # an earlier attempt's `--json` results (earlier.py), and whether a task they name that the
+    # server does not know is submitted anew
+    resume_from: tuple[str, ...] = ()
+    resubmit_missing: bool = False
 
     def rerun_command(self, prefix: str) -> str:
         """The command that takes this batch up again without paying twice: --resume (lines
@@ -88,6 +95,10 @@ class BatchOptions:
             words += ["--shard", f"{self.shard[0]}/{self.shard[1]}"]
         if self.name_template is not None:
             words += ["--name-template", quote(self.name_template.text)]
+        if self.budget is not None and self.budget.cap is not None:
+            words += ["--max-cost", quote(f"{self.budget.cap.amount}{self.budget.cap.unit}")]
+        if self.budget is not None and self.budget.max_tasks is not None:
+            words += ["--max-tasks", str(self.budget.max_tasks)]
         return " ".join([*words, "--resume"])
 
     def resume_hint(self, prefix: str, tasks: str = "these tasks") -> str:
@@ -152,17 +163,27 @@ def run_batch(
     display: Callable[[int], AbstractContextManager[BatchWatcher]],
     transfers: Transfers,
     on_result: Callable[[JobResult], None],
+    on_started: Callable[[dict[str, Any]], None] | None = None,
 ) -> BatchOutcome:
     """Check every line, upload the local files they name, then run them all. A Ctrl-C stops
     submitting, lets the submits under way finish, and raises Interrupted naming the ids left
-    running and the command that takes the batch up again."""
+    running and the command that takes the batch up again. `on_started` is told each line's
+    task as soon as it is known (a `submitted` record: what --resume-from ties to the line)."""
+    earlier = _earlier(session, options)
     text, where = read_source(options.source, session.environment.stdin)
     planned: list[PlannedLine] = []  # filled once the lines are checked
     started = time.time()
     try:
         with batch_lock(text, where, options.shard):
             return _run_locked(
-                session, providers, options, text, where, display, transfers, on_result, planned
+                session,
+                providers,
+                options,
+                (text, where, earlier),
+                display,
+                transfers,
+                (on_result, on_started),
+                planned,
             )
     except KeyboardInterrupt:  # before any task was submitted (checks, uploads)
         stopped = _interrupted(session, options, [], 0)
@@ -172,24 +193,53 @@ def run_batch(
         raise stopped from None
 
 
+def _earlier(session: Session, options: BatchOptions) -> EarlierResults | None:
+    """The earlier attempt's results (--resume-from), read before anything else is done."""
+    if not options.resume_from:
+        return None
+    from siray_cli.errors import UsageError
+    from siray_cli.services.batch.earlier import read_results
+
+    results = read_results(list(options.resume_from))
+    if not session.history.enabled:
+        raise UsageError(
+            "--resume-from takes the earlier tasks up through the task history, which is off "
+            "(or unavailable); nothing was submitted",
+            hint="run it with the history on (without --no-history or SIRAY_HISTORY=off)",
+        )
+    return results
+
+
 def _run_locked(
     session: Session,
     providers: Providers,
     options: BatchOptions,
-    text: str,
-    where: str,
+    source: tuple[str, str, EarlierResults | None],
     display: Callable[[int], AbstractContextManager[BatchWatcher]],
     transfers: Transfers,
-    on_result: Callable[[JobResult], None],
+    callbacks: tuple[Callable[[JobResult], None], Callable[[dict[str, Any]], None] | None],
     planned: list[PlannedLine],
 ) -> BatchOutcome:
+    from siray_cli.services.batch.earlier import take_up
     from siray_cli.services.batch.plan import refuse_existing_files, upload_files
     from siray_cli.services.batch.runner import BatchRunner
+    from siray_cli.services.ledger import PriorAttempt
     from siray_cli.services.outputs import Downloads
 
+    text, where, results = source
+    on_result, on_started = callbacks
     date = today()  # a name template's {date}, the same for the checks and every file
-    jobs, files = _prepare(session, providers, options, text, where, date)
+    jobs, files, earlier = _prepare(session, providers, options, text, where, date, results)
     planned[:] = [PlannedLine(job.line, job.name, str(job.body.get("model", ""))) for job in jobs]
+    held = take_up(
+        session,
+        providers,
+        jobs,
+        earlier,
+        directory=options.directory,
+        resubmit_missing=options.resubmit_missing,
+        resubmit_uncertain=options.resubmit_uncertain,
+    )
     line_options = LineOptions(
         directory=options.directory,
         force=options.force,
@@ -197,11 +247,19 @@ def _run_locked(
         poll_interval=options.poll_interval,
         resume=options.resume,
         resubmit_uncertain=options.resubmit_uncertain,
+        budget=options.budget,
     )
+    if options.budget is not None:  # a cap it cannot price is refused before anything is paid
+        for job in jobs:
+            options.budget.check(providers.named(job.provider), str(job.body.get("model")))
     downloads_named = Downloads(session, options.name_template, date)
     with display(len(jobs)) as watcher, downloads_named as downloads:
-        flow = LineFlow(session, providers, line_options, watcher, on_result, downloads)
-        found = {job.line: flow.prior(job) for job in jobs}
+        flow = LineFlow(session, providers, line_options, watcher, on_result, downloads, on_started)
+        flow.held = held
+        found = {
+            job.line: PriorAttempt("report") if job.line in held else flow.prior(job)
+            for job in jobs
+        }
         if options.directory is not None and not options.force and not options.resume:
             # (a line whose earlier task is rejoined writes that task's files, whatever is there)
             fresh = [job for job in jobs if found[job.line].verdict not in ("done", "running")]
@@ -241,7 +299,7 @@ def _run_locked(
         for job in jobs:  # a job that ended without a result is a failure, never a silent 0
             if job.line not in ended:
                 error = {"type": "internal_error", "message": "the job did not run to its end"}
-                lost = JobResult(job.line, job.name, None, "ERROR", error=error)
+                lost = JobResult(job.line, job.name, None, "ERROR", error=error, key=job.key)
                 runner.results.append(lost)
                 flow.finished(lost)
     return BatchOutcome(runner.results, len(jobs), time.monotonic() - started, planned, wall)
@@ -254,9 +312,12 @@ def _prepare(
     text: str,
     where: str,
     date: str,
-) -> tuple[list[PreparedJob], LocalFiles]:
-    """Every line read, built and checked (all problems at once), its local files named, and
-    (with -o and a name template) no two lines' files named alike."""
+    results: EarlierResults | None = None,
+) -> tuple[list[PreparedJob], LocalFiles, dict[int, Earlier]]:
+    """Every line read, built and checked (all problems at once), its local files named, (with
+    -o and a name template) no two lines' files named alike, and the earlier attempt's record
+    of each (--resume-from), matched to its line."""
+    from siray_cli.services.batch.earlier import match
     from siray_cli.services.batch.plan import builder, refuse_template_clashes
     from siray_cli.services.requests import LocalFiles
 
@@ -269,12 +330,19 @@ def _prepare(
     )
     if template is not None and options.directory is not None:
         refuse_template_clashes(jobs, template, date)
+    earlier: dict[int, Earlier] = {}
+    if results is not None:
+        earlier, how = match(results, jobs, where)
+        session.notices.info(
+            f"--resume-from: {len(earlier)} line{'s' if len(earlier) != 1 else ''} of "
+            f"{', '.join(results.files)} matched {how}"
+        )
     if options.shard is not None:
         index, count = options.shard
         mine = [job for job in jobs if in_shard(job.key, index, count)]
         session.notices.info(f"shard {index}/{count}: {len(mine)} of the {len(jobs)} lines")
         jobs = mine
-    return jobs, files
+    return jobs, files, earlier
 
 
 def dry_run_batch(session: Session, providers: Providers, options: BatchOptions) -> list[DryRun]:
@@ -282,14 +350,19 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
     schemas and files, the files they would write, each line's verdict from the history (read
     only); nothing uploaded, submitted, recorded or locked."""
     from siray_cli.errors import AmbiguousSubmitError
+    from siray_cli.services.batch.earlier import read_results
     from siray_cli.services.batch.plan import refuse_existing_files
     from siray_cli.services.dry_run import DryRun, described
 
+    results = read_results(list(options.resume_from)) if options.resume_from else None
     text, where = read_source(options.source, session.environment.stdin)
     date = today()
-    jobs, files = _prepare(session, providers, options, text, where, date)
+    jobs, files, earlier = _prepare(session, providers, options, text, where, date, results)
     plans: dict[int, Plan | AmbiguousSubmitError] = {}
     for job in jobs:
+        record = earlier.get(job.line)
+        if record is not None and record.task_id and record.outcome in ("done", "look"):
+            continue  # followed (looked at on the server), never paid: shown below
         try:
             plans[job.line] = session.ledger.decide(
                 providers.named(job.provider),
@@ -306,18 +379,20 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
         fresh = [
             job
             for job in jobs
-            if not isinstance(plan := plans[job.line], Plan) or plan.verdict in FRESH
+            if job.line in plans
+            and (not isinstance(plan := plans[job.line], Plan) or plan.verdict in FRESH)
         ]
         refuse_existing_files(fresh, options.directory, options.name_template, date)
     shown = []
     for job in jobs:
         provider = providers.named(job.provider)
-        plan = plans[job.line]
-        if isinstance(plan, Plan):
+        if job.line not in plans:  # the earlier attempt's task (--resume-from)
+            one = DryRun(provider.name, "follow", task_id=earlier[job.line].task_id)
+        elif isinstance(plan := plans[job.line], Plan):
             one = described(session, provider, job.kind, plan, files, done="skip")
         else:
             one = DryRun(provider.name, "report", error=plan.message)
-        one.line, one.name = job.line, job.name
+        one.line, one.name, one.model = job.line, job.name, str(job.body.get("model"))
         shown.append(one)
     return shown
 

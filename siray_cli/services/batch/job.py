@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli.domain import Task
-from siray_cli.errors import ProtocolError, SirayError
+from siray_cli.errors import OverBudgetError, ProtocolError, SirayError
 from siray_cli.services.batch.jobs import PreparedJob, label
+from siray_cli.services.budget import Budget, Charge
 from siray_cli.services.handle import TaskHandle, wait
 from siray_cli.services.ledger import PriorAttempt, uncertain_message
 from siray_cli.services.values import UPLOAD_PLACEHOLDER
@@ -48,6 +49,7 @@ class JobResult:
     # the task's queued and run time where the server told it, else the line's own wall time
     # (reports: JUnit's time; not a field of the JSON record)
     seconds: float | None = None
+    key: str | None = None  # the job's key (jobs.PreparedJob.key): --resume-from matches by it
 
     @property
     def ok(self) -> bool:
@@ -66,13 +68,15 @@ class JobResult:
             "files": self.files,
             "error": self.error,
             "resumed": self.resumed,
+            "key": self.key,
         }
 
 
 def failed_result(job: PreparedJob, task_id: str | None, exc: Exception) -> JobResult:
     if isinstance(exc, SirayError):
         error = {"type": exc.error_type, "message": exc.message, "status_code": exc.status_code}
-        return JobResult(job.line, job.name, task_id or exc.task_id, "ERROR", error=error)
+        status = "NOT_SENT" if isinstance(exc, OverBudgetError) else "ERROR"
+        return JobResult(job.line, job.name, task_id or exc.task_id, status, error=error)
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         message = f"{exc.strerror or type(exc).__name__}{where}"
@@ -112,6 +116,7 @@ class LineOptions:
     poll_interval: float | None
     resume: bool
     resubmit_uncertain: bool
+    budget: Budget | None = None  # --max-cost / --max-tasks, shared by every line
 
 
 class LineFlow:
@@ -127,12 +132,16 @@ class LineFlow:
         display: BatchWatcher,
         on_result: Callable[[JobResult], None],
         downloads: Downloads,
+        on_started: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         from siray_cli.services.polling import Peers, RateLimiter, default_schedule
 
         self.session, self.providers, self.options = session, providers, options
         self.ledger = session.ledger
         self.display, self.on_result, self.downloads = display, on_result, downloads
+        self.on_started = on_started
+        # lines not to be submitted, with why, decided before the batch began (--resume-from)
+        self.held: dict[int, JobResult] = {}
         self.schedule = default_schedule(options.poll_interval)
         self.limiter = RateLimiter(STATUS_RATE)
         # with the adaptive schedule, the tasks submitted here on one model (by provider and
@@ -158,6 +167,17 @@ class LineFlow:
         with self._write:
             self._running.add(job.line)
             self._handles[job.line] = handle
+            if self.on_started is not None:  # tied to its line now: a SIGKILL cannot lose it
+                self.on_started(
+                    {
+                        "type": "submitted",
+                        "line": job.line,
+                        "name": job.name,
+                        "key": job.key,
+                        "task_id": handle.task_id,
+                        "resumed": "rejoined" if handle.rejoined else None,
+                    }
+                )
         self.display.started(
             label(job.line, job.name), handle.task_id, handle.submitted_at, handle.rejoined
         )
@@ -168,6 +188,8 @@ class LineFlow:
         this run puts them, else downloaded again from that task, never paid again), or a
         submit whose answer never came (sent again with its idempotency key where the provider
         takes one, else reported, not resubmitted, unless --resubmit-uncertain)."""
+        if job.line in self.held:
+            return None, self.held[job.line]
         provider = self.providers.named(job.provider)
         # under the job's lock: a submit of it under way in another siray is waited for, so
         # its journalled intent is not taken for one whose answer never came
@@ -209,6 +231,7 @@ class LineFlow:
         provider = self.providers.named(job.provider)
         if UPLOAD_PLACEHOLDER in json.dumps(job.body):  # never sent: a file was not uploaded
             raise AssertionError(f"line {job.line}: a local file of it was not uploaded")
+        budget = self.options.budget
         handle = self.ledger.submit(
             provider,
             job.kind,
@@ -220,6 +243,9 @@ class LineFlow:
             handed_over_too=self.options.resume,  # the attempts this run's look saw
             batch_line=job.line,
             batch_name=job.name,
+            charge=Charge(budget, provider, str(job.body.get("model")), job.body)
+            if budget is not None and budget.active
+            else None,
         )
         handle.resuming = self.options.resume
         with self._write:

@@ -99,6 +99,7 @@ class BatchRunner:
             result = self._run(job)
             if result is None:
                 return
+            result.key = job.key
             with self.lock:
                 self.results.append(result)
             with self._ended:
