@@ -84,6 +84,16 @@ COMMANDS: dict[str, Entry] = {
         "gallery",
         "Write an HTML page of tasks: outputs, prompts, inputs, states.",
     ),
+    "info": Entry(
+        "siray_cli.commands.info",
+        "info",
+        "Show what made a file: task, provider, model, prompt, inputs.",
+    ),
+    "rerun": Entry(
+        "siray_cli.commands.rerun",
+        "rerun",
+        "Submit the request that made a file or task again, as a new task.",
+    ),
     "help": Entry(
         "siray_cli.commands.help_topics",
         "help_topic",

@@ -93,6 +93,18 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("Open the latest task's outputs:", "siray open"),
         ("Open two tasks' outputs:", "siray open image_a1 image_b2"),
     ],
+    "siray info": [
+        ("What made a file:", "siray info out/image_a8813a4b4c9_1.png"),
+        ("The prompts of a directory's images:", "siray info out/*.png --json | jq -r .prompt"),
+    ],
+    "siray rerun": [
+        ("The same image again, with another seed:", "siray rerun out/fox.png -i seed=7 -o out/"),
+        (
+            "A task's request on another model:",
+            "siray rerun image_a8813a4b4c9 --model google/gemini-2.5-flash-image-t2i",
+        ),
+        ("See what would be sent:", "siray rerun out/fox.png --dry-run"),
+    ],
     "siray help": [
         ("The exit codes:", "siray help exit-codes"),
         ("A subcommand's help:", "siray help models show"),

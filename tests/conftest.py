@@ -23,6 +23,8 @@ Where a new test goes. A test of what one command does goes in that command's mo
     test_upload.py         siray upload, and local files as inputs (the S3 store)
     test_models.py         siray models, the catalogue cache, schema-driven inputs
     test_history.py        siray history, and the history database under every command
+    test_provenance.py     siray info and siray rerun: the record a saved PNG carries, files
+                           known to the history by SHA-256, a request sent again as a new task
     test_gallery.py        siray gallery and run --batch --gallery: the page as written, and
                            in a real browser (headless chromium, from file://)
     test_preview.py        run's inline previews (Kitty protocol, Sixel) on a pseudo-terminal,

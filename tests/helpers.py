@@ -10,9 +10,11 @@ import os
 import pty
 import select
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,6 +156,43 @@ def write_jobs(path: Path, *jobs: dict) -> Path:
     """A `run --batch` file: one JSON job a line."""
     path.write_text("".join(json.dumps(job) + "\n" for job in jobs))
     return path
+
+
+# -- files siray saved ----------------------------------------------------------------------------
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG's chunks as (type, data), from IHDR to IEND, every CRC checked."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    chunks, at = [], 8
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF, f"bad CRC in {kind!r}"
+        chunks.append((kind, body))
+        at += 12 + length
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    return chunks
+
+
+def png_as_sent(data: bytes) -> bytes:
+    """A PNG siray saved, with the record it added (its `siray` iTXt chunk) cut out: the bytes
+    the server sent."""
+    at = 8
+    kept = [data[:8]]
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        whole = data[at : at + 12 + length]
+        if not (whole[4:8] == b"iTXt" and whole[8:14] == b"siray\0"):
+            kept.append(whole)
+        at += 12 + length
+    return b"".join(kept)
+
+
+def png_pixels(data: bytes) -> bytes:
+    """A PNG's image data, decompressed (its filtered scanlines): the pixels as drawn."""
+    return zlib.decompress(b"".join(body for kind, body in png_chunks(data) if kind == b"IDAT"))
 
 
 # -- what the emulator saw -----------------------------------------------------------------------

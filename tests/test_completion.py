@@ -774,12 +774,12 @@ def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
 def test_descriptions_take_the_width_the_shell_gives(in_shell):
     whole = "Submit a task, wait for it, and print or download its outputs."
     for shell in ("zsh", "fish"):
-        wide = complete(shell, "siray r", cword=1, environment={"COLUMNS": "200"})
+        wide = complete(shell, "siray ru", cword=1, environment={"COLUMNS": "200"})
         assert wide == [f"run{':' if shell == 'zsh' else chr(9)}{whole}"]
-        narrow = complete(shell, "siray r", cword=1, environment={"COLUMNS": "40"})
+        narrow = complete(shell, "siray ru", cword=1, environment={"COLUMNS": "40"})
         text = narrow[0][4:]
         assert text.endswith("…") and whole.startswith(text[:-1]) and len(text) <= 40 - 3 - 8
     # a real fish, on a wide terminal: the whole summary (not Click's first 45 characters)
     env: dict[str, str] = {**in_shell["env"], "COLUMNS": "200"}  # type: ignore[dict-item]
-    fish = fish_complete(["siray r"], env=env, cwd=in_shell["cwd"])  # type: ignore[arg-type]
+    fish = fish_complete(["siray ru"], env=env, cwd=in_shell["cwd"])  # type: ignore[arg-type]
     assert fish[0] == [f"run\t{whole}"]

@@ -53,6 +53,33 @@ def test_a_video_from_a_local_image_is_uploaded_then_generated(siray, emu, tmp_p
     assert "model" not in task.body  # a flat body: the application is the path
 
 
+def test_info_and_rerun_of_files_made_on_higgsfield(siray, emu, tmp_path):
+    """A PNG carries its record, a video is known by its hash; a rerun of a video made from a
+    local image sends the URL the image was uploaded to then (the file is not needed again)."""
+    image = siray("run", IMAGE, "a recorded heron", "-o", "out", env=HF)
+    assert image.exit_code == 0, image
+    found = siray("info", image.stdout.strip(), "--json", env=HF).json()
+    assert (found["source"], found["provider"]) == ("embedded", "higgsfield")
+    assert (found["model"], found["prompt"]) == (IMAGE, "a recorded heron")
+    (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"frame" * 100)
+    made = siray("run", VIDEO, "rerun waves", "--image", "in.png", "-o", "v", "--json", env=HF)
+    assert made.exit_code == 0, made
+    (path,) = made.json()["files"]
+    found = siray("info", path, "--json", env=HF).json()
+    assert found["source"] == "history" and found["task_id"] == made.json()["task_id"]
+    (tmp_path / "in.png").unlink()
+    again = siray("rerun", path, "--json", env=HF)
+    assert again.exit_code == 0, again
+    bodies = [emu.state.tasks[d.json()["task_id"]].body for d in (made, again)]
+    assert bodies[0] == bodies[1] and bodies[1]["image_url"].startswith("http")
+    assert created(emu, "rerun waves") == 2
+    refused = siray("rerun", path)  # on the provider in effect, Siray: said, nothing sent
+    assert refused.exit_code == 2 and "--provider higgsfield" in refused.stderr
+    capped = siray("rerun", path, "--max-cost", "0.000001", env=HF)  # a spending cap holds
+    assert capped.exit_code != 0 and "not submitted" in capped.stderr, capped
+    assert created(emu, "rerun waves") == 2
+
+
 def test_status_cancel_and_the_six_states(siray, emu):
     held = siray("generate", IMAGE, "[hold] to cancel", env=HF).stdout.strip()
     cancelled = siray("cancel", held, env=HF)

@@ -3,6 +3,7 @@ and a broken database never stops a generation."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -394,3 +395,30 @@ def test_status_filters_take_any_case_and_plain_words_and_refuse_others(siray, e
     assert wrong.exit_code == 2, wrong
     assert "is not a state siray knows (did you mean failed?)" in wrong.stderr
     assert "one of submitted, queued, in_progress, success, failure" in wrong.stderr
+
+
+def test_a_schema_6_history_gains_the_files_table_and_keeps_its_tasks(siray, isolated_environment):
+    """m007_files: a history written before files were known by their hashes keeps its tasks,
+    and from then on records each saved file's SHA-256."""
+    path = database(isolated_environment)
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        for _, script in MIGRATIONS[:6]:
+            db.executescript(script)
+        db.execute(
+            "INSERT INTO tasks (task_id, kind, model, request, submitted_at, base_url, profile,"
+            " status, updated_at, delivered_at) VALUES ('image_old6', 'image', 'm', '{}', 1,"
+            " 'http://x', 'default', 'SUCCESS', 1, 1)"
+        )
+        db.execute("PRAGMA user_version = 6")
+    made = siray("run", MODEL, "after m007", "-o", "out", "--json")
+    assert made.exit_code == 0, made
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        tasks = [r[0] for r in db.execute("SELECT task_id FROM tasks ORDER BY id")]
+        files = db.execute("SELECT path, sha256 FROM files").fetchall()
+    assert tasks == ["image_old6", made.json()["task_id"]]
+    (saved,) = made.json()["files"]
+    assert files == [
+        (str(Path(saved).resolve()), hashlib.sha256(Path(saved).read_bytes()).hexdigest())
+    ]

@@ -157,19 +157,33 @@ def test_models_list_from_a_fresh_cache_builds_no_http_client(siray, emu, provid
     assert not [m for m in modules if m.startswith(("httpx", "httpcore", "siray_cli.transport"))]
 
 
-def test_help_and_status_import_no_gallery(emu, siray):
-    """The gallery (its page, style and script) is built only by `siray gallery` and
-    `run --batch --gallery`: neither the root's help nor a status look imports it."""
-    gallery = ("siray_cli.services.gallery", "siray_cli.commands.gallery")
-    assert not [m for m in imported_after(["--help"]) if m.startswith(gallery)]
-    assert not [m for m in imported_after(["run", "--help"]) if m.startswith(gallery)]
+# modules built only by the commands that need them: never for the root's help or a status look
+ON_DEMAND = {
+    # the gallery (its page, style and script): `siray gallery` and `run --batch --gallery`
+    "gallery": ("siray_cli.services.gallery", "siray_cli.commands.gallery"),
+    # `siray info` and `siray rerun`, and the PNG record (read, or written by a download)
+    "info": (
+        "siray_cli.commands.info",
+        "siray_cli.commands.rerun",
+        "siray_cli.commands._single",
+        "siray_cli.services.provenance",
+        "siray_cli.storage.provenance",
+    ),
+}
+
+
+@pytest.mark.parametrize("command", list(ON_DEMAND))
+def test_help_and_status_import_only_what_they_use(emu, siray, command):
+    modules = ON_DEMAND[command]
+    assert not [m for m in imported_after(["--help"]) if m.startswith(modules)]
+    assert not [m for m in imported_after(["run", "--help"]) if m.startswith(modules)]
     created = siray("generate", "alibaba/z-image-turbo-t2i", "a fox", "-i", "size=1024x768")
     assert created.exit_code == 0, created
-    stdout, modules = run_listing_modules(["status", created.stdout.strip()], subprocess_env(emu))
+    stdout, found = run_listing_modules(["status", created.stdout.strip()], subprocess_env(emu))
     assert created.stdout.strip() in stdout
-    assert not [m for m in modules if m.startswith(gallery)]
-    # the check can fail: `siray gallery --help` does import its command
-    assert "siray_cli.commands.gallery" in imported_after(["gallery", "--help"])
+    assert not [m for m in found if m.startswith(modules)]
+    # the check can fail: `siray COMMAND --help` does import its command
+    assert f"siray_cli.commands.{command}" in imported_after([command, "--help"])
 
 
 def test_help_and_status_import_no_preview(emu, siray, tmp_path):

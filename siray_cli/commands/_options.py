@@ -178,6 +178,11 @@ NewOpt = Annotated[
         "its end (by default siray follows that task instead of paying again).",
     ),
 ]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
+CancelOnInterruptOpt = Annotated[
+    bool,
+    typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
+]
 RunIdOpt = Annotated[
     str | None,
     typer.Option(

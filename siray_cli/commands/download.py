@@ -1,12 +1,12 @@
 """`siray download`: the outputs of finished tasks, fetched later."""
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import (
+    ForceOpt,
     JsonOpt,
     NameTemplateOpt,
     OpenOpt,
@@ -21,9 +21,7 @@ def download(
     ctx: typer.Context,
     task_ids: TaskIdsArg,
     output_dir: OutputDirOpt = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite files that already exist.")
-    ] = False,
+    force: ForceOpt = False,
     name_template: NameTemplateOpt = None,
     open_saved: OpenOpt = False,
     json_mode: JsonOpt = False,

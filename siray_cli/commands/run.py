@@ -3,15 +3,16 @@ tasks from a file)."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from siray_cli.commands._context import get_context, submit_when_admitted, transfers_for
+from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import (
+    CancelOnInterruptOpt,
     DryRunOpt,
+    ForceOpt,
     ImageOpt,
     InlineOpt,
     InputJsonOpt,
@@ -37,19 +38,14 @@ from siray_cli.errors import (
     BatchInterrupted,
     ExitCode,
     SirayError,
-    TaskCancelledError,
-    TaskFailedError,
     UsageError,
 )
-from siray_cli.settings_keys import MODEL, NAME_TEMPLATE, OUTPUT_DIR, PREVIEW
+from siray_cli.settings_keys import MODEL, NAME_TEMPLATE, PREVIEW
 
 if TYPE_CHECKING:
     from siray_cli.commands._context import AppContext
-    from siray_cli.domain import Task
-    from siray_cli.names import NameTemplate
+    from siray_cli.commands._single import OneRun
     from siray_cli.services.batch import BatchOptions, BatchOutcome, JobResult
-    from siray_cli.services.budget import Budget
-    from siray_cli.services.handle import TaskHandle
     from siray_cli.services.reports import Report
     from siray_cli.services.requests import RequestSpec
 
@@ -139,7 +135,6 @@ ResubmitMissingOpt = Annotated[
         "(404; check first: the results may be of another host, where it was paid).",
     ),
 ]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")]
 GalleryOpt = Annotated[
     bool,
     typer.Option(
@@ -165,10 +160,6 @@ RunOpenOpt = Annotated[
         help="Open the outputs in the system's viewer: the saved files (-o), else the URLs; "
         "only from a terminal, unless SIRAY_OPEN=always.",
     ),
-]
-CancelOnInterruptOpt = Annotated[
-    bool,
-    typer.Option("--cancel-on-interrupt", help="On Ctrl-C, also cancel the task (if not started)."),
 ]
 
 
@@ -216,6 +207,7 @@ def run(
 
     With --batch, many tasks from a file; exits 1 when any of them failed.
     """
+    from siray_cli.commands._single import output_directory
     from siray_cli.services.batch import BatchOptions
     from siray_cli.services.budget import budget_for
     from siray_cli.services.requests import RequestSpec
@@ -252,7 +244,7 @@ def run(
                 source=batch,
                 default_model=session.settings.read(MODEL, model_opt),
                 concurrency=concurrency,
-                directory=_directory(context, output_dir, dry_run),
+                directory=output_directory(context, output_dir, dry_run),
                 force=force,
                 timeout=timeout,
                 poll_interval=poll_interval,
@@ -277,7 +269,7 @@ def run(
     if resume_from or resubmit_missing:
         raise UsageError("--resume-from takes a batch up", hint="use it with --batch FILE")
     timeout, poll_interval = session.wait_options(timeout, poll_interval)
-    directory = _directory(context, output_dir, dry_run)
+    directory = output_directory(context, output_dir, dry_run)
     model, prompt = session.model_and_prompt(model_opt or model, prompt)
     spec = RequestSpec(
         model=model,
@@ -296,7 +288,9 @@ def run(
         from siray_cli.commands._dry_run import dry_run_one
 
         return dry_run_one(context, spec, new)
-    one = _OneRun(
+    from siray_cli.commands._single import OneRun, run_one
+
+    one = OneRun(
         directory, template, force, timeout, poll_interval, cancel_on_interrupt, new, budget
     )
     one.preview = session.settings.read(
@@ -304,27 +298,8 @@ def run(
     )
     one.open = open_outputs
     if not _reporting(context, junit):
-        return _run_one(context, spec, one)
+        return run_one(context, spec, one)
     return _run_one_reported(context, spec, one, junit)
-
-
-@dataclass
-class _OneRun:
-    """What `run` does with its one task, and what became of it (for its report)."""
-
-    directory: Path | None
-    template: "NameTemplate | None"
-    force: bool
-    timeout: float
-    poll_interval: float | None
-    cancel_on_interrupt: bool
-    new: bool
-    budget: "Budget | None" = None
-    preview: str | None = None  # the preview setting: auto, always or never
-    open: bool = False  # --open
-    task_id: str | None = None
-    final: "Task | None" = None
-    files: list[Path] = field(default_factory=list)
 
 
 def _reporting(context: "AppContext", junit: Path | None) -> bool:
@@ -352,11 +327,12 @@ def _publish(
 
 
 def _run_one_reported(
-    context: "AppContext", spec: "RequestSpec", options: _OneRun, junit: Path | None
+    context: "AppContext", spec: "RequestSpec", options: "OneRun", junit: Path | None
 ) -> int:
-    """`_run_one`, then its report, whichever way it ended."""
+    """`run_one`, then its report, whichever way it ended."""
     import time
 
+    from siray_cli.commands._single import run_one
     from siray_cli.services.reports import run_report
 
     started, began = time.time(), time.monotonic()
@@ -378,23 +354,12 @@ def _run_one_reported(
         )
 
     try:
-        code = _run_one(context, spec, options)
+        code = run_one(context, spec, options)
     except SirayError as exc:
         report(exc)
         raise
     report(None)
     return code
-
-
-def _directory(context: "AppContext", output_dir: Path | None, dry_run: bool) -> Path | None:
-    """The output directory (-o, else the setting): made now, before anything is paid for; a
-    --dry-run only checks that it could be."""
-    from siray_cli.storage.downloads import check_output_dir, prepare_output_dir
-
-    target = context.session.settings.read(OUTPUT_DIR, output_dir)
-    if target is None:
-        return None
-    return (check_output_dir if dry_run else prepare_output_dir)(Path(target))
 
 
 @contextmanager
@@ -427,109 +392,6 @@ def _typed_records(context: "AppContext") -> Iterator[None]:
         else:
             exc.records = [{"type": "error", "line": None, "error": output.error_object(exc)}]
         raise
-
-
-def _run_one(context: "AppContext", spec: "RequestSpec", options: _OneRun) -> int:
-    from siray_cli.progress import task_display
-    from siray_cli.services.handle import wait_until_ended
-    from siray_cli.services.outputs import Downloads
-    from siray_cli.services.requests import build_request
-
-    session, output = context.session, context.output
-    directory, timeout = options.directory, options.timeout
-    with session.providers() as providers:
-        provider = providers.current
-        request = build_request(session, provider, spec, transfers_for(output))
-        handle = submit_when_admitted(
-            context,
-            provider,
-            request,
-            patience=timeout or None,
-            budget=options.budget,
-            destination=directory,
-            new=options.new,
-        )
-        options.task_id = handle.task_id
-        try:
-            final = wait_until_ended(
-                [handle],
-                task_display(output, [handle.task_id], _since(handle)),
-                timeout=timeout,
-                poll_interval=options.poll_interval,
-                read_timeout=session.read_timeout,
-                cancel_on_interrupt=options.cancel_on_interrupt,
-                notify=session.notices.always,
-            )[handle.task_id]
-            options.final = final
-        except KeyboardInterrupt:  # before the wait began (the display was being made)
-            from siray_cli import signals
-            from siray_cli.errors import Interrupted
-
-            raise Interrupted(
-                f"{signals.name()} once the task was submitted; {handle.task_id} keeps running",
-                hint=handle.resume_hint(),
-                task_id=handle.task_id,
-            ) from None
-    if not final.succeeded:
-        handle.hand_over(final)  # the failure is the result, told below
-    _raise_unless_succeeded(final)
-    files: list[Path] = []
-    if directory is not None:
-        # a rejoined task's files may be there already (saved by a hint followed, or by the
-        # run stopped before it handed over): kept as they are, never overwritten
-        try:
-            with (
-                Downloads(session, options.template) as downloads,
-                transfers_for(output)() as display,
-            ):
-                files = downloads.save(
-                    handle,
-                    final,
-                    directory,
-                    force=options.force,
-                    keep=handle.rejoined,
-                    display=display,
-                )
-            options.files = files
-        except KeyboardInterrupt:
-            from shlex import quote
-
-            from siray_cli import signals
-            from siray_cli.errors import Interrupted
-
-            raise Interrupted(
-                f"{signals.name()} while downloading; task {handle.task_id} succeeded",
-                hint=f"fetch its outputs with: siray download {handle.task_id} -o "
-                f"{quote(str(directory))} (or run the same command again)",
-                task_id=handle.task_id,
-            ) from None
-    if output.json_mode:
-        output.result({**final.to_json(), "model": handle.model, "files": [str(p) for p in files]})
-    from siray_cli.commands._preview import show_outputs
-
-    show_outputs(context, final, files, options.preview or "never")
-    handle.hand_over(final, directory)
-    if options.open:
-        from siray_cli.commands._launch import open_in_viewer
-
-        open_in_viewer(context, files or final.urls)
-    return ExitCode.OK
-
-
-def _since(handle: "TaskHandle") -> dict[str, float]:
-    """A rejoined task's age counts from its submit, not from this run."""
-    return {handle.task_id: handle.submitted_at} if handle.submitted_at else {}
-
-
-def _raise_unless_succeeded(final: "Task") -> None:
-    if final.succeeded:
-        return
-    if final.cancelled:
-        raise TaskCancelledError(f"task {final.task_id} was cancelled", task_id=final.task_id)
-    reason = final.fail_reason or "no reason given"
-    raise TaskFailedError(
-        f"task {final.task_id} ended {final.status}: {reason}", task_id=final.task_id
-    )
 
 
 def _run_batch(

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from shlex import quote
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from siray_cli import signals
 from siray_cli.domain import Task, TaskKind
@@ -59,6 +59,8 @@ class TaskHandle:
         rejoined: bool = False,
         asked: Path | _FromHistory | None = FROM_HISTORY,
         resuming: bool = False,
+        request: dict[str, Any] | None = None,
+        created_at: float | None = None,
     ) -> None:
         self.task_id = task_id
         self.provider = provider
@@ -73,6 +75,10 @@ class TaskHandle:
         # batch's --resume): its hand-over leaves a rerun of the submitting command free
         self.resuming = resuming
         self.last: Task | None = None
+        # what the task was asked and when (the record its saved files carry): given by the
+        # submit, else from the history; None for a task siray never saw submitted
+        self.request = request if request is not None else (record.request if record else None)
+        self.created_at = created_at or (record.submitted_at if record is not None else None)
 
     def destination(self) -> Path | str | None:
         """Where the result is to be handed over: the directory its files go to, None for
@@ -141,6 +147,7 @@ class TaskHandle:
             namer=namer,
             on_failure=on_failure,
             keep=keep,
+            handle=self,
         )
         self.ledger.saved(self, files)
         return files

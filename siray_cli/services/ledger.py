@@ -420,6 +420,7 @@ class Ledger:
         if not provider.capabilities.supports_idempotency:
             idempotency_key = None
         handle: TaskHandle | None = None
+        sent_at = time.time()
         try:
             with signals.deferred_interrupts(self.notices.always):
                 row = self._journal(
@@ -470,6 +471,8 @@ class Ledger:
                     model=task.model,
                     row=row,
                     asked=Path(destination) if destination is not None else None,
+                    request=body,
+                    created_at=sent_at,
                 )
                 if task.answer is not None and task.answer.is_terminal:
                     handle.seen(task.answer)  # made earlier under the same key, and ended
@@ -581,9 +584,19 @@ class Ledger:
             self.history.update(handle.row, task)
 
     def saved(self, handle: TaskHandle, files: list[Path]) -> None:
-        """The task's outputs were saved there (absolute: the history is read from anywhere)."""
+        """The task's outputs were saved there (absolute: the history is read from anywhere),
+        each with its SHA-256."""
         if handle.row is not None:
-            self.history.set_files(handle.row, [str(path.resolve()) for path in files])
+            from siray_cli.storage.provenance import digests_of
+
+            paths = [path.resolve() for path in files]
+            digests: list[tuple[str, str | None]] = []  # how `siray info` finds them
+            for path in paths:
+                try:
+                    digests.append(digests_of(path))
+                except OSError:  # gone already: the files before it keep theirs
+                    break
+            self.history.set_files(handle.row, [str(path) for path in paths], digests)
 
     def hand_over(self, handle: TaskHandle, task: Task | None, directory: Path | None) -> None:
         """The command told the task's result: its failure, its id or outputs (printed), or its

@@ -89,12 +89,15 @@ def download_all(
     namer: Namer | None = None,
     on_failure: Callable[[str], None] | None = None,
     keep: bool = False,
+    handle: TaskHandle | None = None,
 ) -> list[Path]:
     """Download every output of a task that succeeded, named by `namer` (a name template's),
-    else after the job's `name`, else `<task_id>_<n>.<ext>`. On a failed download `on_failure`
-    is told the outputs' URLs and the files already saved, so nothing the task made is lost."""
+    else after the job's `name`, else `<task_id>_<n>.<ext>`; a PNG carries the record of what
+    made it (from `handle`: services.provenance). On a failed download `on_failure` is told the
+    outputs' URLs and the files already saved, so nothing the task made is lost."""
     from functools import partial
 
+    from siray_cli.services.provenance import embedded_record
     from siray_cli.storage.downloads import download_one
 
     paths: list[Path] = []
@@ -117,6 +120,7 @@ def download_all(
                 on_bytes=row.advance if row is not None else None,
                 max_bytes=max_bytes,
                 stall_window=stall_window,
+                record=embedded_record(handle, task, index) if handle is not None else None,
             )
             if row is not None:
                 row.done(f"saved {path}")

@@ -37,6 +37,9 @@ class RequestSpec:
     validate: bool = True
     inline: bool = False
     webhook: str | None = None
+    base: dict[str, Any] | None = None  # the body to start from, without --input-json (a rerun's)
+    # a rerun on another model: the inputs of `base` that model does not take are left out, said
+    fit_base: bool = False
 
 
 @dataclass
@@ -101,6 +104,7 @@ def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Re
     stdin = inputs.StdinOnce(session.environment.stdin)
     text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
+    base = {**(spec.base or {}), **base}
     items = [inputs.parse_input(item) for item in spec.input_items]
     if spec.webhook is not None and not provider.capabilities.supports_webhook:
         raise UsageError(f"{provider.name} has no webhooks", hint="leave out --webhook")
@@ -108,6 +112,14 @@ def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Re
     if spec.image is not None:
         base[provider.image_field] = files.add("--image", spec.image)
     info = checked_model(session, provider, spec.model) if spec.validate else None
+    if spec.fit_base and spec.base and info is not None:
+        unknown = [key for key in spec.base if key not in info.properties and key in base]
+        for key in unknown:
+            del base[key]
+        if unknown:
+            session.notices.info(
+                f"note: {spec.model} takes no {', '.join(unknown)}: left out of the request"
+            )
     body = build_body(
         spec.model,
         text,

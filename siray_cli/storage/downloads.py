@@ -311,6 +311,37 @@ def _hold(descriptor: int) -> None:
     fcntl.flock(descriptor, fcntl.LOCK_EX)
 
 
+def _with_record(temporary: Path, directory: Path, name: str, record: str) -> Path:
+    """The downloaded file with `record` in it when it is a PNG (storage.provenance: the other
+    chunks copied byte for byte into a second temporary file); the file as downloaded when it
+    is not one, is malformed, or the copy cannot be written: a record never fails a download."""
+    from siray_cli.storage import provenance
+
+    if not provenance.is_png(temporary):
+        return temporary
+    descriptor, made = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".part")
+    stamped = Path(made)
+    done = False
+    try:
+        with os.fdopen(descriptor, "wb") as sink:
+            _hold(sink.fileno())
+            if provenance.embed(temporary, sink, record):
+                sink.flush()
+                os.fsync(sink.fileno())
+                os.fchmod(sink.fileno(), 0o666 & ~_umask())
+                done = True
+    except (OSError, provenance.MalformedPNG):
+        pass
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                stamped.unlink()
+    if not done:
+        return temporary
+    temporary.unlink()
+    return stamped
+
+
 IDENTITY = {"Accept-Encoding": "identity"}  # a file's own bytes, its length what is announced
 
 
@@ -340,6 +371,7 @@ def download_one(
     on_bytes: Callable[[int], None] | None = None,
     max_bytes: int | None = None,
     stall_window: float | None = None,
+    record: str | None = None,
 ) -> Path:
     """Download one output as `<task_id>_<n><ext>`, `<stem><ext>` when the caller names it, or
     `file_name(<ext>)` (a name template's, made safe there; its directory is checked here).
@@ -347,7 +379,10 @@ def download_one(
     The body is capped: at its Content-Length when the server gave one (a server that sends more
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
     With `keep` (a task taken up again, whose files may be there already), an existing file of
-    that name is kept, never overwritten, and stands as the output."""
+    that name is kept, never overwritten, and stands as the output. A PNG gets `record` (what
+    made it) in a chunk of its own once its bytes are checked, just before it is put in place
+    (see _with_record); any other file is kept as it was sent.
+    """
     import httpx
 
     from siray_cli.transport import describe
@@ -396,6 +431,8 @@ def download_one(
                 if problem:
                     last_error = problem
                     continue
+                if record is not None:
+                    temporary = _with_record(temporary, directory, target.name, record)
                 _place(temporary, target, force)
                 temporary = None
                 return target

@@ -207,11 +207,13 @@ class History:
         if row is None:
             return
         with self._lock:
-            self._execute(
+            _, replaced = self._execute(
                 "DELETE FROM tasks WHERE task_id = ? AND id != ? AND (provider, base_url) ="
                 " (SELECT provider, base_url FROM tasks WHERE id = ?)",
                 (task_id, row, row),
             )
+            if replaced:
+                self._drop_orphan_files()
             self._execute(
                 "UPDATE tasks SET task_id = ?, status = 'SUBMITTED', state = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -272,11 +274,47 @@ class History:
         )
         return [(r[0], r[1], r[2], int(r[3]), float(r[4])) for r in rows]
 
-    def set_files(self, row: int, files: list[str]) -> None:
-        self._execute(
-            "UPDATE tasks SET files = ?, updated_at = ? WHERE id = ?",
-            (json.dumps(files), time.time(), row),
+    def set_files(
+        self, row: int, files: list[str], digests: Sequence[tuple[str, str | None]] = ()
+    ) -> None:
+        """The files just saved of the task's outputs, each with its SHA-256s when given (as
+        saved, and without the record it carries: see migrations.m007), in the `files` table
+        that `by_digest` looks a file up in."""
+        now = time.time()
+        with self._lock:
+            self._execute(
+                "UPDATE tasks SET files = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(files), now, row),
+            )
+            for path, (digest, bare) in zip(files, digests, strict=False):
+                self._execute(
+                    "INSERT INTO files (task_row, path, sha256, bare_sha256, saved_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+                    " task_row = excluded.task_row, sha256 = excluded.sha256,"
+                    " bare_sha256 = excluded.bare_sha256, saved_at = excluded.saved_at",
+                    (row, path, digest, bare, now),
+                )
+
+    def by_digest(self, sha256: str) -> list[tuple[Record, str]]:
+        """The tasks that saved a file of these bytes (as saved, or without the record it
+        carries), with the path each saved it at, newest first (one output, a video say, may be
+        byte for byte another's)."""
+        rows, _ = self._execute(
+            "SELECT tasks.*, files.path AS file_path FROM files JOIN tasks"
+            " ON tasks.id = files.task_row WHERE files.sha256 = ? OR files.bare_sha256 = ?"
+            " ORDER BY files.saved_at DESC, files.id DESC",
+            (sha256, sha256),
         )
+        paths: dict[int, str] = {}
+        for row in rows:
+            paths.setdefault(row["id"], row["file_path"])
+        found: dict[int, tuple[Record, str]] = {}
+        for record in self._records(rows):
+            found.setdefault(record.row, (record, paths[record.row]))
+        return list(found.values())
+
+    def _drop_orphan_files(self) -> None:
+        self._execute("DELETE FROM files WHERE task_row NOT IN (SELECT id FROM tasks)")
 
     def query(
         self,
@@ -357,6 +395,8 @@ class History:
             f"({', '.join('?' * len(ENDED))}) OR task_id IS NULL)",
             (time.time() - older_than, *ENDED),
         )
+        if deleted:
+            self._drop_orphan_files()
         return deleted
 
     def forget_tasks(self, task_ids: Sequence[str]) -> int:
@@ -367,6 +407,8 @@ class History:
             f"DELETE FROM tasks WHERE task_id IN ({', '.join('?' * len(task_ids))})",
             tuple(task_ids),
         )
+        if deleted:
+            self._drop_orphan_files()
         return deleted
 
     def settle(self, job_key: str, *, provider: str, base_url: str, profile: str) -> None:

@@ -141,3 +141,27 @@ def m006_price() -> str:
     ALTER TABLE tasks ADD COLUMN price REAL;
     ALTER TABLE tasks ADD COLUMN price_unit TEXT;
     """
+
+
+@migration
+def m007_files() -> str:
+    """Every file saved of a task's outputs, by its SHA-256 (of the file as saved, with the record
+    a PNG carries) and, for a file that carries one, `bare_sha256` (of the file without it: the
+    bytes the server sent, what a tool that strips metadata leaves): `siray info` finds what made
+    a file by its bytes, wherever it was moved or whatever it was renamed to. A task's row owns
+    its files (they go when it is pruned or forgotten); one path holds one file, the last saved
+    there."""
+    return """
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_row INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bare_sha256 TEXT,
+        saved_at REAL NOT NULL
+    );
+    CREATE INDEX files_sha256 ON files (sha256);
+    CREATE INDEX files_bare_sha256 ON files (bare_sha256);
+    CREATE INDEX files_task ON files (task_row);
+    CREATE UNIQUE INDEX files_path ON files (path);
+    """
