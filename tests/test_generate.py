@@ -179,3 +179,18 @@ def test_dry_run_fails_as_the_submit_would_and_sends_nothing(siray, emu, isolate
     assert good.json()["body"] == {"model": MODEL, "prompt": "a cat", "size": "1024x768"}
     assert emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0) == before
     assert not (isolated_environment / "data").exists()  # no history made, let alone a row
+
+
+def test_hints_for_a_missing_model_or_prompt_spell_generate_not_run(siray):
+    no_prompt = siray("generate", MODEL, "-i", "size=1024x768")
+    assert no_prompt.exit_code == 2, no_prompt
+    assert 'hint: give one: siray generate MODEL "a lighthouse at dusk"' in no_prompt.stderr
+    empty = siray("generate", MODEL, " ")
+    assert empty.exit_code == 2, empty
+    assert 'hint: give a prompt: siray generate MODEL "a red fox"' in empty.stderr
+    no_model = siray("generate")
+    assert no_model.exit_code == 2, no_model
+    assert "hint: siray generate MODEL PROMPT, or set a default" in no_model.stderr
+    # followed with the model, the hint's command is one generate takes
+    followed = siray("generate", MODEL, "a lighthouse at dusk", "-i", "size=1024x768")
+    assert followed.exit_code == 0, followed
