@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import pytest
 from helpers import Z_IMAGE as MODEL
@@ -194,3 +196,25 @@ def test_hints_for_a_missing_model_or_prompt_spell_generate_not_run(siray):
     # followed with the model, the hint's command is one generate takes
     followed = siray("generate", MODEL, "a lighthouse at dusk", "-i", "size=1024x768")
     assert followed.exit_code == 0, followed
+
+
+def test_a_prompt_taken_for_an_option_gets_a_hint_that_sends_it(siray, emu):
+    refused = siray("generate", MODEL, "-dash prompt", "-i", "size=1024x768")
+    assert refused.exit_code == 2, refused
+    assert "No such option '-d'" in refused.stderr
+    hint = refused.stderr.split("hint: ", 1)[1]
+    after_dashes = re.search(r": (siray generate MODEL -- '-dash prompt'),", hint)
+    in_option = re.search(r"in (--prompt='-dash prompt');", hint)
+    assert after_dashes and in_option, hint
+    # each way the hint gives sends the prompt as typed (options before the --)
+    for words in (
+        shlex.split(after_dashes[1].replace("MODEL", f"{MODEL} -i size=1024x768")),
+        ["siray", "generate", MODEL, "-i", "size=1024x768", *shlex.split(in_option[1])],
+    ):
+        sent = siray(*words[1:])
+        assert sent.exit_code == 0, sent
+        assert last_body(emu)["prompt"] == "-dash prompt"
+    # an option that is no prompt keeps the plain hint
+    other = siray("generate", MODEL, "a cat", "--frobnicate")
+    assert other.exit_code == 2
+    assert other.stderr.endswith("hint: `siray generate --help` shows the usage\n")
