@@ -475,6 +475,36 @@ def test_start_again_is_idempotent_unless_the_options_differ(background):
     assert "Traceback" not in other.stderr
 
 
+def test_a_conflicting_start_hints_at_a_stop_that_unsets_the_variables_too(background, tmp_path):
+    script = """
+        set -e
+        eval "$($SIRAY emulator start --port 0)"
+        hint=$($SIRAY emulator start --port 0 --task-seconds 1 2>&1 >/dev/null | grep '^hint:')
+        echo "$hint"
+        eval "${hint##*: }"  # the command the hint gives, as given (siray on PATH)
+        echo "after: ${SIRAY_BASE_URL-unset}"
+        $SIRAY emulator start --port 0 --task-seconds 1 >/dev/null
+        $SIRAY emulator stop >/dev/null
+    """
+    completed = subprocess.run(
+        ["bash", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "SIRAY": shlex.join(siray_command()),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    hint, after = completed.stdout.splitlines()
+    assert hint == 'hint: stop it first (its variables too): eval "$(siray emulator stop)"'
+    assert after == "after: unset"  # the hint, followed, stopped it and unset what start set
+
+
 def test_two_starts_at_once_start_one_emulator(background):
     both = [
         subprocess.Popen(

@@ -380,7 +380,7 @@ def start(
             raise UsageError(
                 f"an emulator is already running on {running.url} (PID {running.pid}) with "
                 "other options",
-                hint="stop it first: siray emulator stop",
+                hint='stop it first (its variables too): eval "$(siray emulator stop)"',
             )
         if running is not None:
             output.info(f"the emulator is already running on {running.url} (PID {running.pid})")
