@@ -124,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         output.json_mode = output.json_mode or _wants_json(args)
         error = UsageError if isinstance(exc, click.UsageError) else SirayError
-        output.report(error(_click_message(exc), hint=_usage_hint(exc)))
+        output.report(error(_click_message(exc), hint=_usage_hint(exc, args)))
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
         return _interrupted(output, args)
@@ -182,11 +182,43 @@ def _click_message(exc: click.ClickException) -> str:
     return " ".join(message.split())
 
 
-def _usage_hint(exc: click.ClickException) -> str | None:
+def _usage_hint(exc: click.ClickException, args: list[str]) -> str | None:
+    import click
+
     context = getattr(exc, "ctx", None)
     if context is None:
         return None
-    return f"`{context.command_path} --help` shows the usage"
+    usage = f"`{context.command_path} --help` shows the usage"
+    if isinstance(exc, click.NoSuchOption):
+        prompt = _prompt_taken_for_an_option(context, exc.option_name, args)
+        if prompt is not None:
+            from shlex import quote
+
+            return (
+                "a prompt that starts with - goes after -- (options before it): "
+                f"{context.command_path} MODEL -- {quote(prompt)}, or in "
+                f"--prompt={quote(prompt)}; else {usage}"
+            )
+    return usage
+
+
+def _prompt_taken_for_an_option(context: click.Context, option: str, args: list[str]) -> str | None:
+    """The word Click read as an unknown option, when the command takes a PROMPT and the word
+    looks like one (a blank inside, or `-word`, which Click reads as short options)."""
+    import click
+
+    if not any(
+        p.name == "prompt" and isinstance(p, click.Argument) for p in context.command.params
+    ):
+        return None
+    for word in args:
+        if word == "--":
+            break
+        if word.startswith(option) and (
+            any(ch.isspace() for ch in word) or (not word.startswith("--") and len(word) > 2)
+        ):
+            return word
+    return None
 
 
 def _silence_stdout() -> None:

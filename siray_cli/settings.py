@@ -16,6 +16,7 @@ from siray_cli.errors import MissingAPIKeyError, UnusableAPIKeyError, UsageError
 from siray_cli.parsers import UNSAFE_KEY, Parser, header_safe
 from siray_cli.providers import DEFAULT_PROVIDER, ProviderSpec, spec_of
 from siray_cli.settings_keys import (
+    API_KEY,
     CATALOGUE_TTL,
     DEFAULT_BASE_URL,
     DEFAULT_GATEWAY_URL,
@@ -207,8 +208,14 @@ class Settings:
             return Setting(key.default, "default", default)
         if key.secret and found.value and self._on_secret is not None:
             self._on_secret(found.value)
+        typed = self._parsed(key, found, "set it again where it comes from, as issued")
+        return Setting(key.parser.show(typed), found.source, typed)
+
+    def _parsed(self, key: Key[T], found: Setting[Any], hint: str) -> T:
+        """A setting's text as its type; a credential of the wrong form is refused here, with
+        `hint`, not by the server."""
         try:
-            typed = key.parser.parse(found.value or "")
+            return key.parser.parse(found.value or "")
         except ValueError as exc:
             stripped = (found.value or "").strip()
             if key.secret and stripped and not header_safe(stripped):
@@ -216,16 +223,18 @@ class Settings:
                 # is sent: `auth token` or `config list` would print it; never shown, not masked
                 raise UnusableAPIKeyError(
                     f"{key.name} (from {found.source}) {exc}",
-                    hint="set it again where it comes from, as issued: a key is printable "
-                    "ASCII without spaces",
+                    hint=f"{hint}: a key is printable ASCII without spaces",
                 ) from None
-            if key.secret:  # a credential of the wrong form: refused here, not by the server
+            if key.secret:
                 raise UnusableAPIKeyError(
-                    f"{key.name} {mask(found.value)} (from {found.source}) {exc}",
-                    hint="set it again where it comes from, as issued",
+                    f"{key.name} {mask(found.value)} (from {found.source}) {exc}", hint=hint
                 ) from None
             raise UsageError(f"{key.name} {found.value!r} (from {found.source}) {exc}") from None
-        return Setting(key.parser.show(typed), found.source, typed)
+
+    def check_credential(self, text: str, source: str, hint: str) -> str:
+        """A credential given to be saved (`auth login`), checked as every command checks the
+        one in effect: exit 3 when it is not of the provider's form, before it is sent."""
+        return str(self._parsed(self._key(API_KEY), Setting(text, source), hint))
 
     def get(self, name: str, flag_value: object = None) -> Setting[Any]:
         return self.resolve(KEYS[name], flag_value)
@@ -295,9 +304,20 @@ class Settings:
     def require_api_key(self) -> str:
         key = self.api_key.value
         if not key:
-            credential = self.spec.credential
-            raise MissingAPIKeyError(credential.missing, hint=credential.missing_hint)
+            raise self.missing_key()
         return key
+
+    def missing_key(self) -> MissingAPIKeyError:
+        """What is said when there is no credential: the provider's own words, naming the half
+        of a pair of variables that is not set when the other is."""
+        credential = self.spec.credential
+        hint = credential.missing_hint
+        if credential.pair:
+            given = [name for name in credential.pair if self._env.get(name)]
+            if len(given) == 1:
+                (absent,) = [name for name in credential.pair if name not in given]
+                hint = f"{absent} is not set ({given[0]} is): {hint}"
+        return MissingAPIKeyError(credential.missing, hint=hint)
 
     def describe(self, names: list[str] | None = None) -> list[str]:
         """`name = value from source` lines for --debug; the key is never shown."""

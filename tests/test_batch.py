@@ -270,6 +270,21 @@ def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environmen
     assert len(made) <= 3  # no new submit after Ctrl-C (2 in flight, at most 1 under way)
 
 
+def test_one_task_left_running_by_ctrl_c_is_told_in_the_singular(emu, tmp_path):
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", {"prompt": "[hold] alone", "inputs": {"size": "1024x768"}}
+    )
+    process = start(emu, "run", "--batch", str(jobs), "-m", IMAGE)
+    assert process.stderr is not None
+    while "submitted" not in (line := process.stderr.readline()):
+        assert line, "siray ended early"
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=30)
+    assert process.returncode == 130, rest
+    (task,) = [t for t in emu.state.tasks.values() if t.body["prompt"] == "[hold] alone"]
+    assert f"error: interrupted; 1 task keeps running: {task.task_id}" in rest
+
+
 def typed(stdout: str) -> list[dict]:
     """Every stdout line of `run --batch --json`: one JSON object, with its record type."""
     records = [json.loads(line) for line in stdout.splitlines()]

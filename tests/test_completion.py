@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import shutil
@@ -337,6 +338,52 @@ def test_an_installed_completion_is_loaded_by_each_real_shell(tmp_path, catalogu
         "fish": "run",
     }
     assert loaded == {shell: expected[shell] for shell in loaded}
+
+
+def documented_install_lines() -> str:
+    """docs/reference.md's block that installs the completions by hand."""
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "siray.zsh" in b]
+    return str(block)
+
+
+def test_the_documented_install_lines_load_the_completion_in_a_fresh_home(tmp_path):
+    """Copied into a fresh account (no ~/.zshrc, no ~/.bashrc, no bash-completion loaded), the
+    lines docs/reference.md gives make each real shell know siray's completion; run twice, they
+    add nothing."""
+    zsh, bash = need("zsh"), need("bash")
+    home = tmp_path / "home"
+    home.mkdir()
+    # as most systems' zsh (Ubuntu's /etc/zsh/zshrc runs compinit, unless told not to)
+    env = {**shell_env(home), "skip_global_compinit": "1"}
+    for _ in range(2):
+        subprocess.run(
+            [bash, "-euo", "pipefail", "-c", documented_install_lines()],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            timeout=30,
+        )
+
+    def interactive(shell: str, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [shell, "-i", "-c", command],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    found = interactive(zsh, "whence -v _siray")
+    assert found.returncode == 0 and found.stdout.startswith("_siray is "), found
+    loaded = interactive(bash, "complete -p siray")
+    assert loaded.stdout.strip() == "complete -o default -F _siray_completion siray", loaded
+    zshrc = (home / ".zshrc").read_text()
+    assert zshrc.count("fpath=(~/.zfunc") == 1 and zshrc.count("compinit && compinit") == 1
+    assert (home / ".bashrc").read_text().count("source ") == 1
 
 
 # --- the real shells ---------------------------------------------------------------------------

@@ -209,6 +209,60 @@ def test_emulator_exec_of_a_missing_command_exits_127_as_a_shell_does():
     assert "command not found: no-such-command-xyz" in completed.stderr
 
 
+def exec_in(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        siray_command("emulator", "exec", "--", *command),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        cwd=directory,
+    )
+
+
+def test_emulator_exec_runs_a_script_without_a_shebang_line_with_sh_as_a_shell_does(tmp_path):
+    # POSIX: a file exec refuses (ENOEXEC) is a shell script, run by /bin/sh with its arguments
+    script = tmp_path / "noshebang.sh"
+    script.write_text('echo "hi $1 $SIRAY_BASE_URL"\nexit 3\n', encoding="utf-8")
+    script.chmod(0o755)
+    completed = exec_in(tmp_path, "./noshebang.sh", "there")
+    assert completed.returncode == 3, completed.stderr  # the script's own status
+    assert completed.stdout.startswith("hi there http://127.0.0.1:")
+    assert "internal error" not in completed.stderr
+
+
+def test_emulator_exec_of_a_file_it_cannot_run_exits_126_saying_why(tmp_path):
+    plain = tmp_path / "plain.sh"
+    plain.write_text("echo hi\n", encoding="utf-8")
+    plain.chmod(0o644)
+    completed = exec_in(tmp_path, "./plain.sh")
+    assert completed.returncode == 126
+    assert "command not executable: ./plain.sh" in completed.stderr
+    assert "hint: chmod +x ./plain.sh" in completed.stderr
+    # the hint is safe to follow, and then the file runs
+    subprocess.run(["sh", "-c", "chmod +x ./plain.sh"], cwd=tmp_path, check=True)
+    assert exec_in(tmp_path, "./plain.sh").stdout == "hi\n"
+
+    binary = tmp_path / "data.bin"  # no script: sh is not asked to read it, as bash does not
+    binary.write_bytes(b"\0\1\2garbage\n")
+    binary.chmod(0o755)
+    completed = exec_in(tmp_path, "./data.bin")
+    assert completed.returncode == 126
+    assert "cannot run ./data.bin: Exec format error" in completed.stderr
+    assert "internal error" not in completed.stderr
+
+    completed = exec_in(tmp_path, str(tmp_path))
+    assert completed.returncode == 126
+    assert "command is a directory" in completed.stderr
+
+    bad = tmp_path / "bad-interpreter"
+    bad.write_text("#!/no/such/interpreter\necho hi\n", encoding="utf-8")
+    bad.chmod(0o755)
+    completed = exec_in(tmp_path, "./bad-interpreter")
+    assert completed.returncode == 126  # found, not runnable: not 127
+    assert "(#!) names is not found" in completed.stderr
+
+
 def test_bad_fault_option_is_a_usage_error():
     completed = subprocess.run(
         siray_command("emulator", "--fault", "action=explode", "exec", "--", "true"),
@@ -419,6 +473,36 @@ def test_start_again_is_idempotent_unless_the_options_differ(background):
     assert other.returncode == 2 and other.stdout == ""
     assert "already running" in other.stderr and "stop it first" in other.stderr
     assert "Traceback" not in other.stderr
+
+
+def test_a_conflicting_start_hints_at_a_stop_that_unsets_the_variables_too(background, tmp_path):
+    script = """
+        set -e
+        eval "$($SIRAY emulator start --port 0)"
+        hint=$($SIRAY emulator start --port 0 --task-seconds 1 2>&1 >/dev/null | grep '^hint:')
+        echo "$hint"
+        eval "${hint##*: }"  # the command the hint gives, as given (siray on PATH)
+        echo "after: ${SIRAY_BASE_URL-unset}"
+        $SIRAY emulator start --port 0 --task-seconds 1 >/dev/null
+        $SIRAY emulator stop >/dev/null
+    """
+    completed = subprocess.run(
+        ["bash", "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "SIRAY": shlex.join(siray_command()),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        },
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr
+    hint, after = completed.stdout.splitlines()
+    assert hint == 'hint: stop it first (its variables too): eval "$(siray emulator stop)"'
+    assert after == "after: unset"  # the hint, followed, stopped it and unset what start set
 
 
 def test_two_starts_at_once_start_one_emulator(background):

@@ -32,6 +32,19 @@ def test_wrong_key_exits_3_and_is_never_shown(siray):
         assert key not in result.stdout + result.stderr
 
 
+def test_a_refused_key_hints_at_auth_status_which_says_where_it_comes_from(siray):
+    refused = siray(*GEN, env={"SIRAY_API_KEY": "sk-REFUSED-0123456789"})
+    assert refused.exit_code == 3, refused
+    assert (
+        "hint: check the API key: `siray auth status` says which is in effect and where it "
+        "comes from" in refused.stderr
+    )
+    followed = siray("auth", "status", env={"SIRAY_API_KEY": "sk-REFUSED-0123456789"})
+    assert followed.exit_code == 3, followed
+    assert "(from env SIRAY_API_KEY)" in followed.stdout
+    assert "key works:   no (the API rejected it)" in followed.stdout
+
+
 def test_flag_beats_environment(siray, emu):
     result = siray("--api-key", "wrong-key-flag", *GEN)
     assert result.exit_code == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 
 import pytest
 from helpers import Z_IMAGE as MODEL
@@ -179,3 +181,40 @@ def test_dry_run_fails_as_the_submit_would_and_sends_nothing(siray, emu, isolate
     assert good.json()["body"] == {"model": MODEL, "prompt": "a cat", "size": "1024x768"}
     assert emulator_stats(emu)["requests"].get("POST /v1/images/generations/async", 0) == before
     assert not (isolated_environment / "data").exists()  # no history made, let alone a row
+
+
+def test_hints_for_a_missing_model_or_prompt_spell_generate_not_run(siray):
+    no_prompt = siray("generate", MODEL, "-i", "size=1024x768")
+    assert no_prompt.exit_code == 2, no_prompt
+    assert 'hint: give one: siray generate MODEL "a lighthouse at dusk"' in no_prompt.stderr
+    empty = siray("generate", MODEL, " ")
+    assert empty.exit_code == 2, empty
+    assert 'hint: give a prompt: siray generate MODEL "a red fox"' in empty.stderr
+    no_model = siray("generate")
+    assert no_model.exit_code == 2, no_model
+    assert "hint: siray generate MODEL PROMPT, or set a default" in no_model.stderr
+    # followed with the model, the hint's command is one generate takes
+    followed = siray("generate", MODEL, "a lighthouse at dusk", "-i", "size=1024x768")
+    assert followed.exit_code == 0, followed
+
+
+def test_a_prompt_taken_for_an_option_gets_a_hint_that_sends_it(siray, emu):
+    refused = siray("generate", MODEL, "-dash prompt", "-i", "size=1024x768")
+    assert refused.exit_code == 2, refused
+    assert "No such option '-d'" in refused.stderr
+    hint = refused.stderr.split("hint: ", 1)[1]
+    after_dashes = re.search(r": (siray generate MODEL -- '-dash prompt'),", hint)
+    in_option = re.search(r"in (--prompt='-dash prompt');", hint)
+    assert after_dashes and in_option, hint
+    # each way the hint gives sends the prompt as typed (options before the --)
+    for words in (
+        shlex.split(after_dashes[1].replace("MODEL", f"{MODEL} -i size=1024x768")),
+        ["siray", "generate", MODEL, "-i", "size=1024x768", *shlex.split(in_option[1])],
+    ):
+        sent = siray(*words[1:])
+        assert sent.exit_code == 0, sent
+        assert last_body(emu)["prompt"] == "-dash prompt"
+    # an option that is no prompt keeps the plain hint
+    other = siray("generate", MODEL, "a cat", "--frobnicate")
+    assert other.exit_code == 2
+    assert other.stderr.endswith("hint: `siray generate --help` shows the usage\n")

@@ -189,6 +189,43 @@ def test_separate_key_and_secret_variables(siray, emu):
     assert result.exit_code == 0, result
 
 
+def test_half_a_pair_of_variables_is_named_in_the_providers_own_hint(siray):
+    key_id, secret = HIGGSFIELD_KEY.split(":")
+    for given, absent in (
+        ({"HF_API_KEY": key_id}, "HF_API_SECRET"),
+        ({"HF_API_SECRET": secret}, "HF_API_KEY"),
+    ):
+        env = {**HF, "HF_KEY": "", **given}
+        for args in (("auth", "status", "--offline"), ("generate", IMAGE, "half a pair")):
+            result = siray(*args, env=env)
+            assert result.exit_code == 3, result
+            assert "error: no Higgsfield credential" in result.stderr
+            assert (
+                f"hint: {absent} is not set ({next(iter(given))} is): set HF_KEY" in result.stderr
+            )
+            assert "siray --provider higgsfield auth login" in result.stderr
+            assert "SIRAY_API_KEY" not in result.stderr  # Siray's advice is not Higgsfield's
+
+
+def test_login_refuses_a_credential_not_of_the_id_secret_form_before_sending_or_saving_it(
+    siray, make_emulator, isolated_environment
+):
+    server = make_emulator()
+    for verify in ([], ["--no-verify"]):
+        result = siray(
+            "auth", "login", "--with-token", *verify, input="nocolon\n", env=HF, server=server
+        )
+        assert result.exit_code == 3, result  # as every command refuses such an HF_KEY
+        assert "must be key_id:key_secret" in result.stderr
+        assert "nothing was sent or saved" in result.stderr
+        assert "--no-verify" not in result.stderr  # no hint that would save it anyway
+    assert sum(server.state.requests.values()) == 0
+    config = isolated_environment / "config" / "config.toml"
+    assert not config.exists() or "nocolon" not in config.read_text()
+    saved = siray("auth", "login", "--with-token", input=HIGGSFIELD_KEY, env=HF, server=server)
+    assert saved.exit_code == 0, saved  # the form as issued is checked, then saved
+
+
 def test_a_task_is_asked_about_on_the_provider_that_made_it(siray, emu):
     task_id = siray("generate", IMAGE, "made by higgsfield", env=HF).stdout.strip()
     result = siray("status", task_id, "--wait", "--json")  # the provider in effect is siray

@@ -165,6 +165,19 @@ def test_a_task_cancelled_with_siray_is_no_longer_pending(siray, emu):
     assert pending.exit_code == 0 and "no pending task" in pending.stderr
 
 
+def test_forget_of_unknown_tasks_prints_only_the_error(siray):
+    unknown = siray("history", "forget", "image_nonexist")
+    assert unknown.exit_code == 2, unknown
+    assert unknown.stderr == (
+        "error: not in the history: image_nonexist\nhint: `siray history` lists the tasks\n"
+    )
+    known = siray("generate", MODEL, "to forget").stdout.strip()
+    both = siray("history", "forget", known, "image_nonexist")
+    assert both.exit_code == 2, both
+    assert both.stderr.startswith("removed 1 task from the history\n")
+    assert "error: not in the history: image_nonexist" in both.stderr
+
+
 def test_prune_forgets_old_finished_tasks_only(siray, isolated_environment):
     siray("run", MODEL, "done")
     held = siray("generate", MODEL, "[hold]").stdout.strip()

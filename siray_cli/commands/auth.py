@@ -12,7 +12,6 @@ from siray_cli.commands._options import JsonOpt
 from siray_cli.errors import (
     AuthenticationError,
     ExitCode,
-    MissingAPIKeyError,
     UsageError,
 )
 from siray_cli.settings import header_safe, mask
@@ -74,6 +73,12 @@ def login(
     credential = settings.spec.credential
     key = _read_key(with_token, credential.prompt)
     output.add_secret(key)
+    # of the provider's form, or refused here (--no-verify too): never sent, never saved
+    key = settings.check_credential(
+        key,
+        "standard input" if with_token else "the prompt",
+        hint=f"nothing was sent or saved; give the {credential.prompt}, as issued",
+    )
     if not no_verify and not key_works(state, key):
         raise AuthenticationError(
             f"the API at {state.session.settings.base_url.value} rejected this key; "
@@ -127,11 +132,7 @@ def status(
             ]
         )
     if not key.value:
-        output.report(
-            MissingAPIKeyError(
-                "no API key", hint="run `siray auth login`, set SIRAY_API_KEY, or pass --api-key"
-            )
-        )
+        output.report(settings.missing_key())
         return ExitCode.AUTH
     return ExitCode.AUTH if works is False else ExitCode.OK
 

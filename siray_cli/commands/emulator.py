@@ -1,7 +1,10 @@
 """`siray emulator`: serve the API.md contract locally, or run a command against it."""
 
+import errno
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -273,21 +276,71 @@ def exec_(
     environment["SIRAY_DATA_DIR"] = history.name
     try:
         with server, history:
-            try:
-                completed = subprocess.run(command, env=environment, check=False)
-            except (FileNotFoundError, PermissionError) as exc:
-                # as a shell says it, and with its codes: 127 not found, 126 not executable
-                found = isinstance(exc, PermissionError)
-                get_context(ctx).output.report(
-                    UsageError(
-                        f"command {'not executable' if found else 'not found'}: {command[0]}",
-                        hint="give CMD as a path, or a name on PATH, after --",
-                    )
-                )
-                return 126 if found else 127
+            return _run_as_a_shell_would(command, environment, get_context(ctx).output)
     finally:
         sys.stdout.flush()
+
+
+def _run_as_a_shell_would(command: list[str], environment: dict[str, str], output: Any) -> int:
+    """Run CMD as a shell runs it: a file exec refuses (ENOEXEC: no `#!` line) that is not
+    binary is a shell script, run by /bin/sh (POSIX); otherwise told as a shell tells it, with
+    its codes: 127 not found, 126 found but not runnable."""
+    try:
+        completed = subprocess.run(command, env=environment, check=False)
+    except OSError as exc:
+        path = _located(command[0], environment.get("PATH"))
+        if exc.errno == errno.ENOEXEC and path is not None and not _binary(path):
+            script = ["/bin/sh", path, *command[1:]]
+            completed = subprocess.run(script, env=environment, check=False)
+        else:
+            output.report(_not_run(command[0], path, exc))
+            return 127 if path is None else 126
     return completed.returncode if completed.returncode >= 0 else 128 - completed.returncode
+
+
+def _located(name: str, search: str | None) -> str | None:
+    """The file CMD names, executable or not: a path as given, a bare name looked up on PATH
+    (an executable one first, as exec does)."""
+    if "/" in name:
+        return name if os.path.exists(name) else None
+    found = shutil.which(name, path=search)
+    if found is not None:
+        return found
+    for directory in (search if search is not None else os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _binary(path: str) -> bool:
+    """A NUL byte before the first newline, as bash decides a file is no script."""
+    try:
+        with open(path, "rb") as file:
+            sample = file.read(80)
+    except OSError:
+        return True
+    return b"\0" in sample.split(b"\n", 1)[0]
+
+
+def _not_run(name: str, path: str | None, exc: OSError) -> UsageError:
+    anywhere = "give CMD as a path, or a name on PATH, after --"
+    if path is None:
+        return UsageError(f"command not found: {name}", hint=anywhere)
+    if os.path.isdir(path):
+        return UsageError(f"command is a directory: {name}", hint=anywhere)
+    if isinstance(exc, FileNotFoundError):  # the file is there: its `#!` interpreter is not
+        return UsageError(
+            f"cannot run {name}: the interpreter its first line (#!) names is not found",
+            hint=f"fix the first line of {path}",
+        )
+    if isinstance(exc, PermissionError) and os.path.isfile(path):
+        if not os.stat(path).st_mode & 0o111:
+            return UsageError(
+                f"command not executable: {name}", hint=f"chmod +x {shlex.quote(path)}"
+            )
+        return UsageError(f"command not executable: {name} ({exc.strerror})")
+    return UsageError(f"cannot run {name}: {exc.strerror}")
 
 
 @app.command("start")
@@ -327,7 +380,7 @@ def start(
             raise UsageError(
                 f"an emulator is already running on {running.url} (PID {running.pid}) with "
                 "other options",
-                hint="stop it first: siray emulator stop",
+                hint='stop it first (its variables too): eval "$(siray emulator stop)"',
             )
         if running is not None:
             output.info(f"the emulator is already running on {running.url} (PID {running.pid})")

@@ -72,8 +72,9 @@ def estimate(
             )
         _estimate_batch(context, batch, model_opt, not no_validate)
         return
-    model, prompt = session.model_and_prompt(model, prompt)
+    model, prompt = session.model_and_prompt(model, prompt, "estimate")
     spec = RequestSpec(
+        command="estimate",
         model=model,
         prompt=prompt,
         prompt_opt=prompt_opt,

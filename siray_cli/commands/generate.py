@@ -54,8 +54,9 @@ def generate(
     context = get_context(ctx, json_mode)
     session, output = context.session, context.output
     session.run_id = run_id
-    model, prompt = session.model_and_prompt(model, prompt)
+    model, prompt = session.model_and_prompt(model, prompt, "generate")
     spec = RequestSpec(
+        command="generate",
         model=model,
         prompt=prompt,
         prompt_opt=prompt_opt,

@@ -131,7 +131,8 @@ def forget(
     history = context.session.history
     unknown = [task_id for task_id in dict.fromkeys(task_ids) if history.find(task_id) is None]
     removed = history.forget_tasks([t for t in dict.fromkeys(task_ids) if t not in unknown])
-    context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
+    if removed or not unknown:  # nothing removed, and the error says why: only the error
+        context.output.info(f"removed {removed} task{'s' if removed != 1 else ''} from the history")
     if unknown:
         raise UsageError(
             f"not in the history: {', '.join(unknown)}", hint="`siray history` lists the tasks"

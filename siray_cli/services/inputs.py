@@ -85,8 +85,13 @@ def _read_text_file(path: str, what: str, stdin: StdinOnce) -> str:
 
 
 def resolve_prompt(
-    positional: str | None, option: str | None, prompt_file: str | None, stdin: StdinOnce
+    positional: str | None,
+    option: str | None,
+    prompt_file: str | None,
+    stdin: StdinOnce,
+    usage: str = "siray run MODEL",
 ) -> str | None:
+    """The prompt, from one of its three places; `usage` spells the command in a hint."""
     given = [x for x in (positional, option, prompt_file) if x is not None]
     if len(given) > 1:
         raise UsageError(
@@ -104,7 +109,7 @@ def resolve_prompt(
     else:
         return None
     if not text.strip():
-        raise UsageError("the prompt is empty", hint='give a prompt: siray run MODEL "a red fox"')
+        raise UsageError("the prompt is empty", hint=f'give a prompt: {usage} "a red fox"')
     return text
 
 

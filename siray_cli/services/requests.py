@@ -40,6 +40,7 @@ class RequestSpec:
     base: dict[str, Any] | None = None  # the body to start from, without --input-json (a rerun's)
     # a rerun on another model: the inputs of `base` that model does not take are left out, said
     fit_base: bool = False
+    command: str = "run"  # the siray command asked, as hints spell it
 
 
 @dataclass
@@ -102,7 +103,8 @@ def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Re
     body (`files` uploads them, or describes them for a --dry-run); --inline ones are data URLs
     already."""
     stdin = inputs.StdinOnce(session.environment.stdin)
-    text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin)
+    usage = f"{command_prefix(provider.name)} {spec.command} MODEL"
+    text = inputs.resolve_prompt(spec.prompt, spec.prompt_opt, spec.prompt_file, stdin, usage)
     base = inputs.load_json_body(spec.input_json, stdin) if spec.input_json else {}
     base = {**(spec.base or {}), **base}
     items = [inputs.parse_input(item) for item in spec.input_items]
@@ -128,6 +130,7 @@ def check_request(session: Session, provider: Provider, spec: RequestSpec) -> Re
         info=info,
         local_file=files.add,
         command=command_prefix(provider.name),
+        verb=spec.command,
     )
     kind = pick_kind(spec.model, spec.kind, info)
     from siray_cli.services.ledger import fingerprint
@@ -166,6 +169,7 @@ def build_body(
     info: ModelInfo | None = None,
     local_file: Callable[[str, str], str] | None = None,
     command: str = "siray",
+    verb: str = "run",
 ) -> dict[str, Any]:
     """The request body: the --input-json base, then the -i inputs (coerced by the model's schema
     when there is one), then model and prompt; validated against the schema when there is one."""
@@ -189,7 +193,8 @@ def build_body(
     if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
         raise UsageError(
             "no prompt given",
-            hint='give one: siray run MODEL "a lighthouse at dusk" (or -p, --prompt-file FILE|-)',
+            hint=f'give one: {command} {verb} MODEL "a lighthouse at dusk" '
+            "(or -p, --prompt-file FILE|-)",
         )
     if info is not None:
         validation.apply_defaults(body, info)

@@ -187,9 +187,12 @@ class Session:
     def provider_name(self) -> str:
         return self.settings.provider
 
-    def model_and_prompt(self, first: str | None, second: str | None) -> tuple[str, str | None]:
+    def model_and_prompt(
+        self, first: str | None, second: str | None, command: str = "run"
+    ) -> tuple[str, str | None]:
         """MODEL [PROMPT], where a lone argument that is not a model name is the prompt of the
-        default model (`siray run "a red fox"` with `model` set)."""
+        default model (`siray run "a red fox"` with `model` set); `command` is the siray command
+        asked, as a hint spells it."""
         if first is not None and second is None and not looks_like_model(first):
             default = self.settings.read(MODEL)
             if default is not None:
@@ -198,7 +201,8 @@ class Session:
         if model is None:
             raise UsageError(
                 "no model given",
-                hint="siray run MODEL PROMPT, or set a default: siray config set model MODEL",
+                hint=f"{self.command_prefix()} {command} MODEL PROMPT, or set a default: "
+                "siray config set model MODEL",
             )
         return model, second
 

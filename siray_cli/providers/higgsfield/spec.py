@@ -54,7 +54,7 @@ SPEC = ProviderSpec(
         prompt="Higgsfield key (key_id:key_secret)",
         missing="no Higgsfield credential",
         missing_hint="set HF_KEY (key_id:key_secret), or HF_API_KEY and HF_API_SECRET, or run "
-        "`siray --provider higgsfield auth login` (offline: `siray emulator exec`)",
+        "`siray --provider higgsfield auth login` (offline: `siray emulator exec -- CMD`)",
         pair=("HF_API_KEY", "HF_API_SECRET"),
         pair_help="the key id and secret, apart",
     ),

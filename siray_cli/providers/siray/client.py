@@ -95,7 +95,11 @@ def raise_for_status(response: httpx.Response, *, task_id: str | None = None) ->
     message, code = error_message(response)
     cls = errors.error_for_status(response.status_code)
     hint = None
-    if response.status_code == 429:
+    if response.status_code == 401:
+        hint = (
+            "check the API key: `siray auth status` says which is in effect and where it comes from"
+        )
+    elif response.status_code == 429:
         hint = "the API is rate limiting this key; wait a little and try again"
     elif response.status_code == 402:
         hint = "top up the account's balance, then try again"

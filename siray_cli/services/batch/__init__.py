@@ -402,9 +402,8 @@ def _interrupted(
 ) -> BatchInterrupted:
     """What a stopped batch says: the tasks left running, the submits that got no answer, and
     how to take the batch up again, its files still going where this run put them."""
-    message = f"{signals.name()}; {len(left)} task{'s' if len(left) != 1 else ''} keep running" + (
-        f": {' '.join(left)}" if left else ""
-    )
+    tasks = "1 task keeps" if len(left) == 1 else f"{len(left)} tasks keep"
+    message = f"{signals.name()}; {tasks} running" + (f": {' '.join(left)}" if left else "")
     again = options.rerun_command(session.command_prefix())
     hint = options.resume_hint(session.command_prefix())
     if unanswered:
