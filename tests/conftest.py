@@ -79,7 +79,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from helpers import (
     POLL_INTERVAL,
     TASK_SECONDS,
@@ -88,11 +87,11 @@ from helpers import (
     emulator_stats,
     run_in_terminal,
     siray_command,
+    siray_in_process,
     subprocess_env,
 )
 
 from siray_cli.emulator.server import EMULATOR_API_KEY, Emulator, EmulatorConfig
-from siray_cli.main import run as main
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -158,15 +157,6 @@ def make_emulator() -> Iterator[Any]:
         server.stop()
 
 
-class _Entry:
-    """Lets click's CliRunner call siray's real main(), exception table included."""
-
-    name = "siray"
-
-    def main(self, args: list[str], prog_name: str, **_: Any) -> None:
-        raise SystemExit(main(list(args)))
-
-
 @pytest.fixture
 def siray(emu: Emulator) -> Any:
     """Run `siray ARGS` in-process on pipes (not a terminal) against the shared emulator."""
@@ -179,15 +169,7 @@ def siray(emu: Emulator) -> Any:
     ) -> Result:
         full_env: dict[str, str | None] = dict(emulator_env(server or emu))
         full_env.update(env or {})
-        runner = CliRunner()
-        result = runner.invoke(
-            _Entry(),
-            list(args),
-            input=input,
-            env=full_env,  # type: ignore[arg-type]
-            catch_exceptions=False,
-        )
-        return Result(result.exit_code, result.stdout, result.stderr)
+        return siray_in_process(*args, env=full_env, input=input)
 
     return invoke
 

@@ -16,10 +16,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from helpers import Result, siray_in_process
 
 from siray_cli import completion
 from siray_cli.storage.history import DB_NAME
@@ -128,7 +129,7 @@ def complete(
     shell: str, words: str, cword: int | None = None, environment: dict[str, str] | None = None
 ) -> list[str]:
     """Ask siray for candidates the way each script does."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (the test's terminal's)
+    env: dict[str, str | None] = {"COLUMNS": None}  # (the test's terminal's)
     env.update(_SIRAY_COMPLETE=f"complete_{shell}", COMP_WORDS=words)
     if shell == "fish":  # the line up to the cursor, and the token being completed
         env["COMP_CWORD"] = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
@@ -137,15 +138,10 @@ def complete(
     else:
         env["COMP_CWORD"] = str(cword if cword is not None else len(words.split()) - 1)
     env.update(environment or {})
-    completed = subprocess.run(
-        [sys.executable, "-m", "siray_cli"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert completed.returncode == 0 and completed.stderr == "", completed.stderr
+    # in this process: what a shell runs is the same entry point (the real shells' tests below
+    # run it as a command of its own)
+    completed = siray_in_process(env=env)
+    assert completed.exit_code == 0 and completed.stderr == "", completed.stderr
     return [line for line in completed.stdout.splitlines() if line]
 
 
@@ -160,9 +156,8 @@ def test_bash_completes_commands_options_and_enum_values():
 
 def test_a_bash_script_installed_earlier_still_completes():
     """Its protocol was COMP_WORDS and COMP_CWORD; siray answers it until it is installed anew."""
-    env = {**os.environ, "_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru"}
-    env["COMP_CWORD"] = "1"
-    completed = run_siray(env=env)
+    env = {"_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru", "COMP_CWORD": "1"}
+    completed = siray_in_process(env=env)
     assert completed.stdout.split() == ["run"] and completed.stderr == ""
 
 
@@ -243,27 +238,23 @@ def test_descriptions_lose_control_characters_and_values_with_them_are_dropped()
 # --- --show-completion and --install-completion ------------------------------------------------
 
 
-def run_siray(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "siray_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def run_siray(*args: str, env: Mapping[str, str] | None = None) -> Result:
+    """`siray ARGS` in this process, in exactly `env` when given (not over this process's)."""
+    if env is None:
+        return siray_in_process(*args)
+    return siray_in_process(*args, env={**dict.fromkeys(os.environ), **env})
 
 
 @pytest.mark.parametrize("shell", completion.SHELLS)
 def test_show_completion_prints_that_shells_script(shell):
     # the shell named wins over the one siray runs under (here: bash, or none)
     shown = run_siray("--show-completion", shell)
-    assert shown.returncode == 0 and shown.stderr == ""
+    assert shown.exit_code == 0 and shown.stderr == ""
     assert shown.stdout == SCRIPTS[shell].read_text() == completion.script(shell)
     assert f"--show-completion {shell}`" in shown.stdout
     others = [s for s in completion.SHELLS if s != shell]
     assert all(SCRIPTS[other].read_text() != shown.stdout for other in others)
-    protocol = run_siray(env={**os.environ, "_SIRAY_COMPLETE": f"source_{shell}"})
+    protocol = siray_in_process(env={"_SIRAY_COMPLETE": f"source_{shell}"})
     assert protocol.stdout == shown.stdout
 
 
@@ -274,7 +265,7 @@ def test_show_completion_without_a_shell_uses_the_current_one(monkeypatch):
     with pytest.raises(Exception, match="name it"):
         completion._shell("", "--show-completion")
     refused = run_siray("--show-completion", "tcsh")
-    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.exit_code == 2 and refused.stdout == ""
     assert "not a shell siray completes" in refused.stderr
 
 
@@ -296,7 +287,7 @@ def test_install_completion_installs_that_shells_script(tmp_path, shell, where, 
     env = shell_env(home)
     for _ in range(2):  # a second install changes nothing
         installed = run_siray("--install-completion", shell, env=env)
-        assert installed.returncode == 0 and installed.stdout == "", installed.stderr
+        assert installed.exit_code == 0 and installed.stdout == "", installed.stderr
         assert f"installed the {shell} completion in {home / where}" in installed.stderr
     assert (home / where).read_text() == SCRIPTS[shell].read_text()
     if rc:
@@ -310,7 +301,7 @@ def test_an_installed_completion_is_loaded_by_each_real_shell(tmp_path, catalogu
     for shell in completion.SHELLS:
         if shutil.which(shell) is None:
             continue
-        assert run_siray("--install-completion", shell, env=env).returncode == 0
+        assert run_siray("--install-completion", shell, env=env).exit_code == 0
         if shell == "bash":
             loaded[shell] = subprocess.run(
                 ["bash", "-i", "-c", "complete -p siray"],
