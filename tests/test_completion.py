@@ -406,11 +406,16 @@ print READY
 
 
 def zsh_complete(
-    typed: list[str], env: dict[str, str], cwd: Path | None = None, rc: bool = False
+    typed: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    rc: bool = False,
+    dump: Path | None = None,
 ) -> list[ZshAnswer]:
     """Type each line into an interactive zsh on a pseudo-terminal and press Tab; return the
     matches zsh offered (compadd's, after its own filtering), the command line after the Tab, and
-    what its last word means to zsh."""
+    what its last word means to zsh. `dump`: compinit's dump file (as a user's ~/.zcompdump),
+    made by the first zsh that names it and read by the next ones."""
     zsh = need("zsh")
     home = Path(env["HOME"])
     home.mkdir(parents=True, exist_ok=True)
@@ -420,7 +425,9 @@ def zsh_complete(
         command, init = [zsh, "-i"], ""
     else:
         command = [zsh, "-f", "-i"]
-        init = f"autoload -Uz compinit; compinit -u -D; source {shlex.quote(str(SCRIPTS['zsh']))}"
+        dumped = f"-d {shlex.quote(str(dump))}" if dump else "-D"
+        init = f"autoload -Uz compinit; compinit -u {dumped}; "
+        init += f"source {shlex.quote(str(SCRIPTS['zsh']))}"
     setup = ZSH_SETUP.format(init=init, cap=shlex.quote(str(capture)))
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
@@ -473,6 +480,13 @@ def zsh_complete(
     return answers
 
 
+@pytest.fixture(scope="module")
+def zcompdump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One dump of zsh's completion functions for the module's zsh sessions: without one,
+    compinit reads every completion function zsh has (most of a second of CPU) each time."""
+    return tmp_path_factory.mktemp("zsh") / "zcompdump"
+
+
 @pytest.fixture
 def in_shell(catalogue: Path, tmp_path: Path) -> Iterator[dict[str, object]]:
     env = shell_env(tmp_path / "home")
@@ -493,7 +507,7 @@ def test_real_bash_completes_commands_models_and_task_ids(in_shell):
     assert answers[3] == ["image_b0000000001\timage_b0000000001"]
 
 
-def test_real_zsh_completes_commands_models_and_task_ids(in_shell):
+def test_real_zsh_completes_commands_models_and_task_ids(in_shell, zcompdump):
     answers = zsh_complete(
         [
             "siray ru",
@@ -503,6 +517,7 @@ def test_real_zsh_completes_commands_models_and_task_ids(in_shell):
             "siray status image_b",
         ],
         **in_shell,  # type: ignore[arg-type]
+        dump=zcompdump,
     )
     assert (answers[0].matches, answers[0].buffer) == (["run"], "siray run ")
     assert answers[1].matches == list(NORMAL) and answers[1].buffer == "siray run alibaba/"
@@ -545,10 +560,10 @@ def test_real_bash_never_runs_a_hostile_candidate(in_shell):
         assert [row.split("\t")[1] for row in answer] == [name]
 
 
-def test_real_zsh_never_runs_a_hostile_candidate(in_shell):
+def test_real_zsh_never_runs_a_hostile_candidate(in_shell, zcompdump):
     typed = ["siray run a/", "siray status image_\\$", "siray status image_x"]
     typed += [f"siray run {prefix}" for prefix in UNIQUE_PREFIX.values()]
-    answers = zsh_complete(typed, **in_shell)  # type: ignore[arg-type]
+    answers = zsh_complete(typed, **in_shell, dump=zcompdump)  # type: ignore[arg-type]
     assert answers[0].matches == SAFE and answers[0].buffer == "siray run a/"
     assert answers[1].matches == ["image_$(touch PWNED)"]
     assert answers[1].word == "image_$(touch PWNED)"
@@ -682,7 +697,7 @@ def test_higgsfield_inputs_come_from_its_built_in_catalogue(isolated_environment
     assert complete("bash", f"siray run {model} -i ") == []  # Siray's catalogue: not cached
 
 
-def test_real_shells_complete_inputs_and_values(in_shell):
+def test_real_shells_complete_inputs_and_values(in_shell, zcompdump):
     bash = bash_complete(
         [
             f"siray run {IMAGE_MODEL} -i ",
@@ -720,6 +735,7 @@ def test_real_shells_complete_inputs_and_values(in_shell):
             f"siray run {IMAGE_MODEL} -i aspect_ratio=16",
         ],
         **in_shell,  # type: ignore[arg-type]
+        dump=zcompdump,
     )
     assert zsh[0].matches == NAMES
     stem = f"siray run {IMAGE_MODEL}"
@@ -736,7 +752,7 @@ def test_real_shells_complete_inputs_and_values(in_shell):
     assert sorted(fish[1]) == ["size=1024x1024", "size=1024x768"]
 
 
-def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
+def test_real_shells_never_run_a_hostile_input_or_value(in_shell, zcompdump):
     names = sorted(f"{name}=" for name in [*HOSTILE_NAMES, "style"])
     values = sorted(f"style={value}" for value in HOSTILE_VALUES if "\n" not in value)
     line = f"siray run {HOSTILE_MODEL} -i "
@@ -751,7 +767,7 @@ def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
         "style=$(touch PWNED)",
         "style=it's",
     ]
-    zsh = zsh_complete([line, *typed], **in_shell)  # type: ignore[arg-type]
+    zsh = zsh_complete([line, *typed], **in_shell, dump=zcompdump)  # type: ignore[arg-type]
     assert zsh[0].matches == names
     assert [answer.word for answer in zsh[1:]] == [shlex.split(found)[-1] for found in lines]
     fish = fish_complete([line, line + "style="], **in_shell)  # type: ignore[arg-type]
