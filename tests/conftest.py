@@ -103,6 +103,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import compileall
 
     compileall.compile_dir(Path(__file__).resolve().parent.parent / "siray_cli", quiet=2)
+    _rewrite_test_modules(session.config)
+
+
+def _rewrite_test_modules(config: pytest.Config) -> None:
+    """Rewrite the test modules' asserts once, into the files pytest caches them in: with
+    PYTHONDONTWRITEBYTECODE set, pytest caches none, and each worker would rewrite every module
+    again (~3 s of CPU each). These are pytest's own functions, private ones: a pytest that has
+    renamed them leaves the rewriting to each worker, as before."""
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+            if not source.name.startswith("test_") and source.name != "conftest.py":
+                continue
+            cache = rewrite.get_cache_dir(source)
+            pyc = cache / (source.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(source, pyc) is not None:
+                continue  # rewritten already, and still current
+            cache.mkdir(exist_ok=True)
+            source_hash, code = rewrite._rewrite_test(source, config)
+            rewrite._write_pyc(state, code, source_hash, pyc)
+    except (ImportError, AttributeError, KeyError, TypeError, OSError):
+        return
 
 
 @pytest.fixture(autouse=True)
