@@ -86,7 +86,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from helpers import (
     POLL_INTERVAL,
     TASK_SECONDS,
@@ -95,11 +94,11 @@ from helpers import (
     emulator_stats,
     run_in_terminal,
     siray_command,
+    siray_in_process,
     subprocess_env,
 )
 
 from siray_cli.emulator.server import EMULATOR_API_KEY, Emulator, EmulatorConfig
-from siray_cli.main import run as main
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -111,6 +110,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import compileall
 
     compileall.compile_dir(Path(__file__).resolve().parent.parent / "siray_cli", quiet=2)
+    _rewrite_test_modules(session.config)
+
+
+def _rewrite_test_modules(config: pytest.Config) -> None:
+    """Rewrite the test modules' asserts once, into the files pytest caches them in: with
+    PYTHONDONTWRITEBYTECODE set, pytest caches none, and each worker would rewrite every module
+    again (~3 s of CPU each). These are pytest's own functions, private ones: a pytest that has
+    renamed them leaves the rewriting to each worker, as before."""
+    try:
+        from _pytest.assertion import rewrite
+
+        state = config.stash[rewrite.assertstate_key]
+        for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+            if not source.name.startswith("test_") and source.name != "conftest.py":
+                continue
+            cache = rewrite.get_cache_dir(source)
+            pyc = cache / (source.name[:-3] + rewrite.PYC_TAIL)
+            if rewrite._read_pyc(source, pyc) is not None:
+                continue  # rewritten already, and still current
+            cache.mkdir(exist_ok=True)
+            source_hash, code = rewrite._rewrite_test(source, config)
+            rewrite._write_pyc(state, code, source_hash, pyc)
+    except (ImportError, AttributeError, KeyError, TypeError, OSError):
+        return
 
 
 @pytest.fixture(autouse=True)
@@ -169,15 +192,6 @@ def make_emulator() -> Iterator[Any]:
         server.stop()
 
 
-class _Entry:
-    """Lets click's CliRunner call siray's real main(), exception table included."""
-
-    name = "siray"
-
-    def main(self, args: list[str], prog_name: str, **_: Any) -> None:
-        raise SystemExit(main(list(args)))
-
-
 @pytest.fixture
 def siray(emu: Emulator) -> Any:
     """Run `siray ARGS` in-process on pipes (not a terminal) against the shared emulator."""
@@ -190,15 +204,7 @@ def siray(emu: Emulator) -> Any:
     ) -> Result:
         full_env: dict[str, str | None] = dict(emulator_env(server or emu))
         full_env.update(env or {})
-        runner = CliRunner()
-        result = runner.invoke(
-            _Entry(),
-            list(args),
-            input=input,
-            env=full_env,  # type: ignore[arg-type]
-            catch_exceptions=False,
-        )
-        return Result(result.exit_code, result.stdout, result.stderr)
+        return siray_in_process(*args, env=full_env, input=input)
 
     return invoke
 

@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import sqlite3
+import ssl
 import struct
 import subprocess
 import sys
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import CliRunner
 
 from siray_cli.emulator.server import Emulator
+from siray_cli.main import run
 from siray_cli.storage.history import DB_NAME
 
 # -- the emulator's pace -------------------------------------------------------------------------
@@ -78,6 +81,31 @@ def subprocess_env(server: Emulator, **extra: str) -> dict[str, str]:
     env.update(emulator_env(server))
     env.update(extra)
     return env
+
+
+class _Entry:
+    """Lets click's CliRunner call siray's real main(), exception table included."""
+
+    name = "siray"
+
+    def main(self, args: list[str], prog_name: str, **_: Any) -> None:
+        raise SystemExit(run(list(args)))
+
+
+def siray_in_process(
+    *args: str, env: Mapping[str, str | None] | None = None, input: str | None = None
+) -> Result:
+    """`siray ARGS` in this process on pipes (not a terminal), with `env` over this process's
+    environment (a None removes a variable): what the `siray` fixture runs, without its
+    emulator."""
+    result = CliRunner().invoke(
+        _Entry(),
+        list(args),
+        input=input,
+        env=dict(env or {}),  # type: ignore[arg-type]
+        catch_exceptions=False,
+    )
+    return Result(result.exit_code, result.stdout, result.stderr)
 
 
 def siray_command(*args: str) -> list[str]:
@@ -198,8 +226,13 @@ def png_pixels(data: bytes) -> bytes:
 # -- what the emulator saw -----------------------------------------------------------------------
 
 
+# The emulators' plain HTTP needs no certificate bundle: httpx would load its whole bundle for
+# every request made through httpx.get (~50 ms of CPU each, several hundred times per run)
+NO_CERTIFICATES = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 def emulator_stats(server: Emulator) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/_emulator/stats")
+    response = httpx.get(f"{server.url}/_emulator/stats", verify=NO_CERTIFICATES)
     response.raise_for_status()
     return dict(response.json())
 

@@ -17,10 +17,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from helpers import Result, siray_in_process
 
 from siray_cli import completion
 from siray_cli.storage.history import DB_NAME
@@ -129,7 +130,7 @@ def complete(
     shell: str, words: str, cword: int | None = None, environment: dict[str, str] | None = None
 ) -> list[str]:
     """Ask siray for candidates the way each script does."""
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # (the test's terminal's)
+    env: dict[str, str | None] = {"COLUMNS": None}  # (the test's terminal's)
     env.update(_SIRAY_COMPLETE=f"complete_{shell}", COMP_WORDS=words)
     if shell == "fish":  # the line up to the cursor, and the token being completed
         env["COMP_CWORD"] = "" if words.endswith(" ") else words.rsplit(maxsplit=1)[-1]
@@ -138,15 +139,10 @@ def complete(
     else:
         env["COMP_CWORD"] = str(cword if cword is not None else len(words.split()) - 1)
     env.update(environment or {})
-    completed = subprocess.run(
-        [sys.executable, "-m", "siray_cli"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert completed.returncode == 0 and completed.stderr == "", completed.stderr
+    # in this process: what a shell runs is the same entry point (the real shells' tests below
+    # run it as a command of its own)
+    completed = siray_in_process(env=env)
+    assert completed.exit_code == 0 and completed.stderr == "", completed.stderr
     return [line for line in completed.stdout.splitlines() if line]
 
 
@@ -161,9 +157,8 @@ def test_bash_completes_commands_options_and_enum_values():
 
 def test_a_bash_script_installed_earlier_still_completes():
     """Its protocol was COMP_WORDS and COMP_CWORD; siray answers it until it is installed anew."""
-    env = {**os.environ, "_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru"}
-    env["COMP_CWORD"] = "1"
-    completed = run_siray(env=env)
+    env = {"_SIRAY_COMPLETE": "complete_bash", "COMP_WORDS": "siray ru", "COMP_CWORD": "1"}
+    completed = siray_in_process(env=env)
     assert completed.stdout.split() == ["run"] and completed.stderr == ""
 
 
@@ -244,27 +239,23 @@ def test_descriptions_lose_control_characters_and_values_with_them_are_dropped()
 # --- --show-completion and --install-completion ------------------------------------------------
 
 
-def run_siray(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "siray_cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def run_siray(*args: str, env: Mapping[str, str] | None = None) -> Result:
+    """`siray ARGS` in this process, in exactly `env` when given (not over this process's)."""
+    if env is None:
+        return siray_in_process(*args)
+    return siray_in_process(*args, env={**dict.fromkeys(os.environ), **env})
 
 
 @pytest.mark.parametrize("shell", completion.SHELLS)
 def test_show_completion_prints_that_shells_script(shell):
     # the shell named wins over the one siray runs under (here: bash, or none)
     shown = run_siray("--show-completion", shell)
-    assert shown.returncode == 0 and shown.stderr == ""
+    assert shown.exit_code == 0 and shown.stderr == ""
     assert shown.stdout == SCRIPTS[shell].read_text() == completion.script(shell)
     assert f"--show-completion {shell}`" in shown.stdout
     others = [s for s in completion.SHELLS if s != shell]
     assert all(SCRIPTS[other].read_text() != shown.stdout for other in others)
-    protocol = run_siray(env={**os.environ, "_SIRAY_COMPLETE": f"source_{shell}"})
+    protocol = siray_in_process(env={"_SIRAY_COMPLETE": f"source_{shell}"})
     assert protocol.stdout == shown.stdout
 
 
@@ -275,7 +266,7 @@ def test_show_completion_without_a_shell_uses_the_current_one(monkeypatch):
     with pytest.raises(Exception, match="name it"):
         completion._shell("", "--show-completion")
     refused = run_siray("--show-completion", "tcsh")
-    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.exit_code == 2 and refused.stdout == ""
     assert "not a shell siray completes" in refused.stderr
 
 
@@ -297,7 +288,7 @@ def test_install_completion_installs_that_shells_script(tmp_path, shell, where, 
     env = shell_env(home)
     for _ in range(2):  # a second install changes nothing
         installed = run_siray("--install-completion", shell, env=env)
-        assert installed.returncode == 0 and installed.stdout == "", installed.stderr
+        assert installed.exit_code == 0 and installed.stdout == "", installed.stderr
         assert f"installed the {shell} completion in {home / where}" in installed.stderr
     assert (home / where).read_text() == SCRIPTS[shell].read_text()
     if rc:
@@ -311,7 +302,7 @@ def test_an_installed_completion_is_loaded_by_each_real_shell(tmp_path, catalogu
     for shell in completion.SHELLS:
         if shutil.which(shell) is None:
             continue
-        assert run_siray("--install-completion", shell, env=env).returncode == 0
+        assert run_siray("--install-completion", shell, env=env).exit_code == 0
         if shell == "bash":
             loaded[shell] = subprocess.run(
                 ["bash", "-i", "-c", "complete -p siray"],
@@ -462,11 +453,16 @@ print READY
 
 
 def zsh_complete(
-    typed: list[str], env: dict[str, str], cwd: Path | None = None, rc: bool = False
+    typed: list[str],
+    env: dict[str, str],
+    cwd: Path | None = None,
+    rc: bool = False,
+    dump: Path | None = None,
 ) -> list[ZshAnswer]:
     """Type each line into an interactive zsh on a pseudo-terminal and press Tab; return the
     matches zsh offered (compadd's, after its own filtering), the command line after the Tab, and
-    what its last word means to zsh."""
+    what its last word means to zsh. `dump`: compinit's dump file (as a user's ~/.zcompdump),
+    made by the first zsh that names it and read by the next ones."""
     zsh = need("zsh")
     home = Path(env["HOME"])
     home.mkdir(parents=True, exist_ok=True)
@@ -476,7 +472,9 @@ def zsh_complete(
         command, init = [zsh, "-i"], ""
     else:
         command = [zsh, "-f", "-i"]
-        init = f"autoload -Uz compinit; compinit -u -D; source {shlex.quote(str(SCRIPTS['zsh']))}"
+        dumped = f"-d {shlex.quote(str(dump))}" if dump else "-D"
+        init = f"autoload -Uz compinit; compinit -u {dumped}; "
+        init += f"source {shlex.quote(str(SCRIPTS['zsh']))}"
     setup = ZSH_SETUP.format(init=init, cap=shlex.quote(str(capture)))
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
@@ -529,6 +527,13 @@ def zsh_complete(
     return answers
 
 
+@pytest.fixture(scope="module")
+def zcompdump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One dump of zsh's completion functions for the module's zsh sessions: without one,
+    compinit reads every completion function zsh has (most of a second of CPU) each time."""
+    return tmp_path_factory.mktemp("zsh") / "zcompdump"
+
+
 @pytest.fixture
 def in_shell(catalogue: Path, tmp_path: Path) -> Iterator[dict[str, object]]:
     env = shell_env(tmp_path / "home")
@@ -549,7 +554,7 @@ def test_real_bash_completes_commands_models_and_task_ids(in_shell):
     assert answers[3] == ["image_b0000000001\timage_b0000000001"]
 
 
-def test_real_zsh_completes_commands_models_and_task_ids(in_shell):
+def test_real_zsh_completes_commands_models_and_task_ids(in_shell, zcompdump):
     answers = zsh_complete(
         [
             "siray ru",
@@ -559,6 +564,7 @@ def test_real_zsh_completes_commands_models_and_task_ids(in_shell):
             "siray status image_b",
         ],
         **in_shell,  # type: ignore[arg-type]
+        dump=zcompdump,
     )
     assert (answers[0].matches, answers[0].buffer) == (["run"], "siray run ")
     assert answers[1].matches == list(NORMAL) and answers[1].buffer == "siray run alibaba/"
@@ -601,10 +607,10 @@ def test_real_bash_never_runs_a_hostile_candidate(in_shell):
         assert [row.split("\t")[1] for row in answer] == [name]
 
 
-def test_real_zsh_never_runs_a_hostile_candidate(in_shell):
+def test_real_zsh_never_runs_a_hostile_candidate(in_shell, zcompdump):
     typed = ["siray run a/", "siray status image_\\$", "siray status image_x"]
     typed += [f"siray run {prefix}" for prefix in UNIQUE_PREFIX.values()]
-    answers = zsh_complete(typed, **in_shell)  # type: ignore[arg-type]
+    answers = zsh_complete(typed, **in_shell, dump=zcompdump)  # type: ignore[arg-type]
     assert answers[0].matches == SAFE and answers[0].buffer == "siray run a/"
     assert answers[1].matches == ["image_$(touch PWNED)"]
     assert answers[1].word == "image_$(touch PWNED)"
@@ -738,7 +744,7 @@ def test_higgsfield_inputs_come_from_its_built_in_catalogue(isolated_environment
     assert complete("bash", f"siray run {model} -i ") == []  # Siray's catalogue: not cached
 
 
-def test_real_shells_complete_inputs_and_values(in_shell):
+def test_real_shells_complete_inputs_and_values(in_shell, zcompdump):
     bash = bash_complete(
         [
             f"siray run {IMAGE_MODEL} -i ",
@@ -776,6 +782,7 @@ def test_real_shells_complete_inputs_and_values(in_shell):
             f"siray run {IMAGE_MODEL} -i aspect_ratio=16",
         ],
         **in_shell,  # type: ignore[arg-type]
+        dump=zcompdump,
     )
     assert zsh[0].matches == NAMES
     stem = f"siray run {IMAGE_MODEL}"
@@ -792,7 +799,7 @@ def test_real_shells_complete_inputs_and_values(in_shell):
     assert sorted(fish[1]) == ["size=1024x1024", "size=1024x768"]
 
 
-def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
+def test_real_shells_never_run_a_hostile_input_or_value(in_shell, zcompdump):
     names = sorted(f"{name}=" for name in [*HOSTILE_NAMES, "style"])
     values = sorted(f"style={value}" for value in HOSTILE_VALUES if "\n" not in value)
     line = f"siray run {HOSTILE_MODEL} -i "
@@ -807,7 +814,7 @@ def test_real_shells_never_run_a_hostile_input_or_value(in_shell):
         "style=$(touch PWNED)",
         "style=it's",
     ]
-    zsh = zsh_complete([line, *typed], **in_shell)  # type: ignore[arg-type]
+    zsh = zsh_complete([line, *typed], **in_shell, dump=zcompdump)  # type: ignore[arg-type]
     assert zsh[0].matches == names
     assert [answer.word for answer in zsh[1:]] == [shlex.split(found)[-1] for found in lines]
     fish = fish_complete([line, line + "style="], **in_shell)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from helpers import (
     rows,
     run_in_terminal,
     siray_command,
+    siray_in_process,
     start,
     subprocess_env,
 )
@@ -349,17 +350,9 @@ def test_upload_prints_the_public_url_and_checks_the_type_first(siray, emu, tmp_
 
 
 def test_completion_offers_the_providers_own_model_names(siray, emu):
-    import subprocess
-    import sys
-
     def complete(words: str, **env: str) -> list[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "siray_cli"],
-            env={**__import__("os").environ, "COMP_LINE": words,
-                 "_SIRAY_COMPLETE": "complete_bash", **env},
-            capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
-        return done.stdout.split()
+        protocol = {"COMP_LINE": words, "_SIRAY_COMPLETE": "complete_bash", **env}
+        return siray_in_process(env=protocol).stdout.split()
 
     assert IMAGE in complete("siray --provider higgsfield run bytedance/")
     assert VIDEO in complete("siray run kling", SIRAY_PROVIDER="higgsfield")
