@@ -38,6 +38,8 @@ def test_a_cap_falling_mid_batch_is_never_passed_by_racing_workers(siray, emu, t
     assert len(unsent) == 5 and all(r["error"]["type"] == "over_budget" for r in unsent)
     assert "4.500 of 5 credits committed" in result.stderr
     assert "3 succeeded, 0 failed, 5 not sent (over the cap)" in result.stderr
+    summary = records(result)[-1]
+    assert (summary["type"], summary["failed"], summary["not_sent"]) == ("summary", 0, 5)
     # the hint, with a higher cap: the 5 lines are sent, the 3 done are not paid again
     hint = next(line for line in result.stderr.splitlines() if "not sent, over the cap" in line)
     command = hint.split("never paid again): ", 1)[1].replace("AMOUNT", "20credits")
@@ -156,3 +158,6 @@ def test_the_history_records_what_capped_tasks_cost_and_totals_it(siray, emu, tm
     assert listed["price"] == {"amount": 0.094, "unit": "usd"}
     table = siray("history", "--cost")
     assert table.exit_code == 0 and "total" in table.stdout
+    assert siray("generate", HF_MODEL, "unpriced", env=HF).exit_code == 0
+    told = siray("history", "--cost")  # what it leaves out is said, not silently undercounted
+    assert "1 task of the period has no price and is not counted" in told.stderr, told

@@ -285,9 +285,10 @@ def test_a_base_url_with_a_path_of_its_own_is_named_when_a_submit_finds_nothing(
 
 
 def test_every_request_failing_alike_names_the_base_url_but_one_unknown_id_does_not(siray, emu):
-    alone = siray("--base-url", emu.url, "status", "image_unknown1")
-    assert alone.exit_code == 2, alone
-    assert "hint: check the id" in alone.stderr and "base URL" not in alone.stderr
+    for one in ("image_unknown1", "nosuch"):  # a bare id is asked at both endpoints: one lookup
+        alone = siray("--base-url", emu.url, "status", one)
+        assert alone.exit_code == 2, alone
+        assert "hint: check the id" in alone.stderr and "base URL" not in alone.stderr
     both = siray("--base-url", emu.url, "status", "image_unknown1", "image_unknown2")
     hints = [line for line in both.stderr.splitlines() if line.startswith("hint:")]
     assert len(hints) == 2, both

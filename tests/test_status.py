@@ -42,6 +42,19 @@ def test_status_shows_the_files_a_task_was_saved_to(siray, tmp_path):
         saved = siray("status", task_id, "-o", str(into), *extra, "--json")
         assert saved.exit_code == 0, saved
         assert saved.json()["files"] == [str(into / f"{task_id}_1.png")], saved
+    # again into the same directory: its own file there is kept, one document, no error (a new
+    # user saw exit 5, an error document, and then files of another directory)
+    for extra in ([], ["--wait"]):
+        into = tmp_path / "again0"
+        again = siray("status", task_id, "-o", str(into), *extra, "--json")
+        assert again.exit_code == 0, again
+        assert again.json()["files"] == [str(into / f"{task_id}_1.png")], again
+    fetched = siray("download", task_id, "-o", str(tmp_path / "again0"))
+    assert fetched.exit_code == 0, fetched
+    (tmp_path / "again0" / f"{task_id}_1.png").write_text("edited")  # no longer its own
+    refused = siray("download", task_id, "-o", str(tmp_path / "again0"))
+    assert refused.exit_code == 5 and "already exists" in refused.stderr, refused
+    assert (tmp_path / "again0" / f"{task_id}_1.png").read_text() == "edited"
 
 
 def test_status_wait_then_json_lines_for_several_ids(siray):

@@ -163,5 +163,14 @@ def _costs(context: "AppContext", since: float | None) -> None:
             "total": totals,
         },
     )
+    priced = sum(count for *_, count, _amount in costs)
+    submitted = len(context.session.history.query(since=since, with_id=True))
     if not costs:
         output.info("no priced task in the history (tasks are priced when sent under --max-cost)")
+    elif submitted > priced:
+        left = submitted - priced
+        output.info(
+            f"{left} task{'s' if left != 1 else ''} of the period "
+            f"{'have' if left != 1 else 'has'} no price and {'are' if left != 1 else 'is'} not "
+            "counted (tasks are priced when sent under --max-cost)"
+        )

@@ -172,19 +172,23 @@ def _look(
                     continue
                 try:
                     files = downloads.save(handle, task, directory, force=False, display=transfers)
-                except SirayError as exc:
-                    output.report(exc, handle.task_id)
+                except SirayError as exc:  # told on stderr; the task's own document follows
+                    output.report(exc, handle.task_id, document=False)
                     worst = worst or exit_code_for(exc)
                     continue
                 saved[handle.task_id] = files
     for handle, task in seen:
-        render_task(output, task, _shown(saved, handle))
+        render_task(output, task, _shown(saved, handle, directory))
     return worst
 
 
-def _shown(saved: dict[str, list[Path]], handle: "TaskHandle") -> list[str]:
-    """The files to show for a task: those just saved, else those saved before and still there."""
-    return [str(path) for path in saved.get(handle.task_id, [])] or saved_files(handle)
+def _shown(saved: dict[str, list[Path]], handle: "TaskHandle", directory: Path | None) -> list[str]:
+    """The files to show for a task: those just saved, else those saved before and still
+    there; with -o, only those in that directory."""
+    files = [str(path) for path in saved.get(handle.task_id, [])] or saved_files(handle)
+    if directory is None:
+        return files
+    return [path for path in files if Path(path).parent.resolve() == directory.resolve()]
 
 
 def _wait(
@@ -229,11 +233,11 @@ def _wait(
             on_end=saving,
         )
     for exc in saving.failures if saving is not None else []:
-        output.report(exc)
+        output.report(exc, document=False)  # told on stderr; each task's document follows
         worst = worst or exit_code_for(exc)
     for handle in handles:
         final = finals[handle.task_id]
-        render_task(output, final, _shown(saved, handle))
+        render_task(output, final, _shown(saved, handle, into[0]))
         seen.append((handle, final))
         if not final.succeeded:
             worst = worst or ExitCode.TASK_FAILED

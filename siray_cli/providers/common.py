@@ -37,7 +37,7 @@ class LazyClient:
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
         self.answered = False  # a 2xx came back: the base URL reaches the API
-        self.not_found = 0  # 404 and 405 answers: what every request gets from a wrong base URL
+        self.not_found = 0  # lookups answered 404 or 405: what every one gets from a wrong base URL
 
     def get(self) -> httpx.Client:
         from siray_cli.transport import build_http_client
@@ -57,8 +57,6 @@ class LazyClient:
     def _saw(self, response: httpx.Response) -> None:
         if response.is_success:
             self.answered = True
-        elif response.status_code in (404, 405):
-            self.not_found += 1
 
     def place_hint(self, set_by: str | None, default: str, added: str = "") -> str | None:
         """When a 404 may mean the base URL is wrong rather than the id or the model: it ends in
@@ -67,6 +65,7 @@ class LazyClient:
         404 or 405. None when the base URL is the default or has answered before."""
         from urllib.parse import urlsplit
 
+        self.not_found += 1
         if self.answered:
             return None
         url = self._base_url.rstrip("/")
@@ -81,8 +80,8 @@ class LazyClient:
             return None
         if path or self.not_found > 1:
             return (
-                f"is {url} the right base URL? It is set by {set_by}, and no request to it has "
-                f"succeeded yet (the default is {default})"
+                f"is {url} the right base URL? It is set by {set_by}, and nothing this command "
+                f"asked it has succeeded (the default is {default})"
             )
         return None
 

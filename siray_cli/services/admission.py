@@ -45,7 +45,9 @@ def when_admitted(
         except ConcurrencyLimitError as exc:
             now = time.monotonic()
             waited = now - started
-            if patience is not None and waited + every > patience:
+            # the last try comes at the end of the patience, not a pause before it
+            gap = every if patience is None else min(every, patience - waited)
+            if gap <= 0:
                 raise WaitTimeoutError(
                     f"gave up after {waited:.0f}s: the provider's concurrency limit was still "
                     f"reached ({exc.message}); nothing was submitted",
@@ -65,8 +67,8 @@ def when_admitted(
                 say(f"{what}: still held back by the concurrency limit ({waited:.0f}s so far)")
                 told = now
             if on_hold is not None:
-                on_hold(now + every, None if patience is None else started + patience)
+                on_hold(now + gap, None if patience is None else started + patience)
         if pause is None:
-            signals.sleep(every)
-        elif pause(every):
+            signals.sleep(gap)
+        elif pause(gap):
             return None

@@ -127,7 +127,7 @@ class TaskHandle:
         name: str | None = None,
         namer: Namer | None = None,
         on_failure: Callable[[str], None] | None = None,
-        keep: bool = False,
+        keep: bool | Callable[[Path], bool] = False,
     ) -> list[Path]:
         """Download every output of a task that succeeded (each atomically, never over a file
         unless forced; with `keep`, a file already there is kept as the output); the paths are

@@ -88,7 +88,7 @@ def download_all(
     name: str | None = None,
     namer: Namer | None = None,
     on_failure: Callable[[str], None] | None = None,
-    keep: bool = False,
+    keep: bool | Callable[[Path], bool] = False,
     handle: TaskHandle | None = None,
 ) -> list[Path]:
     """Download every output of a task that succeeded, named by `namer` (a name template's),
@@ -191,6 +191,16 @@ class Downloads:
         if not task.outputs:
             notices.warn(f"task {task.task_id} succeeded but listed no outputs")
             return []
+        history, row = self.session.history, handle.row
+
+        def own(target: Path) -> bool:
+            """A file this task saved there before, unchanged since: kept, so a download can
+            be repeated; anything else there (another's, or edited) is never overwritten."""
+            from siray_cli.storage.provenance import sha256_of
+
+            known = history.file_at(str(target.resolve())) if row is not None else None
+            return known is not None and known[0] == row and known[1] == sha256_of(target)
+
         namer = None
         if self.template is not None:
             record = handle.record
@@ -213,7 +223,7 @@ class Downloads:
             name=name,
             namer=namer,
             on_failure=notices.always if tell_on_failure else None,
-            keep=keep,
+            keep=keep or own,
         )
 
     def images_for_preview(

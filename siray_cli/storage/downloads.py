@@ -364,7 +364,7 @@ def download_one(
     index: int,
     *,
     force: bool,
-    keep: bool = False,
+    keep: bool | Callable[[Path], bool] = False,
     stem: str | None = None,
     file_name: Callable[[str], str] | None = None,
     on_start: Callable[[str, int | None], object] | None = None,
@@ -378,8 +378,9 @@ def download_one(
 
     The body is capped: at its Content-Length when the server gave one (a server that sends more
     is cut off), else at `max_bytes` (the download_max_size setting), decompressed bytes counted.
-    With `keep` (a task taken up again, whose files may be there already), an existing file of
-    that name is kept, never overwritten, and stands as the output. A PNG gets `record` (what
+    With `keep` True (a task taken up again, whose files may be there already), an existing file
+    of that name is kept, never overwritten, and stands as the output; a `keep` function says
+    which existing files are (the task's own, unchanged). A PNG gets `record` (what
     made it) in a chunk of its own once its bytes are checked, just before it is put in place
     (see _with_record); any other file is kept as it was sent.
     """
@@ -402,7 +403,7 @@ def download_one(
                 target = directory / name
                 if name in ("", ".", "..") or target.resolve().parent != directory.resolve():
                     raise DownloadError(f"refusing to write {target} outside {directory}")
-                if target.exists() and keep and not force:
+                if target.exists() and not force and (keep is True or (keep and keep(target))):
                     return target
                 if target.exists() and not force:
                     raise DownloadError(

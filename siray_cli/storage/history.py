@@ -295,6 +295,11 @@ class History:
                     (row, path, digest, bare, now),
                 )
 
+    def file_at(self, path: str) -> tuple[int, str] | None:
+        """The task row and SHA-256 of the file last saved at `path`, if siray saved one."""
+        rows, _ = self._execute("SELECT task_row, sha256 FROM files WHERE path = ?", (path,))
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
     def by_digest(self, sha256: str) -> list[tuple[Record, str]]:
         """The tasks that saved a file of these bytes (as saved, or without the record it
         carries), with the path each saved it at, newest first (one output, a video say, may be

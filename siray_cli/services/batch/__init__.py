@@ -145,11 +145,13 @@ class BatchOutcome:
         states: dict[str, int] = {}
         for result in self.results:
             states[result.status] = states.get(result.status, 0) + 1
+        unsent = states.get("NOT_SENT", 0)  # over a spending cap: nothing paid, not a failure
         return {
             "type": "summary",
             "total": self.total,
             "succeeded": len(self.results) - len(self.failed),
-            "failed": len(self.failed),
+            "failed": len(self.failed) - unsent,
+            "not_sent": unsent,
             "skipped": self.skipped,
             "states": dict(sorted(states.items())),
             "seconds": round(self.seconds, 3),
