@@ -145,6 +145,9 @@ def isolated_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     # same request in two tests would be one
     for name in ("GITHUB_ACTIONS", "GITLAB_CI"):
         monkeypatch.delenv(name, raising=False)
+    # nor would it draw a preview (CI is set by every CI system, and by .ci/run): a test that
+    # wants CI's behaviour sets it
+    monkeypatch.delenv("CI", raising=False)
     home = tmp_path / "home"
     for name, sub in (
         ("SIRAY_CONFIG_DIR", "config"),

@@ -109,8 +109,12 @@ def test_download_fetches_a_finished_tasks_outputs_later(
     path = tmp_path / "out" / f"{task_id}_1.png"
     assert result.stdout.strip() == str(path)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    again = siray("download", task_id, "-o", str(tmp_path / "out"))
-    assert again.exit_code == 5 and "already exists" in again.stderr  # never clobbered
+    again = siray("download", task_id, "-o", str(tmp_path / "out"))  # its own file, unchanged
+    assert again.exit_code == 0 and again.stdout.strip() == str(path), again
+    path.write_bytes(b"edited by hand")
+    clobber = siray("download", task_id, "-o", str(tmp_path / "out"))
+    assert clobber.exit_code == 5 and "already exists" in clobber.stderr  # never clobbered
+    assert path.read_bytes() == b"edited by hand"
     with sqlite3.connect(isolated_environment / "data" / "history.sqlite3") as db:
         (files,) = db.execute("SELECT files FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
     assert json.loads(files) == [str(path)]
