@@ -569,6 +569,24 @@ def test_a_state_whose_emulator_died_is_forgotten(background, isolated_environme
     assert background("stop").returncode == 0
 
 
+def test_stopping_an_emulator_gone_already_still_unsets_its_variables(
+    background, isolated_environment, monkeypatch
+):
+    # found by a new user: `eval "$(siray emulator stop)"` after the emulator had died printed
+    # nothing, and the shell kept pointing at a dead emulator
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    _fake_state(isolated_environment, ended.pid, port)
+    monkeypatch.setenv("SIRAY_BASE_URL", f"http://127.0.0.1:{port}")  # still in effect
+    stopped = background("stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "gone already" in stopped.stderr
+    assert stopped.stdout == "unset SIRAY_BASE_URL\n"
+
+
 @pytest.mark.parametrize("answers", ["nothing", "another emulator"])
 def test_stop_never_signals_a_recycled_pid(background, isolated_environment, emu, answers):
     """The recorded PID now belongs to another process: on the recorded port nothing answers,

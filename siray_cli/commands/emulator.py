@@ -458,16 +458,19 @@ def stop(
 
     output = get_context(ctx).output
     stopped, stale = background.stop(background.home(), timeout)
-    if stopped is None:
-        if stale is not None:
-            output.info(f"the emulator recorded as PID {stale.pid} was gone already")
-        else:
-            output.info("no emulator was running")
+    ended = stopped or stale
+    if stopped is not None:
+        output.info(f"emulator stopped (PID {stopped.pid}, {stopped.url})")
+    elif stale is not None:
+        output.info(f"the emulator recorded as PID {stale.pid} was gone already")
+    else:
+        output.info("no emulator was running")
+    if ended is None:
         return
-    output.info(f"emulator stopped (PID {stopped.pid}, {stopped.url})")
-    environ = get_context(ctx).output.environment.variables
+    # gone or stopped, its variables go too: else the shell points at a dead emulator
+    environ = output.environment.variables
     output.data_lines(
-        f"unset {name}" for name, value in stopped.environment.items() if environ.get(name) == value
+        f"unset {name}" for name, value in ended.environment.items() if environ.get(name) == value
     )
 
 
