@@ -340,3 +340,9 @@ MaxTasksOpt = Annotated[
         show_default=False,
     ),
 ]
+BatchModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="With --batch: the model of lines that name none.", show_default=False
+    ),
+]

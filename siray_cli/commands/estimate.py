@@ -6,6 +6,7 @@ import typer
 
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import (
+    BatchModelOpt,
     ImageOpt,
     InputJsonOpt,
     InputOpt,
@@ -44,15 +45,7 @@ def estimate(
             show_default=False,
         ),
     ] = None,
-    model_opt: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="With --batch: the model of lines that name none.",
-            show_default=False,
-        ),
-    ] = None,
+    model_opt: BatchModelOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Print what a request would cost, without submitting it.

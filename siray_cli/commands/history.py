@@ -164,7 +164,7 @@ def _costs(context: "AppContext", since: float | None) -> None:
         },
     )
     priced = sum(count for *_, count, _amount in costs)
-    submitted = len(context.session.history.query(since=since, with_id=True))
+    submitted = context.session.history.count(since)
     if not costs:
         output.info("no priced task in the history (tasks are priced when sent under --max-cost)")
     elif submitted > priced:

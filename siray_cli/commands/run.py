@@ -10,6 +10,7 @@ import typer
 
 from siray_cli.commands._context import get_context, transfers_for
 from siray_cli.commands._options import (
+    BatchModelOpt,
     CancelOnInterruptOpt,
     DryRunOpt,
     ForceOpt,
@@ -57,12 +58,6 @@ BatchOpt = Annotated[
         "({model, prompt, inputs, name}) or CSV with a header.",
         metavar="FILE",
         show_default=False,
-    ),
-]
-BatchModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model", "-m", help="With --batch: the model of lines that name none.", show_default=False
     ),
 ]
 ConcurrencyOpt = Annotated[

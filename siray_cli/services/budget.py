@@ -66,6 +66,18 @@ def price_table(values: Mapping[str, Any]) -> dict[str, Decimal]:
     return prices
 
 
+def unpriced(
+    provider: str, model: str, *, what: str = "", after: str = "", unit: str
+) -> UsageError:
+    """A provider without a price endpoint, and no price for `model` in the profile's table."""
+    return UsageError(
+        f"{what}{provider} publishes no prices, and the profile's price table has none for "
+        f"{model}{after}",
+        hint=f'add it to the profile in config.toml: [profiles.NAME.prices] "{model}" = PRICE'
+        + unit,
+    )
+
+
 class Budget:
     """What a command may still spend and submit (None: no cap of that kind)."""
 
@@ -93,11 +105,12 @@ class Budget:
                 raise UsageError(f"--max-cost: {provider.name} prices in usd or credits")
             return
         if model not in self._prices:
-            raise UsageError(
-                f"--max-cost: {provider.name} publishes no prices, and the profile's price "
-                f"table has none for {model}; nothing was submitted",
-                hint=f'add it to the profile in config.toml: [profiles.NAME.prices] "{model}" = '
-                "PRICE (per task, in the unit of --max-cost), or cap the count with --max-tasks",
+            raise unpriced(
+                provider.name,
+                model,
+                what="--max-cost: ",
+                after="; nothing was submitted",
+                unit=" (per task, in the unit of --max-cost), or cap the count with --max-tasks",
             )
 
     def quote(self, provider: Provider, model: str, body: dict[str, Any]) -> Decimal:
@@ -227,12 +240,7 @@ def estimate_batch(
             if table is None:
                 table = price_table(session.settings.profile_values())
             if model not in table:
-                raise UsageError(
-                    f"{run.provider} publishes no prices, and the profile's price table has "
-                    f"none for {model}",
-                    hint=f'add it to the profile in config.toml: [profiles.NAME.prices] "{model}"'
-                    " = PRICE (per task)",
-                )
+                raise unpriced(run.provider, model, unit=" (per task)")
             amounts = {"price": table[model]}
         totals = entry.totals or {}
         for unit, amount in amounts.items():

@@ -295,6 +295,14 @@ class History:
                     (row, path, digest, bare, now),
                 )
 
+    def count(self, since: float | None = None) -> int:
+        """Tasks with an id submitted since `since` (all: None)."""
+        rows, _ = self._execute(
+            "SELECT COUNT(*) FROM tasks WHERE task_id IS NOT NULL AND submitted_at >= ?",
+            (since or 0.0,),
+        )
+        return int(rows[0][0]) if rows else 0
+
     def file_at(self, path: str) -> tuple[int, str] | None:
         """The task row and SHA-256 of the file last saved at `path`, if siray saved one."""
         rows, _ = self._execute("SELECT task_row, sha256 FROM files WHERE path = ?", (path,))
