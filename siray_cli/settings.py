@@ -23,6 +23,7 @@ from siray_cli.settings_keys import (
     DOWNLOAD_MAX_SIZE,
     HISTORY,
     KEYS,
+    MAX_RATE,
     PROVIDER_KEYS,
     READ_TIMEOUT,
     RETRY_BACKOFF,
@@ -272,6 +273,10 @@ class Settings:
     @property
     def read_timeout(self) -> float:
         return self.defaulted(READ_TIMEOUT)
+
+    @property
+    def max_rate(self) -> float:
+        return self.defaulted(MAX_RATE)
 
     @property
     def retry_backoff(self) -> float:

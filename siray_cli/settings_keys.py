@@ -179,6 +179,15 @@ READ_TIMEOUT = Key(
     Seconds(lambda n: 0 < n < math.inf, "must be a positive number of seconds"),
     "seconds without a byte from the server before a request is given up (and retried)",
 )
+MAX_RATE = Key(
+    "max_rate",
+    "SIRAY_MAX_RATE",
+    None,
+    "150",  # transport/pacing.py CEILING
+    Seconds(lambda n: 1 <= n <= 10_000, "must be a number of requests a second, from 1 to 10000"),
+    "requests a second sent to one host at most; siray slows down by itself when the server "
+    "answers 429 or 503, and speeds up again",
+)
 RETRY_BACKOFF = Key(
     "retry_backoff",
     "SIRAY_RETRY_BACKOFF",
@@ -216,6 +225,7 @@ KEYS: dict[str, Key[Any]] = {
         HISTORY,
         CATALOGUE_TTL,
         READ_TIMEOUT,
+        MAX_RATE,
         RETRY_BACKOFF,
         PREVIEW,
     )

@@ -231,6 +231,29 @@ def test_submissions_respect_429_retry_after(siray, emu, tmp_path):
     assert created(emu) == before + 3
 
 
+def test_a_batch_slows_down_to_a_servers_rate_limit_and_loses_no_line(
+    siray, make_emulator, tmp_path
+):
+    """The emulator refuses API requests beyond 8 a second with 429 and Retry-After: the batch
+    learns the limit (a few refusals, not one per request), every line succeeds, and each is
+    created once."""
+    server = make_emulator(rate_limit=8, task_seconds=0.3)
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"limited {n}", "inputs": {"size": "1024x768"}} for n in range(12)),
+    )
+    result = siray(
+        "run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "12", "--json", server=server
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sum(1 for line in lines if line.get("status") == "SUCCESS") == 12
+    assert len(server.state.tasks) == 12  # none paid twice
+    refused = server.state.rate_limit.refused
+    looks = sum(task.status_requests for task in server.state.tasks.values())
+    assert 0 < refused <= looks // 2
+
+
 def test_batch_takes_inputs_only_from_its_file(siray, tmp_path):
     jobs = write_jobs(tmp_path / "jobs.jsonl", JOBS[0])
     result = siray("run", IMAGE, "--batch", str(jobs))

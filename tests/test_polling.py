@@ -17,7 +17,6 @@ from siray_cli.services.polling import (
     AdaptiveSchedule,
     FixedSchedule,
     Peers,
-    RateLimiter,
     WaitTimedOut,
     allowance,
     wait_for_tasks,
@@ -199,30 +198,7 @@ def test_several_tasks_one_request_each_per_look():
     assert polls_a[-1] < polls_b[-1]
 
 
-def test_the_rate_limit_lets_a_burst_through_and_keeps_any_second_within_the_rate():
-    clock = FakeClock()
-    given: list[float] = []
-    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
-
-    def call() -> None:
-        limiter.acquire()
-        given.append(clock.now)
-
-    for _ in range(5):  # five tasks submitted together: their first looks go at once
-        call()
-    assert given == [0.0] * 5
-    call()  # the sixth waits for the first second to pass
-    assert given[-1] == pytest.approx(1.0)
-    clock.now = 1.5
-    for _ in range(6):
-        call()
-    assert given[6:10] == pytest.approx([1.5] * 4)  # room for four more in (0.5, 1.5]
-    assert given[10:] == pytest.approx([2.0, 2.5])
-    for moment in given:  # any one-second window holds five calls at most
-        assert sum(1 for other in given if moment <= other < moment + 1.0) <= 5
-
-
-def test_a_batch_task_is_looked_at_when_it_reaches_the_age_a_peer_was_seen_done():
+def test_a_batch_task_is_looked_at_as_it_enters_its_peers_window_and_closely_within_it():
     peers = Peers()
     clock = FakeClock()
     done = Task("a", TaskKind.IMAGE, "SUCCESS", state_of("SUCCESS"), 100)
@@ -236,7 +212,7 @@ def test_a_batch_task_is_looked_at_when_it_reaches_the_age_a_peer_was_seen_done(
         clock=clock,
         sleep=clock.sleep,
     )
-    assert peers.shortest is None
+    assert peers.window() is None
     clock.now = 10.0
     wait_for_tasks(
         ["a"],
@@ -246,20 +222,79 @@ def test_a_batch_task_is_looked_at_when_it_reaches_the_age_a_peer_was_seen_done(
         clock=clock,
         sleep=clock.sleep,
     )
-    assert peers.shortest == pytest.approx(0.5)  # found done at the first look
+    # found done at the first look (0.5 s): it ended in (0, 0.5], and one sample is a rough
+    # guess, so the window closes a quarter past it
+    assert peers.window() == pytest.approx((0.25, 0.625))
     other = AdaptiveSchedule(started=20.0, peers=peers)
-    other.next_delay(None, 20.0)
-    assert other.peer_look() == pytest.approx(20.5)
-    other.next_delay(running(40), 20.5)
-    assert other.peer_look() is None  # looked at since: no second look on the peers' account
+    assert other.next_delay(None, 20.0) == pytest.approx(0.25)  # straight to the window
+    assert other.peer_look() == pytest.approx(20.25)
+    assert other.next_delay(running(40), 20.25) == pytest.approx(0.1)  # closely within it
+    assert other.peer_look() == pytest.approx(20.35)
+    other.next_delay(running(60), 20.7)  # past the window: the task's own schedule again
+    assert other.peer_look() is None
     assert AdaptiveSchedule(started=20.0).peer_look() is None  # no peers, no such look
+
+
+def test_the_peers_window_opens_at_the_5th_percentile_and_earlier_when_tasks_end_before_it():
+    peers = Peers()
+    for since, age in [(0.5, 9.0), (0.5, 9.5), (5.0, 11.0)]:  # the first tasks: sparse looks
+        peers.succeeded(age, since)
+    opens, closes = peers.window()
+    assert opens < 5.0 and closes >= 10.5
+    for n in range(64):  # then close looks: the tasks end between 9.6 and 10.4 s
+        end = 9.6 + 0.8 * n / 63
+        peers.succeeded(end + 0.05, end - 0.05)
+    opens, closes = peers.window()
+    assert 9.6 <= opens <= 9.7 and 10.4 <= closes <= 10.5  # the coarse first ones forgotten
+    # tasks found done at the window's first look, unfinished before it: they may have ended
+    # any time before it opened, so it opens earlier (their intervals' middles would say later)
+    for _ in range(8):
+        peers.succeeded(opens + 0.05, 5.0)
+    earlier, _ = peers.window()
+    assert earlier < 0.8 * opens
+    # and tasks ending within the window again bring it back up
+    for n in range(64):
+        end = 9.6 + 0.8 * n / 63
+        peers.succeeded(end + 0.05, end - 0.05)
+    assert 9.6 <= peers.window()[0] <= 9.7
+
+
+def test_before_its_peers_window_a_task_gets_at_most_two_looks():
+    peers = Peers()
+    for n in range(10):
+        peers.succeeded(60.0 + n * 0.1, 59.9 + n * 0.1)
+    opens, _ = peers.window()
+    schedule = AdaptiveSchedule(peers=peers)
+    now, looks = 0.0, []
+    while now < opens:
+        now += schedule.next_delay(running(10) if looks else None, now)
+        looks.append(now)
+    assert len(looks) == 2 and looks[-1] == pytest.approx(opens)
+
+
+@pytest.mark.parametrize("progress", [True, False], ids=["progress", "no progress"])
+@pytest.mark.parametrize("seconds", [1.0, 10.0, 60.0])
+def test_a_batch_sees_its_tasks_done_sooner_with_its_peers_window(seconds, progress):
+    """Tasks of one kind, 15 % apart in length (the emulator's spread): once a few have ended,
+    each is seen done within about a twentieth of its length on average, sooner than alone: short
+    tasks in half the time for about as many requests, long ones for far fewer requests."""
+    peers = Peers()
+    lags, requests = simulate(
+        lambda: AdaptiveSchedule(peers=peers), seconds, tasks=300, progress=progress
+    )
+    alone, alone_requests = simulate(AdaptiveSchedule, seconds, tasks=300, progress=progress)
+    lag, alone_lag = statistics.mean(lags), statistics.mean(alone)
+    assert lag <= 0.06 * seconds + 0.05
+    assert lag < alone_lag and requests <= alone_requests + 1.0
+    # short tasks are seen done far sooner; long ones for far fewer requests
+    assert lag <= 0.7 * alone_lag or requests <= 0.7 * alone_requests
 
 
 def test_a_sleeping_batch_waiter_wakes_when_a_peer_is_seen_done_and_on_stop():
     peers, stop = Peers(), threading.Event()
     schedule = AdaptiveSchedule(started=time.monotonic(), peers=peers)
     schedule.next_delay(None, schedule.started)
-    threading.Timer(0.02, peers.succeeded, args=(0.05,)).start()
+    threading.Timer(0.02, peers.succeeded, args=(0.1,)).start()
     began = time.monotonic()
     peers.nap(30.0, schedule.peer_look, stop)
     assert 0.04 <= time.monotonic() - began < 1.0

@@ -59,6 +59,7 @@ def _config(values: dict[str, Any]) -> "EmulatorConfig":
         extra_models=extra,
         sts_token_requests=values["sts_token_requests"],
         tls=values["tls"],
+        rate_limit=values.get("rate_limit"),
     )
 
 
@@ -164,6 +165,16 @@ TlsOpt = Annotated[
         show_default=False,
     ),
 ]
+RateLimitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--rate-limit",
+        min=1,
+        help="Answer 429 with Retry-After to API requests beyond N a second per key.",
+        metavar="N",
+        show_default=False,
+    ),
+]
 DEFAULTS: dict[str, Any] = {
     "port": 8787,
     "task_seconds": 3.0,
@@ -174,6 +185,7 @@ DEFAULTS: dict[str, Any] = {
     "sts_token_requests": None,
     "tls": False,
     "fault": None,
+    "rate_limit": None,
 }
 
 
@@ -193,6 +205,7 @@ def emulator(
     sts_token_requests: StsOpt = None,
     tls: TlsOpt = None,
     fault: FaultOpt = None,
+    rate_limit: RateLimitOpt = None,
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
     values = {**DEFAULTS, **_given(dict(locals()))}
@@ -250,6 +263,7 @@ def exec_(
     sts_token_requests: StsOpt = None,
     tls: TlsOpt = None,
     fault: FaultOpt = None,
+    rate_limit: RateLimitOpt = None,
 ) -> int:
     """Run CMD against an emulator on a free port, then stop the emulator.
 
@@ -355,6 +369,7 @@ def start(
     sts_token_requests: StsOpt = None,
     tls: TlsOpt = None,
     fault: FaultOpt = None,
+    rate_limit: RateLimitOpt = None,
 ) -> None:
     """Start an emulator in the background; print the lines to eval.
 

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 
 from siray_cli.emulator import control, higgsfield, siray
 from siray_cli.emulator.faults import Fault
-from siray_cli.emulator.http import Request, Response, Router, error_response
+from siray_cli.emulator.http import Request, Response, Router, error_response, json_response
+from siray_cli.emulator.limits import key_of
 from siray_cli.emulator.state import (
     EMULATOR_API_KEY,
     HIGGSFIELD_KEY,
@@ -86,8 +87,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.action == "delay":
             time.sleep(fault.delay)
+        limited = self._limited(path) if fault is None else None
         if fault is not None and fault.action == "status":
             response = self._fault_response(fault)
+        elif limited is not None:
+            response = limited
         else:
             request = Request(
                 "GET" if method == "HEAD" else method, path, self.path, body, self.headers
@@ -104,6 +108,24 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(response, fault)
         self._log(method, path, str(response.status), started)
+
+    def _limited(self, path: str) -> Response | None:
+        """The 429 of a request over the rate limit (limits.py), else None."""
+        limit = self.state.rate_limit
+        if limit is None or path.startswith("/_emulator"):
+            return None
+        authorization = self.headers.get("Authorization", "")
+        key = key_of(authorization)
+        wait = None if key is None else limit.take(key)
+        if wait is None:
+            return None
+        message = f"rate limit exceeded: {limit.allowed} requests a second"
+        if authorization.lower().startswith("key "):  # Higgsfield's errors are {"detail": ...}
+            response = json_response(429, {"detail": message})
+        else:
+            response = error_response(429, message, "rate_limit_exceeded", "rate_limit_error")
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     def _log(self, method: str, path: str, outcome: str, started: float) -> None:
         if self.state.config.log is not None:

@@ -20,6 +20,7 @@ from siray_cli.emulator import catalogue
 from siray_cli.emulator.clock import Clock
 from siray_cli.emulator.faults import Faults
 from siray_cli.emulator.http import Request
+from siray_cli.emulator.limits import RateLimit
 from siray_cli.emulator.storage import ObjectStore
 from siray_cli.emulator.tasks import (
     DUPLICATE_WINDOW,
@@ -53,6 +54,7 @@ class EmulatorConfig:
     sts_mode: str = "ok"  # ok, bad-secret or no-token: credentials the store will refuse
     tls: bool = False  # serve https (the API and the S3 store) with a throwaway certificate
     clock: Clock = field(default_factory=Clock)  # what every task timeline is read against
+    rate_limit: float | None = None  # API requests a second per key (limits.py), else none
 
 
 class EmulatorState:
@@ -64,6 +66,7 @@ class EmulatorState:
         self.requests: Counter[str] = Counter()
         self.user_agents: Counter[str] = Counter()
         self.faults = Faults(config.seed)
+        self.rate_limit = None if config.rate_limit is None else RateLimit(config.rate_limit)
         self.models = {**catalogue.MODELS, **config.extra_models}
         self.store = ObjectStore(self.faults, config.sts_token_requests, config.log)
         self._random = random.Random(config.seed)

@@ -13,12 +13,13 @@ if TYPE_CHECKING:
     import httpx
 
     from siray_cli.transport import Trace
+    from siray_cli.transport.pacing import AdaptiveRate
 
 
 class LazyClient:
     """One host's HTTP client (transport.build_http_client), built on first use: a run that asks
     nothing (the catalogue from a fresh cache, Higgsfield's built-in ids) builds none and imports
-    no httpx. A batch's workers share it (one pacer), hence the lock."""
+    no httpx. A batch's workers share it (one request rate, `pace`), hence the lock."""
 
     def __init__(
         self,
@@ -28,23 +29,29 @@ class LazyClient:
         trace: Trace | None,
         backoff: float | None,
         read_timeout: float | None,
+        max_rate: float | None = None,
     ) -> None:
         self._base_url = base_url
         self._authorization = authorization
         self._trace = trace
         self._backoff = backoff
         self._read_timeout = read_timeout
+        self._max_rate = max_rate
         self._client: httpx.Client | None = None
+        self.pace: AdaptiveRate | None = None  # the client's request rate, once built
         self._lock = threading.Lock()
         self.answered = False  # a 2xx came back: the base URL reaches the API
         self.not_found = 0  # lookups answered 404 or 405: what every one gets from a wrong base URL
 
     def get(self) -> httpx.Client:
         from siray_cli.transport import build_http_client
+        from siray_cli.transport.pacing import CEILING, AdaptiveRate
 
         with self._lock:
             if self._client is None:
+                self.pace = AdaptiveRate(CEILING if self._max_rate is None else self._max_rate)
                 self._client = build_http_client(
+                    pace=self.pace,
                     base_url=self._base_url,
                     headers={"Authorization": self._authorization},
                     trace=self._trace,

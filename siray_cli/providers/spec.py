@@ -21,7 +21,16 @@ if TYPE_CHECKING:
 class Connection:
     """Where and how to reach a provider."""
 
-    __slots__ = ("api_key", "backoff", "base_url", "gateway_url", "read_timeout", "set_by", "trace")
+    __slots__ = (
+        "api_key",
+        "backoff",
+        "base_url",
+        "gateway_url",
+        "max_rate",
+        "read_timeout",
+        "set_by",
+        "trace",
+    )
 
     def __init__(
         self,
@@ -32,10 +41,11 @@ class Connection:
         backoff: float | None = None,  # None: the transport's DEFAULT_BACKOFF
         read_timeout: float | None = None,
         set_by: str | None = None,  # where base_url comes from, when not the default
+        max_rate: float | None = None,  # requests a second at most (None: the transport's)
     ) -> None:
         self.api_key, self.base_url, self.gateway_url = api_key, base_url, gateway_url
         self.trace, self.backoff, self.read_timeout = trace, backoff, read_timeout
-        self.set_by = set_by
+        self.set_by, self.max_rate = set_by, max_rate
 
 
 class Credential:

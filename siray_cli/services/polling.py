@@ -9,9 +9,10 @@ documented 3-5 s advice); once it runs, siray estimates the earliest moment it c
 and looks within the lag allowance of that moment. Progress narrows that estimate, but reported
 progress is coarse and uneven, so siray assumes the rest may go much faster than the pace so far,
 and a wrong estimate can never stretch a gap past a few allowances. The server's Retry-After is
-honoured below this layer (transport.py); a batch shares one rate limit (RateLimiter), and its
-tasks on one model tell each other when they end (Peers), so that tasks submitted together are
-seen done together. A fixed `poll_interval` replaces all of this (FixedSchedule).
+honoured below this layer, where one client's requests share an adaptive rate (transport/
+pacing.py); a batch's tasks on one model tell each other when they end (Peers), so that once a
+few have, the others are looked at closely where tasks of that kind end, and rarely before. A
+fixed `poll_interval` replaces all of this (FixedSchedule).
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ SPEED_UP = 8.0  # the rest of the work may go up to 8 times faster than the prog
 MOST_LEFT = 1.25  # ...and no more than 1.25 times the run so far is ever assumed to be left
 STRETCH = 2.5  # however far off the estimate, a gap is at most 2.5 allowances
 PEER_CHECK = 0.25  # seconds: how soon a batch's sleeping waiter notices a stop
+RECENT = 64  # the peers' latest lengths the window is read from
+WINDOW_SAMPLES = 3  # peers ended before their window is read from percentiles; with fewer...
+FEW_SAMPLES = 1.25  # ...it closes a quarter past the latest end
+EARLIER = 0.05  # a window opening too late moves earlier by this share of itself
+WINDOW_SHARE = 0.1  # within the window, a look every tenth of the age it opens at...
+WINDOW_GAP = 0.1  # ...and no closer than this many seconds apart
+BEFORE_WINDOW = 0.5  # before the window, a gap is at most this share of the age it opens at,
+BEFORE_WINDOW_GAP = 2.0  # or this many seconds
 
 
 def _clamp(value: float, bounds: tuple[float, float]) -> float:
@@ -62,20 +71,51 @@ class Schedule:
 
 
 class Peers:
-    """What the tasks of one batch on one model tell each other: the shortest time from a submit
-    to a look that found the task succeeded. A task of the same kind gets a look when it reaches
-    that age, and is woken for it if asleep: tasks submitted together tend to end together, so
-    the first of them seen done brings the looks at the others forward."""
+    """What the tasks of one batch on one model tell each other: how long they took, from the
+    submit to the end, as the window of ages in which tasks of this kind end.
+
+    Each task found succeeded gives an interval: the age at the last look that found it
+    unfinished (`since`) and the age at the look that found it done. The window opens at the 5th
+    percentile of the latest RECENT lengths (each the middle of its interval) and closes at the
+    98th percentile of their ends (with fewer than WINDOW_SAMPLES, a quarter past the latest).
+    A task whose look before the window found it unfinished and whose first look in it found it
+    done may have ended any time before the window opened: its length is known only to lie below
+    the opening (its interval's middle would say later, and the window would drift later and
+    later). So it counts as shorter than every other; when more than one in twenty are such, the
+    5th percentile is somewhere below the opening, which moves earlier by EARLIER of itself. A
+    sleeping task is woken whenever a peer ends (Peers.nap): the window may have moved."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self.shortest: float | None = None
+        # (length, end) of the latest tasks; length None: before the window opened
+        self._seen: deque[tuple[float | None, float]] = deque(maxlen=RECENT)
+        self._window: tuple[float, float] | None = None
 
-    def succeeded(self, age: float) -> None:
+    def succeeded(self, age: float, since: float = 0.0) -> None:
+        """A peer was found succeeded `age` seconds after its submit, having been seen
+        unfinished `since` seconds after it (0: never)."""
+        since = min(since, age)
         with self._changed:
-            if self.shortest is None or age < self.shortest:
-                self.shortest = age
-                self._changed.notify_all()
+            before = self._window is not None and since < self._window[0] <= age
+            self._seen.append((None if before else (since + age) / 2, age))
+            ends = sorted(end for _, end in self._seen)
+            if len(ends) < WINDOW_SAMPLES:
+                known = [length for length, _ in self._seen if length is not None]
+                opens = min(known) if known else self._window[0] if self._window else age / 2
+                self._window = (opens, ends[-1] * FEW_SAMPLES)
+            else:
+                lengths = sorted(length for length, _ in self._seen if length is not None)
+                place = 0.05 * (len(self._seen) - 1) - (len(self._seen) - len(lengths))
+                if place >= 0:
+                    opens = _quantile(lengths, place / max(1, len(lengths) - 1))
+                elif self._window is not None:  # below the opening, but where?
+                    opens = self._window[0] * (1 - EARLIER if before else 1)
+                self._window = (opens, max(opens, _quantile(ends, 0.98)))
+            self._changed.notify_all()
+
+    def window(self) -> tuple[float, float] | None:
+        """The ages between which tasks of this kind end; None before any has."""
+        return self._window
 
     def nap(
         self, seconds: float, wake_at: Callable[[], float | None], stop: threading.Event
@@ -90,6 +130,18 @@ class Peers:
                 if left <= 0:
                     return
                 self._changed.wait(min(left, PEER_CHECK))
+
+
+def _in_window(opens: float, age: float) -> float:
+    return min(max(WINDOW_GAP, WINDOW_SHARE * opens), allowance(age))
+
+
+def _quantile(ordered: Sequence[float], share: float) -> float:
+    """The `share` quantile of sorted values, interpolated between neighbours."""
+    place = share * (len(ordered) - 1)
+    low = int(place)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (place - low)
 
 
 @dataclass
@@ -134,6 +186,29 @@ class AdaptiveSchedule(Schedule):
     def next_delay(self, status: Task | None, now: float) -> float:
         if self.started is None:
             self.started = now
+        alone = self._alone(status, now)
+        if self.peers is None:
+            return alone
+        window = self.peers.window()
+        if window is None:
+            return alone
+        return self._within(window, now - self.started, alone)
+
+    def _within(self, window: tuple[float, float], age: float, alone: float) -> float:
+        """The gap when peers say where tasks of this kind end: before that window, straight
+        to its start (for a long wait, in two steps: a task that fails early is not kept long);
+        in it, a look every WINDOW_SHARE of the age it opens at (so a task is seen done within
+        about a twentieth of its length on average); past it, the task's own schedule."""
+        opens, closes = window
+        if age < opens:
+            return min(opens - age, max(alone, BEFORE_WINDOW * opens, BEFORE_WINDOW_GAP))
+        if age < closes:
+            return _in_window(opens, age)
+        return alone
+
+    def _alone(self, status: Task | None, now: float) -> float:
+        """The gap from what this task alone says."""
+        assert self.started is not None
         previous, self._previous = self._previous, now
         if status is None:
             return FIRST_LOOK
@@ -162,51 +237,24 @@ class AdaptiveSchedule(Schedule):
 
     def ended(self, status: Task, now: float) -> None:
         if self.peers is not None and self.started is not None and status.succeeded:
-            self.peers.succeeded(now - self.started)
+            since = 0.0 if self._previous is None else self._previous - self.started
+            self.peers.succeeded(now - self.started, since)
 
     def peer_look(self) -> float | None:
-        """The moment this task is as old as the youngest peer that was found succeeded, unless
-        it has been looked at since: a look then is likely to find it done too."""
-        if self.peers is None or self.peers.shortest is None or self.started is None:
+        """The moment its peers' window says this task is worth a look: as it enters the window
+        unless looked at since, or one in-window gap after its last look in the window."""
+        if self.peers is None or self.started is None:
             return None
-        moment = self.started + self.peers.shortest
-        if self._previous is not None and self._previous >= moment:
+        window = self.peers.window()
+        if window is None:
             return None
-        return moment
-
-
-class RateLimiter:
-    """At most `rate` calls in any one-second window, across threads (a batch's status polls, all
-    together). A burst of up to `rate` calls goes at once: the looks of tasks submitted together
-    are due together, and spacing them out would only make the last of them late."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
-        window: float = 1.0,
-    ):
-        self._limit = max(1, int(rate * window))
-        self._window = window
-        self._clock = clock
-        self._sleep = sleep
-        self._slots: deque[float] = deque()  # the moments given out, in order
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = self._clock()
-            while self._slots and self._slots[0] <= now - self._window:
-                self._slots.popleft()
-            slot = now
-            if self._slots:
-                slot = max(slot, self._slots[-1])
-            if len(self._slots) >= self._limit:
-                slot = max(slot, self._slots[-self._limit] + self._window)
-            self._slots.append(slot)
-        if slot > now:
-            self._sleep(slot - now)
+        opens, closes = window
+        last = None if self._previous is None else self._previous - self.started
+        if last is None or last < opens:
+            return self.started + opens
+        if last < closes:
+            return self.started + last + _in_window(opens, last)
+        return None
 
 
 def default_schedule(poll_interval: float | None) -> Callable[[], Schedule]:

@@ -180,6 +180,7 @@ class Session:
             trace=self.notices.trace if self.notices.debug else None,
             backoff=self.backoff,
             read_timeout=self.read_timeout,
+            max_rate=self.settings.max_rate,
         )
         return open_provider(settings.provider, connection)
 

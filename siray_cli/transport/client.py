@@ -7,22 +7,20 @@ import os
 import ssl
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import httpx
 
 from siray_cli.transport.bounds import (
     DEFAULT_TIMEOUT,
     JSON_BODY_LIMIT,
-    MAX_RETRY_AFTER,
     REQUEST_BUDGET,
     USER_AGENT,
     BoundedTransport,
     Trace,
-    deadline_state,
     timeout_of,
     timeouts,
 )
+from siray_cli.transport.pacing import CEILING, AdaptiveRate, PacingTransport
 from siray_cli.transport.retries import (
     BoundedRetries,
     nothing_listens,
@@ -30,9 +28,6 @@ from siray_cli.transport.retries import (
     refused_for_long,
     refused_locally,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class TraceTransport(httpx.BaseTransport):
@@ -55,49 +50,6 @@ class TraceTransport(httpx.BaseTransport):
             raise
         elapsed = (time.perf_counter() - started) * 1000
         self._trace(f"{request.method} {url} -> {response.status_code} ({elapsed:.0f} ms)")
-        return response
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class Pacer:
-    """Shared by every request of one client: after a 429 with Retry-After, nobody sends until
-    the server's moment has passed (a batch's threads slow down together)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._not_before = 0.0
-
-    def wait(self) -> None:
-        with self._lock:
-            delay = self._not_before - time.monotonic()
-        outer = getattr(deadline_state, "at", None)
-        if outer is not None:  # the request ends then anyway: sleeping past it only delays that
-            delay = min(delay, outer - time.monotonic())
-        if delay > 0:
-            time.sleep(min(delay, MAX_RETRY_AFTER))
-
-    def note(self, response: httpx.Response) -> None:
-        if response.status_code != 429:
-            return
-        try:
-            seconds = min(float(response.headers.get("Retry-After", "")), MAX_RETRY_AFTER)
-        except ValueError:
-            return
-        with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
-
-
-class PacingTransport(httpx.BaseTransport):
-    def __init__(self, inner: httpx.BaseTransport, pacer: Pacer) -> None:
-        self._inner = inner
-        self._pacer = pacer
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        self._pacer.wait()
-        response = self._inner.handle_request(request)
-        self._pacer.note(response)
         return response
 
     def close(self) -> None:
@@ -175,10 +127,12 @@ def build_http_client(
     timeout: httpx.Timeout | None = None,
     read_timeout: float | None = None,
     expect_json: bool = True,
+    pace: AdaptiveRate | None = None,
 ) -> httpx.Client:
     """An HTTP client with siray's stack: retries (`backoff`, default DEFAULT_BACKOFF), pacing,
-    bounded JSON answers and the proxy rules. `timeout` defaults to DEFAULT_TIMEOUT, or to
-    `timeouts(read_timeout)` when a read timeout is given."""
+        bounded JSON answers and the proxy rules. `pace` is the client's request rate (pacing.py; by
+    default its own, at the default ceiling). `timeout` defaults to DEFAULT_TIMEOUT, or to
+        `timeouts(read_timeout)` when a read timeout is given."""
     if timeout is None:
         timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
 
@@ -188,7 +142,7 @@ def build_http_client(
         inner = BoundedTransport(inner, seconds=budget, limit=JSON_BODY_LIMIT)
     if trace is not None:
         inner = TraceTransport(inner, trace)
-    inner = PacingTransport(inner, Pacer())
+    inner = PacingTransport(inner, pace or AdaptiveRate(CEILING))
     retry = read_retry(backoff=backoff, expect_json=expect_json)
     transport = BoundedRetries(inner, retry, seconds=budget, keep_body_reads=not expect_json)
     all_headers = {"User-Agent": USER_AGENT}

@@ -151,6 +151,7 @@ class HiggsfieldProvider(Provider):
         backoff: float | None = None,
         read_timeout: float | None = None,
         set_by: str | None = None,
+        max_rate: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.set_by = set_by
@@ -163,6 +164,7 @@ class HiggsfieldProvider(Provider):
             trace=trace,
             backoff=backoff,
             read_timeout=read_timeout,
+            max_rate=max_rate,
         )
         self._kinds: dict[str, TaskKind] = {}
 

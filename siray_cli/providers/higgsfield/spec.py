@@ -24,6 +24,7 @@ def connect(connection: Connection) -> Provider:
         trace=connection.trace,
         backoff=connection.backoff,
         read_timeout=connection.read_timeout,
+        max_rate=connection.max_rate,
         set_by=connection.set_by,
     )
 

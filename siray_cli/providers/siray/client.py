@@ -147,6 +147,7 @@ class SirayProvider(Provider):
         backoff: float | None = None,
         read_timeout: float | None = None,
         set_by: str | None = None,
+        max_rate: float | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.set_by = set_by
@@ -159,6 +160,7 @@ class SirayProvider(Provider):
             trace=trace,
             backoff=backoff,
             read_timeout=read_timeout,
+            max_rate=max_rate,
         )
         self._gateway = LazyClient(  # which takes the key as `API-KEY <key>` (the contract)
             self.gateway_url,
@@ -166,6 +168,7 @@ class SirayProvider(Provider):
             trace=trace,
             backoff=backoff,
             read_timeout=read_timeout,
+            max_rate=max_rate,
         )
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """One line of a batch, from its verdict to its result: rejoined, skipped or submitted through
-the Ledger; waited for through its TaskHandle, with the batch's shared rate limit and its peers'
-news; its files saved under the line's name; and its result handed on as soon as it ends."""
+the Ledger; waited for through its TaskHandle, with its peers' news (the request rate is the
+provider client's, shared by every line: transport/pacing.py); its files saved under the line's
+name; and its result handed on as soon as it ends."""
 
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
     from siray_cli.services.polling import AdaptiveSchedule, Schedule
     from siray_cli.services.session import Providers, Session
     from siray_cli.storage.records import Record
-
-STATUS_RATE = 20.0  # status requests a second, at most, for the whole batch
 
 
 class Stopped(Exception):  # a signal between threads, never shown
@@ -120,9 +119,9 @@ class LineOptions:
 
 
 class LineFlow:
-    """What the runner asks of each line: its verdict, its submit, its wait (with the shared rate
-    limit), its downloads named from the job, the live display, and each result handed on, and
-    handed over, as soon as its task ends."""
+    """What the runner asks of each line: its verdict, its submit, its wait, its downloads named
+    from the job, the live display, and each result handed on, and handed over, as soon as its
+    task ends."""
 
     def __init__(
         self,
@@ -134,7 +133,7 @@ class LineFlow:
         downloads: Downloads,
         on_started: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        from siray_cli.services.polling import Peers, RateLimiter, default_schedule
+        from siray_cli.services.polling import Peers, default_schedule
 
         self.session, self.providers, self.options = session, providers, options
         self.ledger = session.ledger
@@ -143,7 +142,6 @@ class LineFlow:
         # lines not to be submitted, with why, decided before the batch began (--resume-from)
         self.held: dict[int, JobResult] = {}
         self.schedule = default_schedule(options.poll_interval)
-        self.limiter = RateLimiter(STATUS_RATE)
         # with the adaptive schedule, the tasks submitted here on one model (by provider and
         # model) bring each other's looks forward as they end
         self._peers: dict[tuple[str, str], Peers] = {}
@@ -313,7 +311,6 @@ class LineFlow:
         def before_look() -> None:
             if stop.is_set():
                 raise Stopped
-            self.limiter.acquire()
 
         adaptive = self._schedule_for(job, handle.task_id)
         schedule: Callable[[], Schedule] = self.schedule if adaptive is None else lambda: adaptive

@@ -1,0 +1,151 @@
+"""The adaptive request rate (transport/pacing.py) on a fake clock, and against the emulator's
+rate limit over loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from test_polling import FakeClock
+
+from siray_cli.emulator.limits import RateLimit, key_of
+from siray_cli.transport.pacing import AdaptiveRate, retry_after
+
+
+def answer(status: int, retry: str | None = None) -> httpx.Response:
+    return httpx.Response(status, headers={"Retry-After": retry} if retry is not None else {})
+
+
+def sends(rate: AdaptiveRate, clock: FakeClock, count: int) -> list[float]:
+    moments = []
+    for _ in range(count):
+        rate.acquire()
+        moments.append(clock.now)
+    return moments
+
+
+def test_a_burst_up_to_the_rate_goes_at_once_and_any_second_stays_within_it():
+    clock = FakeClock()
+    rate = AdaptiveRate(5, clock=clock, sleep=clock.sleep)
+    moments = sends(rate, clock, 5)
+    assert moments == [0.0] * 5
+    assert sends(rate, clock, 1) == [pytest.approx(1.0)]  # the sixth waits for the window
+    clock.now = 1.5
+    moments += [1.0, *sends(rate, clock, 6)]
+    assert moments[6:10] == pytest.approx([1.5] * 4) and moments[10:] == pytest.approx([2.0, 2.5])
+    for moment in moments:
+        assert sum(1 for other in moments if moment <= other < moment + 1.0) <= 5
+
+
+def test_a_throttle_slows_down_to_what_the_server_let_through_once_per_burst():
+    clock = FakeClock()
+    rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+    sends(rate, clock, 40)  # a burst of 40: the server let 30 through, refused 10
+    clock.now = 0.05
+    for _ in range(10):
+        rate.note(answer(429, "1"))
+    assert rate.throttles == 1  # the answers to one burst are one signal, never compounded
+    assert rate.rate == pytest.approx(0.9 * 30)
+    # back to where the limit was within a second (slow start), then only a creep above it
+    clock.now = 2.05
+    rate.acquire()
+    assert rate.rate == pytest.approx(30)
+    clock.now = 7.05
+    rate.acquire()
+    assert rate.rate == pytest.approx(30 + 0.02 * 30 * 5)
+
+
+def test_a_long_retry_after_holds_every_request_until_then_and_a_short_one_only_its_own():
+    def first_send_after(*answers: httpx.Response) -> float:
+        clock = FakeClock()
+        rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+        sends(rate, clock, 20)
+        clock.now = 0.5
+        for throttle in answers:
+            rate.note(throttle)
+        return sends(rate, clock, 1)[0]
+
+    # a Retry-After within the one-second window: the retry waits it, the others only the rate
+    assert first_send_after(answer(429, "1")) == first_send_after(answer(429)) == 1.0
+    # "come back later": nothing goes before then
+    assert first_send_after(answer(503, "3")) == pytest.approx(3.5)
+
+
+def test_a_stray_throttle_at_a_low_rate_is_soon_forgotten():
+    clock = FakeClock()
+    rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+    sends(rate, clock, 2)
+    rate.note(answer(503))  # one of two requests in a second refused, far below the ceiling
+    assert rate.rate == pytest.approx(1.0)
+    clock.now = 8.0
+    rate.acquire()
+    assert rate.rate == pytest.approx(1.0 + 0.5 * 8)  # a creep above what was let through
+    clock.now = 11.0  # ten seconds without a throttle: that limit is forgotten, and the rate
+    rate.acquire()  # doubles every second back to the ceiling
+    assert rate.rate == pytest.approx(5.0 * 2**3)
+    clock.now = 13.0
+    rate.acquire()
+    assert rate.rate == 100
+
+
+def test_other_answers_change_nothing_and_a_bad_retry_after_is_ignored():
+    clock = FakeClock()
+    rate = AdaptiveRate(10, clock=clock, sleep=clock.sleep)
+    for status in (200, 404, 500, 502):
+        rate.note(answer(status, "30"))
+    assert rate.rate == 10 and rate.throttles == 0 and sends(rate, clock, 1) == [0.0]
+    assert retry_after(answer(429, "soon")) is None
+    assert retry_after(answer(429, "Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0  # a past date
+    assert retry_after(answer(429, "86400")) == 30.0  # capped
+
+
+def test_creates_go_before_looks_that_wait_longer():
+    rate = AdaptiveRate(5)
+    for _ in range(5):
+        rate.acquire()  # the window is full for a second
+    order: list[str] = []
+
+    def send(name: str, first: bool) -> None:
+        rate.acquire(first=first)
+        order.append(name)
+
+    looks = [threading.Thread(target=send, args=(f"look {n}", False)) for n in range(3)]
+    for thread in looks:
+        thread.start()
+    time.sleep(0.1)  # the looks wait in line
+    create = threading.Thread(target=send, args=("create", True))
+    create.start()
+    for thread in [*looks, create]:
+        thread.join(5)
+    assert order[0] == "create" and sorted(order[1:]) == ["look 0", "look 1", "look 2"]
+
+
+def test_the_emulator_limits_each_key_and_never_its_own_endpoints_or_files():
+    clock = FakeClock()
+    limit = RateLimit(3, clock=clock)
+    assert [limit.take("a") for _ in range(4)] == [None, None, None, 1]
+    assert limit.take("b") is None  # per key
+    clock.now = 0.5
+    assert limit.take("a") == 1  # whole seconds, as HTTP says Retry-After
+    clock.now = 1.01
+    assert limit.take("a") is None and limit.refused == 2
+    assert key_of("Bearer k1") == "k1" and key_of("API-KEY k1") == "k1"
+    assert key_of("Key id:secret") == "id:secret"
+    assert key_of("AWS4-HMAC-SHA256 Credential=x") is None and key_of("") is None
+
+
+def test_a_rate_limited_emulator_answers_429_with_retry_after(make_emulator):
+    server = make_emulator(rate_limit=2)
+    env = server.environment()
+    with httpx.Client(base_url=server.url) as client:
+        siray = {"Authorization": f"Bearer {env['SIRAY_API_KEY']}"}
+        higgsfield = {"Authorization": f"Key {env['HF_KEY']}"}
+        answers = [client.get("/v1/images/generations/async/none", headers=siray) for _ in range(3)]
+        assert [a.status_code for a in answers] == [404, 404, 429]
+        assert answers[-1].headers["Retry-After"] == "1"
+        assert answers[-1].json()["error"]["code"] == "rate_limit_exceeded"
+        hf = [client.get("/requests/none/status", headers=higgsfield) for _ in range(3)]
+        assert hf[-1].status_code == 429 and "rate limit" in hf[-1].json()["detail"]
+        assert client.get("/_emulator/stats").status_code == 200  # never limited
