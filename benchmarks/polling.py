@@ -31,6 +31,8 @@ documentation's advice (start at 2 s, grow by 1.5 up to 10 s, with jitter).
 
 --baseline DIR adds a row for the AdaptiveSchedule of another checkout (DIR/siray_cli/services/
 polling.py, e.g. a worktree of the branch's starting commit): before and after in one run.
+--simulate adds the row "siray, in a batch": the same tasks followed one after another with a
+shared Peers, as the tasks of one model in `run --batch` are (its window of lengths).
 --simulate replays the emulator's own timelines (emulator/tasks.py build_timeline) against a fake
 clock with a 20 ms request latency: hundreds of tasks per row in a second, and the same numbers
 the real run gives within noise; the real run stays the reference.
@@ -54,7 +56,13 @@ from siray_cli.emulator.server import Emulator, EmulatorConfig
 from siray_cli.emulator.tasks import build_timeline
 from siray_cli.providers import Connection, open_provider
 from siray_cli.providers.siray.parse import state_of
-from siray_cli.services.polling import AdaptiveSchedule, FixedSchedule, Schedule, wait_for_tasks
+from siray_cli.services.polling import (
+    AdaptiveSchedule,
+    FixedSchedule,
+    Peers,
+    Schedule,
+    wait_for_tasks,
+)
 
 SCHEDULES: dict[str, Callable[[], Schedule]] = {
     "siray (adaptive)": AdaptiveSchedule,
@@ -253,9 +261,11 @@ def main() -> None:
         print(HEADER)
         progress = args.provider == "siray"
         for duration in args.durations:
+            peers = Peers()  # the tasks of one batch on one model, one after another
+            batch = {"siray, in a batch": lambda peers=peers: AdaptiveSchedule(peers=peers)}
             results = {
                 name: simulate(schedule, duration, tasks, progress=progress)
-                for name, schedule in schedules.items()
+                for name, schedule in {**schedules, **batch}.items()
             }
             beat = statistics.mean(results["fixed 2 s"][1])
             for name, (lags, requests) in results.items():

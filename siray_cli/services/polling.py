@@ -117,6 +117,11 @@ class Peers:
         """The ages between which tasks of this kind end; None before any has."""
         return self._window
 
+    @property
+    def trusted(self) -> bool:
+        """Whether enough peers have ended for the window to spare a task looks before it."""
+        return len(self._seen) >= WINDOW_SAMPLES
+
     def nap(
         self, seconds: float, wake_at: Callable[[], float | None], stop: threading.Event
     ) -> None:
@@ -192,19 +197,22 @@ class AdaptiveSchedule(Schedule):
         window = self.peers.window()
         if window is None:
             return alone
-        return self._within(window, now - self.started, alone)
+        gap = self._within(window, now - self.started, alone)
+        # a window read from fewer than WINDOW_SAMPLES peers only ever adds looks
+        return gap if self.peers.trusted else min(gap, alone)
 
     def _within(self, window: tuple[float, float], age: float, alone: float) -> float:
         """The gap when peers say where tasks of this kind end: before that window, straight
         to its start (for a long wait, in two steps: a task that fails early is not kept long);
         in it, a look every WINDOW_SHARE of the age it opens at (so a task is seen done within
-        about a twentieth of its length on average); past it, the task's own schedule."""
+        about a twentieth of its length on average); past it, the task's own schedule, but never
+        a gap over the allowance (its few looks so far say little of its pace)."""
         opens, closes = window
         if age < opens:
             return min(opens - age, max(alone, BEFORE_WINDOW * opens, BEFORE_WINDOW_GAP))
         if age < closes:
             return _in_window(opens, age)
-        return alone
+        return min(alone, allowance(age))
 
     def _alone(self, status: Task | None, now: float) -> float:
         """The gap from what this task alone says."""
