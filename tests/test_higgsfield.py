@@ -184,6 +184,8 @@ def test_the_credential_is_never_printed_nor_sent_to_siray(siray, emu):
         assert SECRET not in everything and HIGGSFIELD_KEY not in everything, result
     status = siray("auth", "status", "--json", env=HF).json()
     assert status["key"] == HIGGSFIELD_KEY.split(":")[0] + ":***"
+    assert status["gateway_url"] is None  # Siray's gateway is not Higgsfield's
+    assert "gateway_url" not in siray("auth", "status", "--offline", env=HF).stdout
     # the Siray key is not sent to Higgsfield, nor the other way round
     assert siray("generate", IMAGE, "x", env={**HF, "HF_KEY": ""}).exit_code == 3
 

@@ -107,7 +107,8 @@ def status(
     state = get_context(ctx, json_mode)
     settings, output = state.session.settings, state.output
     key = settings.api_key
-    base, gateway = settings.base_url, settings.gateway_url
+    base = settings.base_url
+    gateway = settings.gateway_url if settings.spec.gateway_url is not None else None
     works = None if offline or not key.value else key_works(state, key.value)
     if json_mode:
         output.emit_json(
@@ -116,21 +117,20 @@ def status(
                 "key": mask(key.value) if key.value else None,
                 "key_source": key.source if key.value else None,
                 "base_url": base.value,
-                "gateway_url": gateway.value,
+                "gateway_url": gateway.value if gateway is not None else None,
                 "key_works": works,
             }
         )
     else:
         verdict = {None: "not checked", True: "yes", False: "no (the API rejected it)"}[works]
-        output.data_lines(
-            [
-                f"profile:     {settings.profile_name} (from {settings.profile_source})",
-                f"key:         {mask(key.value)}" + (f" (from {key.source})" if key.value else ""),
-                f"base_url:    {base.value} (from {base.source})",
-                f"gateway_url: {gateway.value} (from {gateway.source})",
-                f"key works:   {verdict if key.value else 'no key'}",
-            ]
-        )
+        lines = [
+            f"profile:     {settings.profile_name} (from {settings.profile_source})",
+            f"key:         {mask(key.value)}" + (f" (from {key.source})" if key.value else ""),
+            f"base_url:    {base.value} (from {base.source})",
+        ]
+        if gateway is not None:  # Higgsfield has no gateway: the line would be Siray's
+            lines.append(f"gateway_url: {gateway.value} (from {gateway.source})")
+        output.data_lines([*lines, f"key works:   {verdict if key.value else 'no key'}"])
     if not key.value:
         output.report(settings.missing_key())
         return ExitCode.AUTH
