@@ -329,6 +329,7 @@ def root(
         )
 
     session = Session(settings, notices_for(output), environment)
+    output.prefix = session.command_prefix
     ctx.obj = AppContext(output, session)
     ctx.call_on_close(session.close)
 

@@ -10,7 +10,7 @@ terminal and no markup is interpreted.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from siray_cli.environment import Environment
@@ -35,6 +35,12 @@ _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
 # what a line of data may link to: a web or file URL of printable ASCII, nothing that could end
 # the hyperlink's escape sequence early (a path's URL is percent-encoded by Path.as_uri)
+# a siray command in a hint, by the subcommands whose meaning depends on the provider, host or
+# profile (`siray emulator ...`, or a command already spelled with root flags, is left alone)
+_COMMAND = re.compile(
+    r"(?<![\w/.-])siray (?=(?:auth|cancel|config|download|estimate|gallery|generate|history|info|"
+    r"models|open|rerun|run|status|upload)\b)"
+)
 _LINKABLE = re.compile(r"(?:https?|file)://[!-~]+")
 
 
@@ -105,6 +111,8 @@ class Output:
         self.secrets = Secrets()
         self._console: Console | None = None
         self._reader_gone = False
+        # how hints spell siray (Session.command_prefix), once the invocation's settings are known
+        self.prefix: Callable[[], str] | None = None
 
     @property
     def stdout(self) -> TextIO:
@@ -240,13 +248,26 @@ class Output:
         if line:
             self._write(self.stderr, f"error: {cut(self.scrub(exc.message))}")
             if exc.hint:
-                self._write(self.stderr, f"hint: {cut(self.scrub(exc.hint))}")
+                self._write(self.stderr, f"hint: {cut(self.scrub(self.respell(exc.hint)))}")
         if self.json_mode and document:
             if exc.records is not None:  # the command's own documents tell it
                 for record in exc.records:
                     self.emit_json(record)
                 return
             self.emit_json({"error": self.error_object(exc, task_id)})
+
+    def respell(self, hint: str) -> str:
+        """The hint with each siray command in it spelled with the root flags that chose this
+        invocation's provider, host and profile, so that following it reaches the same ones."""
+        if self.prefix is None:
+            return hint
+        try:
+            prefix = self.prefix()
+        except Exception:  # settings that cannot be read: the hint as it is, rather than none
+            return hint
+        if " " not in prefix:  # no root flags to add
+            return hint
+        return _COMMAND.sub(lambda _: f"{prefix} ", hint)
 
     def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:
         """The error object of the output contract: type, message, status, task id."""

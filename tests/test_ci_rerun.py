@@ -221,8 +221,8 @@ def test_a_line_submitted_earlier_in_the_run_with_other_parameters_is_reported(
     assert refused.exit_code == 2, refused
     (error, hint) = refused.stderr.strip().splitlines()[-2:]
     assert error.startswith("error: submitted by an earlier attempt of this run")
-    assert "siray status ID --wait" in hint
-    assert siray("status", made, "--wait", env=ci).exit_code == 0
+    assert "siray --provider higgsfield status ID --wait" in hint
+    assert siray("--provider", "higgsfield", "status", made, "--wait", env=ci).exit_code == 0
     assert created(emu, "one upload too many") == 1
 
 

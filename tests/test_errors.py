@@ -45,6 +45,22 @@ def test_a_refused_key_hints_at_auth_status_which_says_where_it_comes_from(siray
     assert "key works:   no (the API rejected it)" in followed.stdout
 
 
+def test_hints_spell_siray_with_the_root_flags_that_chose_the_profile_and_host(siray, emu):
+    """Following a hint as printed reaches the same profile and host as the command that gave
+    it: the hint's own commands are spelled with those root flags."""
+    assert siray("--profile", "work", "config", "set", "timeout", "60").exit_code == 0
+    bad = {"SIRAY_API_KEY": "sk-REFUSED-0123456789"}
+    refused = siray("--profile", "work", "--base-url", emu.url, *GEN, env=bad)
+    assert refused.exit_code == 3, refused
+    spelled = f"siray --profile work --base-url {emu.url} auth status"
+    assert f"`{spelled}` says which is in effect" in refused.stderr
+    followed = siray(*spelled.split()[1:], env=bad)
+    assert "profile:     work (from flag --profile)" in followed.stdout
+    # a command already spelled with its root flags, or the emulator's, is left as it is
+    missing = siray("--profile", "nowhere", *GEN)
+    assert "`siray --profile nowhere auth login`" in missing.stderr
+
+
 def test_flag_beats_environment(siray, emu):
     result = siray("--api-key", "wrong-key-flag", *GEN)
     assert result.exit_code == 3
