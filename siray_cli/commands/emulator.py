@@ -1,6 +1,8 @@
 """`siray emulator`: serve the API.md contract locally, or run a command against it."""
 
 import errno
+import functools
+import inspect
 import json
 import os
 import shlex
@@ -8,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -189,27 +192,51 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _given(values: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in values.items() if value is not None}
+OPTIONS: dict[str, Any] = {  # the emulator's options, the same on the group, `exec` and `start`
+    "port": PortOpt,
+    "task_seconds": TaskSecondsOpt,
+    "create_shape": CreateShapeOpt,
+    "no_cancel": NoCancelOpt,
+    "api_key": KeyOpt,
+    "models_file": ModelsOpt,
+    "sts_token_requests": StsOpt,
+    "tls": TlsOpt,
+    "fault": FaultOpt,
+    "rate_limit": RateLimitOpt,
+}
+
+
+def _with_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the emulator's options (OPTIONS): Typer sees them in its signature, and
+    the command gets those given (not None) as one dict, `options`."""
+
+    @functools.wraps(command)
+    def with_options(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in OPTIONS}
+        options = {name: value for name, value in given.items() if value is not None}
+        return command(*args, options=options, **kwargs)
+
+    signature = inspect.signature(command)
+    own = [p for p in signature.parameters.values() if p.name != "options"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in OPTIONS.items()
+    ]
+    with_options.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    with_options.__annotations__ = {
+        name: kind for name, kind in with_options.__annotations__.items() if name != "options"
+    }
+    return with_options
 
 
 @app.callback()
+@_with_options
 def emulator(
     ctx: typer.Context,
-    port: PortOpt = None,
-    task_seconds: TaskSecondsOpt = None,
-    create_shape: CreateShapeOpt = None,
-    no_cancel: NoCancelOpt = None,
-    api_key: KeyOpt = None,
-    models_file: ModelsOpt = None,
-    sts_token_requests: StsOpt = None,
-    tls: TlsOpt = None,
-    fault: FaultOpt = None,
-    rate_limit: RateLimitOpt = None,
+    options: dict[str, Any],
 ) -> None:
     """Serve the Siray API contract on 127.0.0.1 in the foreground (Ctrl-C stops it)."""
-    values = {**DEFAULTS, **_given(dict(locals()))}
-    values.pop("ctx")
+    values = {**DEFAULTS, **options}
     ctx.obj = values  # `exec` reads them, and may override them
     if ctx.invoked_subcommand is not None:
         return
@@ -249,21 +276,13 @@ def _values(ctx: typer.Context, given: dict[str, Any]) -> dict[str, Any]:
     "exec",
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
+@_with_options
 def exec_(
     ctx: typer.Context,
     command: Annotated[
         list[str], typer.Argument(help="The command to run, after --.", metavar="-- CMD [ARGS]...")
     ],
-    port: PortOpt = None,
-    task_seconds: TaskSecondsOpt = None,
-    create_shape: CreateShapeOpt = None,
-    no_cancel: NoCancelOpt = None,
-    api_key: KeyOpt = None,
-    models_file: ModelsOpt = None,
-    sts_token_requests: StsOpt = None,
-    tls: TlsOpt = None,
-    fault: FaultOpt = None,
-    rate_limit: RateLimitOpt = None,
+    options: dict[str, Any],
 ) -> int:
     """Run CMD against an emulator on a free port, then stop the emulator.
 
@@ -275,7 +294,7 @@ def exec_(
 
     The emulator's options may come before or after `exec` (after wins), always before `--`.
     """
-    given = _given({k: v for k, v in locals().items() if k not in ("ctx", "command")})
+    given = options
     values = _values(ctx, given)
     if "port" not in given and values["port"] == DEFAULTS["port"]:
         values["port"] = 0  # a free port, unless one was asked for
@@ -358,18 +377,10 @@ def _not_run(name: str, path: str | None, exc: OSError) -> UsageError:
 
 
 @app.command("start")
+@_with_options
 def start(
     ctx: typer.Context,
-    port: PortOpt = None,
-    task_seconds: TaskSecondsOpt = None,
-    create_shape: CreateShapeOpt = None,
-    no_cancel: NoCancelOpt = None,
-    api_key: KeyOpt = None,
-    models_file: ModelsOpt = None,
-    sts_token_requests: StsOpt = None,
-    tls: TlsOpt = None,
-    fault: FaultOpt = None,
-    rate_limit: RateLimitOpt = None,
+    options: dict[str, Any],
 ) -> None:
     """Start an emulator in the background; print the lines to eval.
 
@@ -378,7 +389,7 @@ def start(
     stops. Started already with the same options, it says so and prints the same lines; with
     others, stop it first. Its log, PID and port are kept in $SIRAY_STATE_DIR/emulator.
     """
-    values = _values(ctx, _given({k: v for k, v in locals().items() if k != "ctx"}))
+    values = _values(ctx, options)
     from siray_cli.emulator import background
 
     output = get_context(ctx).output
