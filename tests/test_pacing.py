@@ -10,6 +10,7 @@ import httpx
 import pytest
 from test_polling import FakeClock
 
+from siray_cli.emulator.faults import Fault
 from siray_cli.emulator.limits import RateLimit, key_of
 from siray_cli.transport.pacing import AdaptiveRate, retry_after
 
@@ -149,3 +150,6 @@ def test_a_rate_limited_emulator_answers_429_with_retry_after(make_emulator):
         hf = [client.get("/requests/none/status", headers=higgsfield) for _ in range(3)]
         assert hf[-1].status_code == 429 and "rate limit" in hf[-1].json()["detail"]
         assert client.get("/_emulator/stats").status_code == 200  # never limited
+        # the --fault rules still come first
+        server.state.faults.add(Fault(action="status", status=503, count=1))
+        assert client.get("/requests/none/status", headers=higgsfield).status_code == 503
