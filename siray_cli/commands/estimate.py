@@ -40,7 +40,8 @@ def estimate(
             "--batch",
             help="The price of a batch file (as `run --batch` takes it; '-' for stdin), by "
             "model: what running it now would send (lines that follow an earlier task cost "
-            "nothing).",
+            "nothing). On a pipe, no header: model, provider, lines, sent and the prices, "
+            "tab-separated, then a total line.",
             metavar="FILE",
             show_default=False,
         ),
