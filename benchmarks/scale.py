@@ -6,9 +6,9 @@ then the process is killed. Measured: the time from starting the process to the 
 created on the emulator (every line is parsed, built, checked and planned before it), to the
 first result on stdout (results are streamed as lines end, not held to the batch's end), and
 the siray process's peak resident memory (VmHWM, sampled from /proc every 20 ms; the emulator's
-memory is not in it). The batch is cut short because a batch's status requests are paced
-(services/batch/job.py's STATUS_RATE, 20 a second), so a whole 10,000-line batch takes at least
-500 s: the peak is over the whole planning of every line and the first --through lines run.
+memory is not in it). The batch is cut short because a batch's status requests are paced (at
+20 a second when this was written), so a whole 10,000-line batch takes minutes: the peak is over
+the whole planning of every line and the first --through lines run.
 
 The history: --tasks tasks (the batch's lines among them, done and handed over) written to a
 fresh history with siray's own schema (each tree opens it first, so its migrations have run
