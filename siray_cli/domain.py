@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -141,14 +142,17 @@ class ModelInfo:
     def kind(self) -> TaskKind:
         return TaskKind.VIDEO if self.tag in VIDEO_TAGS else TaskKind.IMAGE
 
-    @property
+    # read once a model (a batch checks each of its lines against them): the schema is not
+    # changed once the entry is made
+
+    @cached_property
     def properties(self) -> dict[str, dict[str, Any]]:
         props = self.schema.get("properties")
         if not isinstance(props, dict):
             return {}
         return {k: v for k, v in props.items() if isinstance(v, dict)}
 
-    @property
+    @cached_property
     def required(self) -> list[str]:
         required = self.schema.get("required")
         return [r for r in required if isinstance(r, str)] if isinstance(required, list) else []

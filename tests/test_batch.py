@@ -10,8 +10,8 @@ import sqlite3
 import time
 
 import httpx
-from helpers import Z_IMAGE as IMAGE
 from helpers import (
+    GEMINI_IMAGE,
     created,
     database,
     emulator_stats,
@@ -22,6 +22,7 @@ from helpers import (
     subprocess_env,
     write_jobs,
 )
+from helpers import Z_IMAGE as IMAGE
 
 from siray_cli.emulator.faults import Fault
 
@@ -468,3 +469,24 @@ def test_a_shard_is_named_in_its_resume_hint_and_needs_a_batch(siray, make_emula
         assert refused.exit_code == 2 and "is not I/N" in refused.stderr, refused
     alone = siray("run", IMAGE, "x", "--shard", "1/2")
     assert alone.exit_code == 2 and "--shard splits a batch" in alone.stderr
+
+
+def test_each_model_s_schema_is_compiled_once_for_every_line(siray, emu, tmp_path, monkeypatch):
+    """A batch checks every line against its model's schema, and builds that schema's validator
+    once, not once a line (issue 24: 10,000 lines are checked before the first submit)."""
+    import jsonschema
+
+    real = jsonschema.Draft202012Validator
+    compiled: list[str] = []
+
+    def counted(schema, *args, **kwargs):
+        compiled.append(json.dumps(schema, sort_keys=True))
+        return real(schema, *args, **kwargs)
+
+    monkeypatch.setattr(jsonschema, "Draft202012Validator", counted)
+    lines = [{"prompt": f"fox {n}", "inputs": {"size": "1024x768"}} for n in range(6)]
+    lines += [{"prompt": f"owl {n}", "model": GEMINI_IMAGE} for n in range(6)]
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *lines)
+    result = siray("run", "--batch", str(jobs), "-m", IMAGE, "--dry-run", "--json")
+    assert result.exit_code == 0, result
+    assert len(compiled) == len(set(compiled)) == 2, compiled

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 from helpers import GEMINI_IMAGE as MODEL
-from helpers import database, rows, run_in_terminal, siray_command, subprocess_env
+from helpers import database, rows, run_in_terminal, siray_command, subprocess_env, write_jobs
 
 from siray_cli.storage.history import DB_NAME, History
 from siray_cli.storage.migrations import MIGRATIONS
@@ -435,3 +435,69 @@ def test_a_schema_6_history_gains_the_files_table_and_keeps_its_tasks(siray, iso
     assert files == [
         (str(Path(saved).resolve()), hashlib.sha256(Path(saved).read_bytes()).hexdigest())
     ]
+
+
+def _looks_at_tasks(
+    siray, monkeypatch, database_path: Path, *args: str
+) -> list[tuple[str, list[str]]]:
+    """Run `siray ARGS`; each statement it read the tasks table with, and SQLite's plan of it."""
+    real = sqlite3.connect
+    traced: list[str] = []
+
+    def connect(*a, **k) -> sqlite3.Connection:
+        connection = real(*a, **k)
+        connection.set_trace_callback(traced.append)
+        return connection
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sqlite3, "connect", connect)
+        result = siray(*args)
+    assert result.exit_code == 0, result
+    looks = []
+    with real(database_path) as db:
+        for statement in traced:
+            if statement.lstrip().upper().startswith("SELECT") and " FROM tasks" in statement:
+                unbound = [None] * statement.count("?")  # traced with its values, or without
+                plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, unbound)]
+                looks.append((statement, plan))
+    return looks
+
+
+def test_the_look_ups_of_a_large_history_search_its_indexes(
+    siray, emu, isolated_environment, tmp_path, monkeypatch
+):
+    """`history -n 20`, a rerun's look-up of a task id and --resume's verdicts on a batch's lines
+    read the history through its indexes, so they stay fast on 100,000 tasks (issue 24; timed in
+    benchmarks/scale.py): no statement walks the tasks, and a batch's lines are looked up
+    together, by job key, not one statement a line. Without m008 SQLite took the index of
+    (provider, base_url, task_id) for a job's look-up and walked every task of the host."""
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        *({"prompt": f"indexed {n}", "name": f"indexed-{n}"} for n in range(4)),
+    )
+    assert siray("run", "--batch", str(jobs), "-m", MODEL).exit_code == 0
+    task_id = rows(isolated_environment)[-1]["task_id"]
+    db = database(isolated_environment)
+
+    listed = _looks_at_tasks(siray, monkeypatch, db, "history", "-n", "20")
+    rerun = _looks_at_tasks(siray, monkeypatch, db, "rerun", task_id, "--dry-run")
+    for statement, plan in [*listed, *rerun]:
+        walks = [step for step in plan if step.startswith("SCAN tasks")]
+        # an ordered walk of the submitted_at index that a LIMIT stops is no scan of the tasks
+        assert all("USING INDEX tasks_submitted" in step for step in walks), (statement, plan)
+        assert not walks or " LIMIT " in statement, (statement, plan)
+    (found,) = [plan for statement, plan in rerun if re.search(r"\btask_id = ", statement)]
+    assert any(step.startswith("SEARCH tasks USING INDEX tasks_id (task_id=?)") for step in found)
+
+    resumed = _looks_at_tasks(
+        siray, monkeypatch, db, "run", "--batch", str(jobs), "-m", MODEL, "--resume", "--dry-run"
+    )
+    by_job = [(statement, plan) for statement, plan in resumed if "job_key" in statement]
+    assert len(by_job) == 1, resumed  # the four lines in one look
+    ((statement, plan),) = by_job
+    # read from the index alone (it holds what a verdict reads), not row by row from the table
+    assert any(
+        step.startswith("SEARCH tasks USING COVERING INDEX tasks_by_job (job_key=? AND provider=?")
+        for step in plan
+    ), plan
+    assert not any(step.startswith("SCAN tasks") for step in plan), plan

@@ -79,9 +79,9 @@ def described(
     and its price where the provider tells it; none for an earlier task followed (`done`: what
     a succeeded one is to the command, "follow" or "skip")."""
     if plan.verdict in ("running", "done"):
-        assert plan.record is not None
+        assert plan.task_id is not None
         would = done if plan.verdict == "done" else "follow"
-        return DryRun(provider.name, would, task_id=plan.record.task_id)
+        return DryRun(provider.name, would, task_id=plan.task_id)
     body = files.describe(plan.body) if files is not None else plan.body
     built = provider.build_submit(kind, body, idempotency_key=plan.idempotency_key, webhook=webhook)
     priced = provider.capabilities.supports_estimate

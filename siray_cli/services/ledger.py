@@ -27,11 +27,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from siray_cli import signals
 from siray_cli.domain import TERMINAL, Task, TaskKind, TaskState
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from siray_cli.services.run_identity import RunIdentity
     from siray_cli.services.session import Notices
     from siray_cli.storage.history import History
-    from siray_cli.storage.records import Record
+    from siray_cli.storage.records import Attempt, Record
 
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
 LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
@@ -59,6 +59,8 @@ RUN_ATTEMPTS = 20  # a job's submits in one CI run that may each end failed befo
 UNKNOWN_PLACE = "*"
 
 Verdict = Literal["done", "running", "resend", "report", "submit"]
+FOLLOWED = ("done", "running")  # verdicts that follow a task instead of submitting
+Seen = TypeVar("Seen", "Record", "Attempt")  # an attempt, whole or as a verdict reads it
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,13 @@ class PriorAttempt:
     """What the history says of a job on one provider, host and profile (newest first): it
     succeeded ("done"), is still running ("running"), its submit went unanswered with a key the
     provider honours ("resend") or without one ("report"); or it is to be submitted ("submit",
-    settling `record`, an unanswered attempt, when there is one)."""
+    settling `record`, an unanswered attempt, when there is one). `task_id`: the id of the task
+    the verdict rests on (a batch's plan reads only that of a task it follows, not its record:
+    Ledger.priors)."""
 
     verdict: Verdict
     record: Record | None = None
+    task_id: str | None = None
 
     @property
     def kept_body(self) -> dict[str, Any] | None:
@@ -95,6 +100,7 @@ class Plan:
     record: Record | None
     body: dict[str, Any]
     idempotency_key: str | None
+    task_id: str | None = None  # of the task followed ("running", "done")
 
 
 def uncertain_message(record: Record, what: str = "this request") -> str:
@@ -117,6 +123,36 @@ def fingerprint(kind: TaskKind, body: dict[str, Any], occurrence: int = 0) -> st
 
 def same_place(a: Path | str, b: Path | str) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def _verdict(
+    attempts: Sequence[Seen], handed_over_too: bool, resubmit_uncertain: bool
+) -> tuple[Verdict, Seen | None]:
+    """The verdict from a job's attempts (newest first), and the attempt it rests on."""
+    if not handed_over_too:
+        # handed over by a later command (a hint followed: `status --wait -o DIR`, say) is
+        # not handed over to this one: its rerun follows the task instead of paying again
+        since = time.time() - REJOIN_WINDOW
+        attempts = [
+            a
+            for a in attempts
+            if (a.delivered_at is None or a.delivered_by == "later") and a.submitted_at >= since
+        ]
+    uncertain: Seen | None = None
+    for attempt in attempts:  # newest first
+        if attempt.task_id is None:
+            uncertain = uncertain or attempt
+            continue
+        if attempt.state is TaskState.SUCCESS:
+            return "done", attempt
+        if attempt.state not in TERMINAL:
+            return "running", attempt
+        break  # a definite attempt that failed, newer than any uncertain one: submit again
+    if uncertain is not None and uncertain.idempotency_key:
+        return "resend", uncertain
+    if uncertain is not None and not resubmit_uncertain:
+        return "report", uncertain
+    return "submit", uncertain
 
 
 _thread_locks: dict[str, threading.Lock] = {}
@@ -156,30 +192,41 @@ class Ledger:
         records = self.history.by_job(
             key, provider=provider.name, base_url=provider.base_url, profile=self.profile
         )
-        if not handed_over_too:
-            # handed over by a later command (a hint followed: `status --wait -o DIR`, say) is
-            # not handed over to this one: its rerun follows the task instead of paying again
-            since = time.time() - REJOIN_WINDOW
-            records = [
-                r
-                for r in records
-                if (r.delivered_at is None or r.delivered_by == "later") and r.submitted_at >= since
-            ]
-        uncertain: Record | None = None
-        for record in records:  # newest first
-            if record.task_id is None:
-                uncertain = uncertain or record
-                continue
-            if record.state is TaskState.SUCCESS:
-                return PriorAttempt("done", record)
-            if record.state not in TERMINAL:
-                return PriorAttempt("running", record)
-            break  # a definite attempt that failed, newer than any uncertain one: submit again
-        if uncertain is not None and uncertain.idempotency_key:
-            return PriorAttempt("resend", uncertain)
-        if uncertain is not None and not resubmit_uncertain:
-            return PriorAttempt("report", uncertain)
-        return PriorAttempt("submit", uncertain)
+        verdict, record = _verdict(records, handed_over_too, resubmit_uncertain)
+        return PriorAttempt(verdict, record, record.task_id if record is not None else None)
+
+    def priors(
+        self,
+        provider: Provider,
+        keys: Sequence[str],
+        *,
+        handed_over_too: bool,
+        resubmit_uncertain: bool = False,
+        read_only: bool = False,
+    ) -> dict[str, PriorAttempt]:
+        """The verdict on each of these jobs (as `prior`), by key, from one look at the history
+        for them all (a batch's plan), read from an index: a task followed ("done", "running")
+        comes with its id, not its record (each line reads its own again when it runs); the
+        other verdicts with the record of the attempt they rest on. `read_only` (a --dry-run)
+        makes no history that is not there yet: with none, every job is to be submitted."""
+        if read_only and not self.history.exists:
+            return {key: PriorAttempt("submit") for key in keys}
+        found = self.history.attempts(
+            keys, provider=provider.name, base_url=provider.base_url, profile=self.profile
+        )
+        verdicts = {
+            key: _verdict(found.get(key, []), handed_over_too, resubmit_uncertain) for key in keys
+        }
+        wanted = [a.row for v, a in verdicts.values() if a is not None and v not in FOLLOWED]
+        records = self.history.records(wanted) if wanted else {}
+        return {
+            key: PriorAttempt(
+                verdict,
+                None if attempt is None or verdict in FOLLOWED else records.get(attempt.row),
+                attempt.task_id if attempt is not None else None,
+            )
+            for key, (verdict, attempt) in verdicts.items()
+        }
 
     def decide(
         self,
@@ -191,14 +238,16 @@ class Ledger:
         handed_over_too: bool,
         resubmit_uncertain: bool = False,
         read_only: bool = False,
+        prior: PriorAttempt | None = None,
     ) -> Plan:
         """What a submit of this job does, from its earlier attempts: follow one ("running",
         "done"), send the unanswered one again with its key ("resend"), or submit ("submit");
         an unanswered attempt without a key is refused (AmbiguousSubmitError). `read_only`
-        (a --dry-run) makes no history that is not there yet."""
+        (a --dry-run) makes no history that is not there yet. `prior`: the verdict, looked up
+        already (`priors`, for a batch's lines at once)."""
         if new or (read_only and not self.history.exists):
             return Plan("submit", None, body, None)
-        found = self.prior(
+        found = prior or self.prior(
             provider, key, handed_over_too=handed_over_too, resubmit_uncertain=resubmit_uncertain
         )
         record = found.record
@@ -213,7 +262,7 @@ class Ledger:
             # create a second paid task; under the same key, another body is another request,
             # which the service refuses, so the body is the one sent
             return Plan("resend", record, found.kept_body or body, record.idempotency_key)
-        return Plan(found.verdict, record, body, None)
+        return Plan(found.verdict, record, body, None, found.task_id)
 
     @contextmanager
     def job_lock(self, provider: Provider, key: str) -> Iterator[None]:

@@ -285,6 +285,8 @@ class LocalFiles:
     ) -> None:
         """Upload through `provider`, together and once each, the files these bodies name that
         it does not have yet."""
+        if not self._pending:  # (a batch without local files: nothing to look for)
+            return
         done = self._uploaded.setdefault(provider.name, {})
         named: set[str] = set()
         for body in bodies:

@@ -229,6 +229,27 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.message}"
 
 
+_validators: dict[int, tuple[dict[str, Any], Any]] = {}  # id(schema) -> (schema, validator)
+KEPT_VALIDATORS = 32  # schemas whose validator is kept (a batch names a handful of models)
+
+
+def schema_validator(schema: dict[str, Any]) -> Any:
+    """The validator of a model's schema, made once per schema: a batch checks each of its
+    lines against the schema its model's catalogue entry holds (one object per model), and
+    jsonschema reads the whole schema each time a validator is made. Kept by the schema's
+    identity (the entry holds it, unchanged, for the whole command)."""
+    from jsonschema import Draft202012Validator
+
+    kept = _validators.get(id(schema))  # it holds the schema: no other object takes its id
+    if kept is not None:
+        return kept[1]
+    if len(_validators) >= KEPT_VALIDATORS:
+        _validators.clear()
+    validator = Draft202012Validator(schema)
+    _validators[id(schema)] = (schema, validator)
+    return validator
+
+
 def validate_body(
     body: dict[str, Any],
     info: ModelInfo,
@@ -240,8 +261,6 @@ def validate_body(
     by key), missing inputs all at once, unknown inputs with the valid ones, then each value that
     breaks the schema. `command` is how the hint spells siray (with --provider, see
     providers.command_prefix)."""
-    from jsonschema import Draft202012Validator
-
     earlier = earlier or {}
     problems: list[str] = list(earlier.values())
     missing = [name for name in info.required if name not in body and name not in earlier]
@@ -260,7 +279,7 @@ def validate_body(
         )
     try:
         errors = sorted(
-            Draft202012Validator(info.schema).iter_errors(body),
+            schema_validator(info.schema).iter_errors(body),
             key=lambda e: list(e.absolute_path),
         )
     except Exception:  # a schema the catalogue got wrong must not block the request

@@ -19,7 +19,14 @@ from typing import Any
 from siray_cli.domain import TERMINAL, Task, TaskState
 from siray_cli.storage.migrations import MIGRATIONS
 from siray_cli.storage.private import private_file
-from siray_cli.storage.records import Record, record_from_row, redact_data_urls
+from siray_cli.storage.records import (
+    ATTEMPT_COLUMNS,
+    Attempt,
+    Record,
+    attempt_from_row,
+    record_from_row,
+    redact_data_urls,
+)
 
 DB_NAME = "history.sqlite3"
 BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, for what skips it
@@ -399,6 +406,36 @@ class History:
             (job_key, provider, base_url, profile),
         )
         return self._records(rows)
+
+    def attempts(
+        self, job_keys: Sequence[str], *, provider: str, base_url: str, profile: str
+    ) -> dict[str, list[Attempt]]:
+        """The submits of each of these jobs (by key) on one provider, host and profile, newest
+        first, as a verdict reads them: one query for a whole batch (its keys given as one JSON
+        array: SQLite caps a statement's parameters), answered from the index `tasks_by_job`
+        (m008) alone."""
+        rows, _ = self._execute(
+            f"SELECT job_key, {', '.join(ATTEMPT_COLUMNS)} FROM tasks"
+            " WHERE job_key IN (SELECT value FROM json_each(?)) AND provider = ? AND base_url = ?"
+            " AND profile = ? ORDER BY submitted_at DESC, id DESC",
+            (json.dumps(list(job_keys)), provider, base_url, profile),
+        )
+        found: dict[str, list[Attempt]] = {}
+        for row in rows:
+            try:
+                attempt = attempt_from_row(row[1:])
+            except KeyError:  # a state edited by hand: skipped, as its record would be
+                continue
+            found.setdefault(row[0], []).append(attempt)
+        return found
+
+    def records(self, rows: Sequence[int]) -> dict[int, Record]:
+        """The records of these rows (by their ids), in one query."""
+        found, _ = self._execute(
+            "SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(rows)),),
+        )
+        return {record.row: record for record in self._records(found)}
 
     def prune(self, older_than: float) -> int:
         """Delete finished tasks, and UNCERTAIN attempts, submitted more than `older_than`

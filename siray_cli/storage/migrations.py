@@ -165,3 +165,18 @@ def m007_files() -> str:
     CREATE INDEX files_task ON files (task_row);
     CREATE UNIQUE INDEX files_path ON files (path);
     """
+
+
+@migration
+def m008_tasks_by_job() -> str:
+    """A job's attempts found by an index of the whole look (its key on one provider, host and
+    profile, newest first). With only `tasks_job` (the key alone) SQLite chose `tasks_key`
+    (provider, base_url, task_id) for its two equal columns, and walked every task of the
+    host: 50 ms a line on a history of 100,000 tasks. This index leads with the key, and
+    holds what a verdict reads of each attempt (records.ATTEMPT_COLUMNS, the row's id too), so
+    a batch's plan is answered by the index alone (History.attempts)."""
+    return """
+    DROP INDEX tasks_job;
+    CREATE INDEX tasks_by_job ON tasks (job_key, provider, base_url, profile, submitted_at,
+        task_id, state, delivered_at, delivered_by, idempotency_key);
+    """

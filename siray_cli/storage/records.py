@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from siray_cli.domain import TaskState
 
@@ -122,3 +123,36 @@ def record_from_row(row: sqlite3.Row) -> Record:
         price=row["price"],
         price_unit=row["price_unit"],
     )
+
+
+ATTEMPT_COLUMNS = (
+    "id",
+    "task_id",
+    "state",
+    "submitted_at",
+    "delivered_at",
+    "delivered_by",
+    "idempotency_key",
+)
+_STATES = {state.value: state for state in TaskState}
+
+
+class Attempt(NamedTuple):
+    """One submit of a job as a verdict on the job reads it (services.ledger): a batch's plan
+    reads these of every line from an index (migrations.m008), not each whole record (a tuple:
+    ten thousand of them are made at once)."""
+
+    row: int
+    task_id: str | None
+    state: TaskState
+    submitted_at: float
+    delivered_at: float | None
+    delivered_by: str | None
+    idempotency_key: str | None
+
+
+def attempt_from_row(values: Sequence[Any]) -> Attempt:
+    """An Attempt from the values of ATTEMPT_COLUMNS, in order; KeyError for a state siray does
+    not know (a row edited by hand)."""
+    row, task_id, state, submitted_at, delivered_at, delivered_by, key = values
+    return Attempt(row, task_id, _STATES[state], submitted_at, delivered_at, delivered_by, key)

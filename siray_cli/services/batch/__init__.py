@@ -27,7 +27,7 @@ from siray_cli.services.batch.jobs import (
     read_source,
 )
 from siray_cli.services.batch.plan import batch_lock
-from siray_cli.services.ledger import Plan
+from siray_cli.services.ledger import Plan, PriorAttempt
 from siray_cli.services.outputs import today
 
 if TYPE_CHECKING:
@@ -225,7 +225,6 @@ def _run_locked(
     from siray_cli.services.batch.earlier import take_up
     from siray_cli.services.batch.plan import refuse_existing_files, upload_files
     from siray_cli.services.batch.runner import BatchRunner
-    from siray_cli.services.ledger import PriorAttempt
     from siray_cli.services.outputs import Downloads
 
     text, where, results = source
@@ -258,10 +257,8 @@ def _run_locked(
     with display(len(jobs)) as watcher, downloads_named as downloads:
         flow = LineFlow(session, providers, line_options, watcher, on_result, downloads, on_started)
         flow.held = held
-        found = {
-            job.line: PriorAttempt("report") if job.line in held else flow.prior(job)
-            for job in jobs
-        }
+        found = verdicts(session, providers, jobs, options)
+        found.update({line: PriorAttempt("report") for line in held})
         if options.directory is not None and not options.force and not options.resume:
             # (a line whose earlier task is rejoined writes that task's files, whatever is there)
             fresh = [job for job in jobs if found[job.line].verdict not in ("done", "running")]
@@ -347,6 +344,33 @@ def _prepare(
     return jobs, files, earlier
 
 
+def verdicts(
+    session: Session,
+    providers: Providers,
+    jobs: list[PreparedJob],
+    options: BatchOptions,
+    *,
+    read_only: bool = False,
+) -> dict[int, PriorAttempt]:
+    """Each line's verdict from the history (as LineFlow.prior gives it), by line: one look per
+    provider for the whole batch, not one a line. Each line looks again, under its job's lock,
+    when it runs (LineFlow.previous)."""
+    by_provider: dict[str | None, list[PreparedJob]] = {}
+    for job in jobs:
+        by_provider.setdefault(job.provider, []).append(job)
+    found: dict[int, PriorAttempt] = {}
+    for name, group in by_provider.items():
+        priors = session.ledger.priors(
+            providers.named(name),
+            [job.key for job in group],
+            handed_over_too=options.resume,
+            resubmit_uncertain=options.resubmit_uncertain,
+            read_only=read_only,
+        )
+        found.update({job.line: priors[job.key] for job in group})
+    return found
+
+
 def dry_run_batch(session: Session, providers: Providers, options: BatchOptions) -> list[DryRun]:
     """What each line would send (--dry-run), checked as a run checks it: the lines, their
     schemas and files, the files they would write, each line's verdict from the history (read
@@ -361,6 +385,7 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
     date = today()
     jobs, files, earlier = _prepare(session, providers, options, text, where, date, results)
     plans: dict[int, Plan | AmbiguousSubmitError] = {}
+    found = verdicts(session, providers, jobs, options, read_only=True)
     for job in jobs:
         record = earlier.get(job.line)
         if record is not None and record.task_id and record.outcome in ("done", "look"):
@@ -374,6 +399,7 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
                 handed_over_too=options.resume,
                 resubmit_uncertain=options.resubmit_uncertain,
                 read_only=True,
+                prior=found[job.line],
             )
         except AmbiguousSubmitError as exc:  # the line would end UNCERTAIN, the others go on
             plans[job.line] = exc
