@@ -288,6 +288,32 @@ def submit(history: History, task_id: str) -> None:
     )
 
 
+def test_a_confirmed_id_replaces_an_older_task_of_that_host_under_the_same_id(tmp_path):
+    """A host reset since hands ids out again: its older row under the new task's id is of a
+    task long gone there, and makes way (in one transaction with the confirmation); the same id
+    on another host is another task, and stays."""
+    history = History(tmp_path / DB_NAME, print)
+
+    def journal(base_url: str) -> int | None:
+        return history.record_submit(
+            task_id=None,
+            kind="image",
+            model="m",
+            request={},
+            base_url=base_url,
+            profile="p",
+            provider="siray",
+        )
+
+    old, elsewhere, new = journal("http://a"), journal("http://b"), journal("http://a")
+    history.confirm(old, "t1")
+    history.confirm(elsewhere, "t1")
+    history.confirm(new, "t1")
+    rows = {(r.base_url, r.task_id, r.status) for r in history.query()}
+    assert rows == {("http://a", "t1", "SUBMITTED"), ("http://b", "t1", "SUBMITTED")}
+    assert len(history.query()) == 2
+
+
 def locked_database(path: Path) -> sqlite3.Connection:
     """A history with one task, then a connection that holds it locked until closed."""
     first = History(path, print)

@@ -8,6 +8,7 @@ is reported once, as a warning, and never stops a generation.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -119,6 +120,33 @@ class History:
             )
         self._broken = True
 
+    def _transaction(self, *statements: tuple[str, Sequence[object]]) -> list[int]:
+        """Run statements as one transaction (one write to disk, not one each): their row
+        counts, or nothing once the history is broken. Busy answers are waited out as
+        `_execute` does, the whole transaction tried again."""
+        with self._lock:
+            if self._broken:
+                return []
+            for pause in (*self._busy_pauses, None):
+                connection = None
+                try:
+                    connection = self._connect()
+                    connection.execute("BEGIN IMMEDIATE")
+                    counts = [
+                        connection.execute(sql, values).rowcount for sql, values in statements
+                    ]
+                    connection.execute("COMMIT")
+                    return counts
+                except (sqlite3.Error, OSError) as exc:
+                    if connection is not None and connection.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            connection.execute("ROLLBACK")
+                    if pause is None or not _busy(exc):
+                        self._fail(exc)
+                        break
+                time.sleep(pause)
+        return []
+
     def _execute(self, sql: str, values: Sequence[object] = ()) -> tuple[list[sqlite3.Row], int]:
         """Run one statement: its rows and row count, or nothing once the history is broken.
 
@@ -213,19 +241,20 @@ class History:
         task, long gone there, and makes way."""
         if row is None:
             return
-        with self._lock:
-            _, replaced = self._execute(
+        counts = self._transaction(
+            (
                 "DELETE FROM tasks WHERE task_id = ? AND id != ? AND (provider, base_url) ="
                 " (SELECT provider, base_url FROM tasks WHERE id = ?)",
                 (task_id, row, row),
-            )
-            if replaced:
-                self._drop_orphan_files()
-            self._execute(
+            ),
+            (
                 "UPDATE tasks SET task_id = ?, status = 'SUBMITTED', state = ?, updated_at = ?"
                 " WHERE id = ?",
                 (task_id, TaskState.SUBMITTED.value, time.time(), row),
-            )
+            ),
+        )
+        if counts and counts[0]:
+            self._drop_orphan_files()
 
     def forget(self, row: int | None) -> None:
         """The journalled submit `row` certainly created nothing (the server refused it)."""
