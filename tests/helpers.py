@@ -201,6 +201,7 @@ class Forked:
         stdout: Any,
         stderr: Any,
         text: bool,
+        cwd: str | Path | None = None,
     ) -> None:
         import socket
 
@@ -237,7 +238,7 @@ class Forked:
 
         fds = [child_end(stdin, 0, False), child_end(stdout, 1, True)]
         fds.append(fds[1] if stderr == subprocess.STDOUT else child_end(stderr, 2, True))
-        request = {"argv": list(args[3:]), "env": dict(env), "cwd": os.getcwd()}
+        request = {"argv": list(args[3:]), "env": dict(env), "cwd": str(cwd or os.getcwd())}
         self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._connection.connect(server.path)
@@ -324,6 +325,7 @@ def spawn(
     stdout: Any = None,
     stderr: Any = None,
     text: bool = False,
+    cwd: str | Path | None = None,
 ) -> Process:
     """`args` in a process of its own, as subprocess.Popen starts it; a `python -m siray_cli`
     (siray_command) is forked from the fork server instead, which has imported siray already
@@ -332,17 +334,25 @@ def spawn(
     if args[:3] == siray_command():
         server = _server_for(env)
         if server is not None:
-            return Forked(server, args, env, stdin, stdout, stderr, text)
+            return Forked(server, args, env, stdin, stdout, stderr, text, cwd)
     return subprocess.Popen(
-        args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, text=text, close_fds=True
+        args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, text=text, cwd=cwd
     )
 
 
 def run_process(
-    args: list[str], env: Mapping[str, str], timeout: float = 60, check: bool = False
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    check: bool = False,
+    cwd: str | Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """As subprocess.run(args, capture_output=True, text=True), spawned by `spawn`."""
-    process = spawn(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """As subprocess.run(args, capture_output=True, text=True), spawned by `spawn` (with this
+    process's environment unless `env`)."""
+    process = spawn(
+        args, os.environ if env is None else env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=cwd,
+    )  # fmt: skip
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

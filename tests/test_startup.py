@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -52,7 +53,16 @@ def run_listing_modules(
 
 
 def imported_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    if env is None:
+        return set(_imported_by(tuple(args)))
     return run_listing_modules(args, env)[1]
+
+
+@functools.cache
+def _imported_by(args: tuple[str, ...]) -> frozenset[str]:
+    """What `siray ARGS` imports in this process's environment: --help and --version read no
+    setting, so several tests ask the same question and one process answers it."""
+    return frozenset(run_listing_modules(list(args))[1])
 
 
 def test_version_imports_nothing_heavy():

@@ -1,14 +1,18 @@
 """A fork server for the tests' `python -m siray_cli ...` processes (see helpers.spawn).
 
-Started once per test worker, it imports what every siray process that sends a request imports
-anyway (siray_cli, Typer and Click, httpx and with it rich, httpx-retries, jsonschema) and then,
-for each request, forks a child that becomes `python -m siray_cli ARGS`: a real process with a
-pid of its own, the stdio descriptors the test passed, the environment and directory it asked
-for, the signal dispositions of a fresh interpreter, and `siray_cli/__main__.py` run as
-`__main__` by runpy, as `python -m` runs it. It exits as any interpreter does (SystemExit,
-atexit, stdio flushed, a signal's death), and this server tells the test its wait status. What
-the child skips is only the ~0.5 s of CPU the imports cost; tests/test_startup.py, the README's
-examples and the real shells' completion still start siray from nothing.
+Started once per test worker, it imports siray's modules (but its previews, see NOT_PRELOADED)
+and what a siray process that sends a request imports anyway (Typer and Click, httpx and with it
+rich, httpx-retries, jsonschema; the emulator's server for `siray emulator`), then, for each
+request, forks a child that becomes `python -m siray_cli ARGS`: a real process with a pid of its
+own, the stdio descriptors the test passed, the environment and directory it asked for, the
+signal dispositions of a fresh interpreter, and `siray_cli/__main__.py` run as `__main__` by
+runpy, as `python -m` runs it. It exits as any interpreter does (SystemExit, atexit, stdio
+flushed, a signal's death), and this server tells the test its wait status.
+
+What the child skips is the ~0.5 s of CPU the imports cost, and with them what only a fresh
+interpreter shows: an import that fails, or a module used without being imported, is not seen
+here (nor by the in-process tests). tests/test_startup.py, the README's examples, the real
+shells' completion and `emulator start`'s background server still start siray from nothing.
 
     python tests/zygote.py SOCKET_PATH
 
@@ -31,15 +35,11 @@ import socket
 import sys
 from typing import Any
 
-PRELOAD = (
-    "siray_cli.main",
-    "siray_cli.app",
-    "siray_cli.signals",
-    "siray_cli.output",
-    "httpx",
-    "httpx_retries",
-    "jsonschema",
-)
+PRELOAD = ("httpx", "httpx_retries", "jsonschema", "siray_cli.emulator.server")
+# every module of siray's but these: previews (textual-image looks at the terminal as it is
+# imported), the generators of man pages and completions, and the emulator's own (the server
+# imports those it serves with)
+NOT_PRELOADED = ("siray_cli.preview", "siray_cli.docs", "siray_cli.__main__", "siray_cli.emulator")
 MAX_MESSAGE = 1 << 20
 
 
@@ -131,6 +131,19 @@ class Server:
         os.close(self.wake_write)
 
 
+def preload() -> None:
+    import importlib
+    import pkgutil
+
+    import siray_cli
+
+    for module in pkgutil.walk_packages(siray_cli.__path__, "siray_cli."):
+        if not module.name.startswith(NOT_PRELOADED):
+            importlib.import_module(module.name)
+    for name in PRELOAD:
+        importlib.import_module(name)
+
+
 def _stream(fd: int, like: io.TextIOWrapper, write: bool) -> io.TextIOWrapper:
     """A standard stream on `fd` as the interpreter makes one at start-up (its encoding, errors
     and buffering as the server's own, which started under the same PYTHON* variables and
@@ -176,8 +189,7 @@ def become(job: Job) -> None:
 
 
 if __name__ == "__main__":
-    for name in PRELOAD:
-        __import__(name)
+    preload()
     gc.collect()
     gc.freeze()  # the children share these pages instead of copying them on a collection
     found = Server(sys.argv[1]).serve()
