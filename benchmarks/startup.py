@@ -14,8 +14,11 @@ so its work is not on the clock of the process measured): `siray status ID` (one
 on a pipe), `siray models list` from a fresh catalogue cache (goal: no HTTP client built, at most
 1.0 x `import typer, httpx`), and `siray generate --no-validate` up to its first request: the
 time from starting the process to the first byte of a request reaching a listener that records
-it and closes the connection (the create is then not retried: it may have reached the server).
-Those cases compare with `python -c "import typer, httpx"` (goal: at most 1.3 x).
+it and closes the connection (the create is then not retried: it may have reached the server);
+and a whole `siray generate` against the emulator, its request checked against the cached
+catalogue's schema first (as every plain generate and run) and not (jsonschema is imported only
+when that check finds something wrong: services/schema_check.py). Those cases compare with
+`python -c "import typer, httpx"` (goal: at most 1.3 x).
 
 Notes: `import httpx` imports httpx's own command line (httpx/_main.py) whenever rich is
 installed, and with it rich, pygments and click: every command that speaks HTTP pays for that, the
@@ -154,6 +157,11 @@ def request_cases(trees: list[tuple[str, Path]]) -> Iterator[dict[str, tuple[lis
                 [*command, "generate", "--no-validate", "--new", MODEL, "a red fox"],
                 {**first, "_FIRST_REQUEST": "1"},
             )
+            for how, flags in (("validated", []), ("--no-validate", ["--no-validate"])):
+                found[f"generate, {how}, whole [{label}]"] = (
+                    [*command, "generate", *flags, MODEL, "a fox", "-i", "size=1024x768"],
+                    env,
+                )
         yield {
             name: (c, {**e, "_BENCH_CWD": e["PYTHONPATH"], "_LISTENER": listener})
             for name, (c, e) in found.items()

@@ -1,7 +1,8 @@
 """Model inputs checked against the catalogue's JSON Schema before a paid request is sent.
 
 `-i key=value` text is coerced by the schema's type, then jsonschema validates the whole body, and
-its findings are rewritten as sentences a person would write. jsonschema is imported only here.
+its findings are rewritten as sentences a person would write. jsonschema is imported only here,
+and only for a body that services/schema_check.py cannot tell is valid.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ def validate_body(
     by key), missing inputs all at once, unknown inputs with the valid ones, then each value that
     breaks the schema. `command` is how the hint spells siray (with --provider, see
     providers.command_prefix)."""
-    from jsonschema import Draft202012Validator
+    from siray_cli.services.schema_check import certainly_valid
 
     earlier = earlier or {}
     problems: list[str] = list(earlier.values())
@@ -258,6 +259,10 @@ def validate_body(
             f"unknown input{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
             f"(valid: {', '.join(sorted(known))}){hints}"
         )
+    if not problems and certainly_valid(info.schema, body):
+        return  # jsonschema (imported only to find and word what is wrong) would find nothing
+    from jsonschema import Draft202012Validator
+
     try:
         errors = sorted(
             Draft202012Validator(info.schema).iter_errors(body),
