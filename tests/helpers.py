@@ -284,26 +284,32 @@ class Forked:
         self.send_signal(signal.SIGKILL)
 
     def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
-        read: dict[str, Any] = {}
-        readers = [
-            threading.Thread(target=lambda n=name, s=stream: read.update({n: s.read()}))
-            for name, stream in (("out", self.stdout), ("err", self.stderr))
-            if stream is not None
-        ]
-        for reader in readers:
-            reader.daemon = True
-            reader.start()
-        if self.stdin is not None:
-            if input:
-                self.stdin.write(input)
-            self.stdin.close()
+        """As Popen's: called again after a timeout, it goes on reading where it was."""
+        if not hasattr(self, "_read"):
+            self._read: dict[str, Any] = {}
+            self._readers = [
+                threading.Thread(
+                    target=lambda n=name, s=stream: self._read.update({n: s.read()}), daemon=True
+                )
+                for name, stream in (("out", self.stdout), ("err", self.stderr))
+                if stream is not None
+            ]
+            for reader in self._readers:
+                reader.start()
+            if self.stdin is not None:
+                if input:
+                    self.stdin.write(input)
+                self.stdin.close()
         deadline = None if timeout is None else time.monotonic() + timeout
-        for reader in readers:
+        for reader in self._readers:
             reader.join(None if deadline is None else max(0, deadline - time.monotonic()))
             if reader.is_alive():
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
         self.wait(None if deadline is None else max(0, deadline - time.monotonic()))
-        return read.get("out"), read.get("err")
+        return self._read.get("out"), self._read.get("err")
 
     def __enter__(self) -> Forked:
         return self
