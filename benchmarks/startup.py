@@ -14,13 +14,17 @@ so its work is not on the clock of the process measured): `siray status ID` (one
 on a pipe), `siray models list` from a fresh catalogue cache (goal: no HTTP client built, at most
 1.0 x `import typer, httpx`), and `siray generate --no-validate` up to its first request: the
 time from starting the process to the first byte of a request reaching a listener that records
-it and closes the connection (the create is then not retried: it may have reached the server).
-Those cases compare with `python -c "import typer, httpx"` (goal: at most 1.3 x).
+it and closes the connection (the create is then not retried: it may have reached the server);
+and a whole `siray generate` against the emulator, its request checked against the cached
+catalogue's schema first (as every plain generate and run) and not (jsonschema is imported only
+when that check finds something wrong: services/schema_check.py). Those cases compare with
+`python -c "import typer, httpx"` (goal: at most 1.3 x).
 
 Notes: `import httpx` imports httpx's own command line (httpx/_main.py) whenever rich is
-installed, and with it rich, pygments and click: every command that speaks HTTP pays for that, the
-`import typer, httpx` line too. siray does not block it (that would mean reaching into a private
-module of httpx); its own code imports no rich on a pipe (tests/test_startup.py).
+installed, and with it rich, pygments and click. siray marks that module missing before anything
+imports httpx (siray_cli/__init__.py), which httpx's own fallback handles (its `main` then says
+how to install the command line): a tenth of a second or more off every command that speaks HTTP.
+The `import typer, httpx` baseline still pays for it.
 
 siray ends with `gc.freeze()` (siray_cli/main.py): the interpreter's last full garbage
 collection would walk every object the imports made (30-70 ms for a status run, more than the
@@ -154,6 +158,11 @@ def request_cases(trees: list[tuple[str, Path]]) -> Iterator[dict[str, tuple[lis
                 [*command, "generate", "--no-validate", "--new", MODEL, "a red fox"],
                 {**first, "_FIRST_REQUEST": "1"},
             )
+            for how, flags in (("validated", []), ("--no-validate", ["--no-validate"])):
+                found[f"generate, {how}, whole [{label}]"] = (
+                    [*command, "generate", *flags, MODEL, "a fox", "-i", "size=1024x768"],
+                    env,
+                )
         yield {
             name: (c, {**e, "_BENCH_CWD": e["PYTHONPATH"], "_LISTENER": listener})
             for name, (c, e) in found.items()

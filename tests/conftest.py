@@ -8,8 +8,10 @@ own, with other settings), `isolated_environment` (the temporary home, returned 
 
 Helpers are not here: tests/helpers.py holds what several modules use, once (running siray in a
 process or on a terminal, `wait_for`, `write_jobs`, `created`, `rows`, the shared model names
-and routes); tests/hostile.py is the fake server that misbehaves on purpose. Import from those,
-never from another test module. A helper one module needs stays in that module.
+and routes); tests/hostile.py is the fake server that misbehaves on purpose; tests/zygote.py
+the fork server that helpers.spawn starts each `python -m siray_cli` process from (a real
+process, forked once siray is imported; TESTS_FRESH_PROCESSES=1 starts each from nothing).
+Import from those, never from another test module. A helper one module needs stays in that module.
 
 Where a new test goes. A test of what one command does goes in that command's module:
 

@@ -5,15 +5,18 @@ short name (`from helpers import Z_IMAGE as MODEL`)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
 import select
+import signal
 import sqlite3
 import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -112,16 +115,260 @@ def siray_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "siray_cli", *args]
 
 
-def start(emu: Emulator, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(emu: Emulator, *args: str, env: dict[str, str] | None = None) -> Process:
     """`siray ARGS` in a process of its own against `emu`, stdout and stderr piped as text: for
     a test that signals, kills or races it."""
-    return subprocess.Popen(
+    return spawn(
         siray_command(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=subprocess_env(emu, **(env or {})),
     )
+
+
+# -- a process of its own, forked from a server that has imported siray --------------------------
+
+# The variables a Python interpreter reads as it starts: a child of the fork server (which has
+# started already) is given only an environment that agrees with the server's on these.
+_INTERPRETER_VARIABLES = ("PYTHON", "LC_", "LANG")
+FRESH_PROCESSES = bool(os.environ.get("TESTS_FRESH_PROCESSES"))  # 1: no fork server
+
+
+def _interpreter_variables(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(_INTERPRETER_VARIABLES)}
+
+
+class _ForkServer:
+    """tests/zygote.py, started once per test process on the first spawn (see spawn)."""
+
+    def __init__(self) -> None:
+        import atexit
+        import tempfile
+
+        self.directory = tempfile.mkdtemp(prefix="siray-zygote-")
+        self.path = os.path.join(self.directory, "socket")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIRAY_")}
+        self.variables = _interpreter_variables(env)
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("zygote.py")), self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd="/",
+        )
+        assert self.process.stdout is not None
+        if self.process.stdout.readline() != b"ready\n":
+            raise RuntimeError("the fork server did not start")
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        import shutil
+
+        if self.process.stdin is not None:
+            self.process.stdin.close()  # the server ends at end of file
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+_fork_server: list[_ForkServer | None] = []
+
+
+def _server_for(env: Mapping[str, str]) -> _ForkServer | None:
+    if FRESH_PROCESSES:
+        return None
+    if not _fork_server:
+        try:
+            _fork_server.append(_ForkServer())
+        except (OSError, RuntimeError):
+            _fork_server.append(None)  # every process then starts from nothing, as it would
+    server = _fork_server[0]
+    if server is None or _interpreter_variables(env) != server.variables:
+        return None
+    return server
+
+
+class Forked:
+    """A `python -m siray_cli ARGS` process forked by tests/zygote.py: a real process (its own
+    pid, the descriptors given, signals delivered to it), with what the tests use of a Popen."""
+
+    def __init__(
+        self,
+        server: _ForkServer,
+        args: list[str],
+        env: Mapping[str, str],
+        stdin: Any,
+        stdout: Any,
+        stderr: Any,
+        text: bool,
+        cwd: str | Path | None = None,
+    ) -> None:
+        import socket
+
+        self.args = args
+        self.returncode: int | None = None
+        ends: list[int] = []  # the child's descriptors this process opened, closed once sent
+        self.stdin: Any = None
+        self.stdout: Any = None
+        self.stderr: Any = None
+
+        def child_end(given: Any, fd: int, write: bool) -> int:
+            if given is None:
+                return fd
+            if isinstance(given, int) and given >= 0:
+                return given
+            if given == subprocess.DEVNULL:
+                ends.append(os.open(os.devnull, os.O_RDWR))
+                return ends[-1]
+            if given == subprocess.PIPE:
+                read, written = os.pipe()
+                ours, theirs = (read, written) if write else (written, read)
+                ends.append(theirs)
+                stream: Any = open(ours, "rb" if write else "wb", buffering=-1)  # noqa: SIM115
+                if text:
+                    stream = io.TextIOWrapper(stream, write_through=not write)
+                if fd == 0:
+                    self.stdin = stream
+                elif fd == 1:
+                    self.stdout = stream
+                else:
+                    self.stderr = stream
+                return theirs
+            return int(given.fileno())
+
+        fds = [child_end(stdin, 0, False), child_end(stdout, 1, True)]
+        fds.append(fds[1] if stderr == subprocess.STDOUT else child_end(stderr, 2, True))
+        request = {"argv": list(args[3:]), "env": dict(env), "cwd": str(cwd or os.getcwd())}
+        self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._connection.connect(server.path)
+            socket.send_fds(self._connection, [json.dumps(request).encode()], fds)
+            self.pid = int(json.loads(self._connection.recv(4096))["pid"])
+        finally:
+            for fd in ends:
+                os.close(fd)
+        self._lock = threading.Lock()
+
+    def _status(self, timeout: float | None) -> int | None:
+        with self._lock:
+            if self.returncode is None:
+                self._connection.settimeout(timeout)
+                try:
+                    answer = self._connection.recv(4096)
+                except (BlockingIOError, TimeoutError):
+                    return None
+                if not answer:
+                    raise RuntimeError(f"the fork server went away before {self.pid} ended")
+                status = int(json.loads(answer)["status"])
+                self.returncode = os.waitstatus_to_exitcode(status)
+                self._connection.close()
+            return self.returncode
+
+    def poll(self) -> int | None:
+        return self._status(0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._status(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, input: Any = None, timeout: float | None = None) -> tuple[Any, Any]:
+        """As Popen's: called again after a timeout, it goes on reading where it was."""
+        if not hasattr(self, "_read"):
+            self._read: dict[str, Any] = {}
+            self._readers = [
+                threading.Thread(
+                    target=lambda n=name, s=stream: self._read.update({n: s.read()}), daemon=True
+                )
+                for name, stream in (("out", self.stdout), ("err", self.stderr))
+                if stream is not None
+            ]
+            for reader in self._readers:
+                reader.start()
+            if self.stdin is not None:
+                if input:
+                    self.stdin.write(input)
+                self.stdin.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for reader in self._readers:
+            reader.join(None if deadline is None else max(0, deadline - time.monotonic()))
+            if reader.is_alive():
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        for stream in (self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
+        self.wait(None if deadline is None else max(0, deadline - time.monotonic()))
+        return self._read.get("out"), self._read.get("err")
+
+    def __enter__(self) -> Forked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for stream in (self.stdin, self.stdout, self.stderr):
+            if stream is not None:
+                stream.close()
+        self.wait()
+
+
+Process = subprocess.Popen | Forked
+
+
+def spawn(
+    args: list[str],
+    env: Mapping[str, str],
+    stdin: Any = None,
+    stdout: Any = None,
+    stderr: Any = None,
+    text: bool = False,
+    cwd: str | Path | None = None,
+) -> Process:
+    """`args` in a process of its own, as subprocess.Popen starts it; a `python -m siray_cli`
+    (siray_command) is forked from the fork server instead, which has imported siray already
+    (tests/zygote.py says what the child is and is not). TESTS_FRESH_PROCESSES=1 starts every
+    one from nothing."""
+    if args[:3] == siray_command():
+        server = _server_for(env)
+        if server is not None:
+            return Forked(server, args, env, stdin, stdout, stderr, text, cwd)
+    return subprocess.Popen(
+        args, stdin=stdin, stdout=stdout, stderr=stderr, env=env, text=text, cwd=cwd
+    )
+
+
+def run_process(
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+    check: bool = False,
+    cwd: str | Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """As subprocess.run(args, capture_output=True, text=True), spawned by `spawn` (with this
+    process's environment unless `env`)."""
+    process = spawn(
+        args, os.environ if env is None else env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=cwd,
+    )  # fmt: skip
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    completed = subprocess.CompletedProcess(args, process.wait(), out, err)
+    if check:
+        completed.check_returncode()
+    return completed
 
 
 def run_in_terminal(
@@ -136,9 +383,7 @@ def run_in_terminal(
     """
     controller, terminal = pty.openpty()
     env = {"TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30", **env}
-    process = subprocess.Popen(
-        args, stdin=terminal, stdout=terminal, stderr=terminal, env=env, close_fds=True
-    )
+    process = spawn(args, env, stdin=terminal, stdout=terminal, stderr=terminal)
     os.close(terminal)
     screen = read_terminal(controller, process, timeout, answer)
     return process.wait(timeout=10), screen
@@ -146,7 +391,7 @@ def run_in_terminal(
 
 def read_terminal(
     controller: int,
-    process: subprocess.Popen[Any],
+    process: Process,
     timeout: float = 30,
     answer: tuple[str, str] | None = None,
 ) -> str:

@@ -484,9 +484,14 @@ def test_each_model_s_schema_is_compiled_once_for_every_line(siray, emu, tmp_pat
         return real(schema, *args, **kwargs)
 
     monkeypatch.setattr(jsonschema, "Draft202012Validator", counted)
-    lines = [{"prompt": f"fox {n}", "inputs": {"size": "1024x768"}} for n in range(6)]
-    lines += [{"prompt": f"owl {n}", "model": GEMINI_IMAGE} for n in range(6)]
+    # lines that break their schema: a body it certainly accepts never needs jsonschema
+    # (services/schema_check.py), one it may refuse is checked, and worded, by jsonschema
+    bad_seed = {"size": "1024x768", "seed": 10**11}
+    lines = [{"prompt": f"fox {n}", "inputs": bad_seed} for n in range(6)]
+    unknown = {"seed": 3}  # an input the model does not take
+    lines += [{"prompt": f"owl {n}", "model": GEMINI_IMAGE, "inputs": unknown} for n in range(6)]
     jobs = write_jobs(tmp_path / "jobs.jsonl", *lines)
     result = siray("run", "--batch", str(jobs), "-m", IMAGE, "--dry-run", "--json")
-    assert result.exit_code == 0, result
+    assert result.exit_code == 2, result
+    assert "12 bad lines" in result.stderr, result.stderr
     assert len(compiled) == len(set(compiled)) == 2, compiled

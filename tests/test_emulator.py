@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CREATE, GEMINI_IMAGE, siray_command
+from helpers import CREATE, GEMINI_IMAGE, run_process, siray_command, spawn
 
 from siray_cli.emulator.catalogue import MODELS
 from siray_cli.emulator.faults import Fault, FaultSpecError
@@ -164,12 +164,9 @@ def test_emulator_exec_runs_the_command_against_it_and_passes_its_status():
         "import os, sys; print(os.environ['SIRAY_BASE_URL']); "
         "print(os.environ['SIRAY_API_KEY']); sys.exit(3)"
     )
-    completed = subprocess.run(
+    completed = run_process(
         siray_command("emulator", "exec", "--", sys.executable, "-c", code),
-        capture_output=True,
-        text=True,
         timeout=30,
-        check=False,
     )
     assert completed.returncode == 3, completed.stderr
     url, key = completed.stdout.split()
@@ -177,7 +174,7 @@ def test_emulator_exec_runs_the_command_against_it_and_passes_its_status():
 
 
 def test_emulator_exec_end_to_end_with_siray_generate():
-    completed = subprocess.run(
+    completed = run_process(
         siray_command(
             "emulator",
             "--task-seconds",
@@ -188,34 +185,25 @@ def test_emulator_exec_end_to_end_with_siray_generate():
                 "run", "google/gemini-2.5-flash-image-t2i", "a cat", "--poll-interval", "0.1"
             ),
         ),
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "/redirect/image_" in completed.stdout
 
 
 def test_emulator_exec_of_a_missing_command_exits_127_as_a_shell_does():
-    completed = subprocess.run(
+    completed = run_process(
         siray_command("emulator", "exec", "--", "no-such-command-xyz"),
-        capture_output=True,
-        text=True,
         timeout=30,
-        check=False,
     )
     assert completed.returncode == 127  # as a shell: the command's status, were it run
     assert "command not found: no-such-command-xyz" in completed.stderr
 
 
 def exec_in(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_process(
         siray_command("emulator", "exec", "--", *command),
-        capture_output=True,
-        text=True,
         timeout=30,
-        check=False,
         cwd=directory,
     )
 
@@ -264,20 +252,18 @@ def test_emulator_exec_of_a_file_it_cannot_run_exits_126_saying_why(tmp_path):
 
 
 def test_bad_fault_option_is_a_usage_error():
-    completed = subprocess.run(
+    completed = run_process(
         siray_command("emulator", "--fault", "action=explode", "exec", "--", "true"),
-        capture_output=True,
-        text=True,
         timeout=30,
-        check=False,
     )
     assert completed.returncode == 2
     assert "unknown fault action" in completed.stderr
 
 
 def test_emulator_serves_in_the_foreground_until_ctrl_c():
-    process = subprocess.Popen(
+    process = spawn(
         siray_command("emulator", "--port", "0"),
+        os.environ,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -368,12 +354,9 @@ def background(isolated_environment: Path) -> Iterator[Callable[..., subprocess.
     end, even when the test failed."""
 
     def siray_emulator(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(
+        return run_process(
             siray_command("emulator", *args),
-            capture_output=True,
-            text=True,
             timeout=timeout,
-            check=False,
         )
 
     yield siray_emulator
@@ -402,14 +385,7 @@ def test_start_answers_at_once_status_says_where_and_stop_leaves_nothing(
     pid = info["pid"]
     # an upload starts its S3 store (moto, on a port of its own)
     (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
-    uploaded = subprocess.run(
-        siray_command("upload", str(tmp_path / "in.png")),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-    )
+    uploaded = run_process(siray_command("upload", str(tmp_path / "in.png")), {**os.environ, **env})
     assert uploaded.returncode == 0, uploaded.stderr
     moto = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info").json()["s3"]["moto"]
     httpx.get(moto)  # it answers (whatever it says to a request without credentials)
@@ -507,8 +483,9 @@ def test_a_conflicting_start_hints_at_a_stop_that_unsets_the_variables_too(backg
 
 def test_two_starts_at_once_start_one_emulator(background):
     both = [
-        subprocess.Popen(
+        spawn(
             siray_command("emulator", "start", "--port", "0"),
+            os.environ,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from helpers import (
     emulator_stats,
     rows,
     run_in_terminal,
+    run_process,
     siray_command,
     siray_in_process,
     start,
@@ -411,11 +411,9 @@ def test_a_run_waits_out_the_concurrency_limit_and_says_so(make_emulator, tmp_pa
     a usage error."""
     server = make_emulator(higgsfield_concurrency=1)
     env = {**HF, "SIRAY_RETRY_BACKOFF": "0.02"}  # tries every 0.2 s
-    holder = subprocess.run(
-        [*siray_command("generate", IMAGE, "[hold] the one slot")],
-        env=subprocess_env(server, **env),
-        capture_output=True,
-        text=True,
+    holder = run_process(
+        siray_command("generate", IMAGE, "[hold] the one slot"),
+        subprocess_env(server, **env),
         check=True,
     ).stdout.strip()
     waiting = start(server, "run", IMAGE, "waits for a slot", "--timeout", "30", env=env)
@@ -423,9 +421,7 @@ def test_a_run_waits_out_the_concurrency_limit_and_says_so(make_emulator, tmp_pa
     line = waiting.stderr.readline()
     assert "the provider's concurrency limit is reached (nothing was submitted)" in line, line
     assert "trying again every 0.2s, until" in line
-    subprocess.run(
-        [*siray_command("cancel", holder)], env=subprocess_env(server, **env), check=True
-    )
+    run_process(siray_command("cancel", holder), subprocess_env(server, **env), check=True)
     out, rest = waiting.communicate(timeout=30)
     assert waiting.returncode == 0, rest
     assert out.startswith(server.url)
@@ -436,7 +432,7 @@ def test_a_run_held_back_on_a_terminal_counts_down(make_emulator):
     # on a terminal the wait for a free slot is a live row: the next try and when it gives up
     server = make_emulator(higgsfield_concurrency=1)
     env = subprocess_env(server, **HF, SIRAY_RETRY_BACKOFF="0.1")  # tries every second
-    subprocess.run(siray_command("generate", IMAGE, "[hold] the only slot"), env=env, check=True)
+    run_process(siray_command("generate", IMAGE, "[hold] the only slot"), env, check=True)
     code, screen = run_in_terminal(
         siray_command("run", IMAGE, "waits on a terminal", "--timeout", "2.5"), env
     )

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import httpx
 from helpers import GEMINI_IMAGE as MODEL
-from helpers import database, rows, run_in_terminal, siray_command, subprocess_env, write_jobs
+from helpers import (
+    database,
+    rows,
+    run_in_terminal,
+    run_process,
+    siray_command,
+    subprocess_env,
+    write_jobs,
+)
 
 from siray_cli.storage.history import DB_NAME, History
 from siray_cli.storage.migrations import MIGRATIONS
@@ -93,13 +101,7 @@ def test_history_on_a_terminal_never_wraps_an_id_or_a_path(emu, tmp_path):
     assert (provider, model, state) == ("siray", MODEL, "SUCCESS")
     assert task_id.startswith("image_") and len(row) <= 130
     assert "…" in path and path.endswith(f"{task_id}_1.png")  # the middle, never the file name
-    listed = subprocess.run(
-        siray_command("history", "-n", "1", "--json"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    listed = run_process(siray_command("history", "-n", "1", "--json"), env, check=True)
     assert json.loads(listed.stdout)[0]["files"] == [str(deep / f"{task_id}_1.png")]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from siray_cli.domain import TaskKind
@@ -138,3 +138,97 @@ def test_a_number_beyond_a_float_is_not_sent_as_infinity(siray, emu):
     assert typed.exit_code == 0, typed  # not JSON-typed: sent as the text it is
     (task,) = [t for t in emu.state.tasks.values() if t.task_id == typed.json()["task_id"]]
     assert task.body["note"] == "1e999999"
+
+
+# -- the quick yes before jsonschema (services/schema_check.py) ---------------------------------
+
+small_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 3)
+    | st.sampled_from([0.0, 1.0, 1.5, -2.5, float("inf"), float("nan")])
+    | st.sampled_from(["", "a", "ab", "abc", "1024x768", "é"])
+)
+bound = st.integers(-3, 3) | st.sampled_from([0.5, -1.5, 2.0])
+size = st.integers(0, 3)
+rules = {
+    "type": st.sampled_from(["string", "integer", "number", "boolean", "null", "array",
+                             "object", "strng"])
+    | st.lists(st.sampled_from(["string", "integer", "null"]), min_size=1, max_size=2),
+    "enum": st.lists(small_scalars, min_size=1, max_size=3),
+    "const": small_scalars,
+    "minimum": bound,
+    "maximum": bound,
+    "exclusiveMinimum": bound,
+    "exclusiveMaximum": bound,
+    "minLength": size,
+    "maxLength": size,
+    "minItems": size,
+    "maxItems": size,
+    "description": st.just("what it is"),
+    "format": st.just("uri"),
+    "pattern": st.just("^a"),  # a keyword the quick check leaves to jsonschema
+}  # fmt: skip
+# one or two rules a schema: more, and hardly any body would pass them all
+schema_leaf = st.lists(
+    st.sampled_from(sorted(rules)).flatmap(lambda k: st.tuples(st.just(k), rules[k])),
+    max_size=2,
+).map(dict)
+schemas = st.recursive(
+    schema_leaf,
+    lambda children: st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(["object", "array"]),
+            "items": children,
+            "properties": st.dictionaries(st.sampled_from("abc"), children, max_size=3),
+            "required": st.lists(st.sampled_from("abcd"), max_size=2),
+            "additionalProperties": st.booleans(),
+        },
+    ),
+    max_leaves=6,
+)
+bodies = st.recursive(
+    small_scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from("abcd"), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(schemas, bodies)
+@example({"type": "integer"}, 1.5)  # jsonschema's integer: an int, or a float with no fraction
+@example({"enum": [1]}, True)  # and True is not 1 to it
+@example({"const": 0.0}, False)
+@example({"items": {"maximum": 1}}, [0, 2])
+def test_the_quick_yes_is_never_said_to_a_body_jsonschema_refuses(schema, body):
+    from jsonschema import Draft202012Validator
+
+    from siray_cli.services.schema_check import certainly_valid
+
+    if certainly_valid(schema, body):
+        try:
+            errors = list(Draft202012Validator(schema).iter_errors(body))
+        except Exception:  # jsonschema cannot judge it (an unknown type): validation passes it
+            errors = []
+        assert errors == [], (schema, body)
+
+
+def test_the_quick_yes_takes_the_common_requests():
+    """The check can fail: requests of the catalogue's shapes are told valid without jsonschema,
+    and a break of each rule is not."""
+    from siray_cli.emulator.catalogue import MODELS
+    from siray_cli.services.schema_check import certainly_valid
+
+    schema = MODELS["alibaba/z-image-turbo-t2i"][1]
+    body = {"prompt": "a fox", "size": "1024x768", "seed": 7}
+    assert certainly_valid(schema, body)
+    for broken in ({"size": "1x1"}, {"seed": -2}, {"seed": "7"}, {"prompt": ""}, {"seed": True}):
+        assert not certainly_valid(schema, {**body, **broken}), broken
+    assert not certainly_valid(schema, {"size": "1024x768"})  # no prompt
+    assert certainly_valid({**schema, "additionalProperties": False}, body)
+    assert not certainly_valid({**schema, "additionalProperties": False}, {**body, "x": 1})
+    assert not certainly_valid({**schema, "patternProperties": {}}, body)  # not judged here

@@ -19,6 +19,7 @@ from helpers import (
     database,
     rows,
     siray_command,
+    spawn,
     start,
     subprocess_env,
     wait_for,
@@ -86,11 +87,11 @@ def test_a_sigkill_mid_create_leaves_an_uncertain_record_that_resume_reports(
     create = emu.state.faults.add(
         Fault(action="delay", delay=5, method="POST", path=CREATE, count=1)
     )
-    process = subprocess.Popen(
+    process = spawn(
         siray_command("run", "--batch", str(jobs), "-m", IMAGE),
+        subprocess_env(emu),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=subprocess_env(emu),
     )
     try:
         wait_for(lambda: create.fired, "the create request")

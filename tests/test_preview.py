@@ -21,6 +21,7 @@ from helpers import (
     read_terminal,
     run_in_terminal,
     siray_command,
+    spawn,
     subprocess_env,
     wait_for,
 )
@@ -95,9 +96,9 @@ def test_stdout_keeps_only_the_path_while_the_terminal_gets_the_image(emu, out):
     """`siray run ... -o out/ | xargs ...` on kitty: the image is drawn on stderr's terminal."""
     controller, terminal = pty.openpty()
     env = subprocess_env(emu, TERM="xterm-kitty", COLUMNS="100", LINES="30")
-    process = subprocess.Popen(
-        siray_command("run", GEMINI_IMAGE, "a fox", "-o", str(out)),
-        stdin=terminal, stdout=subprocess.PIPE, stderr=terminal, env=env,
+    process = spawn(
+        siray_command("run", GEMINI_IMAGE, "a fox", "-o", str(out)), env,
+        stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
     )  # fmt: skip
     os.close(terminal)
     screen = read_terminal(controller, process)  # first: the image is larger than its buffer

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_process, siray_command
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -77,18 +77,15 @@ def test_a_readme_example_runs_as_written(setup, text, tmp_path):
     env["SIRAY_POLL_INTERVAL"] = "0.1"
     env["SIRAY_EMULATOR_TASK_SECONDS"] = "0.1"
     script = f"set -euo pipefail\n{setup}\n{text}" if setup else f"set -euo pipefail\n{text}"
-    if "siray emulator exec" not in text:
-        command = ["siray", "emulator", "exec", "--", "bash", "-c", script]
-    else:
-        command = ["bash", "-c", script]
+    command = ["bash", "-c", script]
+    if "siray emulator exec" not in text:  # the emulator the example runs against (its siray
+        # commands are run by bash, from PATH, as written)
+        command = siray_command("emulator", "exec", "--", *command)
     try:
-        done = subprocess.run(
-            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
-        )
+        done = run_process(command, env, timeout=120, cwd=tmp_path)
     finally:  # an example that starts an emulator in the background and failed before its stop
         if "emulator start" in script:
-            stop = ["siray", "emulator", "stop", "--timeout", "1"]
-            subprocess.run(stop, env=env, capture_output=True, timeout=60, check=False)
+            run_process(siray_command("emulator", "stop", "--timeout", "1"), env)
     assert done.returncode == 0, f"{text}\nstdout: {done.stdout}\nstderr: {done.stderr}"
 
 

@@ -19,6 +19,7 @@ from helpers import (
     last_body,
     png_pixels,
     run_in_terminal,
+    run_process,
     siray_command,
     start,
     subprocess_env,
@@ -225,13 +226,8 @@ def test_no_color_keeps_the_bar_but_drops_colour(emu, tmp_path):
 
 
 def test_run_in_a_pipe_subprocess_prints_only_the_output(emu):
-    completed = subprocess.run(
-        siray_command("run", MODEL, "pipe", "-i", "size=1024x768"),
-        capture_output=True,
-        text=True,
-        env=subprocess_env(emu),
-        timeout=60,
-        check=False,
+    completed = run_process(
+        siray_command("run", MODEL, "pipe", "-i", "size=1024x768"), subprocess_env(emu)
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.count("\n") == 1 and "/redirect/image_" in completed.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -32,10 +33,14 @@ HEAVY = (
 
 
 def run_listing_modules(
-    args: list[str], env: dict[str, str] | None = None, blocked: tuple[str, ...] = ()
+    args: list[str],
+    env: dict[str, str] | None = None,
+    blocked: tuple[str, ...] = (),
+    exit_code: int = 0,
 ) -> tuple[str, set[str]]:
-    """Run siray's main(args) in a fresh interpreter: its stdout, and every module it imported
-    (`blocked` modules are made unimportable first; a module marked missing is not listed)."""
+    """Run siray's main(args) in a fresh interpreter, which must exit `exit_code`: its stdout, and
+    every module it imported (`blocked` modules are made unimportable first; a module marked
+    missing is not listed)."""
     code = (
         "import sys\n"
         + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
@@ -47,12 +52,21 @@ def run_listing_modules(
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
     )
-    assert completed.returncode == 0, completed.stderr
+    assert completed.returncode == exit_code, completed.stderr
     return completed.stdout, set(completed.stderr.splitlines())
 
 
 def imported_after(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    if env is None:
+        return set(_imported_by(tuple(args)))
     return run_listing_modules(args, env)[1]
+
+
+@functools.cache
+def _imported_by(args: tuple[str, ...]) -> frozenset[str]:
+    """What `siray ARGS` imports in this process's environment: --help and --version read no
+    setting, so several tests ask the same question and one process answers it."""
+    return frozenset(run_listing_modules(list(args))[1])
 
 
 def test_version_imports_nothing_heavy():
@@ -133,7 +147,7 @@ for args in json.loads(sys.argv[1]):
     if child == 0:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         code = run(args)
-        os.write(write, json.dumps([code, sorted(sys.modules)]).encode())
+        os.write(write, json.dumps([code, sorted(k for k, v in sys.modules.items() if v)]).encode())
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as answer:
@@ -242,3 +256,16 @@ def test_help_and_status_import_no_preview(emu, siray, tmp_path):
     # the check can fail: a preview that is drawn (always, here on a pipe) imports them
     drawn = run_listing_modules([*args, "-o", str(tmp_path / "out"), "--preview"], env)[1]
     assert {"siray_cli.preview", "PIL", "textual_image"} <= drawn
+
+
+def test_a_valid_request_is_sent_without_importing_jsonschema(emu):
+    """jsonschema is imported to find and word what is wrong with a request, not to find that
+    nothing is (services/schema_check.py)."""
+    env = subprocess_env(emu)
+    args = ["generate", "alibaba/z-image-turbo-t2i", "a fox", "-i", "seed=7"]
+    stdout, modules = run_listing_modules([*args, "-i", "size=1024x768"], env)
+    assert stdout.startswith("image_")
+    assert not [m for m in modules if m.startswith("jsonschema")]
+    # the check can fail: a request with something wrong imports it, and says what
+    stdout, modules = run_listing_modules([*args, "-i", "size=1x1"], env, exit_code=2)
+    assert stdout == "" and "jsonschema" in modules

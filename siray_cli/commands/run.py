@@ -203,7 +203,6 @@ def run(
     With --batch, many tasks from a file; exits 1 when any of them failed.
     """
     from siray_cli.commands._single import output_directory
-    from siray_cli.services.batch import BatchOptions
     from siray_cli.services.budget import budget_for
     from siray_cli.services.requests import RequestSpec
 
@@ -227,6 +226,8 @@ def run(
         check_report_path(junit, "--junit")
     session.run_id = run_id
     if batch is not None:
+        from siray_cli.services.batch import BatchOptions  # a batch's (not one run's) import
+
         with _typed_records(context):
             single = [model, prompt, prompt_opt, prompt_file, input_items, input_json, image]
             if any(value for value in [*single, webhook]) or kind or cancel_on_interrupt or new:

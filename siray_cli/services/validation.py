@@ -1,7 +1,8 @@
 """Model inputs checked against the catalogue's JSON Schema before a paid request is sent.
 
 `-i key=value` text is coerced by the schema's type, then jsonschema validates the whole body, and
-its findings are rewritten as sentences a person would write. jsonschema is imported only here.
+its findings are rewritten as sentences a person would write. jsonschema is imported only here,
+and only for a body that services/schema_check.py cannot tell is valid.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ def validate_body(
     by key), missing inputs all at once, unknown inputs with the valid ones, then each value that
     breaks the schema. `command` is how the hint spells siray (with --provider, see
     providers.command_prefix)."""
+    from siray_cli.services.schema_check import certainly_valid
+
     earlier = earlier or {}
     problems: list[str] = list(earlier.values())
     missing = [name for name in info.required if name not in body and name not in earlier]
@@ -277,6 +280,8 @@ def validate_body(
             f"unknown input{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
             f"(valid: {', '.join(sorted(known))}){hints}"
         )
+    if not problems and certainly_valid(info.schema, body):
+        return  # jsonschema (imported only to find and word what is wrong) would find nothing
     try:
         errors = sorted(
             schema_validator(info.schema).iter_errors(body),
