@@ -100,18 +100,26 @@ class History:
             raise sqlite3.DatabaseError(
                 f"the history was written by a newer siray (schema {version})"
             )
-        for number, (_, script) in enumerate(MIGRATIONS[version:], start=version + 1):
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                current = connection.execute("PRAGMA user_version").fetchone()[0]
-                if current < number:  # another process may have migrated meanwhile
-                    for statement in filter(str.strip, script.split(";")):
-                        connection.execute(statement)
-                    connection.execute(f"PRAGMA user_version = {number}")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        if version == len(MIGRATIONS):
+            return
+        # every step left, in one transaction: one write to disk for a new history, not one a
+        # step, and a history is never left half way between two versions
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            current = connection.execute("PRAGMA user_version").fetchone()[0]
+            if current > len(MIGRATIONS):
+                raise sqlite3.DatabaseError(
+                    f"the history was written by a newer siray (schema {current})"
+                )
+            # another process may have migrated meanwhile: only the steps still missing
+            for number, (_, script) in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {number}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
 
     def _fail(self, exc: Exception) -> None:
         if not self._broken:
