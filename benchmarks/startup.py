@@ -224,7 +224,7 @@ def main() -> None:
     print(f"(median, min and max of {args.runs} interleaved rounds, byte-compiled trees)")
     probe = (
         "import sys; from siray_cli.main import run; run(['--version']); "
-        f"print(sorted(m for m in sys.modules if m.startswith({HEAVY!r})))"
+        f"print(sorted(m for m, v in sys.modules.items() if v and m.startswith({HEAVY!r})))"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
