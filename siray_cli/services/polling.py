@@ -18,6 +18,7 @@ fixed `poll_interval` replaces all of this (FixedSchedule).
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections import deque
@@ -99,19 +100,23 @@ class Peers:
             before = self._window is not None and since < self._window[0] <= age
             self._seen.append((None if before else (since + age) / 2, age))
             ends = sorted(end for _, end in self._seen)
+            lengths = sorted(length for length, _ in self._seen if length is not None)
             if len(ends) < WINDOW_SAMPLES:
-                known = [length for length, _ in self._seen if length is not None]
-                opens = min(known) if known else self._window[0] if self._window else age / 2
+                opens = lengths[0] if lengths else self._opening()
                 self._window = (opens, ends[-1] * FEW_SAMPLES)
             else:
-                lengths = sorted(length for length, _ in self._seen if length is not None)
+                # the tasks that ended before the window opened rank below every length
                 place = 0.05 * (len(self._seen) - 1) - (len(self._seen) - len(lengths))
                 if place >= 0:
-                    opens = _quantile(lengths, place / max(1, len(lengths) - 1))
-                elif self._window is not None:  # below the opening, but where?
-                    opens = self._window[0] * (1 - EARLIER if before else 1)
+                    opens = _at(lengths, place)
+                else:  # the 5th percentile is below the opening, but where?
+                    opens = self._opening() * (1 - EARLIER if before else 1)
                 self._window = (opens, max(opens, _quantile(ends, 0.98)))
             self._changed.notify_all()
+
+    def _opening(self) -> float:
+        assert self._window is not None  # a task ended before the window only if there is one
+        return self._window[0]
 
     def window(self) -> tuple[float, float] | None:
         """The ages between which tasks of this kind end; None before any has."""
@@ -143,8 +148,12 @@ def _in_window(opens: float, age: float) -> float:
 
 def _quantile(ordered: Sequence[float], share: float) -> float:
     """The `share` quantile of sorted values, interpolated between neighbours."""
-    place = share * (len(ordered) - 1)
-    low = int(place)
+    return _at(ordered, share * (len(ordered) - 1))
+
+
+def _at(ordered: Sequence[float], place: float) -> float:
+    """The value at a fractional index of sorted values, interpolated between neighbours."""
+    low = min(int(place), len(ordered) - 1)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (place - low)
 
@@ -169,8 +178,8 @@ class AdaptiveSchedule(Schedule):
     at least as long again as the run so far is left; with progress p, the rest may go 8 times
     faster than the pace so far, and never more than 1.25 times the run so far is assumed left.
     A provider that reports no progress (Higgsfield) gets no anchor: a look every allowance.
-    In a batch (`peers`), a task also gets a look when it reaches the age at which one of its
-    peers was found done (the batch's sleep wakes it for that: Peers.nap).
+    In a batch (`peers`), the window of ages in which its peers ended places the looks instead
+    (`_within`), and the batch's sleep wakes a task for them (`peer_look`, Peers.nap).
 
     The constants were chosen on the emulator's progress model with a simulated clock
     (benchmarks/polling.py --simulate, checked on other seeds and on linear, front-loaded,
@@ -256,13 +265,10 @@ class AdaptiveSchedule(Schedule):
         window = self.peers.window()
         if window is None:
             return None
-        opens, closes = window
-        last = None if self._previous is None else self._previous - self.started
-        if last is None or last < opens:
-            return self.started + opens
-        if last < closes:
-            return self.started + last + _in_window(opens, last)
-        return None
+        last = 0.0 if self._previous is None else self._previous - self.started
+        if last >= window[1]:  # past the window: the task's own schedule
+            return None
+        return self.started + last + self._within(window, last, math.inf)
 
 
 def default_schedule(poll_interval: float | None) -> Callable[[], Schedule]:
