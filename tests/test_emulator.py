@@ -529,20 +529,25 @@ def _fake_state(home: Path, pid: int, port: int) -> None:
     )
 
 
-def test_a_state_whose_emulator_died_is_forgotten(background, isolated_environment):
+def _gone() -> tuple[int, int]:
+    """A PID whose process has ended, and a port nothing listens on: an emulator gone."""
     ended = subprocess.Popen(["true"])
     ended.wait()
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    _fake_state(isolated_environment, ended.pid, port)
+        return ended.pid, closed.getsockname()[1]
+
+
+def test_a_state_whose_emulator_died_is_forgotten(background, isolated_environment):
+    ended, port = _gone()
+    _fake_state(isolated_environment, ended, port)
     status = background("status")
     assert status.returncode == 2 and "no emulator is running" in status.stderr
     assert not _state(isolated_environment).exists()
-    _fake_state(isolated_environment, ended.pid, port)
+    _fake_state(isolated_environment, ended, port)
     started = background("start", "--port", "0")
     assert started.returncode == 0, started.stderr
-    assert f"PID {ended.pid} is gone" in started.stderr
+    assert f"PID {ended} is gone" in started.stderr
     assert background("stop").returncode == 0
 
 
@@ -551,12 +556,8 @@ def test_stopping_an_emulator_gone_already_still_unsets_its_variables(
 ):
     # found by a new user: `eval "$(siray emulator stop)"` after the emulator had died printed
     # nothing, and the shell kept pointing at a dead emulator
-    ended = subprocess.Popen(["true"])
-    ended.wait()
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    _fake_state(isolated_environment, ended.pid, port)
+    ended, port = _gone()
+    _fake_state(isolated_environment, ended, port)
     monkeypatch.setenv("SIRAY_BASE_URL", f"http://127.0.0.1:{port}")  # still in effect
     stopped = background("stop")
     assert stopped.returncode == 0, stopped.stderr
