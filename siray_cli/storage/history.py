@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from siray_cli.domain import TERMINAL, Task, TaskState
 from siray_cli.storage.migrations import MIGRATIONS
@@ -34,6 +34,9 @@ BUSY_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)  # after SQLite's own busy wait, f
 
 ENDED = tuple(sorted(state.value for state in TERMINAL))
 UNCERTAIN = "UNCERTAIN"  # a create request whose answer never came: the task may exist
+
+
+T = TypeVar("T")
 
 
 def _busy(exc: BaseException) -> bool:
@@ -130,33 +133,35 @@ class History:
 
     def _transaction(self, *statements: tuple[str, Sequence[object]]) -> list[int]:
         """Run statements as one transaction (one write to disk, not one each): their row
-        counts, or nothing once the history is broken. Busy answers are waited out as
-        `_execute` does, the whole transaction tried again."""
-        with self._lock:
-            if self._broken:
-                return []
-            for pause in (*self._busy_pauses, None):
-                connection = None
-                try:
-                    connection = self._connect()
-                    connection.execute("BEGIN IMMEDIATE")
-                    counts = [
-                        connection.execute(sql, values).rowcount for sql, values in statements
-                    ]
-                    connection.execute("COMMIT")
-                    return counts
-                except (sqlite3.Error, OSError) as exc:
-                    if connection is not None and connection.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            connection.execute("ROLLBACK")
-                    if pause is None or not _busy(exc):
-                        self._fail(exc)
-                        break
-                time.sleep(pause)
-        return []
+        counts, or nothing once the history is broken; busy answers waited out as `_execute`
+        waits them, the whole transaction tried again."""
+
+        def run(connection: sqlite3.Connection) -> list[int]:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                counts = [connection.execute(sql, values).rowcount for sql, values in statements]
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
+                raise
+            return counts
+
+        return self._retried(run, [])
 
     def _execute(self, sql: str, values: Sequence[object] = ()) -> tuple[list[sqlite3.Row], int]:
-        """Run one statement: its rows and row count, or nothing once the history is broken.
+        """Run one statement: its rows and row count, or nothing once the history is broken."""
+
+        def run(connection: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
+            cursor = connection.execute(sql, values)
+            return cursor.fetchall(), cursor.rowcount
+
+        nothing: tuple[list[sqlite3.Row], int] = ([], 0)
+        return self._retried(run, nothing)
+
+    def _retried(self, run: Callable[[sqlite3.Connection], T], broken: T) -> T:
+        """`run` on the history's connection, under its lock; `broken` once the history is.
 
         SQLite waits out another process's write itself (the busy timeout), but not every busy
         answer goes through that wait: a connection that opens the file while the last one of
@@ -165,17 +170,16 @@ class History:
         """
         with self._lock:
             if self._broken:
-                return [], 0
+                return broken
             for pause in (*self._busy_pauses, None):
                 try:
-                    cursor = self._connect().execute(sql, values)
-                    return cursor.fetchall(), cursor.rowcount
+                    return run(self._connect())
                 except (sqlite3.Error, OSError) as exc:
                     if pause is None or not _busy(exc):
                         self._fail(exc)
                         break
                 time.sleep(pause)
-        return [], 0
+        return broken
 
     def _records(self, rows: list[sqlite3.Row]) -> list[Record]:
         """Rows as records; a row that cannot be read (edited by hand, written by a broken disk)
