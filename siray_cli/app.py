@@ -330,6 +330,7 @@ def root(
 
     session = Session(settings, notices_for(output), environment)
     output.prefix = session.command_prefix
+    output.commands = [name for name in COMMANDS if name not in ("help", "emulator")]
     ctx.obj = AppContext(output, session)
     ctx.call_on_close(session.close)
 

@@ -35,12 +35,6 @@ _JSON_RAW = re.compile(r"[\x7f-\x9f\u2028\u2029]")
 MESSAGE_LIMIT = 500  # characters of an error message shown (after scrubbing)
 # what a line of data may link to: a web or file URL of printable ASCII, nothing that could end
 # the hyperlink's escape sequence early (a path's URL is percent-encoded by Path.as_uri)
-# a siray command in a hint, by the subcommands whose meaning depends on the provider, host or
-# profile (`siray emulator ...`, or a command already spelled with root flags, is left alone)
-_COMMAND = re.compile(
-    r"(?<![\w/.-])siray (?=(?:auth|cancel|config|download|estimate|gallery|generate|history|info|"
-    r"models|open|rerun|run|status|upload)\b)"
-)
 _LINKABLE = re.compile(r"(?:https?|file)://[!-~]+")
 
 
@@ -111,8 +105,10 @@ class Output:
         self.secrets = Secrets()
         self._console: Console | None = None
         self._reader_gone = False
-        # how hints spell siray (Session.command_prefix), once the invocation's settings are known
+        # how hints spell siray (Session.command_prefix), once the invocation's settings are known,
+        # and the commands whose meaning depends on the provider, host or profile
         self.prefix: Callable[[], str] | None = None
+        self.commands: Sequence[str] = ()
 
     @property
     def stdout(self) -> TextIO:
@@ -265,9 +261,13 @@ class Output:
             prefix = self.prefix()
         except Exception:  # settings that cannot be read: the hint as it is, rather than none
             return hint
-        if " " not in prefix:  # no root flags to add
+        if " " not in prefix or not self.commands:  # no root flags to add
             return hint
-        return _COMMAND.sub(lambda _: f"{prefix} ", hint)
+        # a siray command of those (not one already spelled with root flags) in the hint
+        command = re.compile(
+            rf"(?<![\w/.-])siray (?=(?:{'|'.join(map(re.escape, self.commands))})\b)"
+        )
+        return command.sub(lambda _: f"{prefix} ", hint)
 
     def error_object(self, exc: SirayError, task_id: str | None = None) -> dict[str, Any]:
         """The error object of the output contract: type, message, status, task id."""
