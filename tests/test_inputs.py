@@ -66,6 +66,20 @@ def test_value_round_trips(key, value):
         assert json.loads(value) == parsed
 
 
+@pytest.mark.parametrize("extra", ["", ', "note": "' + "[{" * 40 + '"'])
+def test_json_is_taken_to_the_depth_limit_and_refused_past_it(extra):
+    """The nesting walk is skipped for text with few brackets: a string full of them still
+    takes the walk and passes, and the limit is the same either way."""
+    from siray_cli.services.values import MAX_JSON_DEPTH, JSONTooLarge, load_json
+
+    def nested(depth: int) -> str:
+        return '{"a": ' + "[" * (depth - 1) + "]" * (depth - 1) + extra + "}"
+
+    assert load_json(nested(MAX_JSON_DEPTH))["a"]
+    with pytest.raises(JSONTooLarge):
+        load_json(nested(MAX_JSON_DEPTH + 1))
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
