@@ -17,8 +17,8 @@ time from starting the process to the first byte of a request reaching a listene
 it and closes the connection (the create is then not retried: it may have reached the server);
 and a whole `siray generate` against the emulator, its request checked against the cached
 catalogue's schema first (as every plain generate and run) and not (jsonschema is imported only
-when that check finds something wrong: services/schema_check.py). Those cases compare with
-`python -c "import typer, httpx"` (goal: at most 1.3 x).
+when that check, fastjsonschema's, finds something wrong: services/schema_check.py). Those cases
+compare with `python -c "import typer, httpx"` (goal: at most 1.3 x).
 
 Notes: `import httpx` imports httpx's own command line (httpx/_main.py) whenever rich is
 installed, and with it rich, pygments and click. siray marks that module missing before anything

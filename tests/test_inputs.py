@@ -218,6 +218,11 @@ bodies = st.recursive(
 @example({"enum": [1]}, True)  # and True is not 1 to it
 @example({"const": 0.0}, False)
 @example({"items": {"maximum": 1}}, [0, 2])
+@example({"enum": [[1]]}, [True])  # lists Python takes for equal, jsonschema does not
+@example({"const": {"a": 0}}, {"a": False})
+@example({"properties": {"a": {"enum": [1]}}}, {"a": True})
+@example({"additionalProperties": {"type": "string"}}, {"a": 1})
+@example({"type": "number", "minimum": 0}, float("nan"))
 def test_the_quick_yes_is_never_said_to_a_body_jsonschema_refuses(schema, body):
     from jsonschema import Draft202012Validator
 
@@ -246,3 +251,9 @@ def test_the_quick_yes_takes_the_common_requests():
     assert certainly_valid({**schema, "additionalProperties": False}, body)
     assert not certainly_valid({**schema, "additionalProperties": False}, {**body, "x": 1})
     assert not certainly_valid({**schema, "patternProperties": {}}, body)  # not judged here
+    # a schema for the other properties is judged, and a default is not written into the body
+    rest = {**schema, "additionalProperties": {"type": "integer"}}
+    assert certainly_valid(rest, {**body, "x": 1}) and not certainly_valid(rest, {**body, "x": "1"})
+    plain = {"prompt": "a fox", "size": "1024x768"}
+    assert certainly_valid(schema, plain) and plain == {"prompt": "a fox", "size": "1024x768"}
+    assert "default" in schema["properties"]["seed"]  # which the check did not write into it

@@ -1,17 +1,23 @@
 """A quick yes for the common case: a request body that a model's JSON Schema certainly accepts,
-told without importing jsonschema (a tenth of a second of every `run`'s start-up).
+told by fastjsonschema: the schema compiled once into Python code, about 3 µs a body, 10 ms to
+import and compile, where jsonschema takes a tenth of a second to import (it is imported only to
+word what is wrong). It replaces a check of our own of the same keywords, which took 25 µs a body
+(a quarter of a second of a 10,000-line batch's planning).
 
-Only schemas made of the keywords below are judged, with jsonschema's (Draft 2020-12) meaning,
-and only a yes is final: a schema with any other keyword, a value this does not compare exactly
-as jsonschema would, or a body that breaks a rule goes to jsonschema, which finds and words
-every problem (services/validation.py). So a mistake here can only cost time, as long as a yes
-is never said to a body jsonschema refuses (tests/test_inputs.py checks it against jsonschema).
+jsonschema checks bodies here under Draft 2020-12; fastjsonschema implements draft-07, and ignores
+a keyword it does not know where jsonschema would apply it. So only schemas made of the keywords
+below, on which the two drafts agree, are compiled; `enum` and `const` only of plain values
+(Python's `[True] == [1]`, which jsonschema does not take for equal, is fastjsonschema's
+comparison of lists). Only a yes is final: a schema of any other shape, or a body fastjsonschema
+refuses, goes to jsonschema, which finds and words every problem (services/validation.py). So a
+disagreement can only cost time, as long as a yes is never said to a body jsonschema refuses
+(tests/test_inputs.py checks it against jsonschema).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 # keywords that assert nothing (format is an annotation unless a format checker is given)
 ANNOTATIONS = frozenset(
@@ -23,107 +29,74 @@ ASSERTIONS = frozenset(
      "minLength", "maxLength", "minItems", "maxItems", "items", "properties", "required",
      "additionalProperties"}
 )  # fmt: skip
-SCALARS = (str, int, float, bool, type(None))
-BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+PLAIN = (str, int, float, bool, type(None))
+
+T = TypeVar("T")
+KEPT = 32  # schemas whose compiled check is kept (a batch names a handful of models)
+_checks: dict[int, tuple[object, Callable[[Any], Any] | None]] = {}
+
+
+def kept(cache: dict[int, tuple[object, T]], schema: object, make: Callable[[], T]) -> T:
+    """What `make` makes of `schema`, made once per schema object: a batch checks each line
+    against the schema its model's catalogue entry holds (one object per model, unchanged for the
+    whole command). Kept by the schema's identity: the cache holds the schema too, so no other
+    object takes its id while it is there."""
+    found = cache.get(id(schema))
+    if found is not None and found[0] is schema:
+        return found[1]
+    if len(cache) >= KEPT:
+        cache.clear()
+    made = make()
+    cache[id(schema)] = (schema, made)
+    return made
 
 
 def certainly_valid(schema: object, body: object) -> bool:
     """True only when `body` is valid under `schema` as jsonschema's Draft202012Validator says;
     False when it is not, or this cannot tell."""
-    try:
-        return _valid(schema, body)
-    except Exception:  # a schema of an odd shape: jsonschema judges it
+    check = kept(_checks, schema, lambda: _compiled(schema))
+    if check is None:
         return False
+    try:
+        check(body)
+    except Exception:  # refused (JsonSchemaValueException), or a check that could not run
+        return False
+    return True
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _compiled(schema: object) -> Callable[[Any], Any] | None:
+    """fastjsonschema's check of a schema of the common keywords only, else None."""
+    if not _judged(schema):
+        return None
+    import fastjsonschema
 
-
-def _has_type(value: object, kind: object) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "integer":
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and value.is_integer()
+    try:
+        return fastjsonschema.compile(
+            schema,  # type: ignore[arg-type]
+            use_default=False,  # it would write the defaults into the body it checks
+            use_formats=False,  # as jsonschema: a format is an annotation
+            detailed_exceptions=False,
         )
-    if kind == "number":
-        return _is_number(value) and not (isinstance(value, float) and math.isnan(value))
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "null":
-        return value is None
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "object":
-        return isinstance(value, dict)
-    raise ValueError(kind)  # a type this does not know: jsonschema's call
+    except Exception:  # a keyword's value it cannot take: jsonschema judges it
+        return None
 
 
-def _same(value: object, allowed: object) -> bool:
-    """Equal, and of the same scalar type: stricter than jsonschema (1 and 1.0), never looser."""
-    return isinstance(value, SCALARS) and type(value) is type(allowed) and value == allowed
-
-
-def _valid(schema: object, value: object) -> bool:
+def _judged(schema: object) -> bool:
+    """Whether a schema is made only of keywords whose meaning draft-07 and 2020-12 share."""
+    if isinstance(schema, bool):
+        return True
     if not isinstance(schema, dict):
         return False
     if any(key not in ASSERTIONS and key not in ANNOTATIONS for key in schema):
         return False
-    kind = schema.get("type")
-    if kind is not None:
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not any(_has_type(value, k) for k in kinds):
-            return False
-    if "enum" in schema and not any(_same(value, a) for a in schema["enum"]):
-        return False
-    if "const" in schema and not _same(value, schema["const"]):
-        return False
-    if _is_number(value) and not _within(value, schema):
-        return False
-    if isinstance(value, str) and not _sized(len(value), schema, "Length"):
-        return False
-    if isinstance(value, list):
-        if not _sized(len(value), schema, "Items"):
-            return False
-        if "items" in schema and not all(_valid(schema["items"], item) for item in value):
-            return False
-    if isinstance(value, dict):
-        return _valid_object(schema, value)
-    return True
-
-
-def _within(number: Any, schema: dict[str, Any]) -> bool:
-    limits = {k: schema[k] for k in BOUNDS if k in schema}
-    if not all(_is_number(limit) for limit in limits.values()):
-        return False
-    return (
-        number >= limits.get("minimum", number)
-        and number <= limits.get("maximum", number)
-        and ("exclusiveMinimum" not in limits or number > limits["exclusiveMinimum"])
-        and ("exclusiveMaximum" not in limits or number < limits["exclusiveMaximum"])
-    )
-
-
-def _sized(size: int, schema: dict[str, Any], what: str) -> bool:
-    low, high = schema.get(f"min{what}"), schema.get(f"max{what}")
-    if low is not None and not (_is_number(low) and size >= low):
-        return False
-    return high is None or (_is_number(high) and size <= high)
-
-
-def _valid_object(schema: dict[str, Any], value: dict[Any, Any]) -> bool:
-    properties = schema.get("properties", {})
-    required = schema.get("required", [])
-    extra = schema.get("additionalProperties", True)
-    if not isinstance(properties, dict) or not isinstance(required, list):
-        return False
-    if any(name not in value for name in required):
-        return False
-    for key, item in value.items():
-        if key in properties:
-            if not _valid(properties[key], item):
+    for word in ("enum", "const"):
+        if word in schema:
+            values = schema[word] if word == "enum" else [schema[word]]
+            if not isinstance(values, list) or not all(isinstance(v, PLAIN) for v in values):
                 return False
-        elif extra is not True:  # False refuses it; a schema for the rest: jsonschema's call
-            return False
-    return True
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict) or not all(map(_judged, properties.values())):
+        return False
+    # `items` as a list is draft-07's tuple of schemas and 2020-12's error (prefixItems)
+    nested = ("items", "additionalProperties")
+    return all(_judged(schema[word]) for word in nested if word in schema)

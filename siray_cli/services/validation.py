@@ -230,25 +230,17 @@ def _describe(error: Any) -> str:
     return f"{where}: {error.message}"
 
 
-_validators: dict[int, tuple[dict[str, Any], Any]] = {}  # id(schema) -> (schema, validator)
-KEPT_VALIDATORS = 32  # schemas whose validator is kept (a batch names a handful of models)
+_validators: dict[int, tuple[object, Any]] = {}  # id(schema) -> (schema, validator)
 
 
 def schema_validator(schema: dict[str, Any]) -> Any:
-    """The validator of a model's schema, made once per schema: a batch checks each of its
-    lines against the schema its model's catalogue entry holds (one object per model), and
-    jsonschema reads the whole schema each time a validator is made. Kept by the schema's
-    identity (the entry holds it, unchanged, for the whole command)."""
+    """The validator of a model's schema, made once per schema (schema_check.kept): jsonschema
+    reads the whole schema each time a validator is made."""
     from jsonschema import Draft202012Validator
 
-    kept = _validators.get(id(schema))  # it holds the schema: no other object takes its id
-    if kept is not None:
-        return kept[1]
-    if len(_validators) >= KEPT_VALIDATORS:
-        _validators.clear()
-    validator = Draft202012Validator(schema)
-    _validators[id(schema)] = (schema, validator)
-    return validator
+    from siray_cli.services.schema_check import kept
+
+    return kept(_validators, schema, lambda: Draft202012Validator(schema))
 
 
 def validate_body(
