@@ -4,6 +4,7 @@ net; these name each verdict, the 24 h window, hand-over by destination, and the
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from siray_cli.domain import SubmittedTask, Task, TaskKind, TaskState
 from siray_cli.errors import AmbiguousSubmitError, NotFoundError
 from siray_cli.providers.base import Capabilities, Provider, SubmitRequest
-from siray_cli.services.ledger import REJOIN_WINDOW, Ledger, fingerprint
+from siray_cli.services.ledger import FOLLOWED, REJOIN_WINDOW, Ledger, fingerprint
 from siray_cli.services.session import Notices
 from siray_cli.storage.history import History
 
@@ -284,6 +285,59 @@ def test_resume_resends_an_old_unanswered_submit_with_its_key(ledger):
     first, second = provider.submits
     assert second["key"] == first["key"] is not None
     assert [r.task_id for r in ledger.history.query()] == ["t2"]  # the attempt settled
+
+
+def test_a_batch_plan_reads_every_job_as_a_rerun_of_it_alone_would(ledger):
+    """Ledger.priors, a batch's one look for all its lines, gives each job the verdict, task and
+    record that Ledger.prior, one job's own look, gives it: over jobs of none to three attempts
+    of every kind (unanswered with and without a key, running, failed, succeeded and handed over
+    or not, by its submitter or a later command), fresh or older than the rerun window."""
+    provider = FakeProvider(idempotent=True)
+    history, draw, now = ledger.history, random.Random(5), time.time()
+    kinds = ("unanswered", "unanswered, keyed", "running", "failed", "done", "handed", "later")
+    keys = []
+    for n in range(80):
+        key = fingerprint(TaskKind.IMAGE, {**BODY, "n": n})
+        keys.append(key)
+        for attempt in range(draw.randint(0, 3)):
+            kind = draw.choice(kinds)
+            task_id = None if kind.startswith("unanswered") else f"t{n}.{attempt}"
+            row = history.record_submit(
+                task_id=task_id,
+                kind="image",
+                model="m/one",
+                request={**BODY, "n": n},
+                base_url=provider.base_url,
+                profile="default",
+                provider=provider.name,
+                job_key=key,
+                idempotency_key=None if kind == "unanswered" else f"k{n}.{attempt}",
+            )
+            assert row is not None
+            if task_id is not None and kind != "running":
+                state = TaskState.FAILURE if kind == "failed" else TaskState.SUCCESS
+                history.update(row, task(task_id, state))
+            if kind in ("handed", "later"):
+                history.deliver(row, "submitter" if kind == "handed" else kind)
+            age = draw.choice((0.0, 3600.0, 2 * REJOIN_WINDOW))
+            history._execute(
+                "UPDATE tasks SET submitted_at = ? WHERE id = ?", (now - age + attempt, row)
+            )
+    seen = set()
+    for handed_over_too in (False, True):
+        for resubmit_uncertain in (False, True):
+            options = {"handed_over_too": handed_over_too, "resubmit_uncertain": resubmit_uncertain}
+            plan = ledger.priors(provider, keys, **options)
+            for key in keys:
+                alone, together = ledger.prior(provider, key, **options), plan[key]
+                assert (together.verdict, together.task_id) == (alone.verdict, alone.task_id)
+                if together.verdict in FOLLOWED:  # its record is read when its line runs
+                    assert together.record is None
+                else:
+                    rows = [p.record.row if p.record else None for p in (together, alone)]
+                    assert rows[0] == rows[1], (key, options)
+                seen.add(together.verdict)
+    assert seen == {"done", "running", "resend", "report", "submit"}
 
 
 def test_a_task_from_before_destinations_were_kept_is_handed_over_only_by_saved_files(tmp_path):

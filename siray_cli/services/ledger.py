@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 from siray_cli import signals
 from siray_cli.domain import TERMINAL, Task, TaskKind, TaskState
@@ -63,14 +63,13 @@ FOLLOWED = ("done", "running")  # verdicts that follow a task instead of submitt
 Seen = TypeVar("Seen", "Record", "Attempt")  # an attempt, whole or as a verdict reads it
 
 
-@dataclass(frozen=True)
-class PriorAttempt:
+class PriorAttempt(NamedTuple):
     """What the history says of a job on one provider, host and profile (newest first): it
     succeeded ("done"), is still running ("running"), its submit went unanswered with a key the
     provider honours ("resend") or without one ("report"); or it is to be submitted ("submit",
     settling `record`, an unanswered attempt, when there is one). `task_id`: the id of the task
     the verdict rests on (a batch's plan reads only that of a task it follows, not its record:
-    Ledger.priors)."""
+    Ledger.priors). A tuple: a batch's plan makes one for each of its lines at once."""
 
     verdict: Verdict
     record: Record | None = None
@@ -125,6 +124,13 @@ def same_place(a: Path | str, b: Path | str) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
+# looked up once, not at each of a batch's ten thousand verdicts (a tuple: an enum's hash is
+# Python code, its identity is not)
+_SUCCESS = TaskState.SUCCESS
+_ENDED = tuple(TERMINAL)
+_SUBMIT = PriorAttempt("submit")  # a job the history knows nothing against: one for them all
+
+
 def _verdict(
     attempts: Sequence[Seen], handed_over_too: bool, resubmit_uncertain: bool
 ) -> tuple[Verdict, Seen | None]:
@@ -143,9 +149,10 @@ def _verdict(
         if attempt.task_id is None:
             uncertain = uncertain or attempt
             continue
-        if attempt.state is TaskState.SUCCESS:
+        state = attempt.state
+        if state is _SUCCESS:
             return "done", attempt
-        if attempt.state not in TERMINAL:
+        if state not in _ENDED:
             return "running", attempt
         break  # a definite attempt that failed, newer than any uncertain one: submit again
     if uncertain is not None and uncertain.idempotency_key:
@@ -210,23 +217,27 @@ class Ledger:
         other verdicts with the record of the attempt they rest on. `read_only` (a --dry-run)
         makes no history that is not there yet: with none, every job is to be submitted."""
         if read_only and not self.history.exists:
-            return {key: PriorAttempt("submit") for key in keys}
+            return dict.fromkeys(keys, _SUBMIT)
         found = self.history.attempts(
             keys, provider=provider.name, base_url=provider.base_url, profile=self.profile
         )
-        verdicts = {
-            key: _verdict(found.get(key, []), handed_over_too, resubmit_uncertain) for key in keys
-        }
-        wanted = [a.row for v, a in verdicts.values() if a is not None and v not in FOLLOWED]
-        records = self.history.records(wanted) if wanted else {}
-        return {
-            key: PriorAttempt(
-                verdict,
-                None if attempt is None or verdict in FOLLOWED else records.get(attempt.row),
-                attempt.task_id if attempt is not None else None,
-            )
-            for key, (verdict, attempt) in verdicts.items()
-        }
+        # one pass over the lines: most are to be submitted afresh, or follow a task by its id
+        priors: dict[str, PriorAttempt] = {}
+        settling: dict[str, tuple[Verdict, Attempt]] = {}  # resting on a record, read after
+        none: list[Attempt] = []
+        for key in keys:
+            verdict, attempt = _verdict(found.get(key, none), handed_over_too, resubmit_uncertain)
+            if attempt is None:
+                priors[key] = _SUBMIT
+            elif verdict in FOLLOWED:
+                priors[key] = PriorAttempt(verdict, None, attempt.task_id)
+            else:
+                settling[key] = (verdict, attempt)
+        if settling:
+            records = self.history.records([attempt.row for _, attempt in settling.values()])
+            for key, (verdict, attempt) in settling.items():
+                priors[key] = PriorAttempt(verdict, records.get(attempt.row), attempt.task_id)
+        return priors
 
     def decide(
         self,

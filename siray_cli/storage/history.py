@@ -24,7 +24,7 @@ from siray_cli.storage.records import (
     ATTEMPT_COLUMNS,
     Attempt,
     Record,
-    attempt_from_row,
+    attempts_by_job,
     record_from_row,
     redact_data_urls,
 )
@@ -455,19 +455,19 @@ class History:
         first, as a verdict reads them: one query for a whole batch (its keys given as one JSON
         array: SQLite caps a statement's parameters), answered from the index `tasks_by_job`
         (m008) alone."""
-        rows, _ = self._execute(
+        sql = (
             f"SELECT job_key, {', '.join(ATTEMPT_COLUMNS)} FROM tasks"
             " WHERE job_key IN (SELECT value FROM json_each(?)) AND provider = ? AND base_url = ?"
-            " AND profile = ?",
-            (json.dumps(list(job_keys)), provider, base_url, profile),
+            " AND profile = ?"
         )
-        found: dict[str, list[Attempt]] = {}
-        for row in rows:
-            try:
-                attempt = attempt_from_row(row[1:])
-            except KeyError:  # a state edited by hand: skipped, as its record would be
-                continue
-            found.setdefault(row[0], []).append(attempt)
+        values = (json.dumps(list(job_keys)), provider, base_url, profile)
+
+        def run(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            cursor = connection.cursor()
+            cursor.row_factory = None  # plain tuples, not sqlite3.Row: a batch's are made at once
+            return cursor.execute(sql, values).fetchall()
+
+        found = attempts_by_job(self._retried(run, []))
         # newest first, each job on its own: most have one attempt, and an ORDER BY of the
         # whole answer (a sort of every row in a temporary B-tree) cost a third of the query
         for attempts in found.values():
