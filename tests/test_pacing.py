@@ -91,6 +91,22 @@ def test_a_stray_throttle_at_a_low_rate_is_soon_forgotten():
     assert rate.rate == 100
 
 
+def test_a_second_with_nothing_let_through_leaves_the_spacing_to_the_retries():
+    """A lone request refused, then its retries refused too: the server let nothing through, so
+    there is no rate to come down to; the retries go at the retry layer's backoff, not one a
+    second. The first request of a second that lets one through brings the rate down."""
+    clock = FakeClock()
+    rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+    for attempt in range(5):
+        assert sends(rate, clock, 1) == [pytest.approx(0.01 * attempt)]
+        rate.note(answer(503))
+        clock.now += 0.01
+    assert rate.rate == 100 and rate.throttles == 1
+    sends(rate, clock, 3)  # three more: two let through, one refused
+    rate.note(answer(429))
+    assert rate.rate == pytest.approx(0.9 * 2)
+
+
 def test_other_answers_change_nothing_and_a_bad_retry_after_is_ignored():
     clock = FakeClock()
     rate = AdaptiveRate(10, clock=clock, sleep=clock.sleep)

@@ -13,6 +13,9 @@ way TCP adapts its window (slow start, then additive increase, multiplicative de
 - below `known` (or with none known: a stray 503 is soon forgotten), the rate doubles every
   second; from `known` on it only creeps up, by CREEP of it a second, probing for a limit that
   was raised;
+- a second in which the server let nothing through (a lone request refused, and its retries; or
+  a server refusing everything) shows no rate to come down to: the retry layer's backoff spaces
+  those retries, which the rate would otherwise stretch to one a second whatever the backoff;
 - a Retry-After is honoured exactly: the request that got it is sent again only after that long
   (the retry layer). One longer than the one-second window the rate governs (a server that
   says "come back later") holds every request of this client until then; a shorter one is the
@@ -155,9 +158,11 @@ class AdaptiveRate:
                 self.throttles += 1
             # each refusal of the same burst makes the count of those let through more exact
             sent = sum(1 for moment in self._sent if now - WINDOW < moment <= now)
-            through = max(FLOOR, float(sent - len(self._refused)))
-            self._known = through
-            self.rate = max(FLOOR, min(self.rate, DECREASE * through))
+            through = sent - len(self._refused)
+            if through <= 0:  # nothing let through: no rate to learn (see the module's notes)
+                return
+            self._known = max(FLOOR, float(through))
+            self.rate = max(FLOOR, min(self.rate, DECREASE * self._known))
             self._grown_at = now
 
     def _grow(self, now: float) -> None:
