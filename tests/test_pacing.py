@@ -12,7 +12,8 @@ from test_polling import FakeClock
 
 from siray_cli.emulator.faults import Fault
 from siray_cli.emulator.limits import RateLimit, key_of
-from siray_cli.transport.pacing import AdaptiveRate, retry_after
+from siray_cli.transport.bounds import retry_after
+from siray_cli.transport.pacing import AdaptiveRate
 
 
 def answer(status: int, retry: str | None = None) -> httpx.Response:
@@ -116,6 +117,32 @@ def test_other_answers_change_nothing_and_a_bad_retry_after_is_ignored():
     assert retry_after(answer(429, "soon")) is None
     assert retry_after(answer(429, "Wed, 21 Oct 2015 07:28:00 GMT")) == 0.0  # a past date
     assert retry_after(answer(429, "86400")) == 30.0  # capped
+
+
+def test_the_retry_and_the_pace_read_a_retry_after_alike(monkeypatch):
+    """One reading of Retry-After (transport/bounds.py) for the retry of the request that got it
+    and for the pace of all the others: whole and fractional seconds, an HTTP date in GMT, and
+    one without a zone, which is GMT too, not the machine's time (httpx-retries read fractions as
+    no Retry-After at all, and pacing read a zoneless date in local time)."""
+    from email.utils import formatdate
+
+    from siray_cli.transport.retries import _pause, read_retry
+
+    monkeypatch.setenv("TZ", "America/New_York")  # five hours from GMT
+    time.tzset()
+    try:
+        soon = formatdate(time.time() + 6, usegmt=True)
+        zoneless = soon.replace("GMT", "-0000")
+        expected = {"2": 2.0, "0.5": 0.5, soon: 6.0, zoneless: 6.0, "86400": 30.0, "soon": None}
+        for header, seconds in expected.items():
+            throttle = answer(429, header)
+            read = retry_after(throttle)
+            assert read == (None if seconds is None else pytest.approx(seconds, abs=1.01)), header
+            paused = _pause(read_retry(backoff=0.0).increment(), throttle)
+            assert paused == (0.0 if read is None else pytest.approx(read, abs=0.01)), header
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_creates_go_before_looks_that_wait_longer():

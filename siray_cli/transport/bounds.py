@@ -3,11 +3,13 @@ speed of the answer it reads (a gzip bomb or a trickling server stops here)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,6 +39,32 @@ REQUEST_BUDGET = 2.0  # read timeouts a request may take in all, every retry and
 
 MAX_RETRY_AFTER = 30.0
 DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The server's Retry-After in seconds, capped at MAX_RETRY_AFTER; None when it gives none or
+    one that cannot be read. The one reading of it, for the retry of the request that got it
+    (retries._pause) and for the pace of every other (pacing): seconds (HTTP's are whole; a
+    fraction is taken too), or an HTTP date, which is always GMT (one without a zone included,
+    not the machine's local time)."""
+    header = response.headers.get("Retry-After", "").strip()
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            moment = parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = moment.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 class BadBody(Exception):

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from siray_cli.transport.bounds import MAX_RETRY_AFTER, deadline_state
+from siray_cli.transport.bounds import deadline_state, retry_after
 
 CEILING = 150.0  # requests a second: 64 tasks in flight need about 100 (SIRAY_MAX_RATE)
 FLOOR = 1.0
@@ -47,27 +47,6 @@ LEAST_CREEP = 0.5  # ...and by this many requests a second at least
 KNOWN_FOR = 10.0  # seconds after the last throttle the limit it showed is trusted
 THROTTLES = (429, 503)
 WINDOW = 1.0
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """The server's Retry-After in seconds (delta-seconds or an HTTP date), capped; None when it
-    gives none or one that cannot be read."""
-    header = response.headers.get("Retry-After", "").strip()
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            moment = parsedate_to_datetime(header)
-        except (TypeError, ValueError):
-            return None
-        seconds = moment.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 @dataclass(order=True)

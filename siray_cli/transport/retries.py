@@ -19,6 +19,7 @@ from siray_cli.transport.bounds import (
     BadBody,
     deadline,
     deadline_state,
+    retry_after,
 )
 
 if TYPE_CHECKING:
@@ -173,12 +174,8 @@ def _pause(retry: Retry, last: httpx.Response | Exception) -> float:
     """Seconds to wait before the next attempt: the server's Retry-After (capped), else the
     policy's jittered backoff; within the policy's total of pauses."""
     wait = 0.0
-    header = last.headers.get("Retry-After", "") if isinstance(last, httpx.Response) else ""
-    if header.strip() and retry.respect_retry_after_header:
-        try:
-            wait = min(retry.parse_retry_after(header), retry.max_backoff_wait)
-        except ValueError:
-            wait = 0.0
+    if isinstance(last, httpx.Response) and retry.respect_retry_after_header:
+        wait = min(retry_after(last) or 0.0, retry.max_backoff_wait)
     if wait <= 0 and retry.attempts_made > 0:
         wait = retry.backoff_strategy()
     if retry.total_timeout is not None:
