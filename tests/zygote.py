@@ -2,9 +2,9 @@
 
 Started once per test worker, it imports siray's modules (but its previews, see NOT_PRELOADED)
 and what a siray process that sends a request imports anyway (Typer and Click, httpx and with it
-rich, httpx-retries, jsonschema; the emulator's server for `siray emulator`), then, for each
-request, forks a child that becomes `python -m siray_cli ARGS`: a real process with a pid of its
-own, the stdio descriptors the test passed, the environment and directory it asked for, the
+rich, httpx-retries, jsonschema, fastjsonschema; the emulator's server for `siray emulator`), then,
+for each request, forks a child that becomes `python -m siray_cli ARGS`: a real process with a pid
+of its own, the stdio descriptors the test passed, the environment and directory it asked for, the
 signal dispositions of a fresh interpreter, and `siray_cli/__main__.py` run as `__main__` by
 runpy, as `python -m` runs it. It exits as any interpreter does (SystemExit, atexit, stdio
 flushed, a signal's death), and this server tells the test its wait status.
@@ -35,7 +35,7 @@ import socket
 import sys
 from typing import Any
 
-PRELOAD = ("httpx", "httpx_retries", "jsonschema", "siray_cli.emulator.server")
+PRELOAD = ("httpx", "httpx_retries", "jsonschema", "fastjsonschema", "siray_cli.emulator.server")
 # every module of siray's but these: previews (textual-image looks at the terminal as it is
 # imported), the generators of man pages and completions, and the emulator's own (the server
 # imports those it serves with)
