@@ -254,6 +254,15 @@ def test_the_quick_yes_takes_the_common_requests():
     # a schema for the other properties is judged, and a default is not written into the body
     rest = {**schema, "additionalProperties": {"type": "integer"}}
     assert certainly_valid(rest, {**body, "x": 1}) and not certainly_valid(rest, {**body, "x": "1"})
+    assert certainly_valid({"const": 1}, 1) and not certainly_valid({"const": 1}, True)
+    # a server's schema too deep to walk, and one holding a "$ref" in an annotation: no error,
+    # and the schema (the catalogue's, kept for the whole command) is left as it was
+    deep = {**schema, "properties": {**schema["properties"], "refs": {}}}
+    for _ in range(5000):
+        deep["properties"]["refs"] = {"items": deep["properties"]["refs"]}
+    assert not certainly_valid(deep, body)
+    noted = {**schema, "default": {"$id": "http://evil.example/a/", "v": {"$ref": "b"}}}
+    assert certainly_valid(noted, body) and noted["default"]["v"] == {"$ref": "b"}
     plain = {"prompt": "a fox", "size": "1024x768"}
     assert certainly_valid(schema, plain) and plain == {"prompt": "a fox", "size": "1024x768"}
     assert "default" in schema["properties"]["seed"]  # which the check did not write into it

@@ -65,38 +65,56 @@ def certainly_valid(schema: object, body: object) -> bool:
 
 
 def _compiled(schema: object) -> Callable[[Any], Any] | None:
-    """fastjsonschema's check of a schema of the common keywords only, else None."""
-    if not _judged(schema):
-        return None
-    import fastjsonschema
-
+    """fastjsonschema's check of a schema of the common keywords only, else None (kept as such:
+    a schema nested too deep to walk, or a keyword's value fastjsonschema cannot take, is
+    jsonschema's to judge, whose own errors validation.py catches)."""
     try:
+        skeleton = _skeleton(schema)
+        if skeleton is None:
+            return None
+        import fastjsonschema
+
         return fastjsonschema.compile(
-            schema,  # type: ignore[arg-type]
+            skeleton,
             use_default=False,  # it would write the defaults into the body it checks
             use_formats=False,  # as jsonschema: a format is an annotation
-            detailed_exceptions=False,
-        )
-    except Exception:  # a keyword's value it cannot take: jsonschema judges it
+        )  # detailed_exceptions=False fails to compile any `const` (fastjsonschema 2.22.3)
+    except Exception:  # RecursionError included
         return None
 
 
-def _judged(schema: object) -> bool:
-    """Whether a schema is made only of keywords whose meaning draft-07 and 2020-12 share."""
+def _skeleton(schema: object) -> dict[str, Any] | bool | None:
+    """The schema's assertions alone (a new object), when it is made only of keywords whose
+    meaning draft-07 and 2020-12 share; else None. Its annotations assert nothing, and are left
+    out of what fastjsonschema reads: it follows a "$ref" wherever one is, an annotation's value
+    included, fetching any URL it names (and rewrites it in place)."""
     if isinstance(schema, bool):
-        return True
+        return schema
     if not isinstance(schema, dict):
-        return False
+        return None
     if any(key not in ASSERTIONS and key not in ANNOTATIONS for key in schema):
-        return False
+        return None
+    kept = {key: value for key, value in schema.items() if key in ASSERTIONS}
     for word in ("enum", "const"):
-        if word in schema:
-            values = schema[word] if word == "enum" else [schema[word]]
+        if word in kept:
+            values = kept[word] if word == "enum" else [kept[word]]
             if not isinstance(values, list) or not all(isinstance(v, PLAIN) for v in values):
-                return False
-    properties = schema.get("properties", {})
-    if not isinstance(properties, dict) or not all(map(_judged, properties.values())):
-        return False
+                return None
+    if "properties" in kept:
+        if not isinstance(kept["properties"], dict):
+            return None
+        properties = {name: _skeleton(value) for name, value in kept["properties"].items()}
+        if any(value is None for value in properties.values()):
+            return None
+        kept["properties"] = properties
     # `items` as a list is draft-07's tuple of schemas and 2020-12's error (prefixItems)
-    nested = ("items", "additionalProperties")
-    return all(_judged(schema[word]) for word in nested if word in schema)
+    for word in ("items", "additionalProperties"):
+        if word in kept:
+            kept[word] = _skeleton(kept[word])
+            if kept[word] is None:
+                return None
+    if "required" in kept and not (
+        isinstance(kept["required"], list) and all(isinstance(n, str) for n in kept["required"])
+    ):
+        return None
+    return kept
