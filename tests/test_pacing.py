@@ -108,6 +108,20 @@ def test_a_second_with_nothing_let_through_leaves_the_spacing_to_the_retries():
     assert rate.rate == pytest.approx(0.9 * 2)
 
 
+def test_many_requests_refused_slowly_with_none_let_through_bring_the_rate_down():
+    """A server that refuses everything, answering after longer than the one-second window (a
+    gateway whose upstream times out): nothing was let through, but the client had many requests
+    out, so the rate comes down to the floor instead of sending the whole batch again."""
+    clock = FakeClock()
+    rate = AdaptiveRate(150, clock=clock, sleep=clock.sleep)
+    sends(rate, clock, 64)
+    clock.now = 1.5
+    for _ in range(64):
+        rate.note(answer(503))
+    assert rate.rate == 1.0 and rate.throttles == 1
+    assert sends(rate, clock, 2) == [1.5, pytest.approx(2.5)]
+
+
 def test_other_answers_change_nothing_and_a_bad_retry_after_is_ignored():
     clock = FakeClock()
     rate = AdaptiveRate(10, clock=clock, sleep=clock.sleep)

@@ -13,9 +13,11 @@ way TCP adapts its window (slow start, then additive increase, multiplicative de
 - below `known` (or with none known: a stray 503 is soon forgotten), the rate doubles every
   second; from `known` on it only creeps up, by CREEP of it a second, probing for a limit that
   was raised;
-- a second in which the server let nothing through (a lone request refused, and its retries; or
-  a server refusing everything) shows no rate to come down to: the retry layer's backoff spaces
-  those retries, which the rate would otherwise stretch to one a second whatever the backoff;
+- a lone request refused (no other request of this client out), and its retries, in a second
+  that let nothing through, show no rate to come down to: the retry layer's backoff spaces those
+  retries, which the rate would otherwise stretch to one a second whatever the backoff. Many
+  requests refused with nothing let through (a server refusing everything, however slowly it
+  answers) bring the rate down to FLOOR;
 - a Retry-After is honoured exactly: the request that got it is sent again only after that long
   (the retry layer). One longer than the one-second window the rate governs (a server that
   says "come back later") holds every request of this client until then; a shorter one is the
@@ -77,6 +79,7 @@ class AdaptiveRate:
         self._lock = threading.Lock()
         self._queue: list[_Ticket] = []  # the requests waiting, first in line first
         self._numbers = itertools.count()
+        self._in_flight = 0  # requests given their moment and not yet answered (note)
 
     def acquire(self, first: bool = False) -> None:
         """Wait for this client's next free moment. Requests go in order of arrival, except that
@@ -97,6 +100,7 @@ class AdaptiveRate:
                     self._queue.remove(ticket)
                     heapq.heapify(self._queue)
                     self._sent.append(now)
+                    self._in_flight += 1
                     if self._queue:  # the next in line looks at the window itself
                         self._queue[0].turn.set()
                     return
@@ -120,9 +124,13 @@ class AdaptiveRate:
             free = max(free, self._sent[-limit] + WINDOW)
         return free
 
-    def note(self, response: httpx.Response) -> None:
-        """Learn from an answer: a throttle slows every request of this client down."""
-        if response.status_code not in THROTTLES:
+    def note(self, response: httpx.Response | None) -> None:
+        """A request given its moment by `acquire` has ended, with this answer (None: with no
+        answer). A throttle slows every request of this client down."""
+        with self._lock:
+            alone = self._in_flight <= 1  # no other request of this client was out
+            self._in_flight = max(0, self._in_flight - 1)
+        if response is None or response.status_code not in THROTTLES:
             return
         wait = retry_after(response)
         with self._lock:
@@ -138,7 +146,7 @@ class AdaptiveRate:
             # each refusal of the same burst makes the count of those let through more exact
             sent = sum(1 for moment in self._sent if now - WINDOW < moment <= now)
             through = sent - len(self._refused)
-            if through <= 0:  # nothing let through: no rate to learn (see the module's notes)
+            if through <= 0 and alone:  # a lone request's retries: see the module's notes
                 return
             self._known = max(FLOOR, float(through))
             self.rate = max(FLOOR, min(self.rate, DECREASE * self._known))
@@ -165,8 +173,11 @@ class PacingTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         self.pace.acquire(first=request.method == "POST")
-        response = self._inner.handle_request(request)
-        self.pace.note(response)
+        response = None
+        try:
+            response = self._inner.handle_request(request)
+        finally:
+            self.pace.note(response)
         return response
 
     def close(self) -> None:
