@@ -148,6 +148,7 @@ def test_the_retry_and_the_pace_read_a_retry_after_alike(monkeypatch):
         soon = formatdate(time.time() + 6, usegmt=True)
         zoneless = soon.replace("GMT", "-0000")
         expected = {"2": 2.0, "0.5": 0.5, soon: 6.0, zoneless: 6.0, "86400": 30.0, "soon": None}
+        expected |= {"1" + "0" * 400: 30.0, "1e309": None, "1_0": None, "-1": None}
         for header, seconds in expected.items():
             throttle = answer(429, header)
             read = retry_after(throttle)

@@ -3,7 +3,7 @@ speed of the answer it reads (a gzip bomb or a trickling server stops here)."""
 
 from __future__ import annotations
 
-import math
+import re
 import threading
 import time
 import zlib
@@ -41,6 +41,9 @@ MAX_RETRY_AFTER = 30.0
 DEFAULT_BACKOFF = 0.5  # seconds before the first retry; doubles each time, with full jitter
 
 
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """The server's Retry-After in seconds, capped at MAX_RETRY_AFTER; None when it gives none or
     one that cannot be read. The one reading of it, for the retry of the request that got it
@@ -50,9 +53,9 @@ def retry_after(response: httpx.Response) -> float | None:
     header = response.headers.get("Retry-After", "").strip()
     if not header:
         return None
-    try:
-        seconds = float(header)
-    except ValueError:
+    if _SECONDS.fullmatch(header):  # digits only: not 1e3, 1_0, -1, inf or others' digits
+        seconds = float(header)  # a number too big for a float is inf: the cap
+    else:
         from email.utils import parsedate_to_datetime
 
         try:
@@ -62,8 +65,6 @@ def retry_after(response: httpx.Response) -> float | None:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         seconds = moment.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
