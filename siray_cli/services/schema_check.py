@@ -94,27 +94,26 @@ def _skeleton(schema: object) -> dict[str, Any] | bool | None:
         return None
     if any(key not in ASSERTIONS and key not in ANNOTATIONS for key in schema):
         return None
-    kept = {key: value for key, value in schema.items() if key in ASSERTIONS}
+    assertions = {key: value for key, value in schema.items() if key in ASSERTIONS}
     for word in ("enum", "const"):
-        if word in kept:
-            values = kept[word] if word == "enum" else [kept[word]]
+        if word in assertions:
+            values = assertions[word] if word == "enum" else [assertions[word]]
             if not isinstance(values, list) or not all(isinstance(v, PLAIN) for v in values):
                 return None
-    if "properties" in kept:
-        if not isinstance(kept["properties"], dict):
+    if "properties" in assertions:
+        if not isinstance(assertions["properties"], dict):
             return None
-        properties = {name: _skeleton(value) for name, value in kept["properties"].items()}
+        properties = {name: _skeleton(value) for name, value in assertions["properties"].items()}
         if any(value is None for value in properties.values()):
             return None
-        kept["properties"] = properties
+        assertions["properties"] = properties
     # `items` as a list is draft-07's tuple of schemas and 2020-12's error (prefixItems)
     for word in ("items", "additionalProperties"):
-        if word in kept:
-            kept[word] = _skeleton(kept[word])
-            if kept[word] is None:
+        if word in assertions:
+            assertions[word] = _skeleton(assertions[word])
+            if assertions[word] is None:
                 return None
-    if "required" in kept and not (
-        isinstance(kept["required"], list) and all(isinstance(n, str) for n in kept["required"])
-    ):
+    required = assertions.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(name, str) for name in required):
         return None
-    return kept
+    return assertions

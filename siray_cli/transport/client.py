@@ -130,9 +130,9 @@ def build_http_client(
     pace: AdaptiveRate | None = None,
 ) -> httpx.Client:
     """An HTTP client with siray's stack: retries (`backoff`, default DEFAULT_BACKOFF), pacing,
-        bounded JSON answers and the proxy rules. `pace` is the client's request rate (pacing.py; by
+    bounded JSON answers and the proxy rules. `pace` is the client's request rate (pacing.py; by
     default its own, at the default ceiling). `timeout` defaults to DEFAULT_TIMEOUT, or to
-        `timeouts(read_timeout)` when a read timeout is given."""
+    `timeouts(read_timeout)` when a read timeout is given."""
     if timeout is None:
         timeout = DEFAULT_TIMEOUT if read_timeout is None else timeouts(read_timeout)
 
