@@ -484,7 +484,8 @@ def _looks_at_tasks(
     looks = []
     with real(database_path) as db:
         for statement in traced:
-            if statement.lstrip().upper().startswith("SELECT") and " FROM tasks" in statement:
+            reads = re.search(r"\b(FROM|JOIN) tasks\b", statement)
+            if statement.lstrip().upper().startswith("SELECT") and reads:
                 unbound = [None] * statement.count("?")  # traced with its values, or without
                 plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, unbound)]
                 looks.append((statement, plan))

@@ -291,10 +291,20 @@ def test_a_batch_plan_reads_every_job_as_a_rerun_of_it_alone_would(ledger):
     """Ledger.priors, a batch's one look for all its lines, gives each job the verdict, task and
     record that Ledger.prior, one job's own look, gives it: over jobs of none to three attempts
     of every kind (unanswered with and without a key, running, failed, succeeded and handed over
-    or not, by its submitter or a later command), fresh or older than the rerun window."""
+    or not, by its submitter or a later command, in a state whose word siray does not know, as
+    a row edited by hand), fresh or older than the rerun window."""
     provider = FakeProvider(idempotent=True)
     history, draw, now = ledger.history, random.Random(5), time.time()
-    kinds = ("unanswered", "unanswered, keyed", "running", "failed", "done", "handed", "later")
+    kinds = (
+        "unanswered",
+        "unanswered, keyed",
+        "running",
+        "failed",
+        "done",
+        "handed",
+        "later",
+        "unknown word",
+    )
     keys = []
     for n in range(80):
         key = fingerprint(TaskKind.IMAGE, {**BODY, "n": n})
@@ -319,6 +329,8 @@ def test_a_batch_plan_reads_every_job_as_a_rerun_of_it_alone_would(ledger):
                 history.update(row, task(task_id, state))
             if kind in ("handed", "later"):
                 history.deliver(row, "submitter" if kind == "handed" else kind)
+            if kind == "unknown word":
+                history._execute("UPDATE tasks SET state = 'PAUSED' WHERE id = ?", (row,))
             age = draw.choice((0.0, 3600.0, 2 * REJOIN_WINDOW))
             history._execute(
                 "UPDATE tasks SET submitted_at = ? WHERE id = ?", (now - age + attempt, row)

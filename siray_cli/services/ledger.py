@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from siray_cli.services.run_identity import RunIdentity
     from siray_cli.services.session import Notices
     from siray_cli.storage.history import History
-    from siray_cli.storage.records import Attempt, Record
+    from siray_cli.storage.records import Attempt, AttemptRow, Glance, Record
 
 REJOIN_WINDOW = 24 * 3600.0  # seconds: an attempt older than this is not rejoined by a rerun
 LOCK_STRIPES = 256  # lock files, at most: jobs share them by their key's hash
@@ -124,11 +124,30 @@ def same_place(a: Path | str, b: Path | str) -> bool:
     return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-# looked up once, not at each of a batch's ten thousand verdicts (a tuple: an enum's hash is
-# Python code, its identity is not)
-_SUCCESS = TaskState.SUCCESS
-_ENDED = tuple(TERMINAL)
 _SUBMIT = PriorAttempt("submit")  # a job the history knows nothing against: one for them all
+
+
+def _after(state: TaskState) -> Verdict:
+    """The verdict on a job whose newest answered attempt is in this state: follow it, done or
+    still going, or submit again (it failed or was cancelled)."""
+    if state is TaskState.SUCCESS:
+        return "done"
+    return "submit" if state in TERMINAL else "running"
+
+
+# by the state's word, as the history stores it (an enum's hash is Python code, a str's is not):
+# a batch's plan reads ten thousand; a word siray does not know is no attempt (as its record)
+_AFTER: dict[str, Verdict] = {state.value: _after(state) for state in TaskState}
+
+
+def _rejoinable(
+    delivered_at: float | None, delivered_by: str | None, submitted_at: float, since: float
+) -> bool:
+    """Whether a rerun (not --resume) reads this attempt: one from the last REJOIN_WINDOW whose
+    result was never handed over. Handed over by a later command (a hint followed:
+    `status --wait -o DIR`, say) is not handed over to this one: its rerun follows the task
+    instead of paying again."""
+    return (delivered_at is None or delivered_by == "later") and submitted_at >= since
 
 
 def _verdict(
@@ -136,24 +155,20 @@ def _verdict(
 ) -> tuple[Verdict, Seen | None]:
     """The verdict from a job's attempts (newest first), and the attempt it rests on."""
     if not handed_over_too:
-        # handed over by a later command (a hint followed: `status --wait -o DIR`, say) is
-        # not handed over to this one: its rerun follows the task instead of paying again
         since = time.time() - REJOIN_WINDOW
         attempts = [
             a
             for a in attempts
-            if (a.delivered_at is None or a.delivered_by == "later") and a.submitted_at >= since
+            if _rejoinable(a.delivered_at, a.delivered_by, a.submitted_at, since)
         ]
     uncertain: Seen | None = None
     for attempt in attempts:  # newest first
         if attempt.task_id is None:
             uncertain = uncertain or attempt
             continue
-        state = attempt.state
-        if state is _SUCCESS:
-            return "done", attempt
-        if state not in _ENDED:
-            return "running", attempt
+        verdict = _after(attempt.state)
+        if verdict != "submit":
+            return verdict, attempt
         break  # a definite attempt that failed, newer than any uncertain one: submit again
     if uncertain is not None and uncertain.idempotency_key:
         return "resend", uncertain
@@ -216,23 +231,47 @@ class Ledger:
         comes with its id, not its record (each line reads its own again when it runs); the
         other verdicts with the record of the attempt they rest on. `read_only` (a --dry-run)
         makes no history that is not there yet: with none, every job is to be submitted."""
+        from siray_cli.storage.records import newest_first
+
         if read_only and not self.history.exists:
             return dict.fromkeys(keys, _SUBMIT)
-        found = self.history.attempts(
-            keys, provider=provider.name, base_url=provider.base_url, profile=self.profile
-        )
-        # one pass over the lines: most are to be submitted afresh, or follow a task by its id
+        place = {"provider": provider.name, "base_url": provider.base_url, "profile": self.profile}
+        since = time.time() - REJOIN_WINDOW
+        # a first look, settling most jobs: one answered attempt (a task to follow, or to pay
+        # for anew); the other jobs' attempts are read whole after
+        glanced: dict[str, Glance] = {}
+        whole: set[str] = set()  # jobs with more than one attempt, or an unanswered one
+        for glance in self.history.glances(keys, since=since, **place):
+            if glanced.setdefault(glance[0], glance) is not glance or glance[1] is None:
+                whole.add(glance[0])
+        found: dict[str, list[AttemptRow]] = {}
+        if whole:
+            for row in self.history.attempts(list(whole), **place):
+                found.setdefault(row[0], []).append(row)
         priors: dict[str, PriorAttempt] = {}
         settling: dict[str, tuple[Verdict, Attempt]] = {}  # resting on a record, read after
-        none: list[Attempt] = []
+        new = tuple.__new__  # a PriorAttempt made in C: a NamedTuple's __new__ is Python code
         for key in keys:
-            verdict, attempt = _verdict(found.get(key, none), handed_over_too, resubmit_uncertain)
-            if attempt is None:
+            seen = glanced.get(key)
+            if seen is None:
                 priors[key] = _SUBMIT
-            elif verdict in FOLLOWED:
-                priors[key] = PriorAttempt(verdict, None, attempt.task_id)
+            elif key not in whole:
+                # one answered attempt: what _verdict makes of it, without making an Attempt
+                _, task_id, state, rejoinable = seen
+                verdict = _AFTER.get(state, "submit")
+                if verdict == "submit" or not (handed_over_too or rejoinable):
+                    priors[key] = _SUBMIT
+                else:
+                    priors[key] = new(PriorAttempt, (verdict, None, task_id))
             else:
-                settling[key] = (verdict, attempt)
+                attempts = newest_first(found.get(key, ()))
+                verdict, attempt = _verdict(attempts, handed_over_too, resubmit_uncertain)
+                if attempt is None:
+                    priors[key] = _SUBMIT
+                elif verdict in FOLLOWED:
+                    priors[key] = PriorAttempt(verdict, None, attempt.task_id)
+                else:
+                    settling[key] = (verdict, attempt)
         if settling:
             records = self.history.records([attempt.row for _, attempt in settling.values()])
             for key, (verdict, attempt) in settling.items():

@@ -22,9 +22,9 @@ from siray_cli.storage.migrations import MIGRATIONS
 from siray_cli.storage.private import private_file
 from siray_cli.storage.records import (
     ATTEMPT_COLUMNS,
-    Attempt,
+    AttemptRow,
+    Glance,
     Record,
-    attempts_by_job,
     record_from_row,
     redact_data_urls,
 )
@@ -448,32 +448,60 @@ class History:
         )
         return self._records(rows)
 
+    def glances(
+        self, job_keys: Sequence[str], *, provider: str, base_url: str, profile: str, since: float
+    ) -> list[Glance]:
+        """A first look at the submits of these jobs on one provider, host and profile, for a
+        whole batch at once (records.Glance, in no order): what settles a job with one answered
+        attempt, its task's id and state, and whether a rerun reads it (never handed over, or
+        only by a later command, and submitted since `since`). The rest of a job's attempts are
+        read by `attempts` (fewer columns: ten thousand rows are made at once)."""
+        return self._by_jobs(
+            "tasks.job_key, tasks.task_id, tasks.state, (tasks.delivered_at IS NULL"
+            " OR tasks.delivered_by = 'later') AND tasks.submitted_at >= ?",
+            (since,),
+            job_keys,
+            provider,
+            base_url,
+            profile,
+        )
+
     def attempts(
         self, job_keys: Sequence[str], *, provider: str, base_url: str, profile: str
-    ) -> dict[str, list[Attempt]]:
-        """The submits of each of these jobs (by key) on one provider, host and profile, newest
-        first, as a verdict reads them: one query for a whole batch (its keys given as one JSON
-        array: SQLite caps a statement's parameters), answered from the index `tasks_by_job`
-        (m008) alone."""
-        sql = (
-            f"SELECT job_key, {', '.join(ATTEMPT_COLUMNS)} FROM tasks"
-            " WHERE job_key IN (SELECT value FROM json_each(?)) AND provider = ? AND base_url = ?"
-            " AND profile = ?"
-        )
-        values = (json.dumps(list(job_keys)), provider, base_url, profile)
+    ) -> list[AttemptRow]:
+        """The submits of these jobs on one provider, host and profile, as a verdict reads them
+        (records.AttemptRow, in no order)."""
+        columns = ", ".join(f"tasks.{column}" for column in ATTEMPT_COLUMNS)  # json_each has an id
+        return self._by_jobs(f"tasks.job_key, {columns}", (), job_keys, provider, base_url, profile)
 
-        def run(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    def _by_jobs(
+        self,
+        columns: str,
+        values: tuple[Any, ...],
+        job_keys: Sequence[str],
+        provider: str,
+        base_url: str,
+        profile: str,
+    ) -> list[Any]:
+        """These columns of the submits of these jobs, in one query answered from the index
+        `tasks_by_job` (m008) alone. The keys are given as one JSON array (SQLite caps a
+        statement's parameters), sorted, and walked in their order (CROSS JOIN): the index is
+        sought in its own order, page after nearby page, and no temporary index of the keys is
+        built, as `job_key IN (...)` builds one."""
+        sql = (
+            f"SELECT {columns} FROM json_each(?) CROSS JOIN tasks"
+            " ON tasks.job_key = json_each.value AND tasks.provider = ? AND tasks.base_url = ?"
+            " AND tasks.profile = ?"
+        )
+        # the columns' parameters come first in the statement, then the keys and the place
+        parameters = (*values, json.dumps(sorted(job_keys)), provider, base_url, profile)
+
+        def run(connection: sqlite3.Connection) -> list[Any]:
             cursor = connection.cursor()
             cursor.row_factory = None  # plain tuples, not sqlite3.Row: a batch's are made at once
-            return cursor.execute(sql, values).fetchall()
+            return cursor.execute(sql, parameters).fetchall()
 
-        found = attempts_by_job(self._retried(run, []))
-        # newest first, each job on its own: most have one attempt, and an ORDER BY of the
-        # whole answer (a sort of every row in a temporary B-tree) cost a third of the query
-        for attempts in found.values():
-            if len(attempts) > 1:
-                attempts.sort(key=lambda attempt: (attempt.submitted_at, attempt.row), reverse=True)
-        return found
+        return self._retried(run, [])
 
     def records(self, rows: Sequence[int]) -> dict[int, Record]:
         """The records of these rows (by their ids), in one query."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -139,8 +139,7 @@ _STATES = {state.value: state for state in TaskState}
 
 class Attempt(NamedTuple):
     """One submit of a job as a verdict on the job reads it (services.ledger): a batch's plan
-    reads these of every line from an index (migrations.m008), not each whole record (a tuple:
-    ten thousand of them are made at once)."""
+    reads these of every line from an index (migrations.m008), not each whole record."""
 
     row: int
     task_id: str | None
@@ -151,20 +150,21 @@ class Attempt(NamedTuple):
     idempotency_key: str | None
 
 
-def attempts_by_job(rows: Iterable[Sequence[Any]]) -> dict[str, list[Attempt]]:
-    """Rows of a job key and the values of ATTEMPT_COLUMNS, in order, as each job's Attempts (in
-    the rows' order; a loop of its own, as a batch's plan makes ten thousand at once). A row of
-    a state siray does not know (edited by hand) is skipped, as its record would be."""
-    found: dict[str, list[Attempt]] = {}
-    states = _STATES
-    for key, row, task_id, state, submitted_at, delivered_at, delivered_by, sent_key in rows:
-        known = states.get(state)
-        if known is None:
-            continue
-        attempt = Attempt(row, task_id, known, submitted_at, delivered_at, delivered_by, sent_key)
-        same = found.get(key)
-        if same is None:
-            found[key] = [attempt]
-        else:
-            same.append(attempt)
-    return found
+# a first look at an attempt (History.glances): its job's key, its task's id (None: the submit
+# went unanswered), its state's word, and whether a rerun reads it (1) or not (0)
+Glance = tuple[str, "str | None", str, int]
+# an attempt as History.attempts reads it: the job's key, then the values of ATTEMPT_COLUMNS (the
+# state as its word); a batch's plan reads ten thousand, and makes an Attempt of few of them
+AttemptRow = tuple[str, int, "str | None", str, float, "float | None", "str | None", "str | None"]
+
+
+def newest_first(rows: Iterable[AttemptRow]) -> list[Attempt]:
+    """One job's attempts from their rows, newest first. A row of a state siray does not know
+    (edited by hand) is skipped, as its record would be."""
+    attempts = [
+        Attempt(row, task_id, _STATES[state], submitted_at, delivered_at, delivered_by, sent_key)
+        for _, row, task_id, state, submitted_at, delivered_at, delivered_by, sent_key in rows
+        if state in _STATES
+    ]
+    attempts.sort(key=lambda attempt: (attempt.submitted_at, attempt.row), reverse=True)
+    return attempts
