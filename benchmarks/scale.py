@@ -15,11 +15,12 @@ fresh history with siray's own schema (each tree opens it first, so its migratio
 before anything is timed). Measured in-process (the look-up itself: a fresh History, opened and
 asked): `history -n 20`'s query, a rerun's look-up of one task id (`siray rerun ID` and `siray
 info` find a task so), and --resume planning of the batch (the time spent in the Ledger's verdict
-look-ups, `prior`/`priors`, while `run --batch FILE --resume --dry-run` runs in-process); and the
-whole commands: `siray history -n 20` and `siray rerun ID --dry-run` as processes (their wall
-time adds process start-up, 0.2-0.45 s, see startup.py), and the in-process `run --batch FILE
---resume --dry-run` above (its time adds reading and checking every line, not start-up; run as
-a process it would repeat every look-up, which takes minutes before the index).
+look-ups, `prior`/`priors`, while `run --batch FILE --resume --dry-run` runs in-process, from the
+console script's `main`, as a process runs it); and the whole commands: `siray history -n 20` and
+`siray rerun ID --dry-run` as processes (their wall time adds process start-up, 0.2-0.45 s, see
+startup.py), and the in-process `run --batch FILE --resume --dry-run` above (its time adds
+reading and checking every line, not start-up; run as a process it would repeat every look-up,
+which takes minutes before the index).
 
 Goals (issue 24): first submit < 1.5 s and peak RSS < 150 MiB for a 10,000-line batch; each of
 the three look-ups < 100 ms on a history of 100,000 tasks.
@@ -86,7 +87,7 @@ elif what == "find":
     assert record is not None and record.task_id == sys.argv[3]
     print(json.dumps(elapsed))
 elif what == "resume":
-    from siray_cli.main import run
+    from siray_cli.main import main
     from siray_cli.services.ledger import Ledger
     spent = [0.0]
     def timed(method):
@@ -103,10 +104,11 @@ elif what == "resume":
     out = io.StringIO()
     started = time.perf_counter()
     with contextlib.redirect_stdout(out):
-        code = run(sys.argv[4:])
+        lines, sys.argv = int(sys.argv[3]), ["siray", *sys.argv[4:]]  # as the console script
+        code = main()
     whole = time.perf_counter() - started
     summary = json.loads(out.getvalue().splitlines()[-1])
-    assert code == 0 and summary["would"] == {"skip": int(sys.argv[3])}, (code, summary)
+    assert code == 0 and summary["would"] == {"skip": lines}, (code, summary)
     print(json.dumps([spent[0], whole]))
 """
 
