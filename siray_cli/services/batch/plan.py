@@ -137,6 +137,43 @@ def _planned_globs(job: PreparedJob, template: NameTemplate | None, date: str) -
     return [pattern] if "n" in template.fields else [pattern, with_index(pattern, "*", "[0-9]*")]
 
 
+class _Listing:
+    """A directory's names, read once, and those a glob of one name matches: a batch's ten
+    thousand lines each have their globs, and a glob of the directory for each (a listing of it
+    and a compiled pattern each time) took seconds. Only names that begin as a glob's literal
+    start does are matched against it (sorted, found by bisection)."""
+
+    def __init__(self, directory: Path) -> None:
+        import os
+
+        try:
+            listed = os.listdir(directory)
+        except OSError:  # not there (yet): nothing in it to write over
+            listed = []
+        self._names = sorted((os.path.normcase(name), name) for name in listed)
+        self._keys = [key for key, _ in self._names]
+
+    def __bool__(self) -> bool:
+        return bool(self._names)
+
+    def __getitem__(self, pattern: str) -> list[str]:
+        """The names this glob (of one name, no separator) matches, as Path.glob matches it."""
+        import bisect
+        import fnmatch
+        import os
+        import re
+
+        pattern = os.path.normcase(pattern)
+        start = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+        found = []
+        for key, name in self._names[bisect.bisect_left(self._keys, start) :]:
+            if not key.startswith(start):
+                break
+            if fnmatch.fnmatchcase(key, pattern):
+                found.append(name)
+        return found
+
+
 def refuse_existing_files(
     jobs: list[PreparedJob],
     directory: Path,
@@ -147,15 +184,13 @@ def refuse_existing_files(
     far as its names are known before its task is): refused before anything is paid for
     (downloading over them is refused anyway, after the task ran)."""
     clashes = []
-    for job in jobs:
-        found = sorted(
-            {
-                path
-                for pattern in _planned_globs(job, template, date)
-                for path in directory.glob(pattern)
+    names = _Listing(directory)
+    if names:
+        for job in jobs:
+            found = {
+                name for pattern in _planned_globs(job, template, date) for name in names[pattern]
             }
-        )
-        clashes += [f"line {job.line}: {path} exists" for path in found]
+            clashes += [f"line {job.line}: {directory / name} exists" for name in sorted(found)]
     if clashes:
         raise _refused(
             clashes,
