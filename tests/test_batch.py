@@ -513,7 +513,7 @@ def _stem_and_names(draw: st.DrawFn) -> tuple[str, set[str]]:
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     drawn=_stem_and_names(),
