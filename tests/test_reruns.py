@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from helpers import (
     HF,
     HF_IMAGE,
     created,
+    database,
     recorded_ids,
     rows,
     siray_command,
@@ -484,3 +486,55 @@ def test_a_batch_whose_lines_hit_the_timeout_says_how_to_follow_them(
     assert followed.exit_code == 0, followed
     assert sorted(p.stem for p in out.iterdir()) == ["slow0", "slow1"]
     assert created(server) == 2
+
+
+def _spoil_record(home: Path, task_id: str) -> None:
+    """Make a task's row in the history unreadable as a record, as a hand edit or a broken disk
+    would: its task's id and state still read, its request does not."""
+    with sqlite3.connect(database(home)) as db:
+        db.execute("UPDATE tasks SET request = '{not json' WHERE task_id = ?", (task_id,))
+
+
+def test_a_rerun_never_pays_again_for_a_task_whose_record_cannot_be_read(
+    siray, emu, isolated_environment
+):
+    """An earlier attempt whose record cannot be read still counts: its task exists, so a rerun
+    refuses (exit 5) instead of paying again, says which task, and its hint is safe to follow
+    (a look at the task, then the same rerun, pays nothing); --new pays knowingly. Before,
+    the attempt was skipped and the rerun paid for the job again."""
+    prompt = "a record that cannot be read"
+    first = siray("run", IMAGE, prompt, "--timeout", "0.01")
+    assert first.exit_code == 4, first  # given up waiting: its rerun would follow the task
+    (task_id,) = recorded_ids(isolated_environment)
+    _spoil_record(isolated_environment, task_id)
+    again = siray("run", IMAGE, prompt)
+    assert again.exit_code == 5, again
+    assert f"(task {task_id}) cannot be read" in again.stderr
+    assert f"siray status {task_id}" in again.stderr and "--new" in again.stderr
+    assert siray("status", task_id).exit_code == 0  # the hint, followed
+    assert siray("run", IMAGE, prompt).exit_code == 5
+    assert created(emu, prompt) == 1
+    assert siray("run", IMAGE, prompt, "--new").exit_code == 0
+    assert created(emu, prompt) == 2
+
+
+def test_a_batch_line_whose_earlier_record_cannot_be_read_is_reported_not_paid_again(
+    siray, emu, isolated_environment, tmp_path
+):
+    """The same for a batch's line: reported, with the batch's other lines run."""
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        {"prompt": "batch record unreadable", "name": "spoiled"},
+        {"prompt": "batch record fine", "name": "fine"},
+    )
+    first = siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
+    assert first.exit_code != 0, first  # given up waiting: not handed over, so rejoined later
+    spoiled = next(r["task_id"] for r in rows(isolated_environment) if r["batch_line"] == 1)
+    _spoil_record(isolated_environment, spoiled)
+    again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
+    assert again.exit_code != 0, again
+    results = {r["line"]: r for r in map(json.loads, again.stdout.splitlines()) if "line" in r}
+    assert "cannot be read" in results[1]["error"]["message"]
+    assert results[2]["status"] == "SUCCESS"
+    assert created(emu, "batch record unreadable") == 1
+    assert created(emu, "batch record fine") == 1

@@ -110,6 +110,14 @@ def uncertain_message(record: Record, what: str = "this request") -> str:
     )
 
 
+def unreadable_message(task_id: str | None, what: str = "this request") -> str:
+    what_it_made = f" (task {task_id})" if task_id else ""
+    return (
+        f"the history's record of an earlier submit of {what}{what_it_made} cannot be read, "
+        "and its task may exist, so it was not submitted again"
+    )
+
+
 def fingerprint(kind: TaskKind, body: dict[str, Any], occurrence: int = 0) -> str:
     """What identifies a request's content: the same job submitted again has the same one. A
     batch's second line asking for the very same thing (`occurrence` 1) is another job."""
@@ -210,12 +218,20 @@ class Ledger:
         resubmit_uncertain: bool = False,
     ) -> PriorAttempt:
         """The verdict on a job from its earlier attempts: all of them (a batch's --resume), or
-        only those from the last REJOIN_WINDOW whose result was never handed over (any rerun)."""
-        records = self.history.by_job(
-            key, provider=provider.name, base_url=provider.base_url, profile=self.profile
+        only those from the last REJOIN_WINDOW whose result was never handed over (any rerun),
+        read as a batch's plan reads them (`priors`), with the record of the attempt it rests
+        on. An attempt whose record cannot be read (a row edited by hand, a broken disk) still
+        counts: its task may exist, so it is not paid for again (`decide` refuses it)."""
+        from siray_cli.storage.records import newest_first
+
+        rows = self.history.attempts(
+            [key], provider=provider.name, base_url=provider.base_url, profile=self.profile
         )
-        verdict, record = _verdict(records, handed_over_too, resubmit_uncertain)
-        return PriorAttempt(verdict, record, record.task_id if record is not None else None)
+        verdict, attempt = _verdict(newest_first(rows), handed_over_too, resubmit_uncertain)
+        if attempt is None:
+            return _SUBMIT
+        record = self.history.records([attempt.row]).get(attempt.row)
+        return PriorAttempt(verdict, record, attempt.task_id)
 
     def priors(
         self,
@@ -301,6 +317,10 @@ class Ledger:
             provider, key, handed_over_too=handed_over_too, resubmit_uncertain=resubmit_uncertain
         )
         record = found.record
+        if record is None and found.verdict != "submit" and prior is None:
+            raise AmbiguousSubmitError(
+                unreadable_message(found.task_id), hint=self._look_hint(found)
+            )
         if found.verdict == "report" and record is not None:
             raise AmbiguousSubmitError(
                 uncertain_message(record),
@@ -313,6 +333,15 @@ class Ledger:
             # which the service refuses, so the body is the one sent
             return Plan("resend", record, found.kept_body or body, record.idempotency_key)
         return Plan(found.verdict, record, body, None, found.task_id)
+
+    def _look_hint(self, found: PriorAttempt) -> str:
+        """How to look at the task of an attempt whose record cannot be read, without paying."""
+        look = (
+            f"`{self.prefix} status {found.task_id}` shows its task"
+            if found.task_id
+            else "check `siray history --status UNCERTAIN` before paying twice"
+        )
+        return f"{look}; --new submits it anyway"
 
     @contextmanager
     def job_lock(self, provider: Provider, key: str) -> Iterator[None]:
