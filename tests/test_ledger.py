@@ -340,6 +340,7 @@ def test_a_batch_plan_reads_every_job_as_a_rerun_of_it_alone_would(ledger):
         for resubmit_uncertain in (False, True):
             options = {"handed_over_too": handed_over_too, "resubmit_uncertain": resubmit_uncertain}
             plan = ledger.priors(provider, keys, **options)
+            assert ledger.priors(provider, keys + keys[::3], **options) == plan  # a key twice
             for key in keys:
                 alone, together = ledger.prior(provider, key, **options), plan[key]
                 assert (together.verdict, together.task_id) == (alone.verdict, alone.task_id)

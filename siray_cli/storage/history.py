@@ -485,16 +485,16 @@ class History:
     ) -> list[Any]:
         """These columns of the submits of these jobs, in one query answered from the index
         `tasks_by_job` (m008) alone. The keys are given as one JSON array (SQLite caps a
-        statement's parameters), sorted, and walked in their order (CROSS JOIN): the index is
-        sought in its own order, page after nearby page, and no temporary index of the keys is
-        built, as `job_key IN (...)` builds one."""
+        statement's parameters), each once, sorted, and walked in their order (CROSS JOIN):
+        the index is sought in its own order, page after nearby page, and no temporary index of
+        the keys is built, as `job_key IN (...)` builds one."""
         sql = (
             f"SELECT {columns} FROM json_each(?) CROSS JOIN tasks"
             " ON tasks.job_key = json_each.value AND tasks.provider = ? AND tasks.base_url = ?"
             " AND tasks.profile = ?"
         )
         # the columns' parameters come first in the statement, then the keys and the place
-        parameters = (*values, json.dumps(sorted(job_keys)), provider, base_url, profile)
+        parameters = (*values, json.dumps(sorted(set(job_keys))), provider, base_url, profile)
 
         def run(connection: sqlite3.Connection) -> list[Any]:
             cursor = connection.cursor()
