@@ -510,8 +510,13 @@ def test_a_rerun_never_pays_again_for_a_task_whose_record_cannot_be_read(
     again = siray("run", IMAGE, prompt)
     assert again.exit_code == 5, again
     assert f"(task {task_id}) cannot be read" in again.stderr
-    assert f"siray status {task_id}" in again.stderr and "--new" in again.stderr
-    assert siray("status", task_id).exit_code == 0  # the hint, followed
+    assert f"siray status {task_id} --wait -o DIR" in again.stderr and "--new" in again.stderr
+    as_json = siray("run", IMAGE, prompt, "--json")
+    assert as_json.exit_code == 5 and as_json.json()["error"]["task_id"] == task_id
+    # the hint, followed as written, then the same rerun: nothing paid
+    assert siray("status", task_id).exit_code == 0
+    fetched = siray("status", task_id, "--wait", "-o", str(isolated_environment / "fetched"))
+    assert fetched.exit_code == 0, fetched
     assert siray("run", IMAGE, prompt).exit_code == 5
     assert created(emu, prompt) == 1
     assert siray("run", IMAGE, prompt, "--new").exit_code == 0
@@ -538,3 +543,65 @@ def test_a_batch_line_whose_earlier_record_cannot_be_read_is_reported_not_paid_a
     assert results[2]["status"] == "SUCCESS"
     assert created(emu, "batch record unreadable") == 1
     assert created(emu, "batch record fine") == 1
+
+
+def test_a_batch_line_refused_so_is_followed_by_resume_from_on_a_fresh_runner(
+    siray, emu, isolated_environment, tmp_path
+):
+    """The refused line's result names its task, so --resume-from on a runner with no history
+    (CI's re-run) follows that task instead of holding the line as unanswered, whose hint
+    (--resubmit-uncertain) would then pay for it again. From an adversarial review: the task
+    id was only in the message."""
+    prompt = "resume-from a record that cannot be read"
+    jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": prompt, "name": "one"})
+    siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
+    (task_id,) = recorded_ids(isolated_environment)
+    _spoil_record(isolated_environment, task_id)
+    refused = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
+    results = tmp_path / "results.jsonl"
+    results.write_text(refused.stdout)
+    fresh = {"SIRAY_DATA_DIR": str(tmp_path / "fresh-runner")}
+    args = ["run", "--batch", str(jobs), "-m", IMAGE, "--resume-from", str(results)]
+    again = siray(*args, env=fresh)
+    assert again.exit_code == 0, again
+    assert siray(*args, "--resubmit-uncertain", env=fresh).exit_code == 0
+    assert created(emu, prompt) == 1
+
+
+def test_an_unanswered_higgsfield_submit_whose_record_cannot_be_read_is_sent_again_with_its_key(
+    siray, emu, isolated_environment
+):
+    """Its record does not read, but the key it was sent with does (the history's index): the
+    rerun sends it again with that key, so the service answers with the first request instead
+    of a second task. From an adversarial review: it was refused, with a hint pointing at a
+    listing of the history that cannot show an unreadable row."""
+    prompt = "higgsfield unanswered, record unreadable"
+    kill_mid_create(emu, "seedream", "run", HF_IMAGE, prompt, env=HF)
+    (record,) = rows(isolated_environment)
+    assert record["task_id"] is None and record["idempotency_key"]
+    wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    with sqlite3.connect(database(isolated_environment)) as db:
+        db.execute("UPDATE tasks SET request = '{not json' WHERE id = ?", (record["id"],))
+    again = siray("run", HF_IMAGE, prompt, env=HF)
+    assert again.exit_code == 0, again
+    assert "with the same idempotency key" in again.stderr
+    assert created(emu, prompt) == 1
+
+
+def test_an_unanswered_siray_submit_whose_record_cannot_be_read_is_refused_without_a_listing(
+    siray, emu, isolated_environment
+):
+    """Without a key, whether it made a task is not known: refused, and the hint does not send
+    the user to a listing of the history, which cannot show an unreadable row."""
+    prompt = "siray unanswered, record unreadable"
+    kill_mid_create(emu, CREATE, "run", IMAGE, prompt)
+    (record,) = rows(isolated_environment)
+    with sqlite3.connect(database(isolated_environment)) as db:
+        db.execute("UPDATE tasks SET request = '{not json' WHERE id = ?", (record["id"],))
+    again = siray("run", IMAGE, prompt)
+    assert again.exit_code == 5, again
+    assert "cannot be read" in again.stderr and "history --status" not in again.stderr
+    assert "whether it made a task is not known: --new submits it anyway" in again.stderr
+    wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
+    assert siray("run", IMAGE, prompt).exit_code == 5
+    assert created(emu, prompt) == 1

@@ -69,11 +69,14 @@ class PriorAttempt(NamedTuple):
     provider honours ("resend") or without one ("report"); or it is to be submitted ("submit",
     settling `record`, an unanswered attempt, when there is one). `task_id`: the id of the task
     the verdict rests on (a batch's plan reads only that of a task it follows, not its record:
-    Ledger.priors). A tuple: a batch's plan makes one for each of its lines at once."""
+    Ledger.priors); `idempotency_key`: the key an unanswered attempt was sent with, read with
+    its task's id (its record may not read). A tuple: a batch's plan makes one for each of its
+    lines at once."""
 
     verdict: Verdict
     record: Record | None = None
     task_id: str | None = None
+    idempotency_key: str | None = None
 
     @property
     def kept_body(self) -> dict[str, Any] | None:
@@ -133,6 +136,8 @@ def same_place(a: Path | str, b: Path | str) -> bool:
 
 
 _SUBMIT = PriorAttempt("submit")  # a job the history knows nothing against: one for them all
+# Ledger.priors makes the PriorAttempts of followed tasks by tuple.__new__, every field given
+assert PriorAttempt._fields == ("verdict", "record", "task_id", "idempotency_key")
 
 
 def _after(state: TaskState) -> Verdict:
@@ -231,7 +236,7 @@ class Ledger:
         if attempt is None:
             return _SUBMIT
         record = self.history.records([attempt.row]).get(attempt.row)
-        return PriorAttempt(verdict, record, attempt.task_id)
+        return PriorAttempt(verdict, record, attempt.task_id, attempt.idempotency_key)
 
     def priors(
         self,
@@ -278,7 +283,7 @@ class Ledger:
                 if verdict == "submit" or not (handed_over_too or rejoinable):
                     priors[key] = _SUBMIT
                 else:
-                    priors[key] = new(PriorAttempt, (verdict, None, task_id))
+                    priors[key] = new(PriorAttempt, (verdict, None, task_id, None))
             else:
                 attempts = newest_first(found.get(key, ()))
                 verdict, attempt = _verdict(attempts, handed_over_too, resubmit_uncertain)
@@ -291,7 +296,10 @@ class Ledger:
         if settling:
             records = self.history.records([attempt.row for _, attempt in settling.values()])
             for key, (verdict, attempt) in settling.items():
-                priors[key] = PriorAttempt(verdict, records.get(attempt.row), attempt.task_id)
+                record = records.get(attempt.row)
+                priors[key] = PriorAttempt(
+                    verdict, record, attempt.task_id, attempt.idempotency_key
+                )
         return priors
 
     def decide(
@@ -317,9 +325,15 @@ class Ledger:
             provider, key, handed_over_too=handed_over_too, resubmit_uncertain=resubmit_uncertain
         )
         record = found.record
+        if found.verdict == "resend" and record is None and found.idempotency_key:
+            # its record cannot be read, but the key it was sent with can: sent again with that
+            # key, it cannot make a second task (another body under it is refused, not paid)
+            return Plan("resend", None, body, found.idempotency_key)
         if record is None and found.verdict != "submit" and prior is None:
             raise AmbiguousSubmitError(
-                unreadable_message(found.task_id), hint=self._look_hint(found)
+                unreadable_message(found.task_id),
+                hint=self._look_hint(found),
+                task_id=found.task_id,
             )
         if found.verdict == "report" and record is not None:
             raise AmbiguousSubmitError(
@@ -335,13 +349,15 @@ class Ledger:
         return Plan(found.verdict, record, body, None, found.task_id)
 
     def _look_hint(self, found: PriorAttempt) -> str:
-        """How to look at the task of an attempt whose record cannot be read, without paying."""
-        look = (
-            f"`{self.prefix} status {found.task_id}` shows its task"
-            if found.task_id
-            else "check `siray history --status UNCERTAIN` before paying twice"
-        )
-        return f"{look}; --new submits it anyway"
+        """What to do of an attempt whose record cannot be read (so no listing of the history
+        shows it): look at its task, fetch its files, or pay again knowingly."""
+        if found.task_id:
+            look = f"{self.prefix} status {found.task_id}"
+            return (
+                f"`{look}` shows its task, `{look} --wait -o DIR` fetches its files; "
+                "--new submits it anyway"
+            )
+        return "it got no answer, so whether it made a task is not known: --new submits it anyway"
 
     @contextmanager
     def job_lock(self, provider: Provider, key: str) -> Iterator[None]:
