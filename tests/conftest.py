@@ -176,10 +176,13 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture
 def emu(emulator: Emulator) -> Iterator[Emulator]:
-    """The shared emulator, with no faults left over from another test."""
+    """The shared emulator, with no faults left over from another test, and no request of one
+    still being answered (a create a fault delays, whose siray was killed): it would create
+    its task while the next test counts the tasks."""
     emulator.state.faults.clear()
     yield emulator
     emulator.state.faults.clear()
+    emulator.state.wait_answered(timeout=10)
 
 
 @pytest.fixture

@@ -599,3 +599,36 @@ def test_stop_kills_an_emulator_that_no_longer_answers(background, isolated_envi
     assert stopped.returncode == 0, stopped.stderr
     assert "emulator stopped" in stopped.stderr
     assert not _running(pid) and _session_members(pid) == []
+
+
+def test_clearing_the_faults_lets_a_delayed_request_go_on_at_once(make_emulator):
+    """A create a fault delays for a minute is answered as soon as the rules are cleared
+    (DELETE /_emulator/faults): a script's test, or ours, does not wait out a delay it no
+    longer needs, and no request held by a cleared rule lands later, in another test."""
+    import threading
+    import time
+
+    server = make_emulator()
+    server.state.faults.add(Fault(action="delay", delay=60, method="POST", path=CREATE))
+    answers: list[httpx.Response] = []
+
+    def create() -> None:
+        answers.append(
+            httpx.post(
+                f"{server.url}{CREATE}",
+                json={"model": GEMINI_IMAGE, "prompt": "held, then let go"},
+                headers={"Authorization": "Bearer siray-emulator-key"},
+                timeout=30,
+            )
+        )
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    deadline = time.monotonic() + 10
+    while not server.state.stats()["requests"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    assert httpx.delete(f"{server.url}/_emulator/faults", timeout=5).status_code < 300
+    sender.join(timeout=10)
+    assert not sender.is_alive() and time.monotonic() - started < 5
+    assert answers[0].status_code == 200, answers[0].text

@@ -109,6 +109,7 @@ class Faults:
         self._rules: list[Fault] = []
         self._lock = threading.Lock()
         self._random = random.Random(seed)
+        self._released = threading.Event()  # set by clear(): ends the delays and stalls held
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -116,8 +117,18 @@ class Faults:
         return fault
 
     def clear(self) -> None:
+        """No rule any more, and the requests a delay or a stall holds go on at once (a delayed
+        create, say, is answered now, not after its delay)."""
         with self._lock:
             self._rules.clear()
+            released, self._released = self._released, threading.Event()
+        released.set()
+
+    def hold(self, seconds: float) -> None:
+        """A fault's delay or stall: `seconds`, or until the rules are cleared."""
+        with self._lock:
+            released = self._released
+        released.wait(seconds)
 
     def take(self, method: str, path: str) -> Fault | None:
         with self._lock:

@@ -86,7 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault is not None and fault.action == "delay":
-            time.sleep(fault.delay)
+            self.state.faults.hold(fault.delay)
         limited = self._limited(path) if fault is None else None
         if fault is not None and fault.action == "status":
             response = self._fault_response(fault)
@@ -165,7 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             if action == "stall" and fault is not None:
-                time.sleep(fault.delay)
+                self.state.faults.hold(fault.delay)
             self.close_connection = True
             return
         self.wfile.write(body)
