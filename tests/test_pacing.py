@@ -108,6 +108,23 @@ def test_a_second_with_nothing_let_through_leaves_the_spacing_to_the_retries():
     assert rate.rate == pytest.approx(0.9 * 2)
 
 
+def test_a_lone_request_refused_after_others_went_through_is_retried_when_the_server_says():
+    """One request at a time (a run: its create, then its looks): a look refused with
+    `Retry-After: 0.05` is sent again 0.05 s later, as the server said, not a second later.
+    Before, the create answered in the same second counted as let through, so the refusal set
+    the rate to one a second (a run's looks after one 429 took a second each)."""
+    clock = FakeClock()
+    rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+    assert sends(rate, clock, 1) == [0.0]  # the create, answered
+    rate.note(answer(200))
+    clock.now = 0.2
+    for attempt in range(3):  # a look, refused twice, then let through
+        assert sends(rate, clock, 1) == [pytest.approx(0.2 + 0.05 * attempt)]
+        rate.note(answer(429, "0.05") if attempt < 2 else answer(200))
+        clock.now += 0.05
+    assert rate.rate == 100
+
+
 def test_many_requests_refused_slowly_with_none_let_through_bring_the_rate_down():
     """A server that refuses everything, answering after longer than the one-second window (a
     gateway whose upstream times out): nothing was let through, but the client had many requests
