@@ -125,6 +125,22 @@ def test_a_lone_request_refused_after_others_went_through_is_retried_when_the_se
     assert rate.rate == 100
 
 
+def test_requests_one_at_a_time_that_several_went_through_before_do_teach_the_rate():
+    """A batch's looks are often out one at a time, each answered in milliseconds: a refusal
+    after several went through in the same second is the server's limit showing, so the rate
+    comes down to it, lone as the refused request is (a CI run refused 7 looks of 12 under a
+    limit of 8 a second when it did not)."""
+    clock = FakeClock()
+    rate = AdaptiveRate(100, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        sends(rate, clock, 1)
+        rate.note(answer(200))
+        clock.now += 0.1
+    sends(rate, clock, 1)
+    rate.note(answer(429, "0.2"))
+    assert rate.rate == pytest.approx(0.9 * 5)
+
+
 def test_many_requests_refused_slowly_with_none_let_through_bring_the_rate_down():
     """A server that refuses everything, answering after longer than the one-second window (a
     gateway whose upstream times out): nothing was let through, but the client had many requests

@@ -13,11 +13,12 @@ way TCP adapts its window (slow start, then additive increase, multiplicative de
 - below `known` (or with none known: a stray 503 is soon forgotten), the rate doubles every
   second; from `known` on it only creeps up, by CREEP of it a second, probing for a limit that
   was raised;
-- a lone request refused (no other request of this client out: a single run's looks, one
-  after another), and its retries, show no rate to come down to: the retry layer spaces those
-  retries by the server's Retry-After, or its backoff, which the rate would otherwise stretch
-  to a second (the requests of the last second, the refused one among them, told the rate
-  "one a second" whatever the server said). Many requests refused with nothing let through (a
+- a lone request refused (no other request of this client out), and its retries, in a second
+  that let at most one other through (a single run: its create, then its looks), show no rate
+  to come down to: the rate would be the floor, one a second, whatever Retry-After the server
+  sent. The retry layer spaces those retries by the server's Retry-After, or its backoff. (A
+  batch's looks are often out one at a time too, each answered in milliseconds: a second that
+  let several through does teach the rate.) Many requests refused with nothing let through (a
   server refusing everything, however slowly it answers) bring the rate down to FLOOR;
 - a Retry-After is honoured exactly: the request that got it is sent again only after that long
   (the retry layer). One longer than the one-second window the rate governs (a server that
@@ -147,7 +148,7 @@ class AdaptiveRate:
             # each refusal of the same burst makes the count of those let through more exact
             sent = sum(1 for moment in self._sent if now - WINDOW < moment <= now)
             through = sent - len(self._refused)
-            if alone:  # a lone request and its retries: see the module's notes
+            if alone and through <= 1:  # a lone request and its retries: the module's notes
                 return
             self._known = max(FLOOR, float(through))
             self.rate = max(FLOOR, min(self.rate, DECREASE * self._known))
