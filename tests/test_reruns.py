@@ -605,3 +605,30 @@ def test_an_unanswered_siray_submit_whose_record_cannot_be_read_is_refused_witho
     wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
     assert siray("run", IMAGE, prompt).exit_code == 5
     assert created(emu, prompt) == 1
+
+
+def test_a_batch_dry_run_shows_the_refusal_of_a_line_whose_task_record_cannot_be_read(
+    siray, emu, isolated_environment, tmp_path
+):
+    """The batch's plan reads a followed task from the index alone, but the line's run reads its
+    record and refuses the line when it cannot: the --dry-run says so too, naming the task,
+    instead of "follow". From an adversarial review."""
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        {"prompt": "dry run, record unreadable", "name": "spoiled"},
+        {"prompt": "dry run, record fine", "name": "fine"},
+    )
+    siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
+    spoiled = next(r["task_id"] for r in rows(isolated_environment) if r["batch_line"] == 1)
+    _spoil_record(isolated_environment, spoiled)
+    dry = siray("run", "--batch", str(jobs), "-m", IMAGE, "--dry-run", "--json")
+    printed = [json.loads(line) for line in dry.stdout.splitlines()]
+    shown = {line["line"]: line for line in printed if "line" in line}
+    assert shown[1]["would"] == "report", shown[1]
+    assert f"(task {spoiled}) cannot be read" in shown[1]["error"], shown[1]
+    assert shown[2]["would"] == "follow", shown[2]
+    real = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
+    assert real.exit_code != 0
+    results = {r["line"]: r for r in map(json.loads, real.stdout.splitlines()) if "line" in r}
+    assert "cannot be read" in results[1]["error"]["message"]
+    assert created(emu, "dry run, record unreadable") == 1

@@ -503,6 +503,32 @@ class History:
 
         return self._retried(run, [])
 
+    def unreadable(
+        self, task_ids: Sequence[str], *, provider: str, base_url: str, profile: str
+    ) -> set[str]:
+        """Of these tasks (on one provider, host and profile), those whose record cannot be
+        read: a batch's --dry-run tells the lines that follow one apart, as their run does.
+        SQLite picks the rows whose JSON columns are not all JSON text (ten thousand rows are
+        not read whole); record_from_row, which a run reads them with, has the last word."""
+        if not task_ids:
+            return set()
+        valid = " AND ".join(
+            f"typeof({column}) = 'text' AND json_valid({column})"
+            for column in ("request", "outputs", "files")
+        )
+        found, _ = self._execute(
+            "SELECT * FROM tasks WHERE provider = ? AND base_url = ? AND profile = ?"
+            f" AND task_id IN (SELECT value FROM json_each(?)) AND NOT ifnull({valid}, 0)",
+            (provider, base_url, profile, json.dumps(list(task_ids))),
+        )
+        unreadable = set()
+        for row in found:
+            try:
+                record_from_row(row)
+            except (ValueError, TypeError, KeyError, IndexError):
+                unreadable.add(row["task_id"])
+        return unreadable
+
     def records(self, rows: Sequence[int]) -> dict[int, Record]:
         """The records of these rows (by their ids), in one query."""
         found, _ = self._execute(

@@ -27,7 +27,7 @@ from siray_cli.services.batch.jobs import (
     read_source,
 )
 from siray_cli.services.batch.plan import batch_lock
-from siray_cli.services.ledger import Plan, PriorAttempt
+from siray_cli.services.ledger import FOLLOWED, Plan, PriorAttempt, unreadable_message
 from siray_cli.services.outputs import today
 
 if TYPE_CHECKING:
@@ -371,6 +371,30 @@ def verdicts(
     return found
 
 
+def _unreadable_followed(
+    session: Session, providers: Providers, jobs: list[PreparedJob], found: dict[int, PriorAttempt]
+) -> set[int]:
+    """The lines whose verdict follows a task whose record cannot be read: the batch's plan
+    reads a followed task from the index alone, but each line's run reads its record, and
+    refuses the line when it cannot (Ledger.decide), which a --dry-run shows as its run does."""
+    by_provider: dict[str | None, dict[str, int]] = {}
+    for job in jobs:
+        prior = found.get(job.line)
+        if prior is not None and prior.verdict in FOLLOWED and prior.task_id:
+            by_provider.setdefault(job.provider, {})[prior.task_id] = job.line
+    lines: set[int] = set()
+    for name, followed in by_provider.items():
+        provider = providers.named(name)
+        bad = session.ledger.history.unreadable(
+            list(followed),
+            provider=provider.name,
+            base_url=provider.base_url,
+            profile=session.ledger.profile,
+        )
+        lines.update(followed[task_id] for task_id in bad)
+    return lines
+
+
 def dry_run_batch(session: Session, providers: Providers, options: BatchOptions) -> list[DryRun]:
     """What each line would send (--dry-run), checked as a run checks it: the lines, their
     schemas and files, the files they would write, each line's verdict from the history (read
@@ -386,10 +410,17 @@ def dry_run_batch(session: Session, providers: Providers, options: BatchOptions)
     jobs, files, earlier = _prepare(session, providers, options, text, where, date, results)
     plans: dict[int, Plan | AmbiguousSubmitError] = {}
     found = verdicts(session, providers, jobs, options, read_only=True)
+    unreadable = _unreadable_followed(session, providers, jobs, found)
     for job in jobs:
         record = earlier.get(job.line)
         if record is not None and record.task_id and record.outcome in ("done", "look"):
             continue  # followed (looked at on the server), never paid: shown below
+        if job.line in unreadable:  # its run refuses it, as Ledger.decide does
+            task_id = found[job.line].task_id
+            plans[job.line] = AmbiguousSubmitError(
+                unreadable_message(task_id, "this line"), task_id=task_id
+            )
+            continue
         try:
             plans[job.line] = session.ledger.decide(
                 providers.named(job.provider),
