@@ -325,10 +325,12 @@ class Ledger:
             provider, key, handed_over_too=handed_over_too, resubmit_uncertain=resubmit_uncertain
         )
         record = found.record
-        if found.verdict == "resend" and record is None and found.idempotency_key:
-            # its record cannot be read, but the key it was sent with can: sent again with that
-            # key, it cannot make a second task (another body under it is refused, not paid)
-            return Plan("resend", None, body, found.idempotency_key)
+        if found.verdict == "resend" and found.idempotency_key:
+            # sent with a key the provider honours: sending it again with that key cannot
+            # create a second paid task; under the same key, another body is another request,
+            # which the service refuses, so the body is the one sent (when its record reads:
+            # the key is read with the task's id, from the index, when the record does not)
+            return Plan("resend", record, found.kept_body or body, found.idempotency_key)
         if record is None and found.verdict != "submit" and prior is None:
             raise AmbiguousSubmitError(
                 unreadable_message(found.task_id),
@@ -341,11 +343,6 @@ class Ledger:
                 hint="check `siray history --status UNCERTAIN` before paying twice; "
                 "--new submits it anyway",
             )
-        if found.verdict == "resend" and record is not None:
-            # sent with a key the provider honours: sending it again with that key cannot
-            # create a second paid task; under the same key, another body is another request,
-            # which the service refuses, so the body is the one sent
-            return Plan("resend", record, found.kept_body or body, record.idempotency_key)
         return Plan(found.verdict, record, body, None, found.task_id)
 
     def _look_hint(self, found: PriorAttempt) -> str:

@@ -438,16 +438,6 @@ class History:
         records = self._records(rows)
         return records[0] if records else None
 
-    def by_job(self, job_key: str, *, provider: str, base_url: str, profile: str) -> list[Record]:
-        """The submits of one job on one provider, host and profile, newest first (UNCERTAIN ones
-        included)."""
-        rows, _ = self._execute(
-            "SELECT * FROM tasks WHERE job_key = ? AND provider = ? AND base_url = ?"
-            " AND profile = ? ORDER BY submitted_at DESC, id DESC",
-            (job_key, provider, base_url, profile),
-        )
-        return self._records(rows)
-
     def glances(
         self, job_keys: Sequence[str], *, provider: str, base_url: str, profile: str, since: float
     ) -> list[Glance]:
@@ -509,7 +499,7 @@ class History:
         """Of these tasks (on one provider, host and profile), those whose record cannot be
         read: a batch's --dry-run tells the lines that follow one apart, as their run does.
         SQLite picks the rows whose JSON columns are not all JSON text (ten thousand rows are
-        not read whole); record_from_row, which a run reads them with, has the last word."""
+        not read whole); `_records`, which a run reads them with, has the last word."""
         if not task_ids:
             return set()
         valid = " AND ".join(
@@ -521,13 +511,8 @@ class History:
             f" AND task_id IN (SELECT value FROM json_each(?)) AND NOT ifnull({valid}, 0)",
             (provider, base_url, profile, json.dumps(list(task_ids))),
         )
-        unreadable = set()
-        for row in found:
-            try:
-                record_from_row(row)
-            except (ValueError, TypeError, KeyError, IndexError):
-                unreadable.add(row["task_id"])
-        return unreadable
+        readable = {record.row for record in self._records(found)}
+        return {row["task_id"] for row in found if row["id"] not in readable}
 
     def records(self, rows: Sequence[int]) -> dict[int, Record]:
         """The records of these rows (by their ids), in one query."""
