@@ -488,11 +488,31 @@ def test_a_batch_whose_lines_hit_the_timeout_says_how_to_follow_them(
     assert created(server) == 2
 
 
-def _spoil_record(home: Path, task_id: str) -> None:
-    """Make a task's row in the history unreadable as a record, as a hand edit or a broken disk
-    would: its task's id and state still read, its request does not."""
+def _spoil_record(home: Path, row: int) -> None:
+    """Make a row of the history unreadable as a record, as a hand edit or a broken disk would:
+    its task's id, state and key still read, its request does not."""
     with sqlite3.connect(database(home)) as db:
-        db.execute("UPDATE tasks SET request = '{not json' WHERE task_id = ?", (task_id,))
+        db.execute("UPDATE tasks SET request = '{not json' WHERE id = ?", (row,))
+
+
+def _batch_with_a_spoiled_line(siray, home: Path, tmp_path: Path, *prompts: str) -> Path:
+    """A batch of these prompts, run until it gives up waiting (its tasks not handed over, so
+    rejoined by a rerun), then its first line's record made unreadable."""
+    lines = ({"prompt": prompt, "name": f"line-{n}"} for n, prompt in enumerate(prompts))
+    jobs = write_jobs(tmp_path / "jobs.jsonl", *lines)
+    first = siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
+    assert first.exit_code != 0, first  # given up waiting
+    _spoil_record(home, next(r["id"] for r in rows(home) if r["batch_line"] == 1))
+    return jobs
+
+
+def _by_line(stdout: str) -> dict[int, dict]:
+    """A batch's --json lines that are about one of its lines, by line."""
+    return {r["line"]: r for r in map(json.loads, stdout.splitlines()) if "line" in r}
+
+
+def _task_of_line(home: Path, line: int) -> str:
+    return next(r["task_id"] for r in rows(home) if r["batch_line"] == line)
 
 
 def test_a_rerun_never_pays_again_for_a_task_whose_record_cannot_be_read(
@@ -505,8 +525,9 @@ def test_a_rerun_never_pays_again_for_a_task_whose_record_cannot_be_read(
     prompt = "a record that cannot be read"
     first = siray("run", IMAGE, prompt, "--timeout", "0.01")
     assert first.exit_code == 4, first  # given up waiting: its rerun would follow the task
-    (task_id,) = recorded_ids(isolated_environment)
-    _spoil_record(isolated_environment, task_id)
+    (record,) = rows(isolated_environment)
+    task_id = record["task_id"]
+    _spoil_record(isolated_environment, record["id"])
     again = siray("run", IMAGE, prompt)
     assert again.exit_code == 5, again
     assert f"(task {task_id}) cannot be read" in again.stderr
@@ -527,18 +548,12 @@ def test_a_batch_line_whose_earlier_record_cannot_be_read_is_reported_not_paid_a
     siray, emu, isolated_environment, tmp_path
 ):
     """The same for a batch's line: reported, with the batch's other lines run."""
-    jobs = write_jobs(
-        tmp_path / "jobs.jsonl",
-        {"prompt": "batch record unreadable", "name": "spoiled"},
-        {"prompt": "batch record fine", "name": "fine"},
+    jobs = _batch_with_a_spoiled_line(
+        siray, isolated_environment, tmp_path, "batch record unreadable", "batch record fine"
     )
-    first = siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
-    assert first.exit_code != 0, first  # given up waiting: not handed over, so rejoined later
-    spoiled = next(r["task_id"] for r in rows(isolated_environment) if r["batch_line"] == 1)
-    _spoil_record(isolated_environment, spoiled)
     again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
     assert again.exit_code != 0, again
-    results = {r["line"]: r for r in map(json.loads, again.stdout.splitlines()) if "line" in r}
+    results = _by_line(again.stdout)
     assert "cannot be read" in results[1]["error"]["message"]
     assert results[2]["status"] == "SUCCESS"
     assert created(emu, "batch record unreadable") == 1
@@ -553,10 +568,7 @@ def test_a_batch_line_refused_so_is_followed_by_resume_from_on_a_fresh_runner(
     (--resubmit-uncertain) would then pay for it again. From an adversarial review: the task
     id was only in the message."""
     prompt = "resume-from a record that cannot be read"
-    jobs = write_jobs(tmp_path / "jobs.jsonl", {"prompt": prompt, "name": "one"})
-    siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
-    (task_id,) = recorded_ids(isolated_environment)
-    _spoil_record(isolated_environment, task_id)
+    jobs = _batch_with_a_spoiled_line(siray, isolated_environment, tmp_path, prompt)
     refused = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
     results = tmp_path / "results.jsonl"
     results.write_text(refused.stdout)
@@ -580,8 +592,7 @@ def test_an_unanswered_higgsfield_submit_whose_record_cannot_be_read_is_sent_aga
     (record,) = rows(isolated_environment)
     assert record["task_id"] is None and record["idempotency_key"]
     wait_for(lambda: created(emu, prompt) == 1, "the delayed create")
-    with sqlite3.connect(database(isolated_environment)) as db:
-        db.execute("UPDATE tasks SET request = '{not json' WHERE id = ?", (record["id"],))
+    _spoil_record(isolated_environment, record["id"])
     again = siray("run", HF_IMAGE, prompt, env=HF)
     assert again.exit_code == 0, again
     assert "with the same idempotency key" in again.stderr
@@ -596,8 +607,7 @@ def test_an_unanswered_siray_submit_whose_record_cannot_be_read_is_refused_witho
     prompt = "siray unanswered, record unreadable"
     kill_mid_create(emu, CREATE, "run", IMAGE, prompt)
     (record,) = rows(isolated_environment)
-    with sqlite3.connect(database(isolated_environment)) as db:
-        db.execute("UPDATE tasks SET request = '{not json' WHERE id = ?", (record["id"],))
+    _spoil_record(isolated_environment, record["id"])
     again = siray("run", IMAGE, prompt)
     assert again.exit_code == 5, again
     assert "cannot be read" in again.stderr and "history --status" not in again.stderr
@@ -613,22 +623,17 @@ def test_a_batch_dry_run_shows_the_refusal_of_a_line_whose_task_record_cannot_be
     """The batch's plan reads a followed task from the index alone, but the line's run reads its
     record and refuses the line when it cannot: the --dry-run says so too, naming the task,
     instead of "follow". From an adversarial review."""
-    jobs = write_jobs(
-        tmp_path / "jobs.jsonl",
-        {"prompt": "dry run, record unreadable", "name": "spoiled"},
-        {"prompt": "dry run, record fine", "name": "fine"},
+    jobs = _batch_with_a_spoiled_line(
+        siray, isolated_environment, tmp_path, "dry run, record unreadable", "dry run, fine"
     )
-    siray("run", "--batch", str(jobs), "-m", IMAGE, "--timeout", "0.01", "--json")
-    spoiled = next(r["task_id"] for r in rows(isolated_environment) if r["batch_line"] == 1)
-    _spoil_record(isolated_environment, spoiled)
+    spoiled = _task_of_line(isolated_environment, 1)
     dry = siray("run", "--batch", str(jobs), "-m", IMAGE, "--dry-run", "--json")
-    printed = [json.loads(line) for line in dry.stdout.splitlines()]
-    shown = {line["line"]: line for line in printed if "line" in line}
+    shown = _by_line(dry.stdout)
     assert shown[1]["would"] == "report", shown[1]
     assert f"(task {spoiled}) cannot be read" in shown[1]["error"], shown[1]
     assert shown[2]["would"] == "follow", shown[2]
     real = siray("run", "--batch", str(jobs), "-m", IMAGE, "--json")
     assert real.exit_code != 0
-    results = {r["line"]: r for r in map(json.loads, real.stdout.splitlines()) if "line" in r}
+    results = _by_line(real.stdout)
     assert "cannot be read" in results[1]["error"]["message"]
     assert created(emu, "dry run, record unreadable") == 1
