@@ -4,6 +4,10 @@ local files of the lines that may be submitted uploaded, and one run of a batch 
 
 from __future__ import annotations
 
+import bisect
+import fnmatch
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,8 +148,6 @@ class _Listing:
     start does are matched against it (sorted, found by bisection)."""
 
     def __init__(self, directory: Path) -> None:
-        import os
-
         try:
             listed = os.listdir(directory)
         except OSError:  # not there (yet): nothing in it to write over
@@ -158,11 +160,6 @@ class _Listing:
 
     def __getitem__(self, pattern: str) -> list[str]:
         """The names this glob (of one name, no separator) matches, as Path.glob matches it."""
-        import bisect
-        import fnmatch
-        import os
-        import re
-
         pattern = os.path.normcase(pattern)
         start = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
         found = []
