@@ -4,6 +4,7 @@ here, naming the file and line (see docs/development.md)."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator
 from itertools import pairwise
@@ -45,6 +46,7 @@ def imported(tree: ast.AST) -> Iterator[tuple[str, int]]:
                 yield f"{node.module}.{alias.name}", node.lineno
 
 
+@functools.cache  # each test reads the whole package; parse each module once (read-only)
 def parse(path: Path) -> ast.AST:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 

@@ -12,6 +12,7 @@ import time
 import httpx
 from helpers import (
     GEMINI_IMAGE,
+    NO_CERTIFICATES,
     created,
     database,
     emulator_stats,
@@ -173,6 +174,7 @@ def test_resume_rejoins_a_task_still_running(siray, emu, tmp_path):
     httpx.post(  # ended behind siray's back: the history still has it running
         f"{emu.url}/v1/images/generations/async/{task_id}/cancel",
         headers={"Authorization": f"Bearer {emu.config.api_key}"},
+        verify=NO_CERTIFICATES,
     ).raise_for_status()
     before = created(emu)
     again = siray("run", "--batch", str(jobs), "-m", IMAGE, "--resume")

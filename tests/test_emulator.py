@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import CREATE, GEMINI_IMAGE, run_process, siray_command, spawn
+from helpers import CREATE, GEMINI_IMAGE, NO_CERTIFICATES, run_process, siray_command, spawn
 
 from siray_cli.emulator.catalogue import MODELS
 from siray_cli.emulator.faults import Fault, FaultSpecError
@@ -32,7 +32,7 @@ def test_missing_and_wrong_keys_get_the_documented_401(emu):
         ({"Authorization": "Bearer nope"}, "Invalid API key"),
         ({"Authorization": "API-KEY siray-emulator-key"}, "Invalid API key"),
     ):
-        response = httpx.post(emu.url + CREATE, json=BODY, headers=headers)
+        response = httpx.post(emu.url + CREATE, json=BODY, headers=headers, verify=NO_CERTIFICATES)
         assert response.status_code == 401
         assert response.json() == {
             "error": {
@@ -47,7 +47,7 @@ def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
     # a 400 s task stepped through on the emulator's clock, 2 s a look: QUEUED (from 6-12 % to
     # 15-30 % of it) lasts at least 12 s, so no state can be missed, however busy the machine
     emu = make_emulator(task_seconds=400)
-    client = httpx.Client(base_url=emu.url, headers=KEY)
+    client = httpx.Client(base_url=emu.url, headers=KEY, verify=NO_CERTIFICATES)
     created = client.post(CREATE, json=BODY).json()
     assert created["code"] == "success" and created["message"] == ""
     task_id = created["data"]["task_id"]
@@ -71,15 +71,15 @@ def test_lifecycle_is_ordered_coarse_and_uneven(make_emulator):
     assert data["finish_time"] >= data["start_time"] >= data["submit_time"] > 0
     assert data["finish_time"] - data["submit_time"] >= 400 * 0.85 - 1
     assert data["fail_reason"] == "" and len(data["outputs"]) == 1
-    output = httpx.get(data["outputs"][0])
+    output = httpx.get(data["outputs"][0], verify=NO_CERTIFICATES)
     assert output.status_code == 302
-    image = httpx.get(data["outputs"][0], follow_redirects=True)
+    image = httpx.get(data["outputs"][0], follow_redirects=True, verify=NO_CERTIFICATES)
     assert image.headers["content-type"] == "image/png" and image.content[:4] == b"\x89PNG"
 
 
 def test_the_clock_moves_tasks_on_in_process_and_over_http(make_emulator):
     emu = make_emulator(task_seconds=60)
-    client = httpx.Client(base_url=emu.url, headers=KEY)
+    client = httpx.Client(base_url=emu.url, headers=KEY, verify=NO_CERTIFICATES)
 
     def create(prompt: str) -> str:
         body = dict(BODY, prompt=prompt)
@@ -94,7 +94,9 @@ def test_the_clock_moves_tasks_on_in_process_and_over_http(make_emulator):
     assert 51 <= stats["finishes_at"] - stats["created_at"] <= 69
     assert emu.state.clock.advance(30) == 30  # past IN_PROGRESS (15-30 % of at most 69 s)
     assert status(task_id)["status"] == "IN_PROGRESS"
-    response = httpx.post(f"{emu.url}/_emulator/clock", json={"advance": 40})
+    response = httpx.post(
+        f"{emu.url}/_emulator/clock", json={"advance": 40}, verify=NO_CERTIFICATES
+    )
     assert response.status_code == 200 and response.json() == {"offset": 70}
     data = status(task_id)
     assert data["status"] == "SUCCESS" and 51 <= data["finish_time"] - data["submit_time"] <= 70
@@ -102,7 +104,7 @@ def test_the_clock_moves_tasks_on_in_process_and_over_http(make_emulator):
     cancelled = client.post(f"{CREATE}/{held}/cancel").json()["data"]
     assert cancelled["status"] == "CANCELLED"
     for bad in ({"advance": -1}, {"advance": "1"}, {"advance": True}, {}, [1]):
-        response = httpx.post(f"{emu.url}/_emulator/clock", json=bad)
+        response = httpx.post(f"{emu.url}/_emulator/clock", json=bad, verify=NO_CERTIFICATES)
         assert response.status_code == 400, bad
         assert response.json()["error"]["code"] == "invalid_clock"
     assert emu.state.clock.offset == 70
@@ -116,10 +118,10 @@ def test_the_clock_moves_tasks_on_in_process_and_over_http(make_emulator):
 
 
 def test_unknown_task_is_404_and_wrong_endpoint_kind_is_400(emu):
-    response = httpx.get(f"{emu.url}{CREATE}/image_nope", headers=KEY)
+    response = httpx.get(f"{emu.url}{CREATE}/image_nope", headers=KEY, verify=NO_CERTIFICATES)
     assert response.status_code == 404 and response.json()["error"]["code"] == "task_not_found"
     video = dict(BODY, model="google/veo-3.1-t2v")
-    response = httpx.post(emu.url + CREATE, json=video, headers=KEY)
+    response = httpx.post(emu.url + CREATE, json=video, headers=KEY, verify=NO_CERTIFICATES)
     assert response.status_code == 400 and "video model" in response.json()["error"]["message"]
 
 
@@ -134,15 +136,17 @@ def test_unknown_task_is_404_and_wrong_endpoint_kind_is_400(emu):
     ],
 )
 def test_create_validates_against_the_model_schema(emu, body, fragment):
-    response = httpx.post(emu.url + CREATE, json=body, headers=KEY)
+    response = httpx.post(emu.url + CREATE, json=body, headers=KEY, verify=NO_CERTIFICATES)
     assert response.status_code == 400
     assert fragment in response.json()["error"]["message"]
 
 
 def test_catalogue_on_the_gateway_uses_the_api_key_scheme(emu):
     url = emu.url + "/api/model-verse/models"
-    assert httpx.get(url, headers=KEY).status_code == 401
-    response = httpx.get(url, headers={"Authorization": "API-KEY siray-emulator-key"})
+    assert httpx.get(url, headers=KEY, verify=NO_CERTIFICATES).status_code == 401
+    response = httpx.get(
+        url, headers={"Authorization": "API-KEY siray-emulator-key"}, verify=NO_CERTIFICATES
+    )
     models = {m["model_name"]: m for m in response.json()["data"]}
     assert set(models) == set(MODELS)
     schema = json.loads(models["ideogram/ideogram-v3-turbo-i2i"]["model_extend_info"])
@@ -277,6 +281,7 @@ def test_emulator_serves_in_the_foreground_until_ctrl_c():
     response = httpx.get(
         env["SIRAY_BASE_URL"] + CREATE + "/image_x",
         headers={"Authorization": f"Bearer {env['SIRAY_API_KEY']}"},
+        verify=NO_CERTIFICATES,
     )
     assert response.status_code == 404
     process.send_signal(signal.SIGINT)
@@ -381,14 +386,18 @@ def test_start_answers_at_once_status_says_where_and_stop_leaves_nothing(
     assert Path(env["SIRAY_DATA_DIR"]).is_dir()
     for private in (state_dir, state_dir / "emulator.log", _state(isolated_environment)):
         assert private.stat().st_mode & 0o077 == 0, private
-    info = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info").json()
+    info = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info", verify=NO_CERTIFICATES).json()
     pid = info["pid"]
     # an upload starts its S3 store (moto, on a port of its own)
     (tmp_path / "in.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     uploaded = run_process(siray_command("upload", str(tmp_path / "in.png")), {**os.environ, **env})
     assert uploaded.returncode == 0, uploaded.stderr
-    moto = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info").json()["s3"]["moto"]
-    httpx.get(moto)  # it answers (whatever it says to a request without credentials)
+    moto = httpx.get(env["SIRAY_BASE_URL"] + "/_emulator/info", verify=NO_CERTIFICATES).json()[
+        "s3"
+    ]["moto"]
+    httpx.get(
+        moto, verify=NO_CERTIFICATES
+    )  # it answers (whatever it says to a request without credentials)
 
     status = background("status")
     assert status.returncode == 0, status.stderr
@@ -405,7 +414,7 @@ def test_start_answers_at_once_status_says_where_and_stop_leaves_nothing(
     assert not _running(pid) and _session_members(pid) == []
     for url in (env["SIRAY_BASE_URL"], moto):
         with pytest.raises(httpx.ConnectError):
-            httpx.get(url, timeout=5)
+            httpx.get(url, timeout=5, verify=NO_CERTIFICATES)
     assert not _state(isolated_environment).exists() and not Path(env["SIRAY_DATA_DIR"]).exists()
     gone = background("status", "--json")
     assert gone.returncode == 2 and "no emulator is running" in gone.stderr
@@ -619,6 +628,7 @@ def test_clearing_the_faults_lets_a_delayed_request_go_on_at_once(make_emulator)
                 json={"model": GEMINI_IMAGE, "prompt": "held, then let go"},
                 headers={"Authorization": "Bearer siray-emulator-key"},
                 timeout=30,
+                verify=NO_CERTIFICATES,
             )
         )
 
@@ -628,7 +638,12 @@ def test_clearing_the_faults_lets_a_delayed_request_go_on_at_once(make_emulator)
     while not server.state.stats()["requests"] and time.monotonic() < deadline:
         time.sleep(0.01)
     started = time.monotonic()
-    assert httpx.delete(f"{server.url}/_emulator/faults", timeout=5).status_code < 300
+    assert (
+        httpx.delete(
+            f"{server.url}/_emulator/faults", timeout=5, verify=NO_CERTIFICATES
+        ).status_code
+        < 300
+    )
     sender.join(timeout=10)
     assert not sender.is_alive() and time.monotonic() - started < 5
     assert answers[0].status_code == 200, answers[0].text

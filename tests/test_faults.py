@@ -19,6 +19,7 @@ import httpx
 import pytest
 from helpers import (
     CREATE,
+    NO_CERTIFICATES,
     TASK_SECONDS,
     emulator_stats,
     png_as_sent,
@@ -132,7 +133,9 @@ def test_a_cut_or_stalled_download_is_restarted_cleanly(siray, emu, tmp_path, ac
     assert path == Path(result.stdout.strip())
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert (  # every byte the server sent, and the record siray adds to a PNG
-        httpx.get(f"{emu.url}/files/{path.name.rsplit('_', 1)[0]}/1.png").content
+        httpx.get(
+            f"{emu.url}/files/{path.name.rsplit('_', 1)[0]}/1.png", verify=NO_CERTIFICATES
+        ).content
         == png_as_sent(path.read_bytes())
     )
 
@@ -425,7 +428,9 @@ class _ForwardProxy(BaseHTTPRequestHandler):
             for k, v in self.headers.items()
             if k.lower() not in ("host", "proxy-connection", "connection")
         }
-        with httpx.Client(trust_env=False) as client:  # the test's HTTP_PROXY is not for us
+        with httpx.Client(
+            trust_env=False, verify=NO_CERTIFICATES
+        ) as client:  # the test's HTTP_PROXY is not for us
             answer = client.request(self.command, self.path, headers=headers, content=body)
         self.send_response(answer.status_code)
         for name, value in answer.headers.items():

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 from helpers import GEMINI_IMAGE as MODEL
 from helpers import (
+    NO_CERTIFICATES,
     database,
     rows,
     run_in_terminal,
@@ -142,6 +143,7 @@ def cancel_elsewhere(emu, task_id: str) -> None:
     answer = httpx.post(
         f"{emu.url}/v1/images/generations/async/{task_id}/cancel",
         headers={"Authorization": f"Bearer {emu.config.api_key}"},
+        verify=NO_CERTIFICATES,
     )
     answer.raise_for_status()
 

@@ -8,6 +8,7 @@ import time
 
 import httpx
 import pytest
+from helpers import NO_CERTIFICATES
 from test_polling import FakeClock
 
 from siray_cli.emulator.faults import Fault
@@ -231,7 +232,7 @@ def test_the_emulator_limits_each_key_and_never_its_own_endpoints_or_files():
 def test_a_rate_limited_emulator_answers_429_with_retry_after(make_emulator):
     server = make_emulator(rate_limit=2)
     env = server.environment()
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, verify=NO_CERTIFICATES) as client:
         siray = {"Authorization": f"Bearer {env['SIRAY_API_KEY']}"}
         higgsfield = {"Authorization": f"Key {env['HF_KEY']}"}
         answers = [client.get("/v1/images/generations/async/none", headers=siray) for _ in range(3)]

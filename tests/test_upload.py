@@ -7,6 +7,7 @@ import os
 
 import httpx
 import pytest
+from helpers import NO_CERTIFICATES
 
 from siray_cli.emulator.faults import Fault
 from siray_cli.emulator.media import render_png, sample_video
@@ -19,7 +20,7 @@ def store(server):
 
 
 def read_back(url: str) -> bytes:
-    response = httpx.get(url)
+    response = httpx.get(url, verify=NO_CERTIFICATES)
     assert response.status_code == 200, url
     return response.content
 

@@ -1,13 +1,14 @@
 """A fork server for the tests' `python -m siray_cli ...` processes (see helpers.spawn).
 
-Started once per test worker, it imports siray's modules (but its previews, see NOT_PRELOADED)
-and what a siray process that sends a request imports anyway (Typer and Click, httpx and with it
-rich, httpx-retries, jsonschema, fastjsonschema; the emulator's server for `siray emulator`), then,
-for each request, forks a child that becomes `python -m siray_cli ARGS`: a real process with a pid
-of its own, the stdio descriptors the test passed, the environment and directory it asked for, the
-signal dispositions of a fresh interpreter, and `siray_cli/__main__.py` run as `__main__` by
-runpy, as `python -m` runs it. It exits as any interpreter does (SystemExit, atexit, stdio
-flushed, a signal's death), and this server tells the test its wait status.
+Started once per test worker, it imports siray's modules (but its previews, see NOT_PRELOADED) and
+what a siray process that sends a request imports anyway (Typer and Click, httpx and with it rich,
+httpcore, httpx-retries, jsonschema, fastjsonschema, rich's progress bars; the emulator's server
+for `siray emulator`), then, for each request, forks a child that becomes `python -m siray_cli
+ARGS`: a real process with a pid of its own, the stdio descriptors the test passed, the environment
+and directory it asked for, the signal dispositions of a fresh interpreter, and
+`siray_cli/__main__.py` run as `__main__` by runpy, as `python -m` runs it. It exits as any
+interpreter does (SystemExit, atexit, stdio flushed, a signal's death), and this server tells the
+test its wait status.
 
 What the child skips is the ~0.5 s of CPU the imports cost, and with them what only a fresh
 interpreter shows: an import that fails, or a module used without being imported, is not seen
@@ -35,7 +36,16 @@ import socket
 import sys
 from typing import Any
 
-PRELOAD = ("httpx", "httpx_retries", "jsonschema", "fastjsonschema", "siray_cli.emulator.server")
+PRELOAD = (
+    "httpx",
+    "httpcore",  # which httpx imports only as a client is built: in every child, ~35 ms of CPU
+    "httpx_retries",
+    "jsonschema",
+    "fastjsonschema",
+    "rich.progress",  # what a run on a terminal draws with
+    "rich.table",
+    "siray_cli.emulator.server",
+)
 # every module of siray's but these: previews (textual-image looks at the terminal as it is
 # imported), the generators of man pages and completions, and the emulator's own (the server
 # imports those it serves with)
