@@ -7,10 +7,12 @@ import json
 import re
 import signal
 import sqlite3
+import threading
 import time
 
 import httpx
 from helpers import (
+    CREATE,
     GEMINI_IMAGE,
     NO_CERTIFICATES,
     created,
@@ -21,6 +23,7 @@ from helpers import (
     siray_command,
     start,
     subprocess_env,
+    wait_for,
     write_jobs,
 )
 from helpers import Z_IMAGE as IMAGE
@@ -568,3 +571,42 @@ def test_a_batch_refuses_each_file_it_would_write_over_and_no_other(siray, emu, 
         ("2", str(out / "two.txt")),
     ], result.stderr
     assert not [t for t in emu.state.tasks.values() if t.body.get("prompt", "").startswith("clash")]
+
+
+def test_lines_whose_keys_share_a_lock_stripe_are_submitted_at_once(
+    siray, emu, tmp_path, monkeypatch
+):
+    """A job's lock (held over its create, so that another siray submitting the same job waits
+    for its task id) is a stripe of a few hundred lock files: two different lines that share
+    one must not wait for each other's create. Before, one in 256 pairs did: with 64 lines in
+    flight, a handful of creates a wave went one after another (and a test that needs two
+    creates out at once failed now and then)."""
+    from siray_cli.services import ledger
+
+    monkeypatch.setattr(ledger, "LOCK_STRIPES", 1)  # every job in one stripe
+    prompts = ("shared stripe one", "shared stripe two")
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", *({"prompt": p, "inputs": {"size": "1024x768"}} for p in prompts)
+    )
+    held = emu.state.faults.add(
+        Fault(action="delay", delay=60, method="POST", path=CREATE, count=2)
+    )
+    results: list = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            siray("run", "--batch", str(jobs), "-m", IMAGE, "--concurrency", "2")
+        )
+    )
+    worker.start()
+    try:
+        wait_for(lambda: held.fired == 2, "both creates out at once", timeout=10)
+    finally:
+        emu.state.faults.clear()  # the held creates are answered now
+        worker.join(timeout=30)
+    (result,) = results
+    assert result.exit_code == 0, result
+    assert sorted(json.loads(line)["status"] for line in result.lines) == [
+        "SUCCESS",
+        "SUCCESS",
+    ]
+    assert {created(emu, p) for p in prompts} == {1}

@@ -27,8 +27,8 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
@@ -190,8 +190,40 @@ def _verdict(
     return "submit", uncertain
 
 
-_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks: dict[bytes, threading.Lock] = {}  # a job's key -> its lock in this process
 _thread_locks_guard = threading.Lock()
+
+
+class _Stripe:
+    """One stripe's lock file as this process holds it: taken by the first of its threads that
+    needs it and let go by the last (each thread holds its own job's lock besides), so two
+    different jobs of one batch never wait for each other's create because their keys share a
+    stripe. Another process waits for the stripe, as before."""
+
+    def __init__(self) -> None:
+        self.turn = threading.Lock()  # taking or letting go of the file: one thread at a time
+        self.holders = 0
+        self.release: Callable[[], object] | None = None
+
+    @contextmanager
+    def held(self, take: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
+        with self.turn:
+            if self.holders == 0:
+                stack = ExitStack()
+                stack.enter_context(take())
+                self.release = stack.close
+            self.holders += 1
+        try:
+            yield
+        finally:
+            with self.turn:
+                self.holders -= 1
+                if self.holders == 0 and self.release is not None:
+                    release, self.release = self.release, None
+                    release()
+
+
+_stripes: dict[str, _Stripe] = {}  # a lock file's path -> how this process holds it
 
 
 class Ledger:
@@ -361,26 +393,31 @@ class Ledger:
         """Held from the look at a job's earlier attempts until its submit is journalled: another
         siray (or another thread of this one) submitting the same job waits, then finds its
         task."""
-        from siray_cli.storage.locks import flock
+        from siray_cli.storage.locks import flock, lock_path
 
         digest = hashlib.sha256(
             json.dumps([provider.name, provider.base_url, self.profile, key]).encode()
         ).digest()
         stripe = f"job-{int.from_bytes(digest[:4], 'big') % LOCK_STRIPES:03d}"
         with _thread_locks_guard:
-            in_process = _thread_locks.setdefault(stripe, threading.Lock())
+            in_process = _thread_locks.setdefault(digest, threading.Lock())
         with in_process:
             if not self.history.enabled:  # no history to look in: no lock to share either
                 yield
                 return
+            path = str(lock_path(f"{stripe}.lock"))
+            with _thread_locks_guard:
+                shared = _stripes.setdefault(path, _Stripe())
             main = threading.current_thread() is threading.main_thread()
-            with flock(
-                f"{stripe}.lock",
-                wait=True,
-                on_wait=lambda: self.notices.info(
-                    "waiting for another siray that is submitting a request..."
-                ),
-                sleep=signals.sleep if main else time.sleep,
+            with shared.held(
+                lambda: flock(
+                    f"{stripe}.lock",
+                    wait=True,
+                    on_wait=lambda: self.notices.info(
+                        "waiting for another siray that is submitting a request..."
+                    ),
+                    sleep=signals.sleep if main else time.sleep,
+                )
             ):
                 yield
 
