@@ -95,10 +95,20 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+# The kernel may hand a signal sent to the process to any of its threads that does not block
+# it. Python then runs the handler on the main thread, but only once that thread runs Python
+# code again: a main thread blocked in one long wait (a lock, a sleep) would not see the signal
+# until the wait ends on its own. Waits on the main thread are made of slices this long at most.
+SLICE = 0.1
+
+
 def sleep(seconds: float) -> None:
-    """`time.sleep` for waits on the main thread: a Ctrl-C swallowed earlier still stops them."""
+    """`time.sleep` for waits on the main thread: a Ctrl-C swallowed earlier still stops them,
+    and one the kernel handed to another thread stops them within SLICE seconds."""
     check()
-    time.sleep(seconds)
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, SLICE))
     check()
 
 

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from siray_cli import signals
 from siray_cli.services.admission import when_admitted
 from siray_cli.services.batch.job import JobResult, LineFlow, Stopped, failed_result
 from siray_cli.services.batch.jobs import PreparedJob, label
@@ -62,14 +63,15 @@ class BatchRunner:
             return self._working > 0
 
     def join(self, timeout: float) -> None:
-        """Wait (at most `timeout` seconds) for every worker to finish."""
+        """Wait (at most `timeout` seconds) for every worker to finish, in slices: a signal the
+        kernel handed to a worker is seen by the main thread only between two (signals.SLICE)."""
         deadline = time.monotonic() + timeout
         with self._done:
             while self._working > 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
-                self._done.wait(remaining)
+                self._done.wait(min(remaining, signals.SLICE))
 
     def interrupt(self, grace: float = 15.0) -> tuple[list[str], int]:
         """Stop submitting; let submits already sent finish (so their ids are recorded), unless
