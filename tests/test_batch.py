@@ -4,6 +4,7 @@ per task as soon as it ends, --resume without paying twice, and Ctrl-C that lose
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from helpers import (
     CREATE,
     GEMINI_IMAGE,
@@ -610,3 +612,86 @@ def test_lines_whose_keys_share_a_lock_stripe_are_submitted_at_once(
         "SUCCESS",
     ]
     assert {created(emu, p) for p in prompts} == {1}
+    assert ledger._job_locks == {}  # a job's lock lives while it is used: 10,000 lines keep none
+
+
+def test_a_forked_child_forgets_the_job_locks_its_parent_holds():
+    """A child enters no stripe on its parent's behalf (both could then send the same job): it
+    takes the lock files anew, waiting for the parent as any other process does."""
+    from siray_cli.services import ledger
+
+    ledger._stripes["held by the parent"] = ledger._Stripe()
+    ledger._job_locks[b"a job"] = ledger._JobLock()
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, bytes([len(ledger._stripes) + len(ledger._job_locks)]))
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(read, 1) == b"\0"
+    finally:
+        ledger._stripes.pop("held by the parent", None)
+        ledger._job_locks.pop(b"a job", None)
+        os.close(read)
+        os.close(write)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def test_a_second_signal_the_kernel_hands_to_a_worker_still_cuts_the_wait_short():
+    """A signal sent to the process may be handed by the kernel to any thread; Python runs its
+    handler on the main thread only once that thread runs again. A batch's stop waits (up to
+    15 s) for the submits under way; a second signal must cut that short even when a worker
+    thread got it (seen once under load: the forced stop waited for a create held 3 s)."""
+    from types import SimpleNamespace
+
+    from siray_cli.services.batch.runner import BatchRunner
+
+    entered, release = threading.Event(), threading.Event()
+
+    class Flow:  # a line whose create is still out
+        display = SimpleNamespace(counts_down=False, held=lambda *args: None)
+
+        def previous(self, job):
+            return None, None
+
+        def submit(self, job):
+            entered.set()
+            release.wait(20)
+
+    runner = BatchRunner([SimpleNamespace(line=1, name=None)], Flow(), concurrency=1)
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    try:
+        runner.start()
+        assert entered.wait(5)
+        (worker,) = runner._threads
+        threading.Timer(0.2, signal.pthread_kill, (worker.ident, signal.SIGUSR1)).start()
+        started = time.monotonic()
+        left, unanswered = runner.interrupt(grace=5)
+        took = time.monotonic() - started
+    finally:
+        release.set()
+        signal.signal(signal.SIGUSR1, previous)
+    assert (left, unanswered) == ([], 1)
+    assert took < 1.5, took
+
+
+def test_a_signal_the_kernel_hands_to_another_thread_stops_a_sleep_on_the_main_thread():
+    from siray_cli import signals
+
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    helper = threading.Timer(
+        0.2, lambda: signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)
+    )
+    started = time.monotonic()
+    try:
+        helper.start()
+        with pytest.raises(KeyboardInterrupt):
+            signals.sleep(5)
+    finally:
+        helper.join()
+        signal.signal(signal.SIGUSR1, previous)
+    assert time.monotonic() - started < 1.5

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -190,8 +191,31 @@ def _verdict(
     return "submit", uncertain
 
 
-_thread_locks: dict[bytes, threading.Lock] = {}  # a job's key -> its lock in this process
-_thread_locks_guard = threading.Lock()
+class _JobLock:
+    """A job's lock in this process, kept while a thread holds or waits for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
+_job_locks: dict[bytes, _JobLock] = {}  # a job's key -> its lock (gone once no thread uses it)
+_job_locks_guard = threading.Lock()
+
+
+@contextmanager
+def _job_held(digest: bytes) -> Iterator[None]:
+    with _job_locks_guard:
+        job = _job_locks.setdefault(digest, _JobLock())
+        job.users += 1
+    try:
+        with job.lock:
+            yield
+    finally:
+        with _job_locks_guard:
+            job.users -= 1
+            if job.users == 0 and _job_locks.get(digest) is job:  # (a forked child forgot it)
+                del _job_locks[digest]
 
 
 class _Stripe:
@@ -207,23 +231,39 @@ class _Stripe:
 
     @contextmanager
     def held(self, take: Callable[[], AbstractContextManager[None]]) -> Iterator[None]:
-        with self.turn:
-            if self.holders == 0:
-                stack = ExitStack()
-                stack.enter_context(take())
-                self.release = stack.close
-            self.holders += 1
+        counted = False
         try:
+            with self.turn:
+                if self.holders == 0:
+                    stack = ExitStack()
+                    stack.enter_context(take())
+                    self.release = stack.close
+                self.holders += 1
+                counted = True  # (no call in between: a signal cannot land before this)
             yield
         finally:
-            with self.turn:
-                self.holders -= 1
-                if self.holders == 0 and self.release is not None:
-                    release, self.release = self.release, None
-                    release()
+            if counted:
+                with self.turn:
+                    self.holders -= 1
+                    if self.holders == 0 and self.release is not None:
+                        release, self.release = self.release, None
+                        release()
 
 
 _stripes: dict[str, _Stripe] = {}  # a lock file's path -> how this process holds it
+
+
+def _forget_locks() -> None:
+    """In a forked child: what the parent held is not the child's. Its threads take the files
+    anew (and wait for the parent, as any other process does), never enter on its behalf."""
+    global _job_locks_guard
+    _job_locks.clear()
+    _stripes.clear()
+    _job_locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks)
 
 
 class Ledger:
@@ -399,14 +439,12 @@ class Ledger:
             json.dumps([provider.name, provider.base_url, self.profile, key]).encode()
         ).digest()
         stripe = f"job-{int.from_bytes(digest[:4], 'big') % LOCK_STRIPES:03d}"
-        with _thread_locks_guard:
-            in_process = _thread_locks.setdefault(digest, threading.Lock())
-        with in_process:
+        with _job_held(digest):
             if not self.history.enabled:  # no history to look in: no lock to share either
                 yield
                 return
             path = str(lock_path(f"{stripe}.lock"))
-            with _thread_locks_guard:
+            with _job_locks_guard:
                 shared = _stripes.setdefault(path, _Stripe())
             main = threading.current_thread() is threading.main_thread()
             with shared.held(
