@@ -620,7 +620,7 @@ def test_a_forked_child_forgets_the_job_locks_its_parent_holds():
     takes the lock files anew, waiting for the parent as any other process does."""
     from siray_cli.services import ledger
 
-    ledger._stripes["held by the parent"] = ledger._Stripe()
+    ledger._stripes[("a data dir", "held by the parent")] = ledger._Stripe()
     ledger._job_locks[b"a job"] = ledger._JobLock()
     read, write = os.pipe()
     try:
@@ -631,7 +631,7 @@ def test_a_forked_child_forgets_the_job_locks_its_parent_holds():
         os.waitpid(pid, 0)
         assert os.read(read, 1) == b"\0"
     finally:
-        ledger._stripes.pop("held by the parent", None)
+        ledger._stripes.pop(("a data dir", "held by the parent"), None)
         ledger._job_locks.pop(b"a job", None)
         os.close(read)
         os.close(write)

@@ -250,7 +250,7 @@ class _Stripe:
                         release()
 
 
-_stripes: dict[str, _Stripe] = {}  # a lock file's path -> how this process holds it
+_stripes: dict[tuple[str, str], _Stripe] = {}  # (data directory, stripe) -> how it is held
 
 
 def _forget_locks() -> None:
@@ -433,7 +433,8 @@ class Ledger:
         """Held from the look at a job's earlier attempts until its submit is journalled: another
         siray (or another thread of this one) submitting the same job waits, then finds its
         task."""
-        from siray_cli.storage.locks import flock, lock_path
+        from siray_cli.storage.locks import flock
+        from siray_cli.storage.private import data_dir
 
         digest = hashlib.sha256(
             json.dumps([provider.name, provider.base_url, self.profile, key]).encode()
@@ -443,9 +444,10 @@ class Ledger:
             if not self.history.enabled:  # no history to look in: no lock to share either
                 yield
                 return
-            path = str(lock_path(f"{stripe}.lock"))
+            # the stripe's file in this data directory (flock makes its path, and the folders)
+            place = (str(data_dir()), stripe)
             with _job_locks_guard:
-                shared = _stripes.setdefault(path, _Stripe())
+                shared = _stripes.setdefault(place, _Stripe())
             main = threading.current_thread() is threading.main_thread()
             with shared.held(
                 lambda: flock(
