@@ -482,6 +482,14 @@ def emulator_stats(server: Emulator) -> dict[str, Any]:
     return dict(response.json())
 
 
+def release_held(emu: Emulator) -> None:
+    """Clear the emulator's faults, and wait for the requests a delay or a stall held to be
+    answered: a killed siray's held create lands now, and a task counted after this call
+    counts it (not only some of the time)."""
+    emu.state.faults.clear()
+    emu.state.wait_answered(timeout=10)
+
+
 def created(emu: Emulator, prompt: str | None = None) -> int:
     """Tasks the emulator created (with this prompt): other tests share the emulator."""
     if prompt is None:

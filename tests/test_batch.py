@@ -20,6 +20,7 @@ from helpers import (
     created,
     database,
     emulator_stats,
+    release_held,
     rows,
     run_in_terminal,
     siray_command,
@@ -603,7 +604,7 @@ def test_lines_whose_keys_share_a_lock_stripe_are_submitted_at_once(
     try:
         wait_for(lambda: held.fired == 2, "both creates out at once", timeout=10)
     finally:
-        emu.state.faults.clear()  # the held creates are answered now
+        release_held(emu)  # the held creates are answered now
         worker.join(timeout=30)
     (result,) = results
     assert result.exit_code == 0, result

@@ -23,6 +23,7 @@ from helpers import (
     TASK_SECONDS,
     emulator_stats,
     png_as_sent,
+    release_held,
     rows,
     start,
     subprocess_env,
@@ -215,7 +216,7 @@ def test_sigint_at_a_random_moment_never_loses_a_task_id(emu, isolated_environme
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
         if process.poll() is None:
             process.kill()
     assert process.returncode == 130, stderr

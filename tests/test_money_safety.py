@@ -17,6 +17,7 @@ from helpers import (
     CREATE,
     created,
     database,
+    release_held,
     rows,
     siray_command,
     spawn,
@@ -50,7 +51,7 @@ def test_sigterm_and_sighup_during_the_create_keep_the_task(
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
         if process.poll() is None:
             process.kill()
     assert process.returncode == code, stderr
@@ -98,7 +99,7 @@ def test_a_sigkill_mid_create_leaves_an_uncertain_record_that_resume_reports(
         process.kill()
         process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     (record,) = rows(isolated_environment)
     assert record["task_id"] is None and record["status"] == "UNCERTAIN"
     assert record["job_key"]
@@ -338,7 +339,7 @@ def test_a_cut_download_whose_size_nobody_tells_is_fetched_again(siray, emu, tmp
     try:
         result = siray("run", IMAGE, "cut once", "-o", str(tmp_path / "out"), "--json")
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     assert result.exit_code == 0, result
     (path,) = [Path(p) for p in result.json()["files"]]
     assert path.read_bytes().endswith(b"IEND\xaeB`\x82")  # the whole PNG

@@ -21,6 +21,7 @@ from helpers import (
     created,
     database,
     recorded_ids,
+    release_held,
     rows,
     siray_command,
     start,
@@ -43,7 +44,7 @@ def kill_mid_create(emu, path: str, *args: str, env: dict[str, str] | None = Non
         process.kill()
         process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
 
 
 def test_a_run_stopped_while_waiting_is_followed_by_its_rerun_not_paid_again(
@@ -86,7 +87,7 @@ def test_a_rerun_downloads_the_outputs_of_a_task_that_ended_meanwhile(siray, emu
     try:
         first = siray("run", IMAGE, "ended meanwhile", "-o", str(tmp_path))
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     assert first.exit_code == 5, first
     again = siray("run", IMAGE, "ended meanwhile", "-o", str(tmp_path))
     assert again.exit_code == 0, again
@@ -237,7 +238,7 @@ def test_a_higgsfield_submit_answered_500_is_sent_again_with_its_key(siray, emu)
     try:
         done = siray("run", HF_IMAGE, prompt, env=HF)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     assert done.exit_code == 0, done
     assert created(emu, prompt) == 1
 
@@ -256,7 +257,7 @@ def test_a_batch_forced_to_stop_mid_submit_says_the_submits_got_no_answer(emu, t
         process.send_signal(signal.SIGTERM)  # forced: the submits are not waited for
         _, stderr = process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     assert process.returncode == 143, stderr
     assert "terminated (SIGTERM); 0 tasks keep running" in stderr
     assert "2 submits got no answer and may have created tasks" in stderr
@@ -273,7 +274,7 @@ def test_a_run_stopped_while_downloading_says_how_to_fetch_the_outputs(emu, tmp_
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
-        emu.state.faults.clear()
+        release_held(emu)
     assert process.returncode == 143, stderr
     (task,) = [t for t in emu.state.tasks.values() if t.body["prompt"] == "stopped mid-download"]
     assert f"siray download {task.task_id} -o {tmp_path / 'out'}" in stderr
