@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from helpers import CREATE, GEMINI_IMAGE, NO_CERTIFICATES, run_process, siray_co
 
 from siray_cli.emulator.catalogue import MODELS
 from siray_cli.emulator.faults import Fault, FaultSpecError
+from siray_cli.emulator.server import Emulator, EmulatorConfig
 
 KEY = {"Authorization": "Bearer siray-emulator-key"}
 BODY = {"model": "alibaba/z-image-turbo-t2i", "prompt": "x", "size": "1024x768"}
@@ -139,6 +141,54 @@ def test_create_validates_against_the_model_schema(emu, body, fragment):
     response = httpx.post(emu.url + CREATE, json=body, headers=KEY, verify=NO_CERTIFICATES)
     assert response.status_code == 400
     assert fragment in response.json()["error"]["message"]
+
+
+def test_the_schema_checker_is_loaded_at_start_not_by_the_first_create():
+    """Importing jsonschema takes about 0.1 s: on the first create it held every create sent with
+    it (a batch's whole first wave), as a real server would not."""
+    script = (
+        "import sys, time\n"
+        "from siray_cli.emulator.server import Emulator, EmulatorConfig\n"
+        "with Emulator(EmulatorConfig(port=0)):\n"
+        "    deadline = time.monotonic() + 10\n"
+        "    while 'jsonschema.validators' not in sys.modules and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
+        "    print('jsonschema.validators' in sys.modules)\n"
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "True"
+
+
+def test_an_emulator_stopped_before_it_served_stops_at_once():
+    """A signal that lands before `siray emulator`'s loop has begun: stop() waited forever for
+    a loop that never ran (the TLS emulator stopped by SIGTERM at start-up hung)."""
+    server = Emulator(EmulatorConfig(port=0))
+    stopping = threading.Thread(target=server.stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=10)
+    assert not stopping.is_alive()
+
+
+def test_each_model_is_checked_against_its_own_schema_after_another_was_checked(emu):
+    """The compiled schemas are kept: the second model's body is not read by the first's."""
+    video = {"model": "google/veo-3.1-t2v", "prompt": "x", "duration": 5}
+    for _ in range(2):
+        image = httpx.post(emu.url + CREATE, json=BODY, headers=KEY, verify=NO_CERTIFICATES)
+        assert image.status_code == 200
+        wrong = dict(BODY, size="1024x1000")
+        refused = httpx.post(emu.url + CREATE, json=wrong, headers=KEY, verify=NO_CERTIFICATES)
+        assert "is not one of" in refused.json()["error"]["message"]
+    response = httpx.post(
+        emu.url + "/v1/video/generations", json=video, headers=KEY, verify=NO_CERTIFICATES
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "invalid duration: 5 is not one of [8]"
+    video["duration"] = 8
+    response = httpx.post(
+        emu.url + "/v1/video/generations", json=video, headers=KEY, verify=NO_CERTIFICATES
+    )
+    assert response.status_code == 200
 
 
 def test_catalogue_on_the_gateway_uses_the_api_key_scheme(emu):

@@ -229,6 +229,7 @@ class Emulator:
         self._server = _Server((self.config.host, self.config.port), handler)
         self._server.state = self.state
         self._thread: threading.Thread | None = None
+        self._warming: threading.Thread | None = None  # imports the schema checker (siray.warm)
         self.ca_file: str | None = None
         self._tls_dir: Any = None  # a TemporaryDirectory: the certificate and its private key
         if self.config.tls:
@@ -266,7 +267,12 @@ class Emulator:
             environment["SSL_CERT_FILE"] = self.ca_file
         return environment
 
+    def _warm(self) -> None:
+        self._warming = threading.Thread(target=siray.warm, name="siray-emulator-warm", daemon=True)
+        self._warming.start()
+
     def start(self) -> Emulator:
+        self._warm()
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -277,16 +283,23 @@ class Emulator:
         return self
 
     def serve_forever(self) -> None:
+        self._warm()
         self._server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
+        """Stop serving and free everything. After serve_forever(), its caller stops it once it
+        has returned (a signal's exception); only a loop on start()'s thread is asked to end:
+        one that never began (the signal came first) would never answer."""
         try:
-            self._server.shutdown()
+            if self._thread is not None:
+                self._server.shutdown()
             self._server.server_close()
             self.state.wait_answered(timeout=2)  # the log line of a request just answered is kept
             self.state.store.stop()
             if self._thread is not None:
                 self._thread.join(timeout=5)
+            if self._warming is not None:  # not left inside an import as the interpreter ends
+                self._warming.join(timeout=10)
         finally:
             # now, not at interpreter exit: a process ended by a signal runs no finalizer, and
             # the private key would stay in /tmp
