@@ -4,7 +4,8 @@ default spread (15 %: real tasks vary) and, in the same run, by none (`--spreads
 
 Each row prints the median and [min - max] over the rounds: the wall time, its ratio to the
 ideal (ceil(jobs / concurrency) x task length), status requests per task, 429 answers, and where
-the time beyond the ideal goes: start-up (process start to the first task created), the refill
+the time beyond the ideal goes: the ideal for the very task lengths of the round (the spread's
+share), start-up (process start to the first task created), the refill
 delay (a task finishing in the emulator to the task that takes its slot being created), the mean
 and worst delay between a task finishing and siray reporting it on stdout, and the tail.
 
@@ -26,6 +27,7 @@ line and within 1.15 x of that bound; 100 x 10 s at concurrency 16 within 1.1 x.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import os
@@ -104,12 +106,15 @@ def run_once(
     created = sorted(t["created_at"] for t in tasks.values())
     finished = sorted(t["finishes_at"] for t in tasks.values())
     refills = [created[k] - finished[k - concurrency] for k in range(concurrency, len(created))]
+    by_creation = sorted(tasks.values(), key=lambda t: t["created_at"])
+    lengths = [t["finishes_at"] - t["created_at"] for t in by_creation]
     delays = [reported[i] - tasks[i]["finishes_at"] for i in reported]
     return {
         "wall time (s)": wall,
         "ratio to the ideal": wall / ideal_of(jobs, concurrency, task_seconds),
         "ratio to the best the limit allows": wall
         / bound_of(jobs, concurrency, task_seconds, rate_limit),
+        "ideal for these task lengths (s)": ideal_for(lengths, concurrency),
         "status requests per task": statistics.mean(t["status_requests"] for t in tasks.values()),
         "429 answers": float(refused),
         "failed lines": float(failed),
@@ -124,6 +129,15 @@ def run_once(
 
 def ideal_of(jobs: int, concurrency: int, task_seconds: float) -> float:
     return math.ceil(jobs / concurrency) * task_seconds
+
+
+def ideal_for(lengths: list[float], concurrency: int) -> float:
+    """The shortest the batch could have taken with these very task lengths (the spread), in
+    this order, each started the moment a slot frees: no start-up, no lag, no refill delay."""
+    slots = [0.0] * concurrency
+    for length in lengths:
+        heapq.heapreplace(slots, slots[0] + length)
+    return max(slots)
 
 
 def bound_of(jobs: int, concurrency: int, task_seconds: float, limit: float | None) -> float:
