@@ -292,6 +292,24 @@ def submit(history: History, task_id: str) -> None:
     )
 
 
+def test_a_history_opened_early_is_ready_for_the_first_submit_and_warns_once(tmp_path):
+    """open_early makes a new history's tables on a thread; a submit at once waits for them."""
+    history = History(tmp_path / "new" / DB_NAME, print)
+    history.open_early()
+    submit(history, "task_early")
+    assert [r.task_id for r in history.query()] == ["task_early"]
+    with sqlite3.connect(tmp_path / "new" / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    history.close()
+    (tmp_path / "dir" / DB_NAME).mkdir(parents=True)  # no database can be opened there
+    warnings: list[str] = []
+    broken = History(tmp_path / "dir" / DB_NAME, warnings.append)
+    broken.open_early()
+    submit(broken, "task_lost")
+    broken.open_early()
+    assert broken.query() == [] and len(warnings) == 1 and "unavailable" in warnings[0]
+
+
 def test_a_confirmed_id_replaces_an_older_task_of_that_host_under_the_same_id(tmp_path):
     """A host reset since hands ids out again: its older row under the new task's id is of a
     task long gone there, and makes way (in one transaction with the confirmation); the same id
