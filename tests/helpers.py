@@ -33,7 +33,7 @@ from siray_cli.storage.history import DB_NAME
 
 # -- the emulator's pace -------------------------------------------------------------------------
 
-TASK_SECONDS = 0.1  # how long an emulated task runs (the shared emulator's task_seconds)
+TASK_SECONDS = 0.02  # how long an emulated task runs (the shared emulator's task_seconds)
 POLL_INTERVAL = "0.1"
 
 # -- models and routes ---------------------------------------------------------------------------
