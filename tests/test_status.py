@@ -135,7 +135,7 @@ def test_waiting_for_several_tasks_saves_each_ones_files_as_it_ends(siray, emu, 
     held = siray("generate", MODEL, "[hold] never ends", "-i", "size=1024x768").stdout.strip()
     done = siray("generate", MODEL, "the one that ends", "-i", "size=1024x768").stdout.strip()
     out = tmp_path / "out"
-    waited = siray("status", "--all-pending", "--wait", "-o", str(out), "--timeout", "2")
+    waited = siray("status", "--all-pending", "--wait", "-o", str(out), "--timeout", "1")
     assert waited.exit_code == 4, waited  # the held one timed out
     (saved,) = out.iterdir()
     assert saved.name.startswith(f"{done}_"), waited
