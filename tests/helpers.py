@@ -324,6 +324,23 @@ class Forked:
 Process = subprocess.Popen | Forked
 
 
+def siray_on_path(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` for a real shell whose `siray` is forked by the fork server (tests/fork_client.py):
+    its PATH starts with a directory holding that command. Unchanged (the installed `siray`,
+    started from nothing) with TESTS_FRESH_PROCESSES=1 or when no fork server can serve `env`."""
+    server = _server_for(env)
+    if server is None:
+        return dict(env)
+    command = Path(server.directory) / "bin" / "siray"
+    if not command.exists():
+        command.parent.mkdir()
+        client = Path(__file__).with_name("fork_client.py").read_text(encoding="utf-8")
+        command.write_text(f"#!{sys.executable} -IS\n{client}", encoding="utf-8")
+        command.chmod(0o755)
+    path = env.get("PATH", os.defpath)
+    return {**env, "PATH": f"{command.parent}{os.pathsep}{path}", "TESTS_FORK_SERVER": server.path}
+
+
 def spawn(
     args: list[str],
     env: Mapping[str, str],

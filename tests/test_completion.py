@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from helpers import Result, siray_in_process
+from helpers import Result, siray_in_process, siray_on_path
 
 from siray_cli import completion
 from siray_cli.storage.history import DB_NAME
@@ -116,7 +116,7 @@ def catalogue(isolated_environment: Path) -> Path:
 def shell_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "_SIRAY"))}
     env.update(HOME=str(home), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", TERM="dumb")
-    return env
+    return siray_on_path(env)  # the shells' `siray`, forked (a completion asks it many times)
 
 
 def no_file_was_created(tmp_path: Path) -> None:

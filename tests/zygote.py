@@ -12,8 +12,9 @@ test its wait status.
 
 What the child skips is the ~0.5 s of CPU the imports cost, and with them what only a fresh
 interpreter shows: an import that fails, or a module used without being imported, is not seen
-here (nor by the in-process tests). tests/test_startup.py, the README's examples, the real
-shells' completion and `emulator start`'s background server still start siray from nothing.
+here (nor by the in-process tests). tests/test_startup.py, the README's examples and `emulator
+start`'s background server still start siray from nothing; the real shells' completions reach
+this server through tests/fork_client.py (helpers.siray_on_path).
 
     python tests/zygote.py SOCKET_PATH
 
