@@ -269,12 +269,13 @@ def test_a_batch_slows_down_to_a_servers_rate_limit_and_loses_no_line(
     assert 0 < refused <= looks // 2
 
 
-def test_batch_takes_inputs_only_from_its_file(siray, tmp_path):
+def test_batch_takes_inputs_only_from_its_file(siray, tmp_path, isolated_environment):
     jobs = write_jobs(tmp_path / "jobs.jsonl", JOBS[0])
     result = siray("run", IMAGE, "--batch", str(jobs))
     assert result.exit_code == 2 and "--batch takes every job from its file" in result.stderr
     missing = siray("run", "--batch", str(tmp_path / "none.jsonl"))
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    assert not (isolated_environment / "data").exists()  # nothing was recorded, not even made
 
 
 def test_ctrl_c_during_a_batch_keeps_every_id(emu, tmp_path, isolated_environment):

@@ -310,6 +310,19 @@ def test_a_history_opened_early_is_ready_for_the_first_submit_and_warns_once(tmp
     assert broken.query() == [] and len(warnings) == 1 and "unavailable" in warnings[0]
 
 
+def test_a_history_closed_before_its_early_open_ran_stays_closed(tmp_path):
+    """A command that failed at once closes the history before open_early's thread got to it:
+    the thread then opens nothing (no connection left open, no file made)."""
+    history = History(tmp_path / "late" / DB_NAME, print)
+    with history._lock:  # the thread waits here, as behind a statement of another thread
+        opening = history.open_early()
+        assert opening is not None
+        history.close()
+    opening.join(timeout=10)
+    assert not opening.is_alive() and history._connection is None
+    assert not (tmp_path / "late").exists()
+
+
 def test_a_confirmed_id_replaces_an_older_task_of_that_host_under_the_same_id(tmp_path):
     """A host reset since hands ids out again: its older row under the new task's id is of a
     task long gone there, and makes way (in one transaction with the confirmation); the same id

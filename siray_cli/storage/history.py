@@ -68,6 +68,7 @@ class History:
         self._broken = not enabled
         self._lock = threading.RLock()  # one connection, shared by a batch's threads
         self._written: dict[int, tuple[object, ...]] = {}  # last state written, per row
+        self._closed = False  # closed by its command: open_early's thread leaves it closed
 
     @property
     def enabled(self) -> bool:
@@ -96,20 +97,23 @@ class History:
         self._connection = connection
         return connection
 
-    def open_early(self) -> None:
+    def open_early(self) -> threading.Thread | None:
         """Open the history (making a new one's tables) on a thread while the caller goes on.
         SQLite does that work without holding the GIL, so it overlaps the imports and the
         catalogue that come before a first submit (on a fresh CI runner, 10-35 ms of a batch's
         start-up). Whatever uses the history first waits for it, under the history's lock; a
-        history that cannot be opened warns once, as it would have on first use."""
+        history that cannot be opened warns once, as it would have on first use. The thread is
+        returned (None when there is nothing to open)."""
         if self._broken or self._connection is not None:
-            return
-        threading.Thread(
-            target=self._retried,
-            args=(lambda connection: None, None),
-            name="siray-history-open",
-            daemon=True,
-        ).start()
+            return None
+        thread = threading.Thread(target=self._open_early, name="siray-history-open", daemon=True)
+        thread.start()
+        return thread
+
+    def _open_early(self) -> None:
+        with self._lock:
+            if not self._closed:  # a command that failed at once has closed it already
+                self._retried(lambda connection: None, None)
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
@@ -572,6 +576,7 @@ class History:
 
     def close(self) -> None:
         with self._lock:  # not under a worker thread's statement
+            self._closed = True
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None

@@ -172,8 +172,8 @@ def run_batch(
     running and the command that takes the batch up again. `on_started` is told each line's
     task as soon as it is known (a `submitted` record: what --resume-from ties to the line)."""
     earlier = _earlier(session, options)
-    session.history.open_early()  # made ready while the lines are read and checked
     text, where = read_source(options.source, session.environment.stdin)
+    session.history.open_early()  # made ready while the lines are checked
     planned: list[PlannedLine] = []  # filled once the lines are checked
     started = time.time()
     try:
