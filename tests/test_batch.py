@@ -249,10 +249,10 @@ def test_submissions_respect_429_retry_after(siray, emu, tmp_path):
 def test_a_batch_slows_down_to_a_servers_rate_limit_and_loses_no_line(
     siray, make_emulator, tmp_path
 ):
-    """The emulator refuses API requests beyond 24 a second with 429 and Retry-After: the batch
+    """The emulator refuses API requests beyond 8 a second with 429 and Retry-After: the batch
     learns the limit (a few refusals, not one per request), every line succeeds, and each is
     created once."""
-    server = make_emulator(rate_limit=24, task_seconds=0.3)
+    server = make_emulator(rate_limit=8, task_seconds=0.3)
     jobs = write_jobs(
         tmp_path / "jobs.jsonl",
         *({"prompt": f"limited {n}", "inputs": {"size": "1024x768"}} for n in range(12)),
