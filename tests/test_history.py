@@ -323,6 +323,50 @@ def test_a_history_closed_before_its_early_open_ran_stays_closed(tmp_path):
     assert not (tmp_path / "late").exists()
 
 
+def test_the_journal_waits_for_the_disk_and_a_tasks_state_does_not(tmp_path):
+    """A journalled submit and a confirmed id are written with synchronous=FULL; a task's state
+    and its hand-over (the server tells them again) with NORMAL, and FULL is back after them."""
+    from siray_cli.domain import Task, TaskKind, TaskState
+
+    history = History(tmp_path / DB_NAME, print)
+    connection = history._connect()
+    connection.execute("PRAGMA synchronous = NORMAL")  # whatever it was: opened as FULL below
+    history.close()
+    connection = history._connect()
+    ran: list[str] = []
+    connection.set_trace_callback(ran.append)
+
+    def level() -> int:
+        return int(connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    def under(sql_start: str) -> list[str]:
+        """The synchronous setting in force for each statement that starts so."""
+        setting, found = "FULL", []
+        for statement in ran:
+            if statement.startswith("PRAGMA synchronous = "):
+                setting = statement.removeprefix("PRAGMA synchronous = ")
+            elif statement.startswith(sql_start):
+                found.append(setting)
+        return found
+
+    assert level() == 2
+    row = history.record_submit(
+        task_id=None, kind="image", model="m", request={}, base_url="", profile="p",
+        provider="siray",
+    )  # fmt: skip
+    history.confirm(row, "task_disk")
+    assert row is not None
+    history.update(row, Task("task_disk", TaskKind.IMAGE, "SUCCESS", TaskState.SUCCESS, 100))
+    history.deliver(row, "submitter")
+    assert level() == 2
+    assert under("INSERT INTO tasks") == ["FULL"]
+    assert set(under("UPDATE tasks SET task_id")) == {"FULL"}  # the confirmed id
+    assert under("UPDATE tasks SET status") == ["NORMAL"]
+    assert under("UPDATE tasks SET delivered_at") == ["NORMAL"]
+    (record,) = history.query()
+    assert record.status == "SUCCESS"
+
+
 def test_a_confirmed_id_replaces_an_older_task_of_that_host_under_the_same_id(tmp_path):
     """A host reset since hands ids out again: its older row under the new task's id is of a
     task long gone there, and makes way (in one transaction with the confirmation); the same id

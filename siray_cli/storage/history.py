@@ -90,6 +90,9 @@ class History:
             connection.row_factory = sqlite3.Row
             if connection.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 connection.execute("PRAGMA journal_mode = WAL")
+            # a journalled submit and a confirmed id are on the disk before siray goes on,
+            # whatever this SQLite's default (see _execute for what need not be)
+            connection.execute("PRAGMA synchronous = FULL")
             self._migrate(connection)
         except BaseException:
             connection.close()
@@ -169,12 +172,28 @@ class History:
 
         return self._retried(run, [])
 
-    def _execute(self, sql: str, values: Sequence[object] = ()) -> tuple[list[sqlite3.Row], int]:
-        """Run one statement: its rows and row count, or nothing once the history is broken."""
+    def _execute(
+        self, sql: str, values: Sequence[object] = (), *, durable: bool = True
+    ) -> tuple[list[sqlite3.Row], int]:
+        """Run one statement: its rows and row count, or nothing once the history is broken.
+
+        `durable=False` is for what the server can always tell again (a task's last state, that
+        its result was handed over): written without waiting for the disk (SQLite's
+        synchronous=NORMAL), so a power cut may lose it, never a crash or a kill, and the next
+        durable write (a journalled submit, a confirmed id) takes it to the disk too. A batch
+        writes a task's state a few times per task; each wait for the disk held every other
+        worker's history write behind it."""
 
         def run(connection: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
-            cursor = connection.execute(sql, values)
-            return cursor.fetchall(), cursor.rowcount
+            if durable:
+                cursor = connection.execute(sql, values)
+                return cursor.fetchall(), cursor.rowcount
+            connection.execute("PRAGMA synchronous = NORMAL")
+            try:
+                cursor = connection.execute(sql, values)
+                return cursor.fetchall(), cursor.rowcount
+            finally:
+                connection.execute("PRAGMA synchronous = FULL")
 
         nothing: tuple[list[sqlite3.Row], int] = ([], 0)
         return self._retried(run, nothing)
@@ -314,6 +333,7 @@ class History:
                 now,
                 row,
             ),
+            durable=False,  # the server tells it again
         )
 
     def deliver(self, row: int, by: str) -> None:
@@ -324,6 +344,7 @@ class History:
             "UPDATE tasks SET delivered_at = COALESCE(delivered_at, ?), delivered_by = CASE"
             " WHEN delivered_by = 'submitter' THEN 'submitter' ELSE ? END WHERE id = ?",
             (time.time(), by, row),
+            durable=False,  # lost, the result is only handed over again, never paid again
         )
 
     def set_price(self, row: int, amount: float, unit: str) -> None:
