@@ -330,9 +330,6 @@ def test_the_journal_waits_for_the_disk_and_a_tasks_state_does_not(tmp_path):
 
     history = History(tmp_path / DB_NAME, print)
     connection = history._connect()
-    connection.execute("PRAGMA synchronous = NORMAL")  # whatever it was: opened as FULL below
-    history.close()
-    connection = history._connect()
     ran: list[str] = []
     connection.set_trace_callback(ran.append)
 

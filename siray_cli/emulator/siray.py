@@ -56,17 +56,9 @@ def warm() -> None:
     import jsonschema  # noqa: F401
 
 
-def _schema_problem(
-    schema: dict[str, Any], body: dict[str, Any], validators: dict[int, tuple[Any, Any]]
-) -> str | None:
-    """The first way the body breaks the model's schema, in the server's words, or None.
-    `validators` keeps each schema's compiled checker (with the schema, so its id stays its own)."""
-    cached = validators.get(id(schema))
-    if cached is None or cached[0] is not schema:
-        from jsonschema import Draft202012Validator
-
-        cached = validators[id(schema)] = (schema, Draft202012Validator(schema))
-    validator = cached[1]
+def _schema_problem(validator: Any, body: dict[str, Any]) -> str | None:
+    """The first way the body breaks the model's schema (its compiled `validator`), in the
+    server's words, or None."""
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is None:
         return None
@@ -77,7 +69,16 @@ def _schema_problem(
 class SirayApi:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
-        self._validators: dict[int, tuple[Any, Any]] = {}
+        self._validators: dict[str, Any] = {}  # model -> its schema, compiled on first use
+
+    def _validator(self, model: str, schema: dict[str, Any]) -> Any:
+        """The model's schema compiled, once (an emulator's catalogue never changes)."""
+        validator = self._validators.get(model)
+        if validator is None:
+            from jsonschema import Draft202012Validator
+
+            validator = self._validators[model] = Draft202012Validator(schema)
+        return validator
 
     def register(self, router: Router) -> None:
         config = self.state.config
@@ -125,7 +126,7 @@ class SirayApi:
             default = schema["properties"].get(name, {}).get("default")
             if name not in body and default is not None:
                 body[name] = default
-        problem = _schema_problem(schema, body, self._validators)
+        problem = _schema_problem(self._validator(model, schema), body)
         if problem is not None:
             return error_response(400, problem, "invalid_parameter")
         task = self.state.new_task(kind, model, body, self._input_problem(request, body))

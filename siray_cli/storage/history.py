@@ -185,15 +185,14 @@ class History:
         worker's history write behind it."""
 
         def run(connection: sqlite3.Connection) -> tuple[list[sqlite3.Row], int]:
-            if durable:
-                cursor = connection.execute(sql, values)
-                return cursor.fetchall(), cursor.rowcount
-            connection.execute("PRAGMA synchronous = NORMAL")
+            if not durable:
+                connection.execute("PRAGMA synchronous = NORMAL")
             try:
                 cursor = connection.execute(sql, values)
                 return cursor.fetchall(), cursor.rowcount
             finally:
-                connection.execute("PRAGMA synchronous = FULL")
+                if not durable:
+                    connection.execute("PRAGMA synchronous = FULL")
 
         nothing: tuple[list[sqlite3.Row], int] = ([], 0)
         return self._retried(run, nothing)
