@@ -32,12 +32,10 @@ request), and nothing is left to run that it could matter to; what must be close
 SQLite connection) is closed by the command. The `python -c` baselines do not do this, so part of
 siray's margin over them is that collection, which their processes still pay.
 
-httpx-retries imports asyncio (about 10 ms, a tenth of a status run) in httpx_retries/retry.py,
-the module that defines `Retry` itself (for its async sleep): its package has no sync-only part
-to import instead. siray imports it only when it builds an HTTP client, so a run that sends no
-request (help, completion, the catalogue from a fresh cache) does not pay for it; a run that
-sends one does. Avoiding that too would mean replacing httpx-retries (or pre-seeding
-sys.modules, a hack on a dependency's internals), which we do not.
+httpx-retries imports asyncio (about 25 ms) in httpx_retries/retry.py, the module that defines
+`Retry` itself (for its async sleep): its package has no sync-only part to import instead. siray
+makes a Retry only when an attempt fails (transport/retries.py, RetryPolicy), so a run whose
+requests are all answered at once never imports it.
 """
 
 from __future__ import annotations

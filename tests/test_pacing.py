@@ -187,7 +187,7 @@ def test_the_retry_and_the_pace_read_a_retry_after_alike(monkeypatch):
             throttle = answer(429, header)
             read = retry_after(throttle)
             assert read == (None if seconds is None else pytest.approx(seconds, abs=1.01)), header
-            paused = _pause(read_retry(backoff=0.0).increment(), throttle)
+            paused = _pause(read_retry(backoff=0.0).start().increment(), throttle)
             assert paused == (0.0 if read is None else pytest.approx(read, abs=0.01)), header
     finally:
         monkeypatch.delenv("TZ")

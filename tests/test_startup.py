@@ -198,6 +198,16 @@ def test_status_on_a_pipe_imports_no_rich(emu):
     # calls and `import httpx` would load (siray_cli/__init__.py keeps it out)
     assert not [m for m in modules if m.startswith(("httpx._main", "pygments"))]
     assert not [m for m in modules if m.startswith(("siray_cli.services.reports", "xml"))]
+    # nor httpx-retries (which imports asyncio) while every request is answered at once...
+    assert not [m for m in modules if m.startswith(("httpx_retries", "asyncio"))]
+    # ...and it does retry when an attempt fails: a look that got a 503 is sent again
+    from siray_cli.emulator.faults import Fault
+
+    looks = "^/v1/images/generations/async/"
+    emu.state.faults.add(Fault(status=503, method="GET", path=looks, retry_after=0.1))
+    stdout, modules = run_listing_modules(["status", task.task_id], env=subprocess_env(emu))
+    assert task.task_id in stdout
+    assert "httpx_retries" in modules
 
 
 @pytest.mark.parametrize("provider", ["siray", "higgsfield"])

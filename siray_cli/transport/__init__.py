@@ -1,12 +1,13 @@
 """The HTTP transport every provider and download shares: httpx with retries, pacing, proxies
 and a --debug trace.
 
-Retries follow an httpx-retries Retry policy: GETs ride through connection errors, timeouts,
-truncated bodies, 429 and 502/503/504 with jittered exponential backoff, honouring a capped
-Retry-After. The create POST is retried only when it certainly never reached the server (the
-connection was never made) or on 429; anything else could start a second paid task. Whatever
-the policy, a request and all its retries end within one overall deadline (REQUEST_BUDGET read
-timeouts): six attempts of a full read timeout each would keep a look waiting for minutes.
+Retries follow an httpx-retries Retry, made when a first attempt fails: GETs ride through
+connection errors, timeouts, truncated bodies, 429 and 502/503/504 with jittered exponential
+backoff, honouring a capped Retry-After. The create POST is retried only when it certainly never
+reached the server (the connection was never made) or on 429; anything else could start a
+second paid task. Whatever the policy, a request and all its retries end within one overall
+deadline (REQUEST_BUDGET read timeouts): six attempts of a full read timeout each would keep a
+look waiting for minutes.
 """
 
 from siray_cli.transport.bounds import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -43,6 +43,38 @@ _GET_FAULTS: tuple[type[Exception], ...] = (
 )
 
 
+class RetryPolicy:
+    """Which requests are sent again, and how: the arguments of an httpx-retries Retry, which is
+    made only when an attempt fails. Its module imports asyncio (about 25 ms): a command whose
+    requests are all answered at the first attempt never pays for it. Until then the policy's own
+    methods, statuses and body check, the very ones the Retry is made with, decide whether the
+    first answer stands."""
+
+    def __init__(
+        self,
+        *,
+        methods: Iterable[str],
+        statuses: Iterable[int],
+        validate_response: Callable[[httpx.Response], None] | None = None,
+        **options: Any,
+    ) -> None:
+        if options.get("total", 1) < 1:  # a first failure is then final: not what this is for
+            raise ValueError("a retry policy allows at least one more attempt")
+        self.methods = frozenset(method.upper() for method in methods)
+        self.statuses = frozenset(statuses)
+        self.validate_response = validate_response
+        self._options = options
+
+    def start(self) -> Retry:
+        """httpx-retries' Retry for this policy, no attempt made yet."""
+        return _retry_class()(
+            allowed_methods=list(self.methods),
+            status_forcelist=list(self.statuses),
+            validate_response=self.validate_response,
+            **self._options,
+        )
+
+
 def read_retry(
     *,
     backoff: float | None = None,
@@ -50,13 +82,13 @@ def read_retry(
     methods: Iterable[str] = ("GET",),
     expect_json: bool = True,
     statuses: Iterable[int] = (429, 502, 503, 504),
-) -> Retry:
+) -> RetryPolicy:
     """The policy for requests that are safe to repeat. With `expect_json`, a 2xx body that is cut
     short or is not JSON is retried too (downloads check their own bodies)."""
-    return _retry_class()(  # asyncio comes with httpx-retries: only when a client is built
+    return RetryPolicy(
         total=total,
-        allowed_methods=list(methods),
-        status_forcelist=list(statuses),
+        methods=methods,
+        statuses=statuses,
         retry_on_exceptions=list(_GET_FAULTS),
         backoff_factor=DEFAULT_BACKOFF if backoff is None else backoff,
         max_backoff_wait=MAX_RETRY_AFTER,
@@ -65,12 +97,12 @@ def read_retry(
     )
 
 
-def create_retry(*, backoff: float | None = None) -> Retry:
+def create_retry(*, backoff: float | None = None) -> RetryPolicy:
     """The paid create POST: retried only if it never reached the server, or on 429."""
-    return _retry_class()(
+    return RetryPolicy(
         total=4,
-        allowed_methods=["POST"],
-        status_forcelist=[429],
+        methods=["POST"],
+        statuses=[429],
         retry_on_exceptions=[httpx.ConnectError, httpx.ConnectTimeout],
         backoff_factor=DEFAULT_BACKOFF if backoff is None else backoff,
         max_backoff_wait=MAX_RETRY_AFTER,
@@ -79,7 +111,7 @@ def create_retry(*, backoff: float | None = None) -> Retry:
 
 
 class BoundedRetries(httpx.BaseTransport):
-    """Sends a request, and sends it again as its Retry policy allows (the request's own, in
+    """Sends a request, and sends it again as its RetryPolicy allows (the request's own, in
     extensions["retry"], else the client's), all before one overall deadline: each attempt's
     timeouts are cut to the time left, and a pause that would end past the deadline is not
     taken; the last answer or error then stands. With `keep_body_reads` (downloads), the body,
@@ -89,12 +121,12 @@ class BoundedRetries(httpx.BaseTransport):
     def __init__(
         self,
         inner: httpx.BaseTransport,
-        retry: Retry,
+        policy: RetryPolicy,
         *,
         seconds: float,
         keep_body_reads: bool = False,
     ) -> None:
-        self._inner, self._retry, self._seconds = inner, retry, seconds
+        self._inner, self._policy, self._seconds = inner, policy, seconds
         self._keep_body_reads = keep_body_reads
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -112,36 +144,39 @@ class BoundedRetries(httpx.BaseTransport):
     def _send(
         self, request: httpx.Request, timeouts: dict[str, float | None], ends: float
     ) -> httpx.Response:
-        retry: Retry = request.extensions.get("retry") or self._retry
-        if not retry.is_retryable_method(request.method):
+        policy: RetryPolicy = request.extensions.get("retry") or self._policy
+        if request.method.upper() not in policy.methods:
             return self._attempt(request, timeouts, ends)
+        retry: Retry | None = None  # made by the first attempt that fails
         while True:
             last: httpx.Response | Exception
             try:
                 response = self._attempt(request, timeouts, ends)
             except Exception as exc:
+                retry = retry or policy.start()
                 if retry.is_exhausted() or not retry.is_retryable_exception(exc):
                     raise
                 last = exc
             else:
-                if retry.is_exhausted():
+                if retry is not None and retry.is_exhausted():
                     return response
-                if retry.is_retryable_status_code(response.status_code):
+                if response.status_code in policy.statuses:
                     last = response
-                elif retry.validate_response is None:
+                elif policy.validate_response is None:
                     return response
                 else:
                     response.request = request
                     try:
-                        retry.validate_response(response)
+                        policy.validate_response(response)
                     except Exception as exc:
+                        retry = retry or policy.start()
                         if not retry.is_retryable_exception(exc):
                             raise
                         response.close()
                         last = exc
                     else:
                         return response
-            retry = retry.increment()
+            retry = (retry or policy.start()).increment()
             pause = _pause(retry, last)
             if time.monotonic() + pause >= ends:
                 if isinstance(last, Exception):
