@@ -150,6 +150,7 @@ def peak_rss(pid: int) -> int | None:
 def batch_once(tree: Path, batch: Path, through: int, seed: int) -> dict[str, float]:
     config = EmulatorConfig(port=0, task_seconds=0.05, task_jitter=0.0, seed=seed)
     with Emulator(config) as emulator, tempfile.TemporaryDirectory() as home:
+        emulator.wait_warm()  # as ready as a real server, whose first create costs no import
         env = child_env(tree, Path(home), emulator.environment())
         command = [sys.executable, "-m", "siray_cli", "run", "--batch", str(batch), "-m", MODEL]
         command += ["--concurrency", "64", "--json", "-o", str(Path(home) / "out")]

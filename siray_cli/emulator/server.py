@@ -271,6 +271,13 @@ class Emulator:
         self._warming = threading.Thread(target=siray.warm, name="siray-emulator-warm", daemon=True)
         self._warming.start()
 
+    def wait_warm(self, timeout: float | None = None) -> None:
+        """Wait until what a first create needs is imported (a benchmark then starts its clock
+        on a server as ready as a real one: the import would compete with the client for the
+        CPU, and hold the emulator's first answers)."""
+        if self._warming is not None:
+            self._warming.join(timeout)
+
     def start(self) -> Emulator:
         self._warm()
         self._thread = threading.Thread(
