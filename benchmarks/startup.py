@@ -26,7 +26,7 @@ imports httpx (siray_cli/__init__.py), which httpx's own fallback handles (its `
 how to install the command line): a tenth of a second or more off every command that speaks HTTP.
 The `import typer, httpx` baseline still pays for it.
 
-siray ends with `gc.freeze()` (siray_cli/main.py): the interpreter's last full garbage
+siray ends with `gc.freeze()` (siray_cli/collection.py): the interpreter's last full garbage
 collection would walk every object the imports made (30-70 ms for a status run, more than the
 request), and nothing is left to run that it could matter to; what must be closed (the history's
 SQLite connection) is closed by the command. The `python -c` baselines do not do this, so part of

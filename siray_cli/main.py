@@ -7,8 +7,9 @@ is still starting ends quietly (exit 130, nothing was sent yet) instead of print
 
 from __future__ import annotations
 
-import gc
 import sys
+
+from siray_cli import collection
 
 # `typing` alone costs `siray --version` a third of its time: the type checkers read this name
 # as typing.TYPE_CHECKING (true for them, false at run time)
@@ -28,11 +29,7 @@ def main() -> int:
 
         sys.stdout.write(f"siray {__version__}\n")
         return 0
-    # A cyclic collection every 700 new objects (CPython's default) walks the young ones each
-    # time, and now and then every object alive: the imports alone trigger a hundred, a 10,000-
-    # line batch a thousand, a tenth of its planning. siray makes few cycles (reference counts
-    # free the rest at once), so it collects every 50,000, as mypy does while it builds.
-    gc.set_threshold(50_000)
+    collection.take_over()  # its own garbage collection (collection.py)
     try:
         from siray_cli import signals
 
@@ -52,9 +49,9 @@ def main() -> int:
         # with SIGINT instead of the exit code. Evaluating any string clears the mark.
         eval("None")
     # The interpreter's last act is a full collection over every object the imports made, which
-    # costs more than a status request: freezing them (a public gc API) leaves them to the
-    # process's end instead. Nothing is left to run that a collection could matter to.
-    gc.freeze()
+    # costs more than a status request: frozen, they are left to the process's end instead.
+    # Nothing is left to run that a collection could matter to.
+    collection.keep_to_the_end()
     return code
 
 

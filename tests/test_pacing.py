@@ -245,3 +245,22 @@ def test_a_rate_limited_emulator_answers_429_with_retry_after(make_emulator):
         # the --fault rules still come first
         server.state.faults.add(Fault(action="status", status=503, count=1))
         assert client.get("/requests/none/status", headers=higgsfield).status_code == 503
+
+
+def test_a_retry_policy_that_could_not_judge_a_first_answer_alone_is_refused():
+    """The first answer is judged by the policy's own methods and statuses, no Retry made yet
+    (transport/retries.py): a policy whose empty sets would mean httpx-retries' defaults, or
+    that could be exhausted before its first attempt, is refused where it is made."""
+    from siray_cli.transport.retries import RetryPolicy, read_retry
+
+    for bad in (
+        {"methods": [], "statuses": [503]},
+        {"methods": ["GET"], "statuses": []},
+        {"methods": ["GET"], "statuses": [503], "total": 0},
+        {"methods": ["GET"], "statuses": [503], "attempts_made": 1},
+    ):
+        with pytest.raises(ValueError):
+            RetryPolicy(**bad)
+    retry = read_retry(backoff=0.0).start()  # what a first failure makes
+    assert retry.allowed_methods == {"GET"} and 503 in retry.status_forcelist
+    assert retry.attempts_made == 0 and not retry.is_exhausted()

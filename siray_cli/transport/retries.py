@@ -5,6 +5,7 @@ listening there."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ _GET_FAULTS: tuple[type[Exception], ...] = (
 )
 
 
+_STARTED = frozenset({"attempts_made", "elapsed_sleep", "allowed_methods", "status_forcelist"})
+
+
 class RetryPolicy:
     """Which requests are sent again, and how: the arguments of an httpx-retries Retry, which is
     made only when an attempt fails. Its module imports asyncio (about 25 ms): a command whose
@@ -58,10 +62,14 @@ class RetryPolicy:
         validate_response: Callable[[httpx.Response], None] | None = None,
         **options: Any,
     ) -> None:
-        if options.get("total", 1) < 1:  # a first failure is then final: not what this is for
-            raise ValueError("a retry policy allows at least one more attempt")
+        # the first answer is judged without a Retry: one that could be exhausted before any
+        # attempt, or whose empty sets would mean httpx-retries' defaults, is not this
+        if options.get("total", 1) < 1 or _STARTED.intersection(options):
+            raise ValueError("a retry policy starts with no attempt made, and allows another")
         self.methods = frozenset(method.upper() for method in methods)
         self.statuses = frozenset(statuses)
+        if not self.methods or not self.statuses:
+            raise ValueError("a retry policy names the methods and statuses it sends again")
         self.validate_response = validate_response
         self._options = options
 
@@ -278,17 +286,19 @@ def _retry_class() -> type[Retry]:
     """httpx-retries' Retry, which does not retry NothingListening (made on first use: the
     module imports asyncio)."""
     global _RETRY
-    if _RETRY is None:
-        from httpx_retries import Retry
+    with _RETRY_MADE:  # a batch's workers may all fail at once: one class, made once
+        if _RETRY is None:
+            from httpx_retries import Retry
 
-        class SirayRetry(Retry):
-            def is_retryable_exception(self, exception: Exception) -> bool:
-                if isinstance(exception, NothingListening):
-                    return False
-                return bool(super().is_retryable_exception(exception))
+            class SirayRetry(Retry):
+                def is_retryable_exception(self, exception: Exception) -> bool:
+                    if isinstance(exception, NothingListening):
+                        return False
+                    return bool(super().is_retryable_exception(exception))
 
-        _RETRY = SirayRetry
-    return _RETRY
+            _RETRY = SirayRetry
+        return _RETRY
 
 
 _RETRY: type[Retry] | None = None
+_RETRY_MADE = threading.Lock()

@@ -7,7 +7,6 @@ worker pool, job.py one line's life through the Ledger and its TaskHandle."""
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -16,7 +15,7 @@ from pathlib import Path
 from shlex import quote
 from typing import TYPE_CHECKING, Any
 
-from siray_cli import signals
+from siray_cli import collection, signals
 from siray_cli.errors import BatchInterrupted
 from siray_cli.services.batch.job import BatchWatcher, JobResult, LineFlow, LineOptions
 from siray_cli.services.batch.jobs import (
@@ -276,9 +275,9 @@ def _run_locked(
         )
         started, wall = time.monotonic(), time.time()
         # What the imports and the plan made lives to the end of the batch: no collection need
-        # walk it again (see main.py). Frozen now, the collection those objects were due to
-        # set off (about 15 ms, the GIL held) cannot fall among the first wave's submits.
-        gc.freeze()
+        # walk it again. Frozen now, the collection those objects were due to set off (about
+        # 15 ms, the GIL held) cannot fall among the first wave's submits.
+        collection.keep_to_the_end()
         try:
             runner.start()
             while runner.running():
